@@ -1,0 +1,66 @@
+//! Plausibility bounds for clinical values, in one place.
+//!
+//! The Rust validation and the generated JSON Schema both read these
+//! constants, so the two can never disagree. Figures come from
+//! `DOMAIN.md` (trial protocols, reviews, consent forms). A bound is a *hard*
+//! limit for "this cannot be a real record" (a typo, wrong unit), not a
+//! clinical guideline: a dose that is unusual but possible must still be
+//! recordable, because the system records facts and flags policy separately.
+
+/// Injected volume per site, mL: must be above this. A zero or negative
+/// volume cannot have been injected.
+pub const VOLUME_ML_ABOVE: f64 = 0.0;
+/// Injected volume per site, mL: at most this. 8–10 mL into a knee joint is
+/// the largest seen; 20 mL leaves room while catching unit slips (80 mL).
+pub const VOLUME_ML_MAX: f64 = 20.0;
+
+/// Needle gauge range seen: 18 G (large joints) to 30 G (superficial).
+pub const NEEDLE_GAUGE_MIN: u8 = 18;
+/// See [`NEEDLE_GAUGE_MIN`].
+pub const NEEDLE_GAUGE_MAX: u8 = 30;
+
+/// Needle length, mm: 10 mm (superficial) up to a 150 mm spinal needle.
+pub const NEEDLE_LENGTH_MM_MIN: u16 = 10;
+/// See [`NEEDLE_LENGTH_MM_MIN`].
+pub const NEEDLE_LENGTH_MM_MAX: u16 = 150;
+
+/// Session number within a series. Series of 3–6 are typical and up to 8 are
+/// seen; 10 is the hard limit (above 6 deserves re-evaluation, which is a
+/// finding, not a refusal).
+pub const SESSION_NUMBER_MIN: u8 = 1;
+/// See [`SESSION_NUMBER_MIN`].
+pub const SESSION_NUMBER_MAX: u8 = 10;
+
+/// Days between sessions: weekly at the most often, quarterly at the least.
+pub const INTERVAL_DAYS_MIN: u16 = 7;
+/// See [`INTERVAL_DAYS_MIN`].
+pub const INTERVAL_DAYS_MAX: u16 = 90;
+
+/// Concentration of one solution component, % (w/v): above 0 and at most 50,
+/// the strength of undiluted dextrose stock. Per-agent limits are tighter,
+/// see [`crate::Agent::max_concentration_pct`].
+pub const CONCENTRATION_PCT_ABOVE: f64 = 0.0;
+/// See [`CONCENTRATION_PCT_ABOVE`].
+pub const CONCENTRATION_PCT_MAX: f64 = 50.0;
+
+/// Range of motion, degrees. The largest normal arc is ~180° (shoulder
+/// flexion/abduction); 200° leaves room for hypermobile joints. Judgement call.
+pub const ROM_DEGREES_MIN: u16 = 0;
+/// See [`ROM_DEGREES_MIN`].
+pub const ROM_DEGREES_MAX: u16 = 200;
+
+/// Pain on the numeric rating scale (LOINC 72514-3): 0 to 10.
+pub const PAIN_NRS_MIN: u8 = 0;
+/// See [`PAIN_NRS_MIN`].
+pub const PAIN_NRS_MAX: u8 = 10;
+
+/// CTCAE severity grade: 1 mild … 5 death.
+pub const CTCAE_GRADE_MIN: u8 = 1;
+/// See [`CTCAE_GRADE_MIN`].
+pub const CTCAE_GRADE_MAX: u8 = 5;
+
+/// Free text (findings, rationale, history): at most this many characters.
+/// Long narratives belong in the EHR; the trail keeps a summary.
+pub const TEXT_MAX_CHARS: usize = 4000;
+/// Short text (issuer, reference, source, actor id): at most this many characters.
+pub const SHORT_TEXT_MAX_CHARS: usize = 200;

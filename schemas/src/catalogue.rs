@@ -1,0 +1,156 @@
+//! The event catalogue: every event type, its payload type, its current
+//! schema version and the entity its subject is filed under, in one table.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ContractError, ProblemCode, error::problem_from_serde, payload::*};
+
+/// The kind of entity an event is filed under in its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    /// `clinic.<c>.patient.<patient_id>.<type>`
+    Patient,
+    /// `clinic.<c>.practitioner.<practitioner_id>.<type>`
+    Practitioner,
+    /// `clinic.<c>.lot.<lot>.<type>`
+    Lot,
+    /// A correction: filed under the entity of the event it corrects.
+    TargetOf,
+}
+
+macro_rules! catalogue {
+    ($($variant:ident => $name:literal, $payload:ident, v $version:literal, $entity:ident;)*) => {
+        /// Every event type, by its dotted name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+        pub enum EventType {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                #[serde(rename = $name)]
+                $variant,
+            )*
+        }
+
+        impl EventType {
+            /// Every event type, in catalogue order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
+
+            /// The dotted name, as in subjects and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)*
+                }
+            }
+
+            /// The schema version this code writes. Older versions are upcast on read.
+            pub fn current_version(self) -> u32 {
+                match self {
+                    $(EventType::$variant => $version,)*
+                }
+            }
+
+            /// The entity whose subject the event is filed under.
+            pub fn entity_kind(self) -> EntityKind {
+                match self {
+                    $(EventType::$variant => EntityKind::$entity,)*
+                }
+            }
+
+            /// The JSON Schema of this type's payload.
+            pub(crate) fn payload_schema(self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                match self {
+                    $(EventType::$variant => generator.subschema_for::<$payload>(),)*
+                }
+            }
+        }
+
+        impl FromStr for EventType {
+            type Err = ContractError;
+            fn from_str(s: &str) -> Result<Self, ContractError> {
+                match s {
+                    $($name => Ok(EventType::$variant),)*
+                    other => Err(ContractError::single(
+                        None,
+                        "event_type",
+                        ProblemCode::UnknownEventType,
+                        format!("{other:?} is not a known event type"),
+                    )),
+                }
+            }
+        }
+
+        /// The payload of an event, one variant per event type.
+        #[derive(Debug, Clone, PartialEq)]
+        #[allow(missing_docs)]
+        pub enum Payload {
+            $($variant($payload),)*
+        }
+
+        impl Payload {
+            /// The event type this payload belongs to.
+            pub fn event_type(&self) -> EventType {
+                match self {
+                    $(Payload::$variant(_) => EventType::$variant,)*
+                }
+            }
+
+            /// Reads a payload of `event_type` (current schema version) from JSON,
+            /// naming the field of the first shape problem (`payload.<path>`).
+            pub fn from_value(event_type: EventType, value: serde_json::Value) -> Result<Payload, ContractError> {
+                let shape = |err: serde_path_to_error::Error<serde_json::Error>| {
+                    let path = format!("payload.{}", err.path());
+                    let path = path.trim_end_matches('.').to_owned();
+                    ContractError {
+                        event_type: Some(event_type.as_str().to_owned()),
+                        problems: vec![problem_from_serde(&path, err.inner())],
+                    }
+                };
+                match event_type {
+                    $(EventType::$variant => serde_path_to_error::deserialize(value)
+                        .map(Payload::$variant)
+                        .map_err(shape),)*
+                }
+            }
+        }
+
+        impl Serialize for Payload {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Payload::$variant(p) => p.serialize(serializer),)*
+                }
+            }
+        }
+
+        $(
+            impl From<$payload> for Payload {
+                fn from(p: $payload) -> Payload {
+                    Payload::$variant(p)
+                }
+            }
+        )*
+    };
+}
+
+catalogue! {
+    PractitionerCredentialed => "practitioner.credentialed", PractitionerCredentialed, v 1, Practitioner;
+    ConsentGiven => "consent.given", ConsentGiven, v 1, Patient;
+    ConsentWithdrawn => "consent.withdrawn", ConsentWithdrawn, v 1, Patient;
+    ExaminationDone => "examination.done", ExaminationDone, v 1, Patient;
+    ImagingRecorded => "imaging.recorded", ImagingRecorded, v 1, Patient;
+    CandidacyAssessed => "candidacy.assessed", CandidacyAssessed, v 1, Patient;
+    TreatmentPlanned => "treatment.planned", TreatmentPlanned, v 1, Patient;
+    InjectionGiven => "injection.given", InjectionGiven, v 2, Patient;
+    AdverseEventReported => "adverse_event.reported", AdverseEventReported, v 1, Patient;
+    AdverseEventUpdated => "adverse_event.updated", AdverseEventUpdated, v 1, Patient;
+    LotRecalled => "lot.recalled", LotRecalled, v 1, Lot;
+    AdjunctTherapyRecommended => "adjunct_therapy.recommended", AdjunctTherapyRecommended, v 1, Patient;
+    RecordCorrected => "record.corrected", RecordCorrected, v 1, TargetOf;
+    RecordEnteredInError => "record.entered_in_error", RecordEnteredInError, v 1, TargetOf;
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

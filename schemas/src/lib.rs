@@ -1,0 +1,31 @@
+//! The prolo-audit event contract.
+//!
+//! Every clinically relevant fact is an immutable [`Envelope`] on the JetStream
+//! stream. This crate is the one definition of what such an event looks like:
+//! the envelope and every payload (serde types), the validation shared by the
+//! recording services and the projector, the canonical JSON wire form, the
+//! subject scheme, upcasting of older schema versions and the JSON Schema
+//! files that other clinic systems validate against.
+//!
+//! It does no I/O, so other systems can depend on it to read the trail.
+
+pub mod bounds;
+mod catalogue;
+mod envelope;
+mod error;
+mod ids;
+pub mod json_schema;
+mod payload;
+mod sites;
+pub mod subject;
+mod upcast;
+mod validate;
+
+pub use catalogue::{EntityKind, EventType, Payload};
+pub use envelope::{Actor, ActorRole, Envelope};
+pub use error::{ContractError, Problem, ProblemCode};
+pub use ids::{ClinicId, IdError, LotNumber, PatientId, PractitionerId};
+pub use payload::*;
+pub use sites::{Laterality, Region, RiskZone, SiteInfo, SiteKey};
+pub use subject::{Entity, Subject, SubjectError};
+pub use upcast::upcast_payload;

@@ -1,0 +1,675 @@
+//! The payload of every event type.
+//!
+//! Plain serde types: what the clinic recorded, nothing derived. Bounds come
+//! from [`crate::bounds`] and appear in the generated JSON Schema too; the
+//! rules that tie fields together live in `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    EventType, LotNumber, PractitionerId,
+    bounds::*,
+    sites::{Laterality, Region, SiteKey},
+};
+
+/// An injection or examination site: a key from the controlled list and,
+/// where the site has sides, which side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Key from the clinic's controlled site list.
+    pub site_key: SiteKey,
+    /// Required for sites that have sides, absent for midline sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laterality: Option<Laterality>,
+}
+
+/// A credential a practitioner can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// Trained and allowed to give reconstructive therapy (prolotherapy).
+    ReconstructiveTherapy,
+    /// Trained in ultrasound-guided injection.
+    UltrasoundGuidance,
+    /// Trained in fluoroscopy-guided injection.
+    FluoroscopyGuidance,
+}
+
+/// `practitioner.credentialed`: a practitioner holds a credential for a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PractitionerCredentialed {
+    /// Who holds the credential.
+    pub practitioner_id: PractitionerId,
+    /// What the credential allows.
+    pub credential: CredentialKind,
+    /// Who issued it (society, board, course).
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub issuer: String,
+    /// First day it is valid.
+    pub valid_from: NaiveDate,
+    /// Last day it is valid; absent when it does not lapse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<NaiveDate>,
+}
+
+/// A solution agent.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// Hypertonic dextrose, the usual proliferant.
+    Dextrose,
+    /// Local anaesthetic.
+    Lidocaine,
+    /// Local anaesthetic.
+    Procaine,
+    /// Normal saline diluent.
+    Saline,
+    /// Sodium morrhuate, an added sclerosant.
+    SodiumMorrhuate,
+    /// Glycerin (part of P2G).
+    Glycerin,
+    /// Phenol (part of P2G).
+    Phenol,
+    /// Autologous platelet-rich plasma: no concentration applies.
+    Prp,
+}
+
+impl Agent {
+    /// Highest plausible concentration (%) of this agent in a syringe, or
+    /// `None` where a concentration does not apply (PRP). Dextrose stock is
+    /// 50%; anaesthetics are used up to ~2%; normal saline is 0.9%; sodium
+    /// morrhuate is supplied at 5%; P2G stock is glycerin 25% and phenol 2.5%.
+    pub fn max_concentration_pct(self) -> Option<f64> {
+        match self {
+            Agent::Dextrose => Some(50.0),
+            Agent::Lidocaine | Agent::Procaine => Some(2.0),
+            Agent::Saline => Some(0.9),
+            Agent::SodiumMorrhuate => Some(5.0),
+            Agent::Glycerin => Some(25.0),
+            Agent::Phenol => Some(2.5),
+            Agent::Prp => None,
+        }
+    }
+}
+
+/// `consent.given`: the patient consented to a scope for a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentGiven {
+    /// Sites the consent covers (at least one).
+    #[schemars(length(min = 1))]
+    pub sites: Vec<SiteKey>,
+    /// Agents the consent covers (at least one).
+    #[schemars(length(min = 1))]
+    pub solutions: Vec<Agent>,
+    /// Whether the patient consented to a series rather than one session.
+    pub series: bool,
+    /// Risks explained to the patient (at least one).
+    #[schemars(length(min = 1))]
+    pub risks_disclosed: Vec<Risk>,
+    /// Alternatives discussed.
+    #[serde(default)]
+    pub alternatives_discussed: Vec<Alternative>,
+    /// The patient was told many insurers consider the therapy investigational.
+    pub investigational_status_disclosed: bool,
+    /// Start of the period the consent covers.
+    pub valid_from: DateTime<Utc>,
+    /// End of that period; absent when open-ended (until withdrawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Reference of the signed form in the EHR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub form_reference: Option<String>,
+}
+
+/// A risk named on the consent form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Risk {
+    PainFlare,
+    AllergyToAnaesthetic,
+    Infection,
+    NerveInjury,
+    MuscleInjury,
+    Bleeding,
+    Pneumothorax,
+    SpinalCordInjury,
+    DuralPuncture,
+    TendonRupture,
+    NoEffect,
+}
+
+/// An alternative to the therapy discussed with the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Alternative {
+    NoTreatment,
+    PhysicalTherapy,
+    SteroidInjection,
+    Surgery,
+    Medication,
+}
+
+/// `consent.withdrawn`: the patient withdrew a consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentWithdrawn {
+    /// The `consent.given` event withdrawn.
+    pub consent_event_id: Uuid,
+    /// Why, when the patient said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub reason: Option<String>,
+}
+
+/// One palpation finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PalpationFinding {
+    /// Where.
+    pub site: Site,
+    /// Tender to palpation.
+    pub tender: bool,
+    /// Reproduces the patient's pain (the "jump sign").
+    pub reproduces_pain: bool,
+}
+
+/// A movement whose range is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Movement {
+    Flexion,
+    Extension,
+    Abduction,
+    Adduction,
+    InternalRotation,
+    ExternalRotation,
+    LateralFlexion,
+    Rotation,
+    Dorsiflexion,
+    Plantarflexion,
+    Inversion,
+    Eversion,
+}
+
+/// One range-of-motion measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RangeOfMotion {
+    /// The joint or spinal region.
+    pub region: Region,
+    /// Side, for paired joints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laterality: Option<Laterality>,
+    /// The movement.
+    pub movement: Movement,
+    /// Measured arc in degrees.
+    #[schemars(range(min = ROM_DEGREES_MIN, max = ROM_DEGREES_MAX))]
+    pub degrees: u16,
+}
+
+/// The cause the examiner holds responsible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum UnderlyingCause {
+    LigamentLaxity,
+    Tendinopathy,
+    Enthesopathy,
+    Osteoarthritis,
+    JointInstability,
+    Other,
+}
+
+/// `examination.done`: a clinical examination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExaminationDone {
+    /// Region of the complaint.
+    pub complaint_region: Region,
+    /// Palpation findings.
+    #[serde(default)]
+    pub palpation_findings: Vec<PalpationFinding>,
+    /// Range of motion per movement.
+    #[serde(default)]
+    pub range_of_motion: Vec<RangeOfMotion>,
+    /// Pain now, 0–10 (NRS, LOINC 72514-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = PAIN_NRS_MIN, max = PAIN_NRS_MAX))]
+    pub pain_nrs: Option<u8>,
+    /// Summary of the history interview.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub history_summary: String,
+    /// The cause the examiner holds responsible.
+    pub underlying_cause: UnderlyingCause,
+}
+
+/// Imaging modality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Modality {
+    XRay,
+    Ultrasound,
+    Mri,
+    Ct,
+}
+
+/// Why a study was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImagingPurpose {
+    /// Before treatment.
+    Baseline,
+    /// A periodic repeat during or after the series.
+    FollowUp,
+}
+
+/// `imaging.recorded`: an imaging study and its findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingRecorded {
+    /// Modality.
+    pub modality: Modality,
+    /// Baseline or follow-up.
+    pub purpose: ImagingPurpose,
+    /// Region imaged.
+    pub region: Region,
+    /// Side, for paired joints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laterality: Option<Laterality>,
+    /// What the study showed.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub findings: String,
+    /// Accession number or PACS reference of the study.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub study_reference: String,
+}
+
+/// `candidacy.assessed`: is the patient a candidate for the therapy, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CandidacyAssessed {
+    /// The decision.
+    pub candidate: bool,
+    /// Why.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub rationale: String,
+    /// The examination the decision rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examination_event_id: Option<Uuid>,
+}
+
+/// `treatment.planned`: a series of sessions at target sites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TreatmentPlanned {
+    /// Number of sessions planned.
+    #[schemars(range(min = SESSION_NUMBER_MIN, max = SESSION_NUMBER_MAX))]
+    pub sessions_planned: u8,
+    /// Days between sessions.
+    #[schemars(range(min = INTERVAL_DAYS_MIN, max = INTERVAL_DAYS_MAX))]
+    pub interval_days: u16,
+    /// Sites to inject (at least one).
+    #[schemars(length(min = 1))]
+    pub target_sites: Vec<Site>,
+    /// Agents planned.
+    #[serde(default)]
+    pub solutions: Vec<Agent>,
+}
+
+/// One component of an injected solution, with its own lot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SolutionComponent {
+    /// The agent.
+    pub agent: Agent,
+    /// Final concentration in the syringe, % w/v; absent for PRP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = CONCENTRATION_PCT_MAX), extend("exclusiveMinimum" = CONCENTRATION_PCT_ABOVE))]
+    pub concentration_pct: Option<f64>,
+    /// Manufacturer's lot (for PRP: the preparation kit's lot).
+    pub lot: LotNumber,
+    /// Last day the lot may be used.
+    pub lot_expiry: NaiveDate,
+}
+
+/// The solution injected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Solution {
+    /// Its components (at least one), each with its lot.
+    #[schemars(length(min = 1))]
+    pub components: Vec<SolutionComponent>,
+}
+
+/// The needle used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Needle {
+    /// Gauge (G).
+    #[schemars(range(min = NEEDLE_GAUGE_MIN, max = NEEDLE_GAUGE_MAX))]
+    pub gauge: u8,
+    /// Length in mm.
+    #[schemars(range(min = NEEDLE_LENGTH_MM_MIN, max = NEEDLE_LENGTH_MM_MAX))]
+    pub length_mm: u16,
+}
+
+/// How the needle was guided.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Guidance {
+    Palpation,
+    Ultrasound,
+    Fluoroscopy,
+    Ct,
+}
+
+/// `injection.given` (schema version 2): one injection at one site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectionGiven {
+    /// Where.
+    pub site: Site,
+    /// What, with lots.
+    pub solution: Solution,
+    /// How much, mL.
+    #[schemars(range(max = VOLUME_ML_MAX), extend("exclusiveMinimum" = VOLUME_ML_ABOVE))]
+    pub volume_ml: f64,
+    /// With what needle.
+    pub needle: Needle,
+    /// How the needle was guided.
+    pub guidance: Guidance,
+    /// Session number within the series.
+    #[schemars(range(min = SESSION_NUMBER_MIN, max = SESSION_NUMBER_MAX))]
+    pub session_number: u8,
+    /// Who injected (may differ from the actor who recorded it).
+    pub practitioner_id: PractitionerId,
+    /// Skin preparation, sterile gloves and a single-use needle were used.
+    pub aseptic_preparation: bool,
+    /// The `treatment.planned` event this injection belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treatment_plan_event_id: Option<Uuid>,
+}
+
+/// What kind of adverse event.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum AdverseEventKind {
+    MisplacedInjection,
+    Infection,
+    PainFlare,
+    NerveInjury,
+    Pneumothorax,
+    DuralPunctureHeadache,
+    AllergicReaction,
+    Other,
+}
+
+/// Where a misplaced injection went instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum MisplacementRoute {
+    WrongStructure,
+    Intravascular,
+    Intrathecal,
+    IntraArticular,
+    Other,
+}
+
+/// Details of a misplaced injection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Misplacement {
+    /// The site the practitioner meant.
+    pub intended_site: Site,
+    /// Where it went, when that is a listed site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual_site: Option<Site>,
+    /// The route it took.
+    pub route: MisplacementRoute,
+}
+
+/// A sign of infection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum InfectionSign {
+    Erythema,
+    Warmth,
+    Swelling,
+    Purulence,
+    Fever,
+    IncreasingPain,
+}
+
+/// Details of an infection at the injection site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Infection {
+    /// Signs observed (at least one).
+    #[schemars(length(min = 1))]
+    pub signs: Vec<InfectionSign>,
+    /// A culture was taken.
+    pub culture_taken: bool,
+}
+
+/// ICH E2A seriousness criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SeriousnessCriterion {
+    Death,
+    LifeThreatening,
+    Hospitalisation,
+    PersistentDisability,
+    MedicallyImportant,
+}
+
+/// FHIR AdverseEvent outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Outcome {
+    Recovering,
+    Resolved,
+    ResolvedWithSequelae,
+    Ongoing,
+    Fatal,
+    Unknown,
+}
+
+/// The injection an adverse event follows, with its clinical time so that
+/// "onset not before the injection" can be checked without a lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedInjection {
+    /// The `injection.given` event.
+    pub event_id: Uuid,
+    /// Its `occurred_at`.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// `adverse_event.reported`: something went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdverseEventReported {
+    /// What kind.
+    pub kind: AdverseEventKind,
+    /// Required for a misplaced injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misplacement: Option<Misplacement>,
+    /// Required for an infection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infection: Option<Infection>,
+    /// CTCAE grade 1–5.
+    #[schemars(range(min = CTCAE_GRADE_MIN, max = CTCAE_GRADE_MAX))]
+    pub grade: u8,
+    /// Serious in the ICH E2A sense (separate from severity).
+    pub serious: bool,
+    /// The criteria that make it serious; at least one when serious.
+    #[serde(default)]
+    pub seriousness_criteria: Vec<SeriousnessCriterion>,
+    /// When it began.
+    pub onset_at: DateTime<Utc>,
+    /// The injection it follows (required for a misplaced injection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_injection: Option<LinkedInjection>,
+    /// Outcome known at the time of the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Narrative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub description: Option<String>,
+}
+
+/// WHO-UMC causality category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Causality {
+    Certain,
+    Probable,
+    Possible,
+    Unlikely,
+    Conditional,
+    Unassessable,
+}
+
+/// Whether the adverse event is still followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdverseEventStatus {
+    /// Still followed up.
+    Open,
+    /// Follow-up ended.
+    Closed,
+}
+
+/// `adverse_event.updated`: a follow-up of a reported adverse event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdverseEventUpdated {
+    /// The `adverse_event.reported` event followed up.
+    pub adverse_event_id: Uuid,
+    /// Causality assessment, when made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causality: Option<Causality>,
+    /// Re-graded severity, when changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = CTCAE_GRADE_MIN, max = CTCAE_GRADE_MAX))]
+    pub grade: Option<u8>,
+    /// Open or closed.
+    pub status: AdverseEventStatus,
+    /// Outcome so far.
+    pub outcome: Outcome,
+    /// Narrative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub note: Option<String>,
+}
+
+/// `lot.recalled`: a solution lot must no longer be used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LotRecalled {
+    /// The lot.
+    pub lot: LotNumber,
+    /// The agent of the lot, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+    /// Why.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub reason: String,
+}
+
+/// An adjunct therapy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum AdjunctTherapy {
+    Stretching,
+    Yoga,
+    PhysicalTherapy,
+    StrengthProgramme,
+    WeightManagement,
+    Other,
+}
+
+/// `adjunct_therapy.recommended`: therapies recommended alongside the series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjunctTherapyRecommended {
+    /// At least one.
+    #[schemars(length(min = 1))]
+    pub therapies: Vec<AdjunctTherapy>,
+    /// Notes, e.g. frequency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub notes: Option<String>,
+}
+
+/// Which entity a correction is filed under, when the target is not a patient
+/// event (a patient event's correction carries the envelope's `patient_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionTarget {
+    /// The event corrected.
+    pub event_id: Uuid,
+    /// Its type (a correction cannot target another correction).
+    pub event_type: EventType,
+    /// For a `practitioner.credentialed` target: its practitioner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practitioner_id: Option<PractitionerId>,
+    /// For a `lot.recalled` target: its lot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<LotNumber>,
+}
+
+/// `record.corrected`: a fact recorded wrongly, and what it should have been.
+/// The original stays; current views show the corrected payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCorrected {
+    /// The event corrected.
+    pub target: CorrectionTarget,
+    /// Why.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub reason: String,
+    /// The payload as it should have been, in the target type's current
+    /// schema; validated as that type.
+    pub corrected_payload: BTreeMap<String, serde_json::Value>,
+}
+
+/// `record.entered_in_error`: a record that should never have been made
+/// (wrong patient, duplicate entry). The original stays, marked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEnteredInError {
+    /// The event marked.
+    pub target: CorrectionTarget,
+    /// Why.
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub reason: String,
+}

@@ -1,0 +1,497 @@
+//! The contract's rules beyond shape: plausible ranges and consistency.
+//!
+//! One validation, used by the recording services before publishing and by
+//! the projector when folding. Every problem is collected (not just the
+//! first) and names its field path, e.g.
+//! `injection.given: payload.volume_ml: 80 is above the maximum 20`.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::{
+    ContractError, EntityKind, Envelope, Payload, Problem, ProblemCode, bounds::*, payload::*,
+};
+
+/// How far `occurred_at` may lie after `recorded_at`: the caller's clock and
+/// the service's clock are not the same clock. Beyond this the clinical time
+/// is in the future, which is a typo, not a fact.
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::minutes(5);
+
+/// Collects problems with their paths.
+struct Check {
+    problems: Vec<Problem>,
+}
+
+impl Check {
+    fn problem(&mut self, path: impl Into<String>, code: ProblemCode, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            code,
+            message: message.into(),
+        });
+    }
+
+    fn range<T: PartialOrd + Display>(&mut self, path: &str, value: T, min: T, max: T) {
+        if value < min {
+            self.problem(
+                path,
+                ProblemCode::OutOfRange,
+                format!("{value} is below the minimum {min}"),
+            );
+        } else if value > max {
+            self.problem(
+                path,
+                ProblemCode::OutOfRange,
+                format!("{value} is above the maximum {max}"),
+            );
+        }
+    }
+
+    /// `above < value <= max`, for quantities that cannot be zero.
+    fn above_up_to(&mut self, path: &str, value: f64, above: f64, max: f64) {
+        if value.is_nan() || value <= above {
+            self.problem(
+                path,
+                ProblemCode::OutOfRange,
+                format!("{value} must be above {above}"),
+            );
+        } else if value > max {
+            self.problem(
+                path,
+                ProblemCode::OutOfRange,
+                format!("{value} is above the maximum {max}"),
+            );
+        }
+    }
+
+    fn text(&mut self, path: &str, text: &str, max_chars: usize) {
+        if text.trim().is_empty() {
+            self.problem(path, ProblemCode::BadText, "must not be empty");
+        } else if text.chars().count() > max_chars {
+            self.problem(
+                path,
+                ProblemCode::BadText,
+                format!("is longer than {max_chars} characters"),
+            );
+        } else if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            self.problem(path, ProblemCode::BadText, "contains control characters");
+        }
+    }
+
+    fn opt_text(&mut self, path: &str, text: Option<&String>, max_chars: usize) {
+        if let Some(text) = text {
+            self.text(path, text, max_chars);
+        }
+    }
+
+    fn non_empty<T>(&mut self, path: &str, items: &[T]) {
+        if items.is_empty() {
+            self.problem(path, ProblemCode::MissingField, "must name at least one");
+        }
+    }
+
+    fn inconsistent(&mut self, path: &str, message: impl Into<String>) {
+        self.problem(path, ProblemCode::Inconsistent, message);
+    }
+
+    fn site(&mut self, path: &str, site: &Site) {
+        let key = site.site_key;
+        match (key.info().takes_laterality, site.laterality) {
+            (true, None) => self.problem(
+                format!("{path}.laterality"),
+                ProblemCode::MissingField,
+                format!(
+                    "{} has sides: left, right or bilateral is required",
+                    key.as_str()
+                ),
+            ),
+            (false, Some(_)) => self.inconsistent(
+                &format!("{path}.laterality"),
+                format!("{} is a midline site and takes no laterality", key.as_str()),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Validates a whole event: envelope fields, payload, and how they fit.
+pub(crate) fn envelope(e: &Envelope) -> Result<(), ContractError> {
+    let mut c = Check {
+        problems: Vec::new(),
+    };
+    if e.event_id.get_version_num() != 7 {
+        c.problem(
+            "event_id",
+            ProblemCode::InvalidValue,
+            format!("{} is not a UUIDv7", e.event_id),
+        );
+    }
+    c.text("actor.id", &e.actor.id, SHORT_TEXT_MAX_CHARS);
+    c.text("source", &e.source, SHORT_TEXT_MAX_CHARS);
+    c.text("correlation_id", &e.correlation_id, SHORT_TEXT_MAX_CHARS);
+    if e.occurred_at > e.recorded_at + CLOCK_SKEW_ALLOWANCE {
+        c.inconsistent(
+            "occurred_at",
+            format!(
+                "{} is after recorded_at {}: a fact cannot be recorded before it happens",
+                e.occurred_at, e.recorded_at
+            ),
+        );
+    }
+    entity(&mut c, e);
+    payload(&mut c, &e.payload, "payload", e.occurred_at);
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ContractError {
+            event_type: Some(e.event_type().as_str().to_owned()),
+            problems: c.problems,
+        })
+    }
+}
+
+/// The entity the subject is filed under must be named, and only that one.
+fn entity(c: &mut Check, e: &Envelope) {
+    let kind = match &e.payload {
+        Payload::RecordCorrected(RecordCorrected { target, .. })
+        | Payload::RecordEnteredInError(RecordEnteredInError { target, .. }) => {
+            correction_target(c, target);
+            target.event_type.entity_kind()
+        }
+        other => other.event_type().entity_kind(),
+    };
+    match (kind, &e.patient_id) {
+        (EntityKind::Patient, None) => c.problem(
+            "patient_id",
+            ProblemCode::MissingField,
+            "is required on a patient event",
+        ),
+        (EntityKind::Practitioner | EntityKind::Lot, Some(_)) => c.inconsistent(
+            "patient_id",
+            "must be absent: this event is filed under a practitioner or lot, not a patient",
+        ),
+        _ => {}
+    }
+}
+
+fn correction_target(c: &mut Check, target: &CorrectionTarget) {
+    let path = "payload.target";
+    match target.event_type.entity_kind() {
+        EntityKind::TargetOf => c.inconsistent(
+            &format!("{path}.event_type"),
+            "a correction cannot target another correction; correct the original event",
+        ),
+        EntityKind::Practitioner if target.practitioner_id.is_none() => c.problem(
+            format!("{path}.practitioner_id"),
+            ProblemCode::MissingField,
+            "is required when correcting a practitioner event",
+        ),
+        EntityKind::Lot if target.lot.is_none() => c.problem(
+            format!("{path}.lot"),
+            ProblemCode::MissingField,
+            "is required when correcting a lot event",
+        ),
+        _ => {}
+    }
+}
+
+fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>) {
+    match payload {
+        Payload::PractitionerCredentialed(x) => {
+            c.text(&format!("{p}.issuer"), &x.issuer, SHORT_TEXT_MAX_CHARS);
+            if x.valid_until.is_some_and(|until| until < x.valid_from) {
+                c.inconsistent(&format!("{p}.valid_until"), "is before valid_from");
+            }
+        }
+        Payload::ConsentGiven(x) => {
+            c.non_empty(&format!("{p}.sites"), &x.sites);
+            c.non_empty(&format!("{p}.solutions"), &x.solutions);
+            c.non_empty(&format!("{p}.risks_disclosed"), &x.risks_disclosed);
+            c.opt_text(
+                &format!("{p}.form_reference"),
+                x.form_reference.as_ref(),
+                SHORT_TEXT_MAX_CHARS,
+            );
+            if x.valid_until.is_some_and(|until| until <= x.valid_from) {
+                c.inconsistent(&format!("{p}.valid_until"), "is not after valid_from");
+            }
+        }
+        Payload::ConsentWithdrawn(x) => {
+            c.opt_text(&format!("{p}.reason"), x.reason.as_ref(), TEXT_MAX_CHARS);
+        }
+        Payload::ExaminationDone(x) => {
+            for (i, f) in x.palpation_findings.iter().enumerate() {
+                c.site(&format!("{p}.palpation_findings[{i}].site"), &f.site);
+            }
+            for (i, rom) in x.range_of_motion.iter().enumerate() {
+                c.range(
+                    &format!("{p}.range_of_motion[{i}].degrees"),
+                    rom.degrees,
+                    ROM_DEGREES_MIN,
+                    ROM_DEGREES_MAX,
+                );
+            }
+            if let Some(nrs) = x.pain_nrs {
+                c.range(&format!("{p}.pain_nrs"), nrs, PAIN_NRS_MIN, PAIN_NRS_MAX);
+            }
+            c.text(
+                &format!("{p}.history_summary"),
+                &x.history_summary,
+                TEXT_MAX_CHARS,
+            );
+        }
+        Payload::ImagingRecorded(x) => {
+            c.text(&format!("{p}.findings"), &x.findings, TEXT_MAX_CHARS);
+            c.text(
+                &format!("{p}.study_reference"),
+                &x.study_reference,
+                SHORT_TEXT_MAX_CHARS,
+            );
+        }
+        Payload::CandidacyAssessed(x) => {
+            c.text(&format!("{p}.rationale"), &x.rationale, TEXT_MAX_CHARS);
+        }
+        Payload::TreatmentPlanned(x) => {
+            c.range(
+                &format!("{p}.sessions_planned"),
+                x.sessions_planned,
+                SESSION_NUMBER_MIN,
+                SESSION_NUMBER_MAX,
+            );
+            c.range(
+                &format!("{p}.interval_days"),
+                x.interval_days,
+                INTERVAL_DAYS_MIN,
+                INTERVAL_DAYS_MAX,
+            );
+            c.non_empty(&format!("{p}.target_sites"), &x.target_sites);
+            for (i, site) in x.target_sites.iter().enumerate() {
+                c.site(&format!("{p}.target_sites[{i}]"), site);
+            }
+        }
+        Payload::InjectionGiven(x) => injection(c, x, p),
+        Payload::AdverseEventReported(x) => adverse_event(c, x, p, occurred_at),
+        Payload::AdverseEventUpdated(x) => {
+            if let Some(grade) = x.grade {
+                c.range(
+                    &format!("{p}.grade"),
+                    grade,
+                    CTCAE_GRADE_MIN,
+                    CTCAE_GRADE_MAX,
+                );
+                if grade == 5 && x.outcome != Outcome::Fatal {
+                    c.inconsistent(
+                        &format!("{p}.outcome"),
+                        "grade 5 means death: the outcome must be fatal",
+                    );
+                }
+            }
+            c.opt_text(&format!("{p}.note"), x.note.as_ref(), TEXT_MAX_CHARS);
+        }
+        Payload::LotRecalled(x) => {
+            c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
+        }
+        Payload::AdjunctTherapyRecommended(x) => {
+            c.non_empty(&format!("{p}.therapies"), &x.therapies);
+            c.opt_text(&format!("{p}.notes"), x.notes.as_ref(), TEXT_MAX_CHARS);
+        }
+        Payload::RecordCorrected(x) => {
+            c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
+            corrected_payload(c, x, p, occurred_at);
+        }
+        Payload::RecordEnteredInError(x) => {
+            c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
+        }
+    }
+}
+
+fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
+    c.site(&format!("{p}.site"), &x.site);
+    c.non_empty(&format!("{p}.solution.components"), &x.solution.components);
+    for (i, component) in x.solution.components.iter().enumerate() {
+        let path = format!("{p}.solution.components[{i}].concentration_pct");
+        match (
+            component.agent.max_concentration_pct(),
+            component.concentration_pct,
+        ) {
+            (None, Some(_)) => c.inconsistent(&path, "PRP has no concentration; leave it out"),
+            (Some(_), None) => c.problem(
+                path,
+                ProblemCode::MissingField,
+                "is required for this agent",
+            ),
+            (Some(agent_max), Some(pct)) => {
+                c.above_up_to(
+                    &path,
+                    pct,
+                    CONCENTRATION_PCT_ABOVE,
+                    CONCENTRATION_PCT_MAX.min(agent_max),
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    c.above_up_to(
+        &format!("{p}.volume_ml"),
+        x.volume_ml,
+        VOLUME_ML_ABOVE,
+        VOLUME_ML_MAX,
+    );
+    c.range(
+        &format!("{p}.needle.gauge"),
+        x.needle.gauge,
+        NEEDLE_GAUGE_MIN,
+        NEEDLE_GAUGE_MAX,
+    );
+    c.range(
+        &format!("{p}.needle.length_mm"),
+        x.needle.length_mm,
+        NEEDLE_LENGTH_MM_MIN,
+        NEEDLE_LENGTH_MM_MAX,
+    );
+    c.range(
+        &format!("{p}.session_number"),
+        x.session_number,
+        SESSION_NUMBER_MIN,
+        SESSION_NUMBER_MAX,
+    );
+}
+
+fn adverse_event(c: &mut Check, x: &AdverseEventReported, p: &str, occurred_at: DateTime<Utc>) {
+    c.range(
+        &format!("{p}.grade"),
+        x.grade,
+        CTCAE_GRADE_MIN,
+        CTCAE_GRADE_MAX,
+    );
+    let criteria = &x.seriousness_criteria;
+    if x.serious && criteria.is_empty() {
+        c.problem(
+            format!("{p}.seriousness_criteria"),
+            ProblemCode::MissingField,
+            "a serious event names at least one criterion",
+        );
+    }
+    if !x.serious && !criteria.is_empty() {
+        c.inconsistent(
+            &format!("{p}.serious"),
+            "is false but seriousness criteria are given",
+        );
+    }
+    if x.grade == 5 {
+        if !x.serious || !criteria.contains(&SeriousnessCriterion::Death) {
+            c.inconsistent(
+                &format!("{p}.serious"),
+                "grade 5 means death: serious with the criterion death",
+            );
+        }
+        if x.outcome != Some(Outcome::Fatal) {
+            c.inconsistent(
+                &format!("{p}.outcome"),
+                "grade 5 means death: the outcome must be fatal",
+            );
+        }
+    } else if x.outcome == Some(Outcome::Fatal) {
+        c.inconsistent(&format!("{p}.grade"), "a fatal outcome is grade 5");
+    }
+    match (x.kind, &x.misplacement) {
+        (AdverseEventKind::MisplacedInjection, None) => c.problem(
+            format!("{p}.misplacement"),
+            ProblemCode::MissingField,
+            "a misplaced injection names the intended site and where it went",
+        ),
+        (AdverseEventKind::MisplacedInjection, Some(m)) => {
+            c.site(&format!("{p}.misplacement.intended_site"), &m.intended_site);
+            if let Some(actual) = &m.actual_site {
+                c.site(&format!("{p}.misplacement.actual_site"), actual);
+                if *actual == m.intended_site {
+                    c.inconsistent(
+                        &format!("{p}.misplacement.actual_site"),
+                        "is the intended site",
+                    );
+                }
+            }
+        }
+        (_, Some(_)) => c.inconsistent(
+            &format!("{p}.misplacement"),
+            "only a misplaced injection has one",
+        ),
+        _ => {}
+    }
+    if x.kind == AdverseEventKind::MisplacedInjection && x.linked_injection.is_none() {
+        c.problem(
+            format!("{p}.linked_injection"),
+            ProblemCode::MissingField,
+            "a misplaced injection names the injection",
+        );
+    }
+    match (x.kind, &x.infection) {
+        (AdverseEventKind::Infection, None) => c.problem(
+            format!("{p}.infection"),
+            ProblemCode::MissingField,
+            "an infection names its signs",
+        ),
+        (AdverseEventKind::Infection, Some(i)) => {
+            c.non_empty(&format!("{p}.infection.signs"), &i.signs)
+        }
+        (_, Some(_)) => c.inconsistent(
+            &format!("{p}.infection"),
+            "only an infection has infection details",
+        ),
+        _ => {}
+    }
+    if let Some(linked) = &x.linked_injection
+        && x.onset_at < linked.occurred_at
+    {
+        c.inconsistent(
+            &format!("{p}.onset_at"),
+            format!(
+                "{} is before the injection it follows ({})",
+                x.onset_at, linked.occurred_at
+            ),
+        );
+    }
+    if x.onset_at > occurred_at + CLOCK_SKEW_ALLOWANCE {
+        c.inconsistent(
+            &format!("{p}.onset_at"),
+            "is after the report's occurred_at",
+        );
+    }
+    c.opt_text(
+        &format!("{p}.description"),
+        x.description.as_ref(),
+        TEXT_MAX_CHARS,
+    );
+}
+
+/// The corrected payload must be a valid payload of the target's type.
+fn corrected_payload(c: &mut Check, x: &RecordCorrected, p: &str, occurred_at: DateTime<Utc>) {
+    let path = format!("{p}.corrected_payload");
+    let value = serde_json::Value::Object(x.corrected_payload.clone().into_iter().collect());
+    match Payload::from_value(x.target.event_type, value) {
+        Ok(corrected) => {
+            if let Payload::PractitionerCredentialed(credential) = &corrected
+                && x.target.practitioner_id.as_ref() != Some(&credential.practitioner_id)
+            {
+                c.inconsistent(
+                    &format!("{p}.target.practitioner_id"),
+                    "differs from the corrected payload's",
+                );
+            }
+            payload(c, &corrected, &path, occurred_at);
+        }
+        Err(err) => {
+            for problem in err.problems {
+                let rest = problem
+                    .path
+                    .strip_prefix("payload")
+                    .unwrap_or(&problem.path);
+                c.problem(format!("{path}{rest}"), problem.code, problem.message);
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The consistency rules beyond JSON Schema, each shown breaking.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::{fs, path::PathBuf};
+
+use prolo_schemas::{ContractError, Envelope, ProblemCode};
+use serde_json::{Value, json};
+
+fn example(event_type: &str) -> Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{event_type}.json"));
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn check(event: &Value) -> Result<Envelope, ContractError> {
+    Envelope::from_json(&serde_json::to_vec(event).unwrap())
+}
+
+fn rejected_at(event: &Value, path: &str, code: ProblemCode) -> ContractError {
+    let err = check(event).expect_err("should be rejected");
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.path == path && p.code == code),
+        "expected {code:?} at {path}, got {err}"
+    );
+    err
+}
+
+#[test]
+fn grade_five_needs_death_seriousness_and_a_fatal_outcome() {
+    let mut e = example("adverse_event.reported");
+    e["payload"]["grade"] = 5.into();
+    rejected_at(&e, "payload.outcome", ProblemCode::Inconsistent);
+    rejected_at(&e, "payload.serious", ProblemCode::Inconsistent);
+    e["payload"]["outcome"] = "fatal".into();
+    e["payload"]["serious"] = true.into();
+    e["payload"]["seriousness_criteria"] = json!(["death"]);
+    check(&e).unwrap();
+}
+
+#[test]
+fn a_serious_event_names_a_criterion() {
+    let mut e = example("adverse_event.reported");
+    e["payload"]["serious"] = true.into();
+    rejected_at(
+        &e,
+        "payload.seriousness_criteria",
+        ProblemCode::MissingField,
+    );
+}
+
+#[test]
+fn onset_cannot_precede_the_injection() {
+    let mut e = example("adverse_event.reported");
+    e["payload"]["onset_at"] = "2026-09-30T08:00:00Z".into();
+    let err = rejected_at(&e, "payload.onset_at", ProblemCode::Inconsistent);
+    assert!(err.to_string().contains("before the injection"), "{err}");
+}
+
+#[test]
+fn a_misplaced_injection_names_the_injection_and_both_sites() {
+    let mut e = example("adverse_event.reported");
+    e["payload"]["kind"] = "misplaced_injection".into();
+    e["payload"].as_object_mut().unwrap().remove("infection");
+    e["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("linked_injection");
+    rejected_at(&e, "payload.misplacement", ProblemCode::MissingField);
+    rejected_at(&e, "payload.linked_injection", ProblemCode::MissingField);
+    e["payload"]["misplacement"] = json!({
+        "intended_site": {"site_key": "KNEE_MCL", "laterality": "left"},
+        "actual_site": {"site_key": "PES_ANSERINUS", "laterality": "left"},
+        "route": "wrong_structure"
+    });
+    e["payload"]["linked_injection"] = json!({"event_id": "0193a3c2-7c1e-7a3b-8c4d-5e6f7a8b9c09", "occurred_at": "2026-10-01T09:30:00Z"});
+    check(&e).unwrap();
+}
+
+#[test]
+fn a_sided_site_needs_its_laterality_and_a_midline_site_has_none() {
+    let mut e = example("injection.given");
+    e["payload"]["site"] = json!({"site_key": "KNEE_MCL"});
+    rejected_at(&e, "payload.site.laterality", ProblemCode::MissingField);
+    e["payload"]["site"] = json!({"site_key": "LUMBAR_INTERSPINOUS_LIG", "laterality": "left"});
+    rejected_at(&e, "payload.site.laterality", ProblemCode::Inconsistent);
+}
+
+#[test]
+fn each_agent_has_its_own_concentration_limit() {
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][1]["concentration_pct"] = 5.into();
+    let err = rejected_at(
+        &e,
+        "payload.solution.components[1].concentration_pct",
+        ProblemCode::OutOfRange,
+    );
+    assert!(err.to_string().contains("above the maximum 2"), "{err}");
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][0]["agent"] = "prp".into();
+    rejected_at(
+        &e,
+        "payload.solution.components[0].concentration_pct",
+        ProblemCode::Inconsistent,
+    );
+}
+
+#[test]
+fn patient_events_need_a_patient_and_practitioner_events_must_not_have_one() {
+    let mut e = example("consent.given");
+    e.as_object_mut().unwrap().remove("patient_id");
+    rejected_at(&e, "patient_id", ProblemCode::MissingField);
+    let mut e = example("practitioner.credentialed");
+    e["patient_id"] = "P-1".into();
+    rejected_at(&e, "patient_id", ProblemCode::Inconsistent);
+}
+
+#[test]
+fn event_ids_are_uuid_v7_and_facts_are_not_recorded_before_they_happen() {
+    let mut e = example("consent.given");
+    e["event_id"] = "6f9619ff-8b86-4d01-b42d-00cf4fc964ff".into();
+    rejected_at(&e, "event_id", ProblemCode::InvalidValue);
+    let mut e = example("consent.given");
+    e["occurred_at"] = "2026-10-02T09:30:00Z".into();
+    rejected_at(&e, "occurred_at", ProblemCode::Inconsistent);
+}
+
+#[test]
+fn a_corrected_payload_is_validated_as_its_target_type() {
+    let mut e = example("record.corrected");
+    e["payload"]["corrected_payload"]["volume_ml"] = 80.into();
+    rejected_at(
+        &e,
+        "payload.corrected_payload.volume_ml",
+        ProblemCode::OutOfRange,
+    );
+    let mut e = example("record.corrected");
+    e["payload"]["corrected_payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("site");
+    rejected_at(
+        &e,
+        "payload.corrected_payload.site",
+        ProblemCode::MissingField,
+    );
+}
+
+#[test]
+fn a_correction_cannot_target_a_correction_and_names_its_entity() {
+    let mut e = example("record.entered_in_error");
+    e["payload"]["target"]["event_type"] = "record.corrected".into();
+    rejected_at(&e, "payload.target.event_type", ProblemCode::Inconsistent);
+    let mut e = example("record.entered_in_error");
+    e["payload"]["target"]["event_type"] = "practitioner.credentialed".into();
+    e.as_object_mut().unwrap().remove("patient_id");
+    rejected_at(
+        &e,
+        "payload.target.practitioner_id",
+        ProblemCode::MissingField,
+    );
+    e["payload"]["target"]["practitioner_id"] = "dr-hale".into();
+    let envelope = check(&e).unwrap();
+    assert_eq!(
+        envelope.subject().unwrap().to_string(),
+        "clinic.riverside.practitioner.dr-hale.record.entered_in_error"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let mut e = example("injection.given");
+    e["payload"]["volume_ml"] = 80.into();
+    e["payload"]["needle"]["gauge"] = 40.into();
+    e["payload"]["session_number"] = 11.into();
+    let err = check(&e).unwrap_err();
+    assert_eq!(err.problems.len(), 3, "{err}");
+}
