@@ -1,1 +1,191 @@
-//! placeholder
+//! The test harness: a real `nats-server` with JetStream per test (or test
+//! group), on a free loopback port with its own temporary store directory.
+//!
+//! Tests never touch a broker they did not start: each [`NatsServer`] is its
+//! own process, stopped on drop, and can be killed with SIGKILL and
+//! restarted on the same port and store to test crashes.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Why the harness could not provide a server.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The binary is missing.
+    #[error(
+        "`{0}` was not found. Install NATS server first: `apt-get install nats-server` on Debian/Ubuntu \
+         (it installs /usr/sbin/nats-server), or set NATS_SERVER_BIN to its path"
+    )]
+    NotInstalled(String),
+    /// Starting or reaching it failed.
+    #[error("nats-server: {0}")]
+    Failed(String),
+}
+
+/// The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on PATH,
+/// else Debian's `/usr/sbin/nats-server` (not on a normal user's PATH).
+pub fn nats_server_bin() -> Result<PathBuf, HarnessError> {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
+        return Ok(bin.into());
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file());
+    on_path.ok_or_else(|| HarnessError::NotInstalled("nats-server".into()))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; taken by the server soon after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A running nats-server with JetStream, owned by one test.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with a fresh store and waits until
+    /// JetStream answers.
+    pub async fn start() -> Result<Self, HarnessError> {
+        Self::start_with_args(Vec::new()).await
+    }
+
+    /// Like [`NatsServer::start`] with extra command-line arguments (e.g. `-c file`).
+    pub async fn start_with_args(extra_args: Vec<String>) -> Result<Self, HarnessError> {
+        let store = tempfile::Builder::new()
+            .prefix("prolo-nats-")
+            .tempdir()
+            .map_err(|e| HarnessError::Failed(format!("temp dir: {e}")))?;
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            store,
+            extra_args,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory (kept across restarts).
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A plain client connection.
+    pub async fn client(&self) -> Result<async_nats::Client, HarnessError> {
+        async_nats::connect(self.url())
+            .await
+            .map_err(|e| HarnessError::Failed(format!("connect {}: {e}", self.url())))
+    }
+
+    /// SIGKILL: the server dies at once, as in a crash or power loss.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub async fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill();
+        self.spawn().await
+    }
+
+    async fn spawn(&mut self) -> Result<(), HarnessError> {
+        let bin = nats_server_bin()?;
+        let mut command = Command::new(&bin);
+        command
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => HarnessError::NotInstalled(bin.display().to_string()),
+            _ => HarnessError::Failed(format!("spawn {}: {e}", bin.display())),
+        })?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    /// Waits until a client can connect and JetStream answers.
+    async fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        while Instant::now() < give_up {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(HarnessError::Failed(format!(
+                    "exited at start with {status}"
+                )));
+            }
+            match async_nats::connect(self.url()).await {
+                // Any JetStream API answer, even "no such stream", means it is up.
+                Ok(client) => match async_nats::jetstream::new(client)
+                    .get_stream("READY_PROBE")
+                    .await
+                {
+                    Err(e)
+                        if !matches!(
+                            e.kind(),
+                            async_nats::jetstream::context::GetStreamErrorKind::JetStream(_)
+                        ) =>
+                    {
+                        last = e.to_string()
+                    }
+                    _ => return Ok(()),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(HarnessError::Failed(format!(
+            "not ready after 20 s: {last}"
+        )))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,36 @@
+//! Connecting to NATS the way every service does.
+
+use std::time::Duration;
+
+/// The URL used when `NATS_URL` is not set.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Connects to `url` as `name` (shown in the server's connection list).
+///
+/// The client reconnects forever: a service outlives broker restarts, and
+/// requests made while the broker is away fail with "not stored, retry"
+/// rather than the service dying. State changes are logged.
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let service = name.to_owned();
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let service = service.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!(%service, "connected to NATS"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(%service, "disconnected from NATS; reconnecting")
+                    }
+                    other => tracing::warn!(%service, event = %other, "NATS client event"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+}
