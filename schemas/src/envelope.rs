@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::{
     ClinicId, ContractError, EventType, PatientId, Payload, ProblemCode,
-    bounds::SHORT_TEXT_MAX_CHARS, error::problem_from_serde, upcast::upcast_payload, validate,
+    bounds::SHORT_TEXT_MAX_CHARS,
+    error::{problem_from_serde, require_json_object},
+    upcast::upcast_payload,
+    validate,
 };
 
 /// Who recorded the fact (or, for `access.recorded`, who looked).
@@ -154,6 +157,10 @@ impl Envelope {
     /// types and upcasting only. For readers that must accept what the
     /// stream holds even if the rules have since become stricter.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, ContractError> {
+        require_json_object(bytes).map_err(|problem| ContractError {
+            event_type: None,
+            problems: vec![problem],
+        })?;
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let wire: Wire<serde_json::Value> =
             serde_path_to_error::deserialize(&mut de).map_err(|err| ContractError {

@@ -133,7 +133,7 @@ impl fmt::Display for ContractError {
 /// serde reports its kinds only as text; the prefixes matched here are the
 /// stable wording of serde's `de::Error` helpers (`missing_field`,
 /// `unknown_field`, `invalid_type`, `unknown_variant`).
-pub(crate) fn problem_from_serde(path: &str, err: &serde_json::Error) -> Problem {
+pub fn problem_from_serde(path: &str, err: &serde_json::Error) -> Problem {
     let text = err.to_string();
     // serde_json appends " at line L column C"; the path says where already.
     let message = match text.find(" at line ") {
@@ -179,5 +179,18 @@ pub(crate) fn problem_from_serde(path: &str, err: &serde_json::Error) -> Problem
         path: if path.is_empty() { "$".into() } else { path },
         code,
         message,
+    }
+}
+
+/// serde reads a struct from a JSON array too (field by position); the
+/// contract only has objects, so anything else is refused before decoding.
+pub fn require_json_object(bytes: &[u8]) -> Result<(), Problem> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(Problem {
+            path: "$".into(),
+            code: ProblemCode::MalformedJson,
+            message: "expected a JSON object".into(),
+        }),
     }
 }

@@ -189,3 +189,75 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// The six recording services running in this process, as `up` runs them.
+pub struct Recorders {
+    trigger: prolo_bus::Trigger,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Recorders {
+    /// Starts every recording service against `url` and waits until each
+    /// answers `$SRV.PING`.
+    pub async fn start(url: &str) -> Result<Self, HarnessError> {
+        let (trigger, shutdown) = prolo_bus::Shutdown::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for spec in prolo_recorder::ALL_SERVICES {
+            let client = prolo_bus::connect(url, spec.name)
+                .await
+                .map_err(|e| HarnessError::Failed(format!("connect: {e}")))?;
+            let shutdown = shutdown.clone();
+            let settings = prolo_recorder::ServeSettings::default();
+            tasks.spawn(async move {
+                if let Err(e) = prolo_recorder::serve(client, spec, settings, shutdown).await {
+                    panic!("{} service failed: {e}", spec.name);
+                }
+            });
+        }
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|e| HarnessError::Failed(format!("connect: {e}")))?;
+        for spec in prolo_recorder::ALL_SERVICES {
+            let subject = format!("$SRV.PING.{}", spec.name);
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while client.request(subject.clone(), "".into()).await.is_err() {
+                if Instant::now() > give_up {
+                    return Err(HarnessError::Failed(format!(
+                        "{} did not answer PING",
+                        spec.name
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(Self { trigger, tasks })
+    }
+
+    /// Stops them gracefully and waits until each has finished its in-flight requests.
+    pub async fn stop(mut self) {
+        self.trigger.fire();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The valid example of `event_type` from `schemas/examples/`, turned into
+/// a recording request: the fields the service stamps are removed.
+pub fn example_request(event_type: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../schemas/examples/{event_type}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if let Some(object) = value.as_object_mut() {
+        for stamped in [
+            "event_id",
+            "event_type",
+            "schema_version",
+            "recorded_at",
+            "source",
+        ] {
+            object.remove(stamped);
+        }
+    }
+    value
+}

@@ -5,11 +5,16 @@
 //! - [`publish`]: recording an event exactly once (`Nats-Msg-Id` = event id,
 //!   retried with the same id until a deadline).
 //! - [`connect`]: connecting with reconnects forever and logged state changes.
+//! - [`shutdown`], [`telemetry`]: graceful stop and tracing, the same in every binary.
 
 pub mod connect;
 pub mod publish;
+pub mod shutdown;
 pub mod stream;
+pub mod telemetry;
 
 pub use connect::connect;
 pub use publish::{PublishError, Publisher, Recorded};
+pub use shutdown::{Shutdown, Trigger};
 pub use stream::{STREAM_NAME, StreamError, StreamSettings, ensure_stream};
+pub use telemetry::init_tracing;

@@ -1,0 +1,14 @@
+//! Tracing set up once for every binary: level from `RUST_LOG` (default
+//! `info`), plain text to stderr so that stdout stays free for command output.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Safe to call more than once (later calls
+/// do nothing), so tests and `up` can run several services in one process.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,55 @@
+//! The configuration every recording service binary shares.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use prolo_bus::{Shutdown, StreamSettings, connect, init_tracing};
+
+use crate::{ServeSettings, ServiceSpec, serve};
+
+/// Settings of a recording service, from flags or the environment.
+#[derive(Debug, Clone, Parser)]
+pub struct RecorderArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = prolo_bus::connect::DEFAULT_NATS_URL)]
+    pub nats_url: String,
+    /// Milliseconds a request may wait for the JetStream acknowledgement
+    /// before it is answered "not stored, retry".
+    #[arg(long, env = "PROLO_PUBLISH_DEADLINE_MS", default_value_t = 5000)]
+    pub publish_deadline_ms: u64,
+    /// Requests handled concurrently.
+    #[arg(long, env = "PROLO_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Stream replicas when the stream is created (1 single node, 3 cluster).
+    #[arg(long, env = "PROLO_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+impl RecorderArgs {
+    /// The serve settings these arguments describe.
+    pub fn serve_settings(&self) -> ServeSettings {
+        ServeSettings {
+            publish_deadline: Duration::from_millis(self.publish_deadline_ms),
+            max_in_flight: self.max_in_flight,
+            stream: StreamSettings {
+                replicas: self.stream_replicas,
+                ..StreamSettings::default()
+            },
+        }
+    }
+}
+
+/// The whole `main` of a recording service binary: read settings, set up
+/// tracing, connect, serve until SIGTERM / ctrl-c, exit 0.
+pub async fn main_for(spec: &'static ServiceSpec) -> anyhow::Result<()> {
+    let args = RecorderArgs::parse();
+    init_tracing();
+    let client = connect(&args.nats_url, spec.name)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    serve(client, spec, args.serve_settings(), Shutdown::on_signals())
+        .await
+        .with_context(|| format!("running the {} service", spec.name))?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Which service records which event type, and on which command subject.
+//!
+//! One table: the services, the CLI and the deploy permissions all read it.
+//! Command subjects live under `prolo.cmd.`, outside the stream's
+//! `clinic.>`, so a request is never itself stored as an event.
+
+use prolo_schemas::EventType;
+
+/// Prefix of every command subject.
+pub const COMMAND_PREFIX: &str = "prolo.cmd";
+
+/// A recording service: its name and the event types it records.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Service name (NATS services API `name`, and the events' `source`).
+    pub name: &'static str,
+    /// One line for `$SRV.INFO`.
+    pub description: &'static str,
+    /// The commands it answers.
+    pub commands: &'static [Command],
+}
+
+/// One command: the subject suffix and the event type it records.
+#[derive(Debug, Clone, Copy)]
+pub struct Command {
+    /// Suffix after `prolo.cmd.`, e.g. `injection.give`.
+    pub verb: &'static str,
+    /// What a successful request records.
+    pub event_type: EventType,
+}
+
+impl Command {
+    /// The full subject, e.g. `prolo.cmd.injection.give`.
+    pub fn subject(&self) -> String {
+        format!("{COMMAND_PREFIX}.{}", self.verb)
+    }
+
+    /// Endpoint name for the services API (no dots allowed there).
+    pub fn endpoint_name(&self) -> String {
+        self.verb.replace('.', "_")
+    }
+}
+
+const fn cmd(verb: &'static str, event_type: EventType) -> Command {
+    Command { verb, event_type }
+}
+
+/// Credentials of practitioners.
+pub const PRACTITIONERS: ServiceSpec = ServiceSpec {
+    name: "practitioners",
+    description: "Records practitioner credentials",
+    commands: &[cmd(
+        "practitioner.credential",
+        EventType::PractitionerCredentialed,
+    )],
+};
+
+/// Consent given and withdrawn.
+pub const CONSENT: ServiceSpec = ServiceSpec {
+    name: "consent",
+    description: "Records informed consent and its withdrawal",
+    commands: &[
+        cmd("consent.give", EventType::ConsentGiven),
+        cmd("consent.withdraw", EventType::ConsentWithdrawn),
+    ],
+};
+
+/// Examination, imaging, candidacy.
+pub const EXAMINATION: ServiceSpec = ServiceSpec {
+    name: "examination",
+    description: "Records examinations, imaging studies and candidacy decisions",
+    commands: &[
+        cmd("examination.record", EventType::ExaminationDone),
+        cmd("imaging.record", EventType::ImagingRecorded),
+        cmd("candidacy.assess", EventType::CandidacyAssessed),
+    ],
+};
+
+/// Plans, injections, adjunct therapy.
+pub const TREATMENT: ServiceSpec = ServiceSpec {
+    name: "treatment",
+    description: "Records treatment plans, injections and adjunct therapy",
+    commands: &[
+        cmd("treatment.plan", EventType::TreatmentPlanned),
+        cmd("injection.give", EventType::InjectionGiven),
+        cmd(
+            "adjunct_therapy.recommend",
+            EventType::AdjunctTherapyRecommended,
+        ),
+    ],
+};
+
+/// Adverse events and lot recalls.
+pub const SAFETY: ServiceSpec = ServiceSpec {
+    name: "safety",
+    description: "Records adverse events, their follow-up and lot recalls",
+    commands: &[
+        cmd("adverse_event.report", EventType::AdverseEventReported),
+        cmd("adverse_event.update", EventType::AdverseEventUpdated),
+        cmd("lot.recall", EventType::LotRecalled),
+    ],
+};
+
+/// Corrections and entered-in-error marks.
+pub const CORRECTIONS: ServiceSpec = ServiceSpec {
+    name: "corrections",
+    description: "Records corrections and entered-in-error marks; originals are never changed",
+    commands: &[
+        cmd("record.correct", EventType::RecordCorrected),
+        cmd(
+            "record.mark_entered_in_error",
+            EventType::RecordEnteredInError,
+        ),
+    ],
+};
+
+/// Every recording service.
+pub const ALL_SERVICES: &[ServiceSpec] = &[
+    PRACTITIONERS,
+    CONSENT,
+    EXAMINATION,
+    TREATMENT,
+    SAFETY,
+    CORRECTIONS,
+];
+
+/// The command that records `event_type`.
+pub fn command_for(event_type: EventType) -> Option<(&'static ServiceSpec, &'static Command)> {
+    ALL_SERVICES.iter().find_map(|service| {
+        service
+            .commands
+            .iter()
+            .find(|c| c.event_type == event_type)
+            .map(|c| (service, c))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_exactly_one_command() {
+        for event_type in EventType::ALL {
+            let count = ALL_SERVICES
+                .iter()
+                .flat_map(|s| s.commands)
+                .filter(|c| c.event_type == *event_type)
+                .count();
+            assert_eq!(count, 1, "{event_type}");
+        }
+    }
+
+    #[test]
+    fn command_subjects_are_outside_the_stream() {
+        for (_, command) in EventType::ALL.iter().filter_map(|t| command_for(*t)) {
+            assert!(!command.subject().starts_with("clinic."));
+        }
+    }
+}

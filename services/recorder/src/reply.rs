@@ -1,0 +1,72 @@
+//! What a recording service answers.
+//!
+//! Success: `{event_id, stream_seq, subject, duplicate}`, sent only after
+//! JetStream acknowledged the event. Failure: the NATS services error headers
+//! (`Nats-Service-Error`, `Nats-Service-Error-Code`) and a JSON body
+//! `{"error": {code, status, message, event_type, problems}}` whose `code`
+//! is stable and whose problems name each field.
+
+use prolo_schemas::{ContractError, Problem};
+use serde::{Deserialize, Serialize};
+
+/// The body of an error reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable: `invalid_request`, `request_too_large`, `not_stored_retry`,
+    /// `unknown_command`, `internal`.
+    pub code: String,
+    /// HTTP-like status, also in `Nats-Service-Error-Code`.
+    pub status: u16,
+    /// For people.
+    pub message: String,
+    /// The event type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Field-level problems (for `invalid_request`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+impl ErrorReply {
+    /// A request that breaks the contract: 400 (413 when too large).
+    pub fn invalid(err: ContractError) -> Self {
+        let too_large = err
+            .problems
+            .iter()
+            .any(|p| p.path == "$" && p.message.contains("maximum"));
+        let (code, status) = if too_large {
+            ("request_too_large", 413)
+        } else {
+            ("invalid_request", 400)
+        };
+        ErrorReply {
+            error: ErrorBody {
+                code: code.into(),
+                status,
+                message: err.to_string(),
+                event_type: err.event_type.clone(),
+                problems: err.problems,
+            },
+        }
+    }
+
+    /// The broker did not acknowledge in time: 503, retry with the same key.
+    pub fn not_stored(event_type: &str, message: String) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "not_stored_retry".into(),
+                status: 503,
+                message: format!("not stored, retry (with the same idempotency_key): {message}"),
+                event_type: Some(event_type.to_owned()),
+                problems: Vec::new(),
+            },
+        }
+    }
+}
