@@ -7,39 +7,12 @@
 
 use std::{
     net::TcpListener,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     time::{Duration, Instant},
 };
 
-/// Why the harness could not provide a server.
-#[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
-    /// The binary is missing.
-    #[error(
-        "`{0}` was not found. Install NATS server first: `apt-get install nats-server` on Debian/Ubuntu \
-         (it installs /usr/sbin/nats-server), or set NATS_SERVER_BIN to its path"
-    )]
-    NotInstalled(String),
-    /// Starting or reaching it failed.
-    #[error("nats-server: {0}")]
-    Failed(String),
-}
-
-/// The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on PATH,
-/// else Debian's `/usr/sbin/nats-server` (not on a normal user's PATH).
-pub fn nats_server_bin() -> Result<PathBuf, HarnessError> {
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
-        return Ok(bin.into());
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.is_file());
-    on_path.ok_or_else(|| HarnessError::NotInstalled("nats-server".into()))
-}
+use prolo_bus::local_server::LocalNatsServer;
+pub use prolo_bus::local_server::LocalServerError as HarnessError;
 
 /// A free TCP port on 127.0.0.1 (free when asked; taken by the server soon after).
 pub fn free_port() -> u16 {
@@ -51,7 +24,7 @@ pub fn free_port() -> u16 {
 
 /// A running nats-server with JetStream, owned by one test.
 pub struct NatsServer {
-    child: Option<Child>,
+    process: Option<LocalNatsServer>,
     port: u16,
     store: tempfile::TempDir,
     extra_args: Vec<String>,
@@ -71,7 +44,7 @@ impl NatsServer {
             .tempdir()
             .map_err(|e| HarnessError::Failed(format!("temp dir: {e}")))?;
         let mut server = Self {
-            child: None,
+            process: None,
             port: free_port(),
             store,
             extra_args,
@@ -97,7 +70,7 @@ impl NatsServer {
 
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.as_ref().and_then(LocalNatsServer::pid)
     }
 
     /// A plain client connection.
@@ -109,84 +82,22 @@ impl NatsServer {
 
     /// SIGKILL: the server dies at once, as in a crash or power loss.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
     }
 
-    /// Starts it again on the same port and store.
+    /// Starts it again on the same port and store (killing it first if it runs).
     pub async fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill();
         self.spawn().await
     }
 
     async fn spawn(&mut self) -> Result<(), HarnessError> {
-        let bin = nats_server_bin()?;
-        let mut command = Command::new(&bin);
-        command
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HarnessError::NotInstalled(bin.display().to_string()),
-            _ => HarnessError::Failed(format!("spawn {}: {e}", bin.display())),
-        })?;
-        self.child = Some(child);
-        self.wait_ready().await
-    }
-
-    /// Waits until a client can connect and JetStream answers.
-    async fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let give_up = Instant::now() + Duration::from_secs(20);
-        let mut last = String::new();
-        while Instant::now() < give_up {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(HarnessError::Failed(format!(
-                    "exited at start with {status}"
-                )));
-            }
-            match async_nats::connect(self.url()).await {
-                // Any JetStream API answer, even "no such stream", means it is up.
-                Ok(client) => match async_nats::jetstream::new(client)
-                    .get_stream("READY_PROBE")
-                    .await
-                {
-                    Err(e)
-                        if !matches!(
-                            e.kind(),
-                            async_nats::jetstream::context::GetStreamErrorKind::JetStream(_)
-                        ) =>
-                    {
-                        last = e.to_string()
-                    }
-                    _ => return Ok(()),
-                },
-                Err(e) => last = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(HarnessError::Failed(format!(
-            "not ready after 20 s: {last}"
-        )))
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
+        let process =
+            LocalNatsServer::start(self.port, self.store.path(), &self.extra_args, None).await?;
+        self.process = Some(process);
+        Ok(())
     }
 }
 

@@ -5,9 +5,11 @@
 //! - [`publish`]: recording an event exactly once (`Nats-Msg-Id` = event id,
 //!   retried with the same id until a deadline).
 //! - [`connect`]: connecting with reconnects forever and logged state changes.
+//! - [`local_server`]: a nats-server of our own, for `up` and the tests.
 //! - [`shutdown`], [`telemetry`]: graceful stop and tracing, the same in every binary.
 
 pub mod connect;
+pub mod local_server;
 pub mod publish;
 pub mod shutdown;
 pub mod stream;

@@ -3,10 +3,13 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. Safe to call more than once (later calls
-/// do nothing), so tests and `up` can run several services in one process.
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber with `default_level` unless `RUST_LOG`
+/// says otherwise (services: `info`; the CLI: `warn`, so that its output is
+/// what was asked for). Safe to call more than once (later calls do nothing),
+/// so tests and `up` can run several services in one process.
+pub fn init_tracing(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

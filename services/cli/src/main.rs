@@ -3,6 +3,9 @@
 
 mod record;
 mod tail;
+mod up;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,14 +27,32 @@ enum Command {
     Record(record::RecordArgs),
     /// Follow events as they are recorded, filtered by clinic, patient and type.
     Tail(tail::TailArgs),
+    /// Run the whole system in one process, starting a local nats-server if none is reachable.
+    Up(up::UpArgs),
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    prolo_bus::init_tracing();
+    let level = if matches!(cli.command, Command::Up(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    prolo_bus::init_tracing(level);
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Record(args) => record::run(&cli.nats_url, args).await,
         Command::Tail(args) => tail::run(&cli.nats_url, args).await,
+        Command::Up(args) => up::run(&cli.nats_url, args).await,
     }
 }

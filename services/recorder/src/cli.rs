@@ -44,7 +44,7 @@ impl RecorderArgs {
 /// tracing, connect, serve until SIGTERM / ctrl-c, exit 0.
 pub async fn main_for(spec: &'static ServiceSpec) -> anyhow::Result<()> {
     let args = RecorderArgs::parse();
-    init_tracing();
+    init_tracing("info");
     let client = connect(&args.nats_url, spec.name)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;

@@ -1,0 +1,119 @@
+//! `prolo-audit up`: the whole system in one process, for one machine.
+//!
+//! Each part runs as its own task with the same code its separate binary
+//! uses. When no NATS server is reachable at the URL, a local `nats-server`
+//! with JetStream is started with its store under the data directory, and
+//! stopped on exit.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use prolo_bus::{
+    Shutdown,
+    local_server::{LocalNatsServer, is_reachable},
+};
+use prolo_recorder::{ALL_SERVICES, ServeSettings, serve};
+use tokio::task::JoinSet;
+
+/// Arguments of `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where a locally started nats-server keeps its store and log.
+    #[arg(long, env = "PROLO_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+/// Runs every service until SIGTERM / ctrl-c.
+pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
+    let mut local = None;
+    if is_reachable(nats_url).await {
+        println!("using the NATS server at {nats_url}");
+    } else {
+        let port = port_of(nats_url)?;
+        let store = args.data_dir.join("nats");
+        std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+        let log = args.data_dir.join("nats-server.log");
+        let server = LocalNatsServer::start(port, &store, &[], Some(&log))
+            .await
+            .context("no NATS server is reachable, and starting a local one failed")?;
+        println!(
+            "started a local nats-server on {} (store {}, log {})",
+            server.url(),
+            store.display(),
+            log.display()
+        );
+        local = Some(server);
+    }
+    let url = local
+        .as_ref()
+        .map_or_else(|| nats_url.to_owned(), LocalNatsServer::url);
+
+    let shutdown = Shutdown::on_signals();
+    let mut tasks = JoinSet::new();
+    for spec in ALL_SERVICES {
+        let client = prolo_bus::connect(&url, spec.name)
+            .await
+            .with_context(|| format!("connecting the {} service to {url}", spec.name))?;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            serve(client, spec, ServeSettings::default(), shutdown)
+                .await
+                .with_context(|| format!("the {} service", spec.name))
+        });
+    }
+    println!(
+        "recording services: {}",
+        ALL_SERVICES
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("record an event:    prolo-audit record injection.given --file request.json");
+    println!("follow the trail:   prolo-audit tail --from-start");
+    println!("stop:               ctrl-c");
+
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(anyhow::anyhow!("a service task panicked: {e}"))),
+        }
+    }
+    if let Some(mut server) = local {
+        println!("stopping the local nats-server");
+        server.stop(Duration::from_secs(10));
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The port of a `nats://host:port` URL (4222 when absent).
+fn port_of(url: &str) -> Result<u16> {
+    let rest = url.rsplit("://").next().unwrap_or(url);
+    let host_port = rest.rsplit('@').next().unwrap_or(rest);
+    match host_port.rsplit_once(':') {
+        Some((_, port)) => port
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("port of {url}")),
+        None if !host_port.is_empty() => Ok(4222),
+        None => bail!("cannot read a host from {url}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_port_of_a_url() {
+        assert_eq!(port_of("nats://127.0.0.1:4333").unwrap(), 4333);
+        assert_eq!(port_of("nats://localhost").unwrap(), 4222);
+        assert_eq!(port_of("nats://u:p@host:5000").unwrap(), 5000);
+    }
+}
