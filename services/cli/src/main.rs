@@ -31,6 +31,10 @@ enum Command {
     Up(up::UpArgs),
 }
 
+/// glibc malloc contends between threads; mimalloc measured ~15% faster here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
