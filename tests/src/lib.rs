@@ -172,3 +172,94 @@ pub fn example_request(event_type: &str) -> serde_json::Value {
     }
     value
 }
+
+/// Records `request` through its recording service; panics with the
+/// service's message when it is refused (tests only).
+pub async fn record_ok(
+    client: &async_nats::Client,
+    event_type: prolo_schemas::EventType,
+    request: &serde_json::Value,
+) -> prolo_bus::Recorded {
+    let Some((_, command)) = prolo_recorder::command_for(event_type) else {
+        panic!("no command records {event_type}");
+    };
+    let body = serde_json::to_vec(request).unwrap_or_default();
+    let reply = match client.request(command.subject(), body.into()).await {
+        Ok(reply) => reply,
+        Err(e) => panic!("{event_type}: request failed: {e}"),
+    };
+    match serde_json::from_slice(&reply.payload) {
+        Ok(recorded) if reply.headers.is_none() => recorded,
+        _ => panic!(
+            "{event_type} refused: {}",
+            String::from_utf8_lossy(&reply.payload)
+        ),
+    }
+}
+
+/// `n` valid events cycling through every event type's example, spread
+/// over `patients` patients, each with a fresh UUIDv7: load for crash tests
+/// and benchmarks.
+pub fn synthetic_events(
+    n: usize,
+    patients: usize,
+) -> impl Iterator<Item = prolo_schemas::Envelope> {
+    let examples: Vec<prolo_schemas::Envelope> = prolo_schemas::EventType::ALL
+        .iter()
+        .map(|t| {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../schemas/examples/{t}.json"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            prolo_schemas::Envelope::from_json(&bytes).unwrap_or_else(|e| panic!("{t}: {e}"))
+        })
+        .collect();
+    let patient_ids: Vec<prolo_schemas::PatientId> = (0..patients.max(1))
+        .map(|i| {
+            format!("P-{i:06}")
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    (0..n).map(move |i| {
+        let mut event = examples[i % examples.len()].clone();
+        event.event_id = uuid::Uuid::now_v7();
+        if event.patient_id.is_some() {
+            event.patient_id = Some(patient_ids[(i / examples.len()) % patient_ids.len()].clone());
+        }
+        event
+    })
+}
+
+/// Publishes `events` with up to `in_flight` acknowledgements outstanding;
+/// returns how many were stored.
+pub async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    events: impl Iterator<Item = prolo_schemas::Envelope>,
+    in_flight: usize,
+) -> u64 {
+    use futures::StreamExt;
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut stored = 0;
+    for event in events {
+        if pending.len() >= in_flight
+            && let Some(ack) = pending.next().await
+        {
+            stored += u64::from(matches!(ack, Ok(Ok(_))));
+        }
+        let subject = event.subject().map(|s| s.to_string()).unwrap_or_default();
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(event.to_json().into())
+            .message_id(event.event_id.to_string());
+        let js = js.clone();
+        pending.push(async move {
+            match js.send_publish(subject, message).await {
+                Ok(ack) => Ok(ack.await),
+                Err(e) => Err(e),
+            }
+        });
+    }
+    while let Some(ack) = pending.next().await {
+        stored += u64::from(matches!(ack, Ok(Ok(_))));
+    }
+    stored
+}

@@ -1,0 +1,649 @@
+//! The fold: one stream message at a time into the pending writes of a
+//! batch. No I/O beyond reading the store, no clock: folding the same
+//! stream twice gives the same read models, byte for byte.
+
+use prolo_schemas::{Envelope, EventType, Payload, RecordCorrected, RecordEnteredInError};
+use uuid::Uuid;
+
+use crate::{
+    chain, keys,
+    model::*,
+    store::{Pending, Store, StoreError},
+};
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Folded into the read models.
+    Applied,
+    /// Kept in quarantine with this reason.
+    Quarantined(String),
+}
+
+/// Folds messages into one batch. Create one per batch; commit its
+/// [`Folder::into_pending`] with the last sequence.
+pub struct Folder<'a> {
+    store: &'a Store,
+    pending: Pending,
+    chain_head: [u8; 32],
+    quarantined: u64,
+}
+
+fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn origin(e: &Envelope, seq: u64) -> Origin {
+    Origin {
+        event_id: e.event_id,
+        seq,
+        occurred_at_ms: ms(e.occurred_at),
+        recorded_at_ms: ms(e.recorded_at),
+        standing: Standing::AsRecorded,
+    }
+}
+
+/// A serde enum's wire name (`"ultrasound"`), for read models and output.
+pub fn name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+impl<'a> Folder<'a> {
+    /// Starts a batch after the store's applied sequence.
+    pub fn new(store: &'a Store) -> Result<Self, StoreError> {
+        let applied = store.applied_seq()?;
+        let chain_head = if applied == 0 {
+            chain::GENESIS
+        } else {
+            store
+                .model()
+                .get(keys::by_seq(keys::CHAIN, applied))?
+                .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+                .unwrap_or(chain::GENESIS)
+        };
+        let quarantined = store
+            .model()
+            .get(keys::QUARANTINE_COUNT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        Ok(Folder {
+            store,
+            pending: Pending::default(),
+            chain_head,
+            quarantined,
+        })
+    }
+
+    /// The chain head after the messages folded so far.
+    pub fn chain_head(&self) -> [u8; 32] {
+        self.chain_head
+    }
+
+    /// The writes to commit.
+    pub fn into_pending(mut self) -> Pending {
+        self.pending.put_raw(
+            keys::QUARANTINE_COUNT.to_vec(),
+            self.quarantined.to_be_bytes().to_vec(),
+        );
+        self.pending
+    }
+
+    /// Folds the message at `seq`. Every message extends the hash chain;
+    /// one that cannot be applied is quarantined, never dropped.
+    pub fn apply(&mut self, seq: u64, subject: &str, raw: &[u8]) -> Result<Outcome, StoreError> {
+        self.chain_head = chain::link(&self.chain_head, seq, raw);
+        self.pending
+            .put_raw(keys::by_seq(keys::CHAIN, seq), self.chain_head.to_vec());
+        match self.check(subject, raw)? {
+            Ok(envelope) => {
+                self.fold(seq, subject, raw, &envelope)?;
+                Ok(Outcome::Applied)
+            }
+            Err(reason) => {
+                tracing::warn!(seq, subject, %reason, "message quarantined");
+                self.quarantined += 1;
+                self.pending.put(
+                    keys::by_seq(keys::QUARANTINE, seq),
+                    &Quarantined {
+                        seq,
+                        subject: subject.to_owned(),
+                        raw: raw.to_vec(),
+                        reason: reason.clone(),
+                    },
+                )?;
+                Ok(Outcome::Quarantined(reason))
+            }
+        }
+    }
+
+    /// Decodes and validates; the reason when the message cannot be applied.
+    fn check(&self, subject: &str, raw: &[u8]) -> Result<Result<Envelope, String>, StoreError> {
+        let envelope = match Envelope::from_json(raw) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("does not satisfy the contract: {e}"))),
+        };
+        match envelope.subject() {
+            Ok(expected) if expected.to_string() == subject => {}
+            Ok(expected) => {
+                return Ok(Err(format!(
+                    "published on {subject}, but the event belongs on {expected}"
+                )));
+            }
+            Err(e) => return Ok(Err(e.to_string())),
+        }
+        let id_key = keys::by_uuid(keys::EVENT_ID, &envelope.event_id);
+        if let Some(seen) = self.pending.get_raw(self.store, &id_key)? {
+            let at = <[u8; 8]>::try_from(seen.as_slice()).map_or(0, u64::from_be_bytes);
+            return Ok(Err(format!(
+                "event id {} is already stored at sequence {at} (a retry outside the duplicate window)",
+                envelope.event_id
+            )));
+        }
+        Ok(Ok(envelope))
+    }
+
+    fn index(&mut self, prefix: &[u8], parts: &[&[u8]], seq: u64) {
+        self.pending
+            .put_raw(keys::indexed(prefix, parts, seq), Vec::new());
+    }
+
+    fn fold(
+        &mut self,
+        seq: u64,
+        subject: &str,
+        raw: &[u8],
+        e: &Envelope,
+    ) -> Result<(), StoreError> {
+        let stored = StoredEvent {
+            seq,
+            subject: subject.to_owned(),
+            raw: raw.to_vec(),
+        };
+        self.pending.put(keys::by_seq(keys::EVENT, seq), &stored)?;
+        self.pending.put_raw(
+            keys::by_uuid(keys::EVENT_ID, &e.event_id),
+            seq.to_be_bytes().to_vec(),
+        );
+        let event_type = e.event_type();
+        self.index(keys::BY_TYPE, &[event_type.as_str().as_bytes()], seq);
+        self.index(
+            keys::BY_OCCURRED,
+            &[&keys::time_bytes(ms(e.occurred_at))],
+            seq,
+        );
+        let clinic = e.clinic_id.as_str().as_bytes();
+        if let Some(patient) = &e.patient_id {
+            self.index(
+                keys::BY_PATIENT,
+                &[clinic, patient.as_str().as_bytes()],
+                seq,
+            );
+        }
+
+        match &e.payload {
+            Payload::PractitionerCredentialed(p) => {
+                self.index(
+                    keys::BY_PRACTITIONER,
+                    &[clinic, p.practitioner_id.as_str().as_bytes()],
+                    seq,
+                );
+                let key = keys::key(
+                    keys::PRACTITIONER,
+                    &[clinic, p.practitioner_id.as_str().as_bytes()],
+                );
+                let mut summary =
+                    self.practitioner(&key, e.clinic_id.as_str(), p.practitioner_id.as_str())?;
+                summary.credentials.push(credential_entry(e, seq, p));
+                self.pending.put(key, &summary)?;
+            }
+            Payload::InjectionGiven(p) => {
+                let practitioner = p.practitioner_id.as_str().as_bytes();
+                self.index(keys::BY_PRACTITIONER, &[clinic, practitioner], seq);
+                for component in &p.solution.components {
+                    self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq);
+                }
+                let key = keys::key(keys::PRACTITIONER, &[clinic, practitioner]);
+                let mut summary =
+                    self.practitioner(&key, e.clinic_id.as_str(), p.practitioner_id.as_str())?;
+                summary.injections.push(e.event_id);
+                self.pending.put(key, &summary)?;
+                self.patient(e, seq, |s| s.injections.push(injection_entry(e, seq, p)))?;
+            }
+            Payload::AdverseEventReported(p) => {
+                let state = self.adverse_event_state(e, seq, p)?;
+                if let Some(practitioner) = &state.injection_practitioner {
+                    self.index(
+                        keys::BY_PRACTITIONER,
+                        &[clinic, practitioner.as_bytes()],
+                        seq,
+                    );
+                    let key = keys::key(keys::PRACTITIONER, &[clinic, practitioner.as_bytes()]);
+                    let mut summary =
+                        self.practitioner(&key, e.clinic_id.as_str(), practitioner)?;
+                    summary.adverse_events.push(e.event_id);
+                    self.pending.put(key, &summary)?;
+                }
+                for lot in &state.injection_lots {
+                    self.index(keys::BY_LOT, &[lot.as_bytes()], seq);
+                }
+                self.pending
+                    .put(keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id), &state)?;
+                self.patient(e, seq, |s| s.adverse_events.push(e.event_id))?;
+            }
+            Payload::AdverseEventUpdated(p) => {
+                let key = keys::by_uuid(keys::ADVERSE_EVENT, &p.adverse_event_id);
+                if let Some(mut state) = self.pending.get::<AdverseEventState>(self.store, &key)? {
+                    if let Some(grade) = p.grade {
+                        state.grade = grade;
+                    }
+                    state.status = name(&p.status);
+                    state.outcome = Some(name(&p.outcome));
+                    state.updates.push(AdverseEventUpdate {
+                        origin: origin(e, seq),
+                        causality: p.causality.as_ref().map(name),
+                        grade: p.grade,
+                        status: name(&p.status),
+                        outcome: name(&p.outcome),
+                    });
+                    self.pending.put(key, &state)?;
+                }
+                self.patient(e, seq, |_| {})?;
+            }
+            Payload::LotRecalled(p) => {
+                self.index(keys::BY_LOT, &[p.lot.as_str().as_bytes()], seq);
+            }
+            Payload::ConsentGiven(p) => {
+                let entry = ConsentEntry {
+                    origin: origin(e, seq),
+                    valid_from_ms: ms(p.valid_from),
+                    valid_until_ms: p.valid_until.map(ms),
+                    sites: p.sites.iter().map(|s| s.as_str().to_owned()).collect(),
+                    solutions: p.solutions.iter().map(name).collect(),
+                    withdrawn: None,
+                };
+                self.patient(e, seq, |s| s.consents.push(entry))?;
+            }
+            Payload::ConsentWithdrawn(p) => {
+                let at = ms(e.occurred_at);
+                self.patient(e, seq, |s| {
+                    if let Some(consent) = s
+                        .consents
+                        .iter_mut()
+                        .find(|c| c.origin.event_id == p.consent_event_id)
+                    {
+                        consent.withdrawn = Some((at, seq));
+                    }
+                })?;
+            }
+            Payload::RecordCorrected(RecordCorrected { target, reason, .. })
+            | Payload::RecordEnteredInError(RecordEnteredInError { target, reason }) => {
+                let corrected = matches!(e.payload, Payload::RecordCorrected(_));
+                self.correction(e, seq, target.event_id, corrected, reason)?;
+            }
+            Payload::ExaminationDone(_)
+            | Payload::ImagingRecorded(_)
+            | Payload::CandidacyAssessed(_)
+            | Payload::TreatmentPlanned(_)
+            | Payload::AdjunctTherapyRecommended(_) => {
+                let entry = clinical_entry(e, seq);
+                self.patient(e, seq, |s| s.clinical.extend(entry))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads (or starts) the patient's summary, applies `change`, and counts the event.
+    fn patient(
+        &mut self,
+        e: &Envelope,
+        seq: u64,
+        change: impl FnOnce(&mut PatientSummary),
+    ) -> Result<(), StoreError> {
+        let Some(patient) = &e.patient_id else {
+            return Ok(());
+        };
+        let key = keys::key(
+            keys::PATIENT,
+            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
+        );
+        let mut summary = self
+            .pending
+            .get::<PatientSummary>(self.store, &key)?
+            .unwrap_or_else(|| PatientSummary {
+                clinic_id: e.clinic_id.to_string(),
+                patient_id: patient.to_string(),
+                ..PatientSummary::default()
+            });
+        summary.event_count += 1;
+        summary.last_seq = seq;
+        change(&mut summary);
+        self.pending.put(key, &summary)
+    }
+
+    fn practitioner(
+        &self,
+        key: &[u8],
+        clinic: &str,
+        practitioner: &str,
+    ) -> Result<PractitionerSummary, StoreError> {
+        Ok(self
+            .pending
+            .get::<PractitionerSummary>(self.store, key)?
+            .unwrap_or_else(|| PractitionerSummary {
+                clinic_id: clinic.to_owned(),
+                practitioner_id: practitioner.to_owned(),
+                ..PractitionerSummary::default()
+            }))
+    }
+
+    /// An applied event, decoded, by id.
+    fn event_by_id(&self, id: &Uuid) -> Result<Option<(u64, Envelope)>, StoreError> {
+        let Some(seq) = self
+            .pending
+            .get_raw(self.store, &keys::by_uuid(keys::EVENT_ID, id))?
+        else {
+            return Ok(None);
+        };
+        let seq = <[u8; 8]>::try_from(seq.as_slice()).map_or(0, u64::from_be_bytes);
+        let Some(stored) = self
+            .pending
+            .get::<StoredEvent>(self.store, &keys::by_seq(keys::EVENT, seq))?
+        else {
+            return Ok(None);
+        };
+        Ok(Envelope::decode(&stored.raw).ok().map(|e| (seq, e)))
+    }
+
+    /// The state of a newly reported adverse event, with what its linked
+    /// injection tells (practitioner, lots, site) when it is in the trail.
+    fn adverse_event_state(
+        &self,
+        e: &Envelope,
+        seq: u64,
+        p: &prolo_schemas::AdverseEventReported,
+    ) -> Result<AdverseEventState, StoreError> {
+        let linked = p.linked_injection.as_ref().map(|l| l.event_id);
+        let injection = match &linked {
+            Some(id) => self
+                .event_by_id(id)?
+                .and_then(|(seq, env)| match env.payload {
+                    Payload::InjectionGiven(i) => Some((seq, i)),
+                    _ => None,
+                }),
+            None => None,
+        };
+        Ok(AdverseEventState {
+            origin: origin(e, seq),
+            clinic_id: e.clinic_id.to_string(),
+            patient_id: e
+                .patient_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            kind: name(&p.kind),
+            grade: p.grade,
+            serious: p.serious,
+            onset_at_ms: ms(p.onset_at),
+            linked_injection: linked,
+            injection_seq: injection.as_ref().map(|(s, _)| *s),
+            injection_practitioner: injection
+                .as_ref()
+                .map(|(_, i)| i.practitioner_id.to_string()),
+            injection_lots: injection
+                .as_ref()
+                .map(|(_, i)| {
+                    i.solution
+                        .components
+                        .iter()
+                        .map(|c| c.lot.to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            injection_site: injection
+                .as_ref()
+                .map(|(_, i)| i.site.site_key.as_str().to_owned()),
+            updates: Vec::new(),
+            status: "open".into(),
+            outcome: p.outcome.as_ref().map(name),
+        })
+    }
+
+    /// A correction: marks the target, and shows the corrected values (or
+    /// the entered-in-error mark) in the current views. The target's own
+    /// event stays as it was stored.
+    fn correction(
+        &mut self,
+        e: &Envelope,
+        seq: u64,
+        target: Uuid,
+        corrected: bool,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let marks_key = keys::by_uuid(keys::MARKS, &target);
+        let mut marks = self
+            .pending
+            .get::<Marks>(self.store, &marks_key)?
+            .unwrap_or_default();
+        marks.marks.push((seq, corrected));
+        self.pending.put(marks_key, &marks)?;
+        let entry = CorrectionEntry {
+            origin: origin(e, seq),
+            target_event_id: target,
+            kind: e.event_type().as_str().to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.patient(e, seq, |s| s.corrections.push(entry))?;
+
+        let Some((target_seq, original)) = self.event_by_id(&target)? else {
+            return Ok(());
+        };
+        // The target as it now stands: its envelope with the corrected payload.
+        let current = match (&e.payload, corrected) {
+            (Payload::RecordCorrected(c), true) => {
+                let value =
+                    serde_json::Value::Object(c.corrected_payload.clone().into_iter().collect());
+                match Payload::from_value(original.event_type(), value) {
+                    Ok(payload) => Envelope {
+                        payload,
+                        ..original.clone()
+                    },
+                    Err(_) => original.clone(),
+                }
+            }
+            _ => original.clone(),
+        };
+        let standing = if corrected {
+            Standing::Corrected { by_seq: seq }
+        } else {
+            Standing::EnteredInError { by_seq: seq }
+        };
+        let restate = |o: &Origin| Origin {
+            standing,
+            ..o.clone()
+        };
+        match &current.payload {
+            Payload::InjectionGiven(p) => {
+                let entry = injection_entry(&current, target_seq, p);
+                self.patient_quiet(&current, |s| {
+                    if let Some(i) = s
+                        .injections
+                        .iter_mut()
+                        .find(|i| i.origin.event_id == target)
+                    {
+                        *i = InjectionEntry {
+                            origin: restate(&i.origin),
+                            ..entry
+                        };
+                    }
+                })?;
+            }
+            Payload::ConsentGiven(p) => {
+                self.patient_quiet(&current, |s| {
+                    if let Some(c) = s.consents.iter_mut().find(|c| c.origin.event_id == target) {
+                        c.origin = restate(&c.origin);
+                        c.valid_from_ms = ms(p.valid_from);
+                        c.valid_until_ms = p.valid_until.map(ms);
+                        c.sites = p.sites.iter().map(|s| s.as_str().to_owned()).collect();
+                        c.solutions = p.solutions.iter().map(name).collect();
+                    }
+                })?;
+            }
+            Payload::PractitionerCredentialed(p) => {
+                let key = keys::key(
+                    keys::PRACTITIONER,
+                    &[
+                        current.clinic_id.as_str().as_bytes(),
+                        p.practitioner_id.as_str().as_bytes(),
+                    ],
+                );
+                let mut summary = self.practitioner(
+                    &key,
+                    current.clinic_id.as_str(),
+                    p.practitioner_id.as_str(),
+                )?;
+                let entry = credential_entry(&current, target_seq, p);
+                if let Some(c) = summary
+                    .credentials
+                    .iter_mut()
+                    .find(|c| c.origin.event_id == target)
+                {
+                    *c = CredentialEntry {
+                        origin: restate(&c.origin),
+                        ..entry
+                    };
+                }
+                self.pending.put(key, &summary)?;
+            }
+            Payload::AdverseEventReported(p) => {
+                let key = keys::by_uuid(keys::ADVERSE_EVENT, &target);
+                if let Some(mut state) = self.pending.get::<AdverseEventState>(self.store, &key)? {
+                    state.origin = restate(&state.origin);
+                    state.kind = name(&p.kind);
+                    state.grade = p.grade;
+                    state.serious = p.serious;
+                    state.onset_at_ms = ms(p.onset_at);
+                    self.pending.put(key, &state)?;
+                }
+            }
+            _ => {
+                let entry = clinical_entry(&current, target_seq);
+                self.patient_quiet(&current, |s| {
+                    if let Some(c) = s.clinical.iter_mut().find(|c| c.origin.event_id == target) {
+                        *c = match entry {
+                            Some(entry) => ClinicalEntry {
+                                origin: restate(&c.origin),
+                                ..entry
+                            },
+                            None => ClinicalEntry {
+                                origin: restate(&c.origin),
+                                ..c.clone()
+                            },
+                        };
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes a patient's summary without counting an event for it.
+    fn patient_quiet(
+        &mut self,
+        e: &Envelope,
+        change: impl FnOnce(&mut PatientSummary),
+    ) -> Result<(), StoreError> {
+        let Some(patient) = &e.patient_id else {
+            return Ok(());
+        };
+        let key = keys::key(
+            keys::PATIENT,
+            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
+        );
+        if let Some(mut summary) = self.pending.get::<PatientSummary>(self.store, &key)? {
+            change(&mut summary);
+            self.pending.put(key, &summary)?;
+        }
+        Ok(())
+    }
+}
+
+fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> InjectionEntry {
+    InjectionEntry {
+        origin: origin(e, seq),
+        site_key: p.site.site_key.as_str().to_owned(),
+        laterality: p.site.laterality.as_ref().map(name),
+        lots: p
+            .solution
+            .components
+            .iter()
+            .map(|c| c.lot.to_string())
+            .collect(),
+        practitioner_id: p.practitioner_id.to_string(),
+        session_number: p.session_number,
+        guidance: name(&p.guidance),
+        volume_ml: p.volume_ml,
+    }
+}
+
+fn credential_entry(
+    e: &Envelope,
+    seq: u64,
+    p: &prolo_schemas::PractitionerCredentialed,
+) -> CredentialEntry {
+    CredentialEntry {
+        origin: origin(e, seq),
+        credential: name(&p.credential),
+        valid_from: p.valid_from.to_string(),
+        valid_until: p.valid_until.map(|d| d.to_string()),
+    }
+}
+
+/// The one-line entry of an examination, imaging, candidacy, plan or adjunct event.
+fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
+    let summary = match &e.payload {
+        Payload::ExaminationDone(p) => format!(
+            "{} examination, cause {}",
+            name(&p.complaint_region),
+            name(&p.underlying_cause)
+        ),
+        Payload::ImagingRecorded(p) => format!(
+            "{} {} of {}",
+            name(&p.modality),
+            name(&p.purpose),
+            name(&p.region)
+        ),
+        Payload::CandidacyAssessed(p) => {
+            if p.candidate {
+                "candidate".into()
+            } else {
+                "not a candidate".into()
+            }
+        }
+        Payload::TreatmentPlanned(p) => format!(
+            "{} sessions every {} days",
+            p.sessions_planned, p.interval_days
+        ),
+        Payload::AdjunctTherapyRecommended(p) => {
+            p.therapies.iter().map(name).collect::<Vec<_>>().join(", ")
+        }
+        _ => return None,
+    };
+    Some(ClinicalEntry {
+        origin: origin(e, seq),
+        event_type: e.event_type().as_str().to_owned(),
+        summary,
+    })
+}
+
+/// Event types whose entries live in [`PatientSummary::clinical`].
+pub const CLINICAL_TYPES: &[EventType] = &[
+    EventType::ExaminationDone,
+    EventType::ImagingRecorded,
+    EventType::CandidacyAssessed,
+    EventType::TreatmentPlanned,
+    EventType::AdjunctTherapyRecommended,
+];

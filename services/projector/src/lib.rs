@@ -1,0 +1,23 @@
+//! The projector: folds the `CLINIC_EVENTS` stream into sled read models.
+//!
+//! - exactly once: each batch of events is committed in one atomic sled
+//!   batch together with the last applied stream sequence, flushed, and only
+//!   then acknowledged; after a crash it resumes from the database's
+//!   position and skips what it had applied ([`project`]);
+//! - nothing silently skipped: a message that does not decode, validate or
+//!   belong on its subject is quarantined with its bytes and the reason
+//!   ([`fold`]);
+//! - tamper evidence: a hash chain over every sequence, verifiable against
+//!   the stream, with checkpoints for other systems ([`chain`]);
+//! - the read models ([`model`]) in one tree of prefixed key spaces ([`keys`]).
+
+pub mod chain;
+pub mod fold;
+pub mod keys;
+pub mod model;
+pub mod project;
+pub mod rebuild;
+pub mod store;
+
+pub use project::{ProjectorSettings, VerifyReport, run, verify};
+pub use store::Store;

@@ -1,0 +1,241 @@
+//! The read models: plain structs stored with bincode (which cannot decode
+//! `serde_json::Value`, so everything here is concrete). They hold what the
+//! events imply, current views with corrections applied; the events
+//! themselves (and so the full history) are kept as stored in the stream.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An event as applied: the exact bytes the stream holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Subject it was published on.
+    pub subject: String,
+    /// The message payload, byte for byte (the hash chain covers these).
+    pub raw: Vec<u8>,
+}
+
+/// A message the fold could not apply, kept with the reason. Never dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Subject it was published on.
+    pub subject: String,
+    /// The payload, byte for byte.
+    pub raw: Vec<u8>,
+    /// Why it was not applied.
+    pub reason: String,
+}
+
+/// Whether a recorded fact still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Standing {
+    /// As recorded.
+    AsRecorded,
+    /// Replaced by the `record.corrected` event at this sequence; the
+    /// entry shows the corrected values.
+    Corrected {
+        /// Sequence of the correction.
+        by_seq: u64,
+    },
+    /// Marked entered in error by the event at this sequence.
+    EnteredInError {
+        /// Sequence of the mark.
+        by_seq: u64,
+    },
+}
+
+impl Standing {
+    /// True unless entered in error.
+    pub fn counts(self) -> bool {
+        !matches!(self, Standing::EnteredInError { .. })
+    }
+}
+
+/// Where an entry came from, shared by every summary entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The event.
+    pub event_id: Uuid,
+    /// Its stream sequence.
+    pub seq: u64,
+    /// Its clinical time, ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// Its recording time, ms since the epoch.
+    pub recorded_at_ms: i64,
+    /// Corrected or entered in error since.
+    pub standing: Standing,
+}
+
+/// A consent and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentEntry {
+    /// The `consent.given` event.
+    pub origin: Origin,
+    /// Period start, ms.
+    pub valid_from_ms: i64,
+    /// Period end, ms, if any.
+    pub valid_until_ms: Option<i64>,
+    /// Site keys covered.
+    pub sites: Vec<String>,
+    /// Agents covered.
+    pub solutions: Vec<String>,
+    /// When it was withdrawn (occurred_at ms) and by which sequence.
+    pub withdrawn: Option<(i64, u64)>,
+}
+
+/// An injection, as the current view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InjectionEntry {
+    /// The `injection.given` event.
+    pub origin: Origin,
+    /// Site key.
+    pub site_key: String,
+    /// Side, if any.
+    pub laterality: Option<String>,
+    /// Lots of every component.
+    pub lots: Vec<String>,
+    /// Who injected.
+    pub practitioner_id: String,
+    /// Session number.
+    pub session_number: u8,
+    /// Guidance.
+    pub guidance: String,
+    /// Volume, mL.
+    pub volume_ml: f64,
+}
+
+/// An examination, imaging study, candidacy decision, plan or adjunct recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClinicalEntry {
+    /// The event.
+    pub origin: Origin,
+    /// Its event type.
+    pub event_type: String,
+    /// One line: e.g. `ultrasound baseline`, `candidate`, `4 sessions every 28 days`.
+    pub summary: String,
+}
+
+/// A correction or entered-in-error mark made on this patient's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorrectionEntry {
+    /// The correcting event.
+    pub origin: Origin,
+    /// The event corrected.
+    pub target_event_id: Uuid,
+    /// `record.corrected` or `record.entered_in_error`.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything recorded about one patient, current view.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PatientSummary {
+    /// Clinic.
+    pub clinic_id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Events applied for this patient.
+    pub event_count: u64,
+    /// Last sequence that touched this patient.
+    pub last_seq: u64,
+    /// Consents, in order given.
+    pub consents: Vec<ConsentEntry>,
+    /// Examinations, imaging, candidacy, plans, adjunct therapy, in stream order.
+    pub clinical: Vec<ClinicalEntry>,
+    /// Injections, in stream order.
+    pub injections: Vec<InjectionEntry>,
+    /// Adverse events reported for this patient (state under `ae\0`).
+    pub adverse_events: Vec<Uuid>,
+    /// Corrections and entered-in-error marks.
+    pub corrections: Vec<CorrectionEntry>,
+}
+
+/// One follow-up of an adverse event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdverseEventUpdate {
+    /// The `adverse_event.updated` event.
+    pub origin: Origin,
+    /// Causality, if assessed.
+    pub causality: Option<String>,
+    /// Grade, if re-graded.
+    pub grade: Option<u8>,
+    /// `open` or `closed`.
+    pub status: String,
+    /// Outcome.
+    pub outcome: String,
+}
+
+/// An adverse event with its follow-up, and the injection it follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdverseEventState {
+    /// The `adverse_event.reported` event.
+    pub origin: Origin,
+    /// Clinic.
+    pub clinic_id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Kind.
+    pub kind: String,
+    /// Current grade (the latest re-grading, else the reported one).
+    pub grade: u8,
+    /// Serious (ICH E2A).
+    pub serious: bool,
+    /// Onset, ms.
+    pub onset_at_ms: i64,
+    /// The injection it follows, if named.
+    pub linked_injection: Option<Uuid>,
+    /// That injection's sequence, when it was found in the trail.
+    pub injection_seq: Option<u64>,
+    /// Who gave that injection.
+    pub injection_practitioner: Option<String>,
+    /// Its lots.
+    pub injection_lots: Vec<String>,
+    /// Its site key.
+    pub injection_site: Option<String>,
+    /// Follow-ups in order.
+    pub updates: Vec<AdverseEventUpdate>,
+    /// `open` until an update closes it.
+    pub status: String,
+    /// Latest outcome.
+    pub outcome: Option<String>,
+}
+
+/// A practitioner's credentials and work.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PractitionerSummary {
+    /// Clinic.
+    pub clinic_id: String,
+    /// Practitioner.
+    pub practitioner_id: String,
+    /// Credentials.
+    pub credentials: Vec<CredentialEntry>,
+    /// Injections given (event ids).
+    pub injections: Vec<Uuid>,
+    /// Adverse events after their injections.
+    pub adverse_events: Vec<Uuid>,
+}
+
+/// A credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialEntry {
+    /// The `practitioner.credentialed` event.
+    pub origin: Origin,
+    /// Kind.
+    pub credential: String,
+    /// First valid day, `YYYY-MM-DD`.
+    pub valid_from: String,
+    /// Last valid day, if any.
+    pub valid_until: Option<String>,
+}
+
+/// Corrections of one event, by sequence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Marks {
+    /// `(seq, corrected?)`: true for `record.corrected`, false for entered in error.
+    pub marks: Vec<(u64, bool)>,
+}

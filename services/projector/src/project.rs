@@ -1,0 +1,404 @@
+//! Running the fold against the stream: the durable consumer, batches
+//! committed before they are acknowledged, checkpoints, rebuild and verify.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+};
+use futures::StreamExt;
+use prolo_bus::{STREAM_NAME, Shutdown};
+
+use crate::{
+    chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
+    fold::{Folder, Outcome},
+    keys,
+    model::{Quarantined, StoredEvent},
+    store::{Store, StoreError},
+};
+
+/// The durable consumer's name.
+pub const CONSUMER: &str = "projector";
+
+/// Why the projector stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// JetStream failed.
+    #[error("JetStream: {0}")]
+    JetStream(String),
+}
+
+fn js_err(e: impl std::fmt::Display) -> ProjectorError {
+    ProjectorError::JetStream(e.to_string())
+}
+
+/// How the projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorSettings {
+    /// Messages folded per committed batch.
+    pub batch_size: usize,
+    /// How long a fetch waits for messages when the stream is idle.
+    pub idle_wait: Duration,
+    /// Publish a chain checkpoint every this many sequences (0: never).
+    pub checkpoint_every: u64,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            idle_wait: Duration::from_millis(200),
+            checkpoint_every: 10_000,
+        }
+    }
+}
+
+/// One message as the fold sees it.
+pub struct StreamMessage {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Subject.
+    pub subject: String,
+    /// Payload.
+    pub payload: bytes::Bytes,
+}
+
+/// What one committed batch did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchReport {
+    /// Messages folded.
+    pub applied: u64,
+    /// Messages quarantined.
+    pub quarantined: u64,
+    /// Messages skipped because they were applied before (redelivery).
+    pub skipped: u64,
+    /// Applied sequence after the batch.
+    pub applied_seq: u64,
+}
+
+/// Folds `messages` (in stream order) and commits them with the new applied
+/// sequence in one atomic, flushed batch. Sequences at or below the applied
+/// sequence are skipped: that is what makes redelivery harmless.
+pub async fn fold_batch(
+    store: &Store,
+    messages: &[StreamMessage],
+) -> Result<BatchReport, StoreError> {
+    let mut applied_seq = store.applied_seq()?;
+    let mut report = BatchReport::default();
+    let mut folder = Folder::new(store)?;
+    for message in messages {
+        if message.seq <= applied_seq {
+            report.skipped += 1;
+            continue;
+        }
+        match folder.apply(message.seq, &message.subject, &message.payload)? {
+            Outcome::Applied => report.applied += 1,
+            Outcome::Quarantined(_) => report.quarantined += 1,
+        }
+        applied_seq = message.seq;
+    }
+    if report.applied + report.quarantined > 0 {
+        store.commit(folder.into_pending(), applied_seq).await?;
+    }
+    report.applied_seq = applied_seq;
+    Ok(report)
+}
+
+/// The durable consumer, positioned just after what the store has applied.
+///
+/// If the consumer acknowledged beyond the store (the database was replaced
+/// or lost its last batch), it is recreated from the store's position so
+/// that nothing is skipped.
+async fn consumer(
+    stream: &jetstream::stream::Stream,
+    applied: u64,
+) -> Result<PullConsumer, ProjectorError> {
+    if let Ok(mut existing) = stream.get_consumer::<pull::Config>(CONSUMER).await {
+        let info = existing.info().await.map_err(js_err)?;
+        if info.ack_floor.stream_sequence <= applied {
+            return Ok(existing);
+        }
+        tracing::warn!(
+            ack_floor = info.ack_floor.stream_sequence,
+            applied,
+            "consumer is ahead of the database; recreating it from the database's position"
+        );
+        stream.delete_consumer(CONSUMER).await.map_err(js_err)?;
+    }
+    let deliver_policy = if applied == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: applied + 1,
+        }
+    };
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            description: Some(
+                "prolo-audit projector: folds every event into the read models".into(),
+            ),
+            ack_policy: AckPolicy::All,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 100_000,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(js_err)
+}
+
+/// Waits until the stream exists (a recording service creates it).
+async fn stream(
+    js: &jetstream::Context,
+    shutdown: &mut Shutdown,
+) -> Result<Option<jetstream::stream::Stream>, ProjectorError> {
+    loop {
+        match js.get_stream(STREAM_NAME).await {
+            Ok(stream) => return Ok(Some(stream)),
+            Err(e) => tracing::info!(error = %e, "waiting for the {STREAM_NAME} stream"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Follows the stream until `shutdown`, committing each batch before
+/// acknowledging it.
+pub async fn run(
+    client: async_nats::Client,
+    store: Store,
+    settings: ProjectorSettings,
+    mut shutdown: Shutdown,
+) -> Result<(), ProjectorError> {
+    let js = jetstream::new(client.clone());
+    let Some(stream) = stream(&js, &mut shutdown).await? else {
+        return Ok(());
+    };
+    let mut consumer = consumer(&stream, store.applied_seq()?).await?;
+    tracing::info!(
+        applied = store.applied_seq()?,
+        "projector following {STREAM_NAME}"
+    );
+    let mut last_log = Instant::now();
+    let mut since_log = 0u64;
+    loop {
+        let fetch = consumer
+            .batch()
+            .max_messages(settings.batch_size)
+            .expires(settings.idle_wait)
+            .messages();
+        let mut batch = tokio::select! {
+            _ = shutdown.wait() => break,
+            batch = fetch => match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
+        let mut messages = Vec::with_capacity(settings.batch_size);
+        let mut last = None;
+        while let Some(message) = batch.next().await {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "batch ended early");
+                    break;
+                }
+            };
+            let Ok(info) = message.info() else { continue };
+            messages.push(StreamMessage {
+                seq: info.stream_sequence,
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+            });
+            last = Some(message);
+        }
+        let Some(last) = last else { continue };
+        let before = store.applied_seq()?;
+        if let Some(first) = messages.iter().find(|m| m.seq > before)
+            && first.seq != before + 1
+        {
+            // A gap: never fold past it. Recreate the consumer at our position.
+            tracing::warn!(
+                expected = before + 1,
+                got = first.seq,
+                "gap in delivery; repositioning the consumer"
+            );
+            let _ = stream.delete_consumer(CONSUMER).await;
+            consumer = self::consumer(&stream, before).await?;
+            continue;
+        }
+        let report = fold_batch(&store, &messages).await?;
+        // Committed and flushed: now acknowledge (AckAll covers the batch).
+        if let Err(e) = last.ack().await {
+            tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
+        }
+        if settings.checkpoint_every > 0
+            && report.applied_seq / settings.checkpoint_every > before / settings.checkpoint_every
+        {
+            publish_checkpoint(
+                &client,
+                &store,
+                report.applied_seq / settings.checkpoint_every * settings.checkpoint_every,
+            )
+            .await?;
+        }
+        since_log += report.applied + report.quarantined;
+        if last_log.elapsed() >= Duration::from_secs(10) && since_log > 0 {
+            tracing::info!(
+                applied_seq = report.applied_seq,
+                rate = (since_log as f64 / last_log.elapsed().as_secs_f64()) as u64,
+                "folding"
+            );
+            last_log = Instant::now();
+            since_log = 0;
+        }
+    }
+    tracing::info!(applied = store.applied_seq()?, "projector stopped");
+    Ok(())
+}
+
+/// Publishes the chain head at `seq` on [`CHECKPOINT_SUBJECT`].
+async fn publish_checkpoint(
+    client: &async_nats::Client,
+    store: &Store,
+    seq: u64,
+) -> Result<(), ProjectorError> {
+    let Some(hash) = store
+        .model()
+        .get(keys::by_seq(keys::CHAIN, seq))
+        .map_err(StoreError::from)?
+        .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+    else {
+        return Ok(());
+    };
+    let checkpoint = Checkpoint {
+        seq,
+        hash: chain::hex(&hash),
+    };
+    let body = serde_json::to_vec(&checkpoint).unwrap_or_default();
+    if let Err(e) = client.publish(CHECKPOINT_SUBJECT, body.into()).await {
+        tracing::warn!(error = %e, seq, "checkpoint not published");
+    }
+    store.status_put("last_checkpoint", &(checkpoint.seq, checkpoint.hash))?;
+    Ok(())
+}
+
+/// Reads the stream from `from_seq` to `to_seq` in order, in batches,
+/// calling `each` with every batch. An ordered consumer: ephemeral, no acks.
+pub async fn read_stream<F, Fut>(
+    js: &jetstream::Context,
+    from_seq: u64,
+    to_seq: u64,
+    batch: usize,
+    mut each: F,
+) -> Result<(), ProjectorError>
+where
+    F: FnMut(Vec<StreamMessage>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ProjectorError>>,
+{
+    if from_seq > to_seq {
+        return Ok(());
+    }
+    let stream = js.get_stream(STREAM_NAME).await.map_err(js_err)?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from_seq,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(js_err)?;
+    let mut messages = consumer.messages().await.map_err(js_err)?;
+    let mut pending = Vec::with_capacity(batch);
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(js_err)?;
+        let seq = message.info().map_err(js_err)?.stream_sequence;
+        pending.push(StreamMessage {
+            seq,
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+        });
+        if pending.len() >= batch || seq >= to_seq {
+            each(std::mem::take(&mut pending)).await?;
+        }
+        if seq >= to_seq {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The result of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VerifyReport {
+    /// Sequences compared.
+    pub checked: u64,
+    /// The first sequence that differs, and how; `None` when all agree.
+    pub first_difference: Option<(u64, String)>,
+    /// Chain head recomputed from the stream, hex.
+    pub head: String,
+}
+
+/// Recomputes the hash chain from the stream and compares it, and every
+/// stored event, with the database. Names the first sequence that differs.
+pub async fn verify(
+    js: &jetstream::Context,
+    store: &Store,
+) -> Result<VerifyReport, ProjectorError> {
+    let applied = store.applied_seq()?;
+    let mut head = chain::GENESIS;
+    let mut checked = 0u64;
+    let mut first_difference: Option<(u64, String)> = None;
+    read_stream(js, 1, applied, 1000, |batch| {
+        for m in &batch {
+            if first_difference.is_some() {
+                break;
+            }
+            head = chain::link(&head, m.seq, &m.payload);
+            checked += 1;
+            let stored_link = store
+                .model()
+                .get(keys::by_seq(keys::CHAIN, m.seq))
+                .ok()
+                .flatten();
+            if stored_link.as_deref() != Some(head.as_slice()) {
+                first_difference = Some((
+                    m.seq,
+                    "chain link differs from the one recomputed from the stream".into(),
+                ));
+                break;
+            }
+            let event: Option<StoredEvent> =
+                store.get(&keys::by_seq(keys::EVENT, m.seq)).ok().flatten();
+            let quarantined: Option<Quarantined> = store
+                .get(&keys::by_seq(keys::QUARANTINE, m.seq))
+                .ok()
+                .flatten();
+            let stored_raw = event.map(|e| e.raw).or(quarantined.map(|q| q.raw));
+            if stored_raw.as_deref() != Some(m.payload.as_ref()) {
+                first_difference = Some((m.seq, "stored event differs from the stream".into()));
+            }
+        }
+        std::future::ready(Ok(()))
+    })
+    .await?;
+    let report = VerifyReport {
+        checked,
+        first_difference,
+        head: chain::hex(&head),
+    };
+    store.status_put("last_verify", &report)?;
+    Ok(report)
+}

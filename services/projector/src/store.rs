@@ -1,0 +1,216 @@
+//! The sled database: one tree of read models, written in atomic batches
+//! together with the last applied sequence, and a small status tree for
+//! volatile facts (last verification, last checkpoint) that a rebuild
+//! need not reproduce.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+
+use crate::keys;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value did not encode or decode.
+    #[error("read model value at {key}: {message}")]
+    Codec {
+        /// The key, printable.
+        key: String,
+        /// What bincode said.
+        message: String,
+    },
+}
+
+fn printable(key: &[u8]) -> String {
+    key.iter()
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                char::from(*b)
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// Encodes a read-model value.
+pub fn encode<T: Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| {
+        StoreError::Codec {
+            key: printable(key),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Decodes a read-model value.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Codec {
+            key: printable(key),
+            message: e.to_string(),
+        })
+}
+
+/// The projector's database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    model: sled::Tree,
+    status: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, with a page cache of
+    /// `cache_bytes`: memory stays bounded however long the stream is.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let model = db.open_tree("model")?;
+        let status = db.open_tree("status")?;
+        Ok(Store { db, model, status })
+    }
+
+    /// The read-model tree (for queries).
+    pub fn model(&self) -> &sled::Tree {
+        &self.model
+    }
+
+    /// The last applied stream sequence (0 when empty).
+    pub fn applied_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .model
+            .get(keys::APPLIED_SEQ)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// A read-model value.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.model.get(key)?.map(|v| decode(key, &v)).transpose()
+    }
+
+    /// The sequences listed under an index prefix, in stream order.
+    pub fn seqs(&self, prefix: &[u8]) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
+        self.model
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| Ok(keys::seq_suffix(&k?).unwrap_or(0)))
+    }
+
+    /// Commits a batch of folded events and the new applied sequence in one
+    /// atomic batch, then flushes it to disk: only after this returns may
+    /// the messages be acknowledged.
+    pub async fn commit(&self, pending: Pending, applied_seq: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in pending.writes {
+            batch.insert(key, value);
+        }
+        batch.insert(keys::APPLIED_SEQ, &applied_seq.to_be_bytes());
+        self.model.apply_batch(batch)?;
+        self.model.flush_async().await?;
+        Ok(())
+    }
+
+    /// SHA-256 over every key and value of the read models, in key order:
+    /// two databases with the same digest hold the same read models.
+    pub fn digest(&self) -> Result<[u8; 32], StoreError> {
+        let mut hasher = Sha256::new();
+        for entry in self.model.iter() {
+            let (key, value) = entry?;
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(&key);
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(&value);
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// A volatile status value (not part of the digest).
+    pub fn status_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.status
+            .get(key)?
+            .map(|v| decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Sets a volatile status value.
+    pub fn status_put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.status.insert(key, encode(key.as_bytes(), value)?)?;
+        self.status.flush()?;
+        Ok(())
+    }
+
+    /// Writes directly into the read models, outside the fold. Only for
+    /// tests that must tamper with a stored value to show it is detected.
+    #[doc(hidden)]
+    pub fn tamper(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.model.insert(key, value)?;
+        self.model.flush()?;
+        Ok(())
+    }
+}
+
+/// The writes of one batch, read back before they are committed.
+#[derive(Default)]
+pub struct Pending {
+    writes: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Pending {
+    /// A value as it will be after the batch: pending first, then the store.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        store: &Store,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.writes.get(key) {
+            Some(bytes) => decode(key, bytes).map(Some),
+            None => store.get(key),
+        }
+    }
+
+    /// Raw bytes as they will be after the batch.
+    pub fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(key) {
+            Some(bytes) => Ok(Some(bytes.clone())),
+            None => Ok(store.model.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Sets a value.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
+        let bytes = encode(&key, value)?;
+        self.writes.insert(key, bytes);
+        Ok(())
+    }
+
+    /// Sets raw bytes (index entries use an empty value).
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, value);
+    }
+
+    /// Number of writes.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}

@@ -1,0 +1,74 @@
+//! Helpers shared by the projector's tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use prolo_bus::{STREAM_NAME, Trigger};
+use prolo_projector::{ProjectorSettings, Store};
+
+/// A projector task in this process, on its own database.
+pub struct Projector {
+    /// Its database, shared with the task.
+    pub store: Store,
+    trigger: Trigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Projector {
+    /// Starts it against `url` on the database at `db`.
+    pub async fn start(url: &str, db: &std::path::Path) -> Projector {
+        let store = Store::open(db, 64 * 1024 * 1024).unwrap();
+        let (trigger, shutdown) = prolo_bus::Shutdown::new();
+        let client = async_nats::connect(url).await.unwrap();
+        let settings = ProjectorSettings {
+            idle_wait: Duration::from_millis(50),
+            ..ProjectorSettings::default()
+        };
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move {
+                prolo_projector::run(client, store, settings, shutdown)
+                    .await
+                    .unwrap()
+            }
+        });
+        Projector {
+            store,
+            trigger,
+            task,
+        }
+    }
+
+    /// Waits until everything in the stream is applied.
+    pub async fn caught_up(&self, js: &jetstream::Context) {
+        let last = stream_last(js).await;
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.store.applied_seq().unwrap() < last {
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "projector did not catch up to {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops it gracefully and hands back its database.
+    pub async fn stop(self) -> Store {
+        self.trigger.fire();
+        self.task.await.unwrap();
+        self.store
+    }
+}
+
+/// The stream's last sequence.
+pub async fn stream_last(js: &jetstream::Context) -> u64 {
+    js.get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence
+}

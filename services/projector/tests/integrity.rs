@@ -1,0 +1,175 @@
+//! Nothing is silently skipped, and nothing altered goes unnoticed:
+//! garbage lands in quarantine while the fold goes on, and `verify` names
+//! the first sequence whose stored event or chain link was changed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use async_nats::jetstream;
+use common::Projector;
+use prolo_bus::{StreamSettings, ensure_stream};
+use prolo_projector::{
+    keys,
+    model::{PatientSummary, Quarantined, StoredEvent},
+    store::encode,
+};
+use prolo_schemas::EventType;
+use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+
+#[tokio::test]
+async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let projector = Projector::start(&nats.url(), db.path()).await;
+
+    // A misbehaving system publishes straight onto clinic subjects.
+    let subject = "clinic.riverside.patient.P-1042.injection.given";
+    js.publish(subject, "not json at all".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut valid = prolo_schemas::Envelope::from_json(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../schemas/examples/consent.given.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    valid.event_id = uuid::Uuid::now_v7();
+    js.publish(
+        "clinic.riverside.patient.SOMEONE-ELSE.consent.given",
+        valid.to_json().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    // Then the clinic goes on recording.
+    let good = record_ok(
+        &client,
+        EventType::InjectionGiven,
+        &example_request("injection.given"),
+    )
+    .await;
+    projector.caught_up(&js).await;
+    let store = projector.stop().await;
+
+    assert_eq!(store.applied_seq().unwrap(), 3);
+    let q1: Quarantined = store
+        .get(&keys::by_seq(keys::QUARANTINE, 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(q1.raw, b"not json at all");
+    assert_eq!(q1.subject, subject);
+    assert!(
+        q1.reason.contains("malformed") || q1.reason.contains("expected"),
+        "{}",
+        q1.reason
+    );
+    let q2: Quarantined = store
+        .get(&keys::by_seq(keys::QUARANTINE, 2))
+        .unwrap()
+        .unwrap();
+    assert!(
+        q2.reason
+            .contains("belongs on clinic.riverside.patient.P-1042.consent.given"),
+        "{}",
+        q2.reason
+    );
+    let count = store.model().get(keys::QUARANTINE_COUNT).unwrap().unwrap();
+    assert_eq!(u64::from_be_bytes(count.as_ref().try_into().unwrap()), 2);
+    // The good event was folded, and the quarantined ones were not.
+    let stored: StoredEvent = store
+        .get(&keys::by_seq(keys::EVENT, good.stream_seq))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.seq, 3);
+    assert!(
+        store
+            .get::<StoredEvent>(&keys::by_seq(keys::EVENT, 1))
+            .unwrap()
+            .is_none()
+    );
+    let summary: PatientSummary = store
+        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.event_count, 1);
+    // The chain covers every sequence, quarantined or not.
+    let report = prolo_projector::verify(&js, &store).await.unwrap();
+    assert_eq!(report.checked, 3);
+    assert_eq!(report.first_difference, None);
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    for _ in 0..5 {
+        record_ok(
+            &client,
+            EventType::InjectionGiven,
+            &example_request("injection.given"),
+        )
+        .await;
+    }
+    let db = tempfile::tempdir().unwrap();
+    let projector = Projector::start(&nats.url(), db.path()).await;
+    projector.caught_up(&js).await;
+    let store = projector.stop().await;
+    assert_eq!(
+        prolo_projector::verify(&js, &store)
+            .await
+            .unwrap()
+            .first_difference,
+        None
+    );
+
+    // Someone edits the volume of the event at sequence 2 in the database.
+    let key = keys::by_seq(keys::EVENT, 2);
+    let original: StoredEvent = store.get(&key).unwrap().unwrap();
+    let mut altered = original.clone();
+    altered.raw = String::from_utf8(altered.raw)
+        .unwrap()
+        .replace("\"volume_ml\":2.5", "\"volume_ml\":1.5")
+        .into_bytes();
+    assert_ne!(altered.raw, original.raw);
+    store
+        .tamper(&key, &encode(&key, &altered).unwrap())
+        .unwrap();
+    let report = prolo_projector::verify(&js, &store).await.unwrap();
+    let (seq, what) = report.first_difference.unwrap();
+    assert_eq!(seq, 2);
+    assert!(what.contains("stored event"), "{what}");
+    store
+        .tamper(&key, &encode(&key, &original).unwrap())
+        .unwrap();
+
+    // Someone rewrites the chain link at sequence 4.
+    store
+        .tamper(&keys::by_seq(keys::CHAIN, 4), &[7u8; 32])
+        .unwrap();
+    let report = prolo_projector::verify(&js, &store).await.unwrap();
+    let (seq, what) = report.first_difference.clone().unwrap();
+    assert_eq!(seq, 4);
+    assert!(what.contains("chain link"), "{what}");
+    assert_eq!(
+        store
+            .status_get::<prolo_projector::VerifyReport>("last_verify")
+            .unwrap()
+            .unwrap(),
+        report
+    );
+    recorders.stop().await;
+}
