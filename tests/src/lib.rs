@@ -226,6 +226,11 @@ pub fn synthetic_events(
         if event.patient_id.is_some() {
             event.patient_id = Some(patient_ids[(i / examples.len()) % patient_ids.len()].clone());
         }
+        // Spread credentials over many practitioners, a handful each, as in a group of clinics.
+        if let prolo_schemas::Payload::PractitionerCredentialed(p) = &mut event.payload {
+            let id = format!("dr-{:04}", (i / examples.len()) % 5000);
+            p.practitioner_id = id.parse().unwrap_or_else(|e| panic!("{e}"));
+        }
         event
     })
 }

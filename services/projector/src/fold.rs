@@ -2,6 +2,8 @@
 //! batch. No I/O beyond reading the store, no clock: folding the same
 //! stream twice gives the same read models, byte for byte.
 
+use std::collections::BTreeMap;
+
 use prolo_schemas::{Envelope, EventType, Payload, RecordCorrected, RecordEnteredInError};
 use uuid::Uuid;
 
@@ -22,11 +24,20 @@ pub enum Outcome {
 
 /// Folds messages into one batch. Create one per batch; commit its
 /// [`Folder::into_pending`] with the last sequence.
+///
+/// Summaries, adverse-event states and posting lists touched by the batch
+/// are kept decoded here and written once at the end, so that a patient
+/// with ten events in a batch costs one write, not ten.
 pub struct Folder<'a> {
     store: &'a Store,
     pending: Pending,
     chain_head: [u8; 32],
     quarantined: u64,
+    patients: BTreeMap<Vec<u8>, PatientSummary>,
+    practitioners: BTreeMap<Vec<u8>, PractitionerSummary>,
+    adverse: BTreeMap<Vec<u8>, AdverseEventState>,
+    postings: BTreeMap<Vec<u8>, Vec<u64>>,
+    marks: BTreeMap<Vec<u8>, Marks>,
 }
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -52,29 +63,40 @@ pub fn name<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
+/// Takes the cached value for `key`, loading it from the store (or making
+/// a default) the first time in the batch.
+fn cached<'c, T: serde::de::DeserializeOwned>(
+    cache: &'c mut BTreeMap<Vec<u8>, T>,
+    store: &Store,
+    key: Vec<u8>,
+    default: impl FnOnce() -> Option<T>,
+) -> Result<Option<&'c mut T>, StoreError> {
+    use std::collections::btree_map::Entry;
+    match cache.entry(key) {
+        Entry::Occupied(entry) => Ok(Some(entry.into_mut())),
+        Entry::Vacant(entry) => {
+            let loaded = match store.get::<T>(entry.key())? {
+                Some(value) => Some(value),
+                None => default(),
+            };
+            Ok(loaded.map(|value| entry.insert(value)))
+        }
+    }
+}
+
 impl<'a> Folder<'a> {
     /// Starts a batch after the store's applied sequence.
     pub fn new(store: &'a Store) -> Result<Self, StoreError> {
-        let applied = store.applied_seq()?;
-        let chain_head = if applied == 0 {
-            chain::GENESIS
-        } else {
-            store
-                .model()
-                .get(keys::by_seq(keys::CHAIN, applied))?
-                .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
-                .unwrap_or(chain::GENESIS)
-        };
-        let quarantined = store
-            .model()
-            .get(keys::QUARANTINE_COUNT)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
         Ok(Folder {
             store,
             pending: Pending::default(),
-            chain_head,
-            quarantined,
+            chain_head: store.chain_head()?,
+            quarantined: store.quarantined()?,
+            patients: BTreeMap::new(),
+            practitioners: BTreeMap::new(),
+            adverse: BTreeMap::new(),
+            postings: BTreeMap::new(),
+            marks: BTreeMap::new(),
         })
     }
 
@@ -84,37 +106,54 @@ impl<'a> Folder<'a> {
     }
 
     /// The writes to commit.
-    pub fn into_pending(mut self) -> Pending {
+    pub fn into_pending(mut self) -> Result<Pending, StoreError> {
         self.pending.put_raw(
             keys::QUARANTINE_COUNT.to_vec(),
             self.quarantined.to_be_bytes().to_vec(),
         );
-        self.pending
+        for (key, value) in std::mem::take(&mut self.patients) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.practitioners) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.adverse) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.postings) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.marks) {
+            self.pending.put(key, &value)?;
+        }
+        Ok(self.pending)
     }
 
     /// Folds the message at `seq`. Every message extends the hash chain;
     /// one that cannot be applied is quarantined, never dropped.
     pub fn apply(&mut self, seq: u64, subject: &str, raw: &[u8]) -> Result<Outcome, StoreError> {
         self.chain_head = chain::link(&self.chain_head, seq, raw);
-        self.pending
-            .put_raw(keys::by_seq(keys::CHAIN, seq), self.chain_head.to_vec());
-        match self.check(subject, raw)? {
+        let checked = self.check(subject, raw)?;
+        let quarantine = checked.as_ref().err().cloned();
+        self.pending.put(
+            keys::by_seq(keys::EVENT, seq),
+            &EventRecord {
+                seq,
+                subject: subject.to_owned(),
+                raw: raw.to_vec(),
+                chain: self.chain_head,
+                quarantine: quarantine.clone(),
+            },
+        )?;
+        match checked {
             Ok(envelope) => {
-                self.fold(seq, subject, raw, &envelope)?;
+                self.fold(seq, &envelope)?;
                 Ok(Outcome::Applied)
             }
             Err(reason) => {
                 tracing::warn!(seq, subject, %reason, "message quarantined");
                 self.quarantined += 1;
-                self.pending.put(
-                    keys::by_seq(keys::QUARANTINE, seq),
-                    &Quarantined {
-                        seq,
-                        subject: subject.to_owned(),
-                        raw: raw.to_vec(),
-                        reason: reason.clone(),
-                    },
-                )?;
+                self.index(keys::QUARANTINED, &[], seq)?;
                 Ok(Outcome::Quarantined(reason))
             }
         }
@@ -146,42 +185,36 @@ impl<'a> Folder<'a> {
         Ok(Ok(envelope))
     }
 
-    fn index(&mut self, prefix: &[u8], parts: &[&[u8]], seq: u64) {
-        self.pending
-            .put_raw(keys::indexed(prefix, parts, seq), Vec::new());
+    /// Adds `seq` to an index's posting list.
+    fn index(&mut self, prefix: &[u8], parts: &[&[u8]], seq: u64) -> Result<(), StoreError> {
+        let key = keys::posting(prefix, parts, seq);
+        if let Some(list) = cached(&mut self.postings, self.store, key, || Some(Vec::new()))?
+            && list.last() != Some(&seq)
+        {
+            list.push(seq);
+        }
+        Ok(())
     }
 
-    fn fold(
-        &mut self,
-        seq: u64,
-        subject: &str,
-        raw: &[u8],
-        e: &Envelope,
-    ) -> Result<(), StoreError> {
-        let stored = StoredEvent {
-            seq,
-            subject: subject.to_owned(),
-            raw: raw.to_vec(),
-        };
-        self.pending.put(keys::by_seq(keys::EVENT, seq), &stored)?;
+    fn fold(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
         self.pending.put_raw(
             keys::by_uuid(keys::EVENT_ID, &e.event_id),
             seq.to_be_bytes().to_vec(),
         );
         let event_type = e.event_type();
-        self.index(keys::BY_TYPE, &[event_type.as_str().as_bytes()], seq);
+        self.index(keys::BY_TYPE, &[event_type.as_str().as_bytes()], seq)?;
         self.index(
-            keys::BY_OCCURRED,
-            &[&keys::time_bytes(ms(e.occurred_at))],
+            keys::BY_OCCURRED_DAY,
+            &[&keys::time_bytes(keys::day(ms(e.occurred_at)))],
             seq,
-        );
+        )?;
         let clinic = e.clinic_id.as_str().as_bytes();
         if let Some(patient) = &e.patient_id {
             self.index(
                 keys::BY_PATIENT,
                 &[clinic, patient.as_str().as_bytes()],
                 seq,
-            );
+            )?;
         }
 
         match &e.payload {
@@ -190,27 +223,21 @@ impl<'a> Folder<'a> {
                     keys::BY_PRACTITIONER,
                     &[clinic, p.practitioner_id.as_str().as_bytes()],
                     seq,
-                );
-                let key = keys::key(
-                    keys::PRACTITIONER,
-                    &[clinic, p.practitioner_id.as_str().as_bytes()],
-                );
-                let mut summary =
-                    self.practitioner(&key, e.clinic_id.as_str(), p.practitioner_id.as_str())?;
-                summary.credentials.push(credential_entry(e, seq, p));
-                self.pending.put(key, &summary)?;
+                )?;
+                let entry = credential_entry(e, seq, p);
+                self.practitioner(e.clinic_id.as_str(), p.practitioner_id.as_str(), |s| {
+                    s.credentials.push(entry)
+                })?;
             }
             Payload::InjectionGiven(p) => {
                 let practitioner = p.practitioner_id.as_str().as_bytes();
-                self.index(keys::BY_PRACTITIONER, &[clinic, practitioner], seq);
+                self.index(keys::BY_PRACTITIONER, &[clinic, practitioner], seq)?;
                 for component in &p.solution.components {
-                    self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq);
+                    self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq)?;
                 }
-                let key = keys::key(keys::PRACTITIONER, &[clinic, practitioner]);
-                let mut summary =
-                    self.practitioner(&key, e.clinic_id.as_str(), p.practitioner_id.as_str())?;
-                summary.injections.push(e.event_id);
-                self.pending.put(key, &summary)?;
+                self.practitioner(e.clinic_id.as_str(), p.practitioner_id.as_str(), |s| {
+                    s.injection_count += 1
+                })?;
                 self.patient(e, seq, |s| s.injections.push(injection_entry(e, seq, p)))?;
             }
             Payload::AdverseEventReported(p) => {
@@ -220,23 +247,21 @@ impl<'a> Folder<'a> {
                         keys::BY_PRACTITIONER,
                         &[clinic, practitioner.as_bytes()],
                         seq,
-                    );
-                    let key = keys::key(keys::PRACTITIONER, &[clinic, practitioner.as_bytes()]);
-                    let mut summary =
-                        self.practitioner(&key, e.clinic_id.as_str(), practitioner)?;
-                    summary.adverse_events.push(e.event_id);
-                    self.pending.put(key, &summary)?;
+                    )?;
+                    self.practitioner(e.clinic_id.as_str(), practitioner, |s| {
+                        s.adverse_event_count += 1
+                    })?;
                 }
                 for lot in &state.injection_lots {
-                    self.index(keys::BY_LOT, &[lot.as_bytes()], seq);
+                    self.index(keys::BY_LOT, &[lot.as_bytes()], seq)?;
                 }
-                self.pending
-                    .put(keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id), &state)?;
+                self.adverse
+                    .insert(keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id), state);
                 self.patient(e, seq, |s| s.adverse_events.push(e.event_id))?;
             }
             Payload::AdverseEventUpdated(p) => {
                 let key = keys::by_uuid(keys::ADVERSE_EVENT, &p.adverse_event_id);
-                if let Some(mut state) = self.pending.get::<AdverseEventState>(self.store, &key)? {
+                if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
                     if let Some(grade) = p.grade {
                         state.grade = grade;
                     }
@@ -249,12 +274,11 @@ impl<'a> Folder<'a> {
                         status: name(&p.status),
                         outcome: name(&p.outcome),
                     });
-                    self.pending.put(key, &state)?;
                 }
                 self.patient(e, seq, |_| {})?;
             }
             Payload::LotRecalled(p) => {
-                self.index(keys::BY_LOT, &[p.lot.as_str().as_bytes()], seq);
+                self.index(keys::BY_LOT, &[p.lot.as_str().as_bytes()], seq)?;
             }
             Payload::ConsentGiven(p) => {
                 let entry = ConsentEntry {
@@ -310,34 +334,43 @@ impl<'a> Folder<'a> {
             keys::PATIENT,
             &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
         );
-        let mut summary = self
-            .pending
-            .get::<PatientSummary>(self.store, &key)?
-            .unwrap_or_else(|| PatientSummary {
+        let fresh = || {
+            Some(PatientSummary {
                 clinic_id: e.clinic_id.to_string(),
                 patient_id: patient.to_string(),
                 ..PatientSummary::default()
-            });
-        summary.event_count += 1;
-        summary.last_seq = seq;
-        change(&mut summary);
-        self.pending.put(key, &summary)
+            })
+        };
+        if let Some(summary) = cached(&mut self.patients, self.store, key, fresh)? {
+            summary.event_count += 1;
+            summary.last_seq = seq;
+            change(summary);
+        }
+        Ok(())
     }
 
+    /// Loads (or starts) a practitioner's summary and applies `change`.
     fn practitioner(
-        &self,
-        key: &[u8],
+        &mut self,
         clinic: &str,
         practitioner: &str,
-    ) -> Result<PractitionerSummary, StoreError> {
-        Ok(self
-            .pending
-            .get::<PractitionerSummary>(self.store, key)?
-            .unwrap_or_else(|| PractitionerSummary {
+        change: impl FnOnce(&mut PractitionerSummary),
+    ) -> Result<(), StoreError> {
+        let key = keys::key(
+            keys::PRACTITIONER,
+            &[clinic.as_bytes(), practitioner.as_bytes()],
+        );
+        let fresh = || {
+            Some(PractitionerSummary {
                 clinic_id: clinic.to_owned(),
                 practitioner_id: practitioner.to_owned(),
                 ..PractitionerSummary::default()
-            }))
+            })
+        };
+        if let Some(summary) = cached(&mut self.practitioners, self.store, key, fresh)? {
+            change(summary);
+        }
+        Ok(())
     }
 
     /// An applied event, decoded, by id.
@@ -351,7 +384,7 @@ impl<'a> Folder<'a> {
         let seq = <[u8; 8]>::try_from(seq.as_slice()).map_or(0, u64::from_be_bytes);
         let Some(stored) = self
             .pending
-            .get::<StoredEvent>(self.store, &keys::by_seq(keys::EVENT, seq))?
+            .get::<EventRecord>(self.store, &keys::by_seq(keys::EVENT, seq))?
         else {
             return Ok(None);
         };
@@ -424,12 +457,11 @@ impl<'a> Folder<'a> {
         reason: &str,
     ) -> Result<(), StoreError> {
         let marks_key = keys::by_uuid(keys::MARKS, &target);
-        let mut marks = self
-            .pending
-            .get::<Marks>(self.store, &marks_key)?
-            .unwrap_or_default();
-        marks.marks.push((seq, corrected));
-        self.pending.put(marks_key, &marks)?;
+        if let Some(marks) = cached(&mut self.marks, self.store, marks_key, || {
+            Some(Marks::default())
+        })? {
+            marks.marks.push((seq, corrected));
+        }
         let entry = CorrectionEntry {
             origin: origin(e, seq),
             target_event_id: target,
@@ -493,40 +525,32 @@ impl<'a> Folder<'a> {
                 })?;
             }
             Payload::PractitionerCredentialed(p) => {
-                let key = keys::key(
-                    keys::PRACTITIONER,
-                    &[
-                        current.clinic_id.as_str().as_bytes(),
-                        p.practitioner_id.as_str().as_bytes(),
-                    ],
-                );
-                let mut summary = self.practitioner(
-                    &key,
+                let entry = credential_entry(&current, target_seq, p);
+                self.practitioner(
                     current.clinic_id.as_str(),
                     p.practitioner_id.as_str(),
+                    |s| {
+                        if let Some(c) = s
+                            .credentials
+                            .iter_mut()
+                            .find(|c| c.origin.event_id == target)
+                        {
+                            *c = CredentialEntry {
+                                origin: restate(&c.origin),
+                                ..entry
+                            };
+                        }
+                    },
                 )?;
-                let entry = credential_entry(&current, target_seq, p);
-                if let Some(c) = summary
-                    .credentials
-                    .iter_mut()
-                    .find(|c| c.origin.event_id == target)
-                {
-                    *c = CredentialEntry {
-                        origin: restate(&c.origin),
-                        ..entry
-                    };
-                }
-                self.pending.put(key, &summary)?;
             }
             Payload::AdverseEventReported(p) => {
                 let key = keys::by_uuid(keys::ADVERSE_EVENT, &target);
-                if let Some(mut state) = self.pending.get::<AdverseEventState>(self.store, &key)? {
+                if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
                     state.origin = restate(&state.origin);
                     state.kind = name(&p.kind);
                     state.grade = p.grade;
                     state.serious = p.serious;
                     state.onset_at_ms = ms(p.onset_at);
-                    self.pending.put(key, &state)?;
                 }
             }
             _ => {
@@ -563,9 +587,8 @@ impl<'a> Folder<'a> {
             keys::PATIENT,
             &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
         );
-        if let Some(mut summary) = self.pending.get::<PatientSummary>(self.store, &key)? {
-            change(&mut summary);
-            self.pending.put(key, &summary)?;
+        if let Some(summary) = cached(&mut self.patients, self.store, key, || None)? {
+            change(summary);
         }
         Ok(())
     }

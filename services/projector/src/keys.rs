@@ -14,25 +14,33 @@ pub const APPLIED_SEQ: &[u8] = b"meta\0applied_seq";
 /// Number of quarantined messages (u64 BE).
 pub const QUARANTINE_COUNT: &[u8] = b"meta\0quarantined";
 
-/// `ev\0<seq>` → [`crate::model::StoredEvent`]: every applied event, in stream order.
+/// `ev\0<seq>` → [`crate::model::EventRecord`]: every message, in stream order.
 pub const EVENT: &[u8] = b"ev\0";
 /// `eid\0<uuid>` → seq: find an event by id; detects an event id stored twice.
 pub const EVENT_ID: &[u8] = b"eid\0";
-/// `chain\0<seq>` → 32-byte hash chain link.
-pub const CHAIN: &[u8] = b"chain\0";
-/// `quar\0<seq>` → [`crate::model::Quarantined`].
-pub const QUARANTINE: &[u8] = b"quar\0";
-/// `ip\0<clinic>\0<patient>\0<seq>` → (): a patient's events.
+
+// Indexes are posting lists: `<prefix><parts…>\0<bucket>` → the sequences
+// (ascending) in that bucket of [`BUCKET`] sequences. A batch rewrites one
+// small list per entity it touches instead of writing one key per event
+// and index (sled's per-key cost dominated the fold).
+
+/// `ip\0<clinic>\0<patient>\0<bucket>`: a patient's events.
 pub const BY_PATIENT: &[u8] = b"ip\0";
-/// `ipr\0<clinic>\0<practitioner>\0<seq>` → (): a practitioner's events
+/// `ipr\0<clinic>\0<practitioner>\0<bucket>`: a practitioner's events
 /// (credentials, injections given, adverse events after them).
 pub const BY_PRACTITIONER: &[u8] = b"ipr\0";
-/// `it\0<event_type>\0<seq>` → ().
+/// `it\0<event_type>\0<bucket>`.
 pub const BY_TYPE: &[u8] = b"it\0";
-/// `il\0<lot>\0<seq>` → (): injections with the lot, its recall, adverse events after it.
+/// `il\0<lot>\0<bucket>`: injections with the lot, its recall, adverse events after it.
 pub const BY_LOT: &[u8] = b"il\0";
-/// `io\0<occurred_at ms, sign-flipped BE>\0<seq>` → ().
-pub const BY_OCCURRED: &[u8] = b"io\0";
+/// `io\0<occurred day, sign-flipped BE>\0<bucket>`: events by clinical day.
+pub const BY_OCCURRED_DAY: &[u8] = b"io\0";
+/// `iq\0<bucket>`: quarantined sequences.
+pub const QUARANTINED: &[u8] = b"iq\0";
+
+/// Sequences per posting bucket: small enough that rewriting a bucket per
+/// batch is cheap, large enough that a long history is few keys.
+pub const BUCKET: u64 = 4096;
 /// `ps\0<clinic>\0<patient>` → [`crate::model::PatientSummary`].
 pub const PATIENT: &[u8] = b"ps\0";
 /// `pr\0<clinic>\0<practitioner>` → [`crate::model::PractitionerSummary`].
@@ -55,13 +63,10 @@ pub fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-/// An index entry: prefix, parts, then the sequence.
-pub fn indexed(prefix: &[u8], parts: &[&[u8]], seq: u64) -> Vec<u8> {
-    let mut k = key(prefix, parts);
-    if !parts.is_empty() {
-        k.push(0);
-    }
-    k.extend_from_slice(&seq.to_be_bytes());
+/// The posting-list key that holds `seq` for an index entry.
+pub fn posting(prefix: &[u8], parts: &[&[u8]], seq: u64) -> Vec<u8> {
+    let mut k = index_prefix(prefix, parts);
+    k.extend_from_slice(&(seq / BUCKET).to_be_bytes());
     k
 }
 
@@ -74,9 +79,11 @@ pub fn index_prefix(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-/// `ev\0<seq>` and friends.
+/// `ev\0<seq>`.
 pub fn by_seq(prefix: &[u8], seq: u64) -> Vec<u8> {
-    indexed(prefix, &[], seq)
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 /// `eid\0<uuid>` and friends.
@@ -84,10 +91,9 @@ pub fn by_uuid(prefix: &[u8], id: &Uuid) -> Vec<u8> {
     key(prefix, &[id.as_bytes()])
 }
 
-/// The sequence at the end of an index key.
-pub fn seq_suffix(key: &[u8]) -> Option<u64> {
-    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(tail))
+/// Days since the epoch of a time in ms (floor), for the occurred-day index.
+pub fn day(millis: i64) -> i64 {
+    millis.div_euclid(86_400_000)
 }
 
 /// Milliseconds since the epoch as bytes that sort like the numbers
@@ -101,17 +107,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn index_keys_sort_in_stream_order_and_end_in_the_sequence() {
-        let a = indexed(BY_PATIENT, &[b"C", b"P"], 2);
-        let b = indexed(BY_PATIENT, &[b"C", b"P"], 10);
+    fn posting_buckets_sort_in_stream_order_under_their_entity() {
+        let a = posting(BY_PATIENT, &[b"C", b"P"], 2);
+        let b = posting(BY_PATIENT, &[b"C", b"P"], 2 + BUCKET);
         assert!(a < b);
-        assert_eq!(seq_suffix(&b), Some(10));
+        assert_eq!(a, posting(BY_PATIENT, &[b"C", b"P"], 3), "same bucket");
         assert!(b.starts_with(&index_prefix(BY_PATIENT, &[b"C", b"P"])));
         // P1's prefix does not take P10's keys.
         assert!(
-            !indexed(BY_PATIENT, &[b"C", b"P10"], 1)
+            !posting(BY_PATIENT, &[b"C", b"P10"], 1)
                 .starts_with(&index_prefix(BY_PATIENT, &[b"C", b"P1"]))
         );
+        assert!(by_seq(EVENT, 1) < by_seq(EVENT, 256));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use async_nats::jetstream;
 use clap::{Parser, Subcommand};
 use prolo_bus::{STREAM_NAME, Shutdown, init_tracing};
-use prolo_projector::{ProjectorSettings, Store, chain, keys, rebuild::rebuild};
+use prolo_projector::{ProjectorSettings, Store, chain, rebuild::rebuild};
 
 /// glibc malloc contends between threads; mimalloc measured faster here.
 #[global_allocator]
@@ -147,16 +147,8 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
                 .context("reading the stream")?
                 .state
                 .last_sequence;
-            let quarantined = store
-                .model()
-                .get(keys::QUARANTINE_COUNT)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map_or(0, u64::from_be_bytes);
-            let head = store
-                .model()
-                .get(keys::by_seq(keys::CHAIN, applied))?
-                .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
-                .map_or_else(|| "-".to_owned(), |h| chain::hex(&h));
+            let quarantined = store.quarantined()?;
+            let head = chain::hex(&store.chain_head()?);
             println!("applied sequence  {applied}");
             println!("stream last       {last}");
             println!("lag               {}", last.saturating_sub(applied));

@@ -6,28 +6,24 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An event as applied: the exact bytes the stream holds.
+/// Every message at its sequence, applied or quarantined: the exact bytes
+/// the stream holds and the hash-chain link over them. One record per
+/// sequence keeps the fold to few writes per event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
+pub struct EventRecord {
     /// Stream sequence.
     pub seq: u64,
     /// Subject it was published on.
     pub subject: String,
-    /// The message payload, byte for byte (the hash chain covers these).
+    /// The message payload, byte for byte (encoded as one byte string, not
+    /// a sequence of numbers).
+    #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
-}
-
-/// A message the fold could not apply, kept with the reason. Never dropped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Quarantined {
-    /// Stream sequence.
-    pub seq: u64,
-    /// Subject it was published on.
-    pub subject: String,
-    /// The payload, byte for byte.
-    pub raw: Vec<u8>,
-    /// Why it was not applied.
-    pub reason: String,
+    /// `chain[seq]`, see [`crate::chain`].
+    pub chain: [u8; 32],
+    /// Why it was quarantined instead of applied; `None` when applied.
+    /// Quarantined messages are kept, never dropped.
+    pub quarantine: Option<String>,
 }
 
 /// Whether a recorded fact still stands.
@@ -205,7 +201,9 @@ pub struct AdverseEventState {
     pub outcome: Option<String>,
 }
 
-/// A practitioner's credentials and work.
+/// A practitioner's credentials and work. The injections and adverse events
+/// themselves are listed by the practitioner index (`ipr\0`): a summary
+/// that grew with every injection would be rewritten whole each time.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PractitionerSummary {
     /// Clinic.
@@ -214,10 +212,10 @@ pub struct PractitionerSummary {
     pub practitioner_id: String,
     /// Credentials.
     pub credentials: Vec<CredentialEntry>,
-    /// Injections given (event ids).
-    pub injections: Vec<Uuid>,
+    /// Injections given.
+    pub injection_count: u64,
     /// Adverse events after their injections.
-    pub adverse_events: Vec<Uuid>,
+    pub adverse_event_count: u64,
 }
 
 /// A credential.

@@ -13,8 +13,6 @@ use prolo_bus::{STREAM_NAME, Shutdown};
 use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
     fold::{Folder, Outcome},
-    keys,
-    model::{Quarantined, StoredEvent},
     store::{Store, StoreError},
 };
 
@@ -102,7 +100,7 @@ pub async fn fold_batch(
         applied_seq = message.seq;
     }
     if report.applied + report.quarantined > 0 {
-        store.commit(folder.into_pending(), applied_seq).await?;
+        store.commit(folder.into_pending()?, applied_seq).await?;
     }
     report.applied_seq = applied_seq;
     Ok(report)
@@ -274,12 +272,7 @@ async fn publish_checkpoint(
     store: &Store,
     seq: u64,
 ) -> Result<(), ProjectorError> {
-    let Some(hash) = store
-        .model()
-        .get(keys::by_seq(keys::CHAIN, seq))
-        .map_err(StoreError::from)?
-        .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
-    else {
+    let Some(hash) = store.event(seq)?.map(|e| e.chain) else {
         return Ok(());
     };
     let checkpoint = Checkpoint {
@@ -368,26 +361,23 @@ pub async fn verify(
             }
             head = chain::link(&head, m.seq, &m.payload);
             checked += 1;
-            let stored_link = store
-                .model()
-                .get(keys::by_seq(keys::CHAIN, m.seq))
-                .ok()
-                .flatten();
-            if stored_link.as_deref() != Some(head.as_slice()) {
+            let stored = match store.event(m.seq) {
+                Ok(Some(stored)) => stored,
+                Ok(None) => {
+                    first_difference = Some((m.seq, "stored event is missing".into()));
+                    break;
+                }
+                Err(e) => {
+                    first_difference = Some((m.seq, format!("stored event is unreadable: {e}")));
+                    break;
+                }
+            };
+            if stored.chain != head {
                 first_difference = Some((
                     m.seq,
                     "chain link differs from the one recomputed from the stream".into(),
                 ));
-                break;
-            }
-            let event: Option<StoredEvent> =
-                store.get(&keys::by_seq(keys::EVENT, m.seq)).ok().flatten();
-            let quarantined: Option<Quarantined> = store
-                .get(&keys::by_seq(keys::QUARANTINE, m.seq))
-                .ok()
-                .flatten();
-            let stored_raw = event.map(|e| e.raw).or(quarantined.map(|q| q.raw));
-            if stored_raw.as_deref() != Some(m.payload.as_ref()) {
+            } else if stored.raw != m.payload.as_ref() {
                 first_difference = Some((m.seq, "stored event differs from the stream".into()));
             }
         }

@@ -101,10 +101,37 @@ impl Store {
 
     /// The sequences listed under an index prefix, in stream order.
     pub fn seqs(&self, prefix: &[u8]) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
-        self.model
-            .scan_prefix(prefix)
-            .keys()
-            .map(|k| Ok(keys::seq_suffix(&k?).unwrap_or(0)))
+        self.model.scan_prefix(prefix).flat_map(|entry| {
+            let bucket: Result<Vec<u64>, StoreError> = entry
+                .map_err(StoreError::from)
+                .and_then(|(key, value)| decode(&key, &value));
+            match bucket {
+                Ok(seqs) => seqs.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
+        })
+    }
+
+    /// The message at `seq`, applied or quarantined.
+    pub fn event(&self, seq: u64) -> Result<Option<crate::model::EventRecord>, StoreError> {
+        self.get(&keys::by_seq(keys::EVENT, seq))
+    }
+
+    /// Messages quarantined so far.
+    pub fn quarantined(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .model
+            .get(keys::QUARANTINE_COUNT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// The chain head: `chain[applied]` (genesis when empty).
+    pub fn chain_head(&self) -> Result<[u8; 32], StoreError> {
+        let applied = self.applied_seq()?;
+        Ok(self
+            .event(applied)?
+            .map_or(crate::chain::GENESIS, |e| e.chain))
     }
 
     /// Commits a batch of folded events and the new applied sequence in one
@@ -185,7 +212,7 @@ impl Pending {
     }
 
     /// Raw bytes as they will be after the batch.
-    pub fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.writes.get(key) {
             Some(bytes) => Ok(Some(bytes.clone())),
             None => Ok(store.model.get(key)?.map(|v| v.to_vec())),

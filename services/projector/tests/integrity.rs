@@ -10,7 +10,7 @@ use common::Projector;
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{
     keys,
-    model::{PatientSummary, Quarantined, StoredEvent},
+    model::{EventRecord, PatientSummary},
     store::encode,
 };
 use prolo_schemas::EventType;
@@ -63,41 +63,23 @@ async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
     let store = projector.stop().await;
 
     assert_eq!(store.applied_seq().unwrap(), 3);
-    let q1: Quarantined = store
-        .get(&keys::by_seq(keys::QUARANTINE, 1))
-        .unwrap()
-        .unwrap();
+    let q1 = store.event(1).unwrap().unwrap();
     assert_eq!(q1.raw, b"not json at all");
     assert_eq!(q1.subject, subject);
+    let reason = q1.quarantine.unwrap();
+    assert!(reason.contains("expected a JSON object"), "{reason}");
+    let q2 = store.event(2).unwrap().unwrap();
+    let reason = q2.quarantine.unwrap();
     assert!(
-        q1.reason.contains("malformed") || q1.reason.contains("expected"),
-        "{}",
-        q1.reason
+        reason.contains("belongs on clinic.riverside.patient.P-1042.consent.given"),
+        "{reason}"
     );
-    let q2: Quarantined = store
-        .get(&keys::by_seq(keys::QUARANTINE, 2))
-        .unwrap()
-        .unwrap();
-    assert!(
-        q2.reason
-            .contains("belongs on clinic.riverside.patient.P-1042.consent.given"),
-        "{}",
-        q2.reason
-    );
-    let count = store.model().get(keys::QUARANTINE_COUNT).unwrap().unwrap();
-    assert_eq!(u64::from_be_bytes(count.as_ref().try_into().unwrap()), 2);
+    assert_eq!(store.quarantined().unwrap(), 2);
+    let listed: Vec<u64> = store.seqs(keys::QUARANTINED).map(Result::unwrap).collect();
+    assert_eq!(listed, vec![1, 2]);
     // The good event was folded, and the quarantined ones were not.
-    let stored: StoredEvent = store
-        .get(&keys::by_seq(keys::EVENT, good.stream_seq))
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.seq, 3);
-    assert!(
-        store
-            .get::<StoredEvent>(&keys::by_seq(keys::EVENT, 1))
-            .unwrap()
-            .is_none()
-    );
+    let stored = store.event(good.stream_seq).unwrap().unwrap();
+    assert_eq!((stored.seq, stored.quarantine), (3, None));
     let summary: PatientSummary = store
         .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
         .unwrap()
@@ -138,7 +120,7 @@ async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
 
     // Someone edits the volume of the event at sequence 2 in the database.
     let key = keys::by_seq(keys::EVENT, 2);
-    let original: StoredEvent = store.get(&key).unwrap().unwrap();
+    let original: EventRecord = store.get(&key).unwrap().unwrap();
     let mut altered = original.clone();
     altered.raw = String::from_utf8(altered.raw)
         .unwrap()
@@ -157,8 +139,11 @@ async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
         .unwrap();
 
     // Someone rewrites the chain link at sequence 4.
+    let key = keys::by_seq(keys::EVENT, 4);
+    let mut relinked: EventRecord = store.get(&key).unwrap().unwrap();
+    relinked.chain = [7u8; 32];
     store
-        .tamper(&keys::by_seq(keys::CHAIN, 4), &[7u8; 32])
+        .tamper(&key, &encode(&key, &relinked).unwrap())
         .unwrap();
     let report = prolo_projector::verify(&js, &store).await.unwrap();
     let (seq, what) = report.first_difference.clone().unwrap();

@@ -204,7 +204,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(patient_seqs.len(), 12);
-    let original: prolo_projector::model::StoredEvent = store
+    let original: prolo_projector::model::EventRecord = store
         .get(&keys::by_seq(keys::EVENT, patient_seqs[6]))
         .unwrap()
         .unwrap();
@@ -240,8 +240,20 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(dr.credentials.len(), 1);
     assert_eq!(dr.credentials[0].credential, "reconstructive_therapy");
     assert_eq!(dr.credentials[0].valid_until.as_deref(), Some("2027-02-28"));
-    assert_eq!(dr.injections.len(), 3);
-    assert_eq!(dr.adverse_events, vec![ae.event_id]);
+    assert_eq!((dr.injection_count, dr.adverse_event_count), (3, 1));
+    let dr_seqs: Vec<u64> = store
+        .seqs(&keys::index_prefix(
+            keys::BY_PRACTITIONER,
+            &[b"riverside", b"dr-hale"],
+        ))
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        dr_seqs.len(),
+        5,
+        "credential, three injections, the adverse event"
+    );
+    assert!(dr_seqs.contains(&ae.stream_seq));
 
     // The lot: three injections, the adverse event after one of them, the recall.
     let lot: Vec<u64> = store

@@ -1,0 +1,188 @@
+//! Fold throughput over a large stream, next to the raw limits measured in
+//! the same run: JetStream pull consumption (AckAll every 1,000th) and sled
+//! batch inserts. Run: `cargo bench -p prolo-projector --bench fold`.
+//!
+//! Settings (environment): `BENCH_EVENTS` (default 1000000), `BENCH_PATIENTS` (100000).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, pull},
+};
+use futures::StreamExt;
+use prolo_bus::{STREAM_NAME, Shutdown, StreamSettings, ensure_stream};
+use prolo_projector::{ProjectorSettings, Store};
+use prolo_tests::{NatsServer, publish_all, synthetic_events};
+
+/// The allocator the service binaries use.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Durable pull consumer, fetching 1,000 at a time and acking the last (AckAll).
+async fn raw_consume(js: &jetstream::Context, n: u64) -> f64 {
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("bench-raw".into()),
+            ack_policy: AckPolicy::All,
+            max_ack_pending: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut seen = 0u64;
+    while seen < n {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
+        let mut last = None;
+        while let Some(message) = batch.next().await {
+            let message = message.unwrap();
+            seen += 1;
+            last = Some(message);
+        }
+        if let Some(last) = last {
+            last.ack().await.unwrap();
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// sled `apply_batch` of 1,000 values of `size` bytes into one tree (no flush;
+/// `flushed`: flush after each batch, as the projector's commit does).
+fn raw_sled(dir: &std::path::Path, n: u64, size: usize, flushed: bool) -> f64 {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(256 * 1024 * 1024)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("t").unwrap();
+    let value = vec![7u8; size];
+    let start = Instant::now();
+    let mut seq = 0u64;
+    while seq < n {
+        let mut batch = sled::Batch::default();
+        for _ in 0..1000 {
+            seq += 1;
+            batch.insert(&seq.to_be_bytes(), value.as_slice());
+        }
+        tree.apply_batch(batch).unwrap();
+        if flushed {
+            tree.flush().unwrap();
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 = env_or("BENCH_EVENTS", 1_000_000);
+    let patients: usize = env_or("BENCH_PATIENTS", 100_000);
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+
+    eprintln!("publishing {n} events over {patients} patients…");
+    let start = Instant::now();
+    let stored = publish_all(&js, synthetic_events(n as usize, patients), 512).await;
+    assert_eq!(stored, n);
+    let publish_rate = n as f64 / start.elapsed().as_secs_f64();
+    let stream_bytes = js
+        .get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .bytes;
+
+    eprintln!("raw consume…");
+    let consume = raw_consume(&js, n).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let event_size = (stream_bytes / n) as usize;
+    eprintln!("raw sled…");
+    let sled_rate = raw_sled(&scratch.path().join("raw"), n, event_size, false);
+    let sled_flushed = raw_sled(
+        &scratch.path().join("raw-flushed"),
+        n.min(200_000),
+        event_size,
+        true,
+    );
+
+    eprintln!("folding…");
+    let store = Store::open(&scratch.path().join("projector.sled"), 256 * 1024 * 1024).unwrap();
+    let (trigger, shutdown) = Shutdown::new();
+    let start = Instant::now();
+    let task = tokio::spawn({
+        let store = store.clone();
+        let client = client.clone();
+        async move {
+            prolo_projector::run(client, store, ProjectorSettings::default(), shutdown)
+                .await
+                .unwrap()
+        }
+    });
+    let mut last_report = Instant::now();
+    while store.applied_seq().unwrap() < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("  folded {} of {n}", store.applied_seq().unwrap());
+            last_report = Instant::now();
+        }
+    }
+    let fold = n as f64 / start.elapsed().as_secs_f64();
+    trigger.fire();
+    task.await.unwrap();
+    let disk = store.size_on_disk().unwrap();
+
+    let slower = consume.min(sled_rate);
+    println!(
+        "fold benchmark: {n} events, {patients} patients, mean event {event_size} bytes in the stream"
+    );
+    println!();
+    println!("| path | events/s | vs slower raw limit |");
+    println!("|---|---|---|");
+    println!("| publish (setup, 512 acks in flight, Nats-Msg-Id) | {publish_rate:.0} | |");
+    println!(
+        "| raw JetStream pull consume, AckAll per 1,000 | {consume:.0} | {:.2} |",
+        consume / slower
+    );
+    println!(
+        "| raw sled apply_batch of 1,000 ({event_size} B values) | {sled_rate:.0} | {:.2} |",
+        sled_rate / slower
+    );
+    println!(
+        "| raw sled apply_batch of 1,000 + flush each batch | {sled_flushed:.0} | {:.2} |",
+        sled_flushed / slower
+    );
+    println!(
+        "| projector fold (decode, validate, chain, indexes, summaries, commit+flush, ack) | {fold:.0} | {:.2} |",
+        fold / slower
+    );
+    println!();
+    println!(
+        "bytes on disk per event: sled {:.0} (total {:.1} MiB), stream {:.0}",
+        disk as f64 / n as f64,
+        disk as f64 / 1048576.0,
+        stream_bytes as f64 / n as f64
+    );
+}
