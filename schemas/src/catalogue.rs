@@ -18,6 +18,8 @@ pub enum EntityKind {
     Lot,
     /// A correction: filed under the entity of the event it corrects.
     TargetOf,
+    /// `clinic.<c>.principal.<principal_id>.<type>`: reads of the trail.
+    Principal,
 }
 
 macro_rules! catalogue {
@@ -147,6 +149,16 @@ catalogue! {
     AdjunctTherapyRecommended => "adjunct_therapy.recommended", AdjunctTherapyRecommended, v 1, Patient;
     RecordCorrected => "record.corrected", RecordCorrected, v 1, TargetOf;
     RecordEnteredInError => "record.entered_in_error", RecordEnteredInError, v 1, TargetOf;
+    AccessRecorded => "access.recorded", AccessRecorded, v 1, Principal;
+}
+
+impl EventType {
+    /// Whether clinic staff record this type through a recording service.
+    /// The others are written by the system itself (the query service's
+    /// access log).
+    pub fn is_clinical(self) -> bool {
+        !matches!(self, EventType::AccessRecorded)
+    }
 }
 
 impl fmt::Display for EventType {

@@ -146,6 +146,12 @@ subject_token_id!(
     LotNumber,
     "lot"
 );
+subject_token_id!(
+    /// A principal that reads the trail (a compliance officer, a safety
+    /// reviewer, a system), as named in the query service's tokens file.
+    PrincipalId,
+    "principal_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -60,7 +60,7 @@ pub fn for_event(event_type: EventType) -> Value {
                 required.push(json!("patient_id"));
             }
         }
-        EntityKind::Practitioner | EntityKind::Lot => {
+        EntityKind::Practitioner | EntityKind::Lot | EntityKind::Principal => {
             schema["not"] = json!({ "required": ["patient_id"] });
         }
         // A correction is filed like its target: checked in Rust.

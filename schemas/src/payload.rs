@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    EventType, LotNumber, PractitionerId,
+    EventType, LotNumber, PatientId, PractitionerId, PrincipalId,
     bounds::*,
     sites::{Laterality, Region, SiteKey},
 };
@@ -672,4 +672,38 @@ pub struct RecordEnteredInError {
     /// Why.
     #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
     pub reason: String,
+}
+
+/// The role a principal reads the trail in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessRole {
+    /// Compliance officer: the full trail.
+    Compliance,
+    /// Safety reviewer: adverse events, lots, patients' histories.
+    Safety,
+    /// Another system: status only.
+    Service,
+}
+
+/// `access.recorded`: someone read patient data through the query service.
+/// Reads are audited like writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRecorded {
+    /// Who read.
+    pub principal_id: PrincipalId,
+    /// In what role.
+    pub role: AccessRole,
+    /// Which query, e.g. `patient_history`.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub query: String,
+    /// Its parameters as given (filters, cursor, format).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// The patient whose data was read, when the query names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<PatientId>,
+    /// How many records the answer held.
+    pub records_returned: u64,
 }

@@ -12,7 +12,7 @@ use std::{fmt, str::FromStr};
 
 use crate::{
     ClinicId, ContractError, EntityKind, Envelope, EventType, LotNumber, PatientId, Payload,
-    PractitionerId, ProblemCode,
+    PractitionerId, PrincipalId, ProblemCode,
 };
 
 /// The first token of every event subject; the stream takes `clinic.>`.
@@ -27,6 +27,8 @@ pub enum Entity {
     Practitioner(PractitionerId),
     /// A solution lot.
     Lot(LotNumber),
+    /// A principal reading the trail.
+    Principal(PrincipalId),
 }
 
 impl Entity {
@@ -35,6 +37,7 @@ impl Entity {
             Entity::Patient(_) => "patient",
             Entity::Practitioner(_) => "practitioner",
             Entity::Lot(_) => "lot",
+            Entity::Principal(_) => "principal",
         }
     }
 
@@ -43,6 +46,7 @@ impl Entity {
             Entity::Patient(id) => id.as_str(),
             Entity::Practitioner(id) => id.as_str(),
             Entity::Lot(id) => id.as_str(),
+            Entity::Principal(id) => id.as_str(),
         }
     }
 }
@@ -171,6 +175,10 @@ impl Envelope {
                 };
                 Entity::Lot(lot.ok_or_else(|| missing("payload.lot", "lot"))?)
             }
+            EntityKind::Principal => match &self.payload {
+                Payload::AccessRecorded(x) => Entity::Principal(x.principal_id.clone()),
+                _ => return Err(missing("payload.principal_id", "principal")),
+            },
         };
         Ok(Subject {
             clinic_id: self.clinic_id.clone(),
@@ -195,6 +203,7 @@ pub fn filter(
             let kind = match t.entity_kind() {
                 EntityKind::Practitioner => "practitioner",
                 EntityKind::Lot => "lot",
+                EntityKind::Principal => "principal",
                 EntityKind::Patient | EntityKind::TargetOf => "patient",
             };
             let id = p.map_or("*", PatientId::as_str);

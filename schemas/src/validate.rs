@@ -170,9 +170,9 @@ fn entity(c: &mut Check, e: &Envelope) {
             ProblemCode::MissingField,
             "is required on a patient event",
         ),
-        (EntityKind::Practitioner | EntityKind::Lot, Some(_)) => c.inconsistent(
+        (EntityKind::Practitioner | EntityKind::Lot | EntityKind::Principal, Some(_)) => c.inconsistent(
             "patient_id",
-            "must be absent: this event is filed under a practitioner or lot, not a patient",
+            "must be absent: this event is filed under a practitioner, lot or principal, not a patient",
         ),
         _ => {}
     }
@@ -181,9 +181,9 @@ fn entity(c: &mut Check, e: &Envelope) {
 fn correction_target(c: &mut Check, target: &CorrectionTarget) {
     let path = "payload.target";
     match target.event_type.entity_kind() {
-        EntityKind::TargetOf => c.inconsistent(
+        EntityKind::TargetOf | EntityKind::Principal => c.inconsistent(
             &format!("{path}.event_type"),
-            "a correction cannot target another correction; correct the original event",
+            "a correction cannot target another correction or an access record",
         ),
         EntityKind::Practitioner if target.practitioner_id.is_none() => c.problem(
             format!("{path}.practitioner_id"),
@@ -305,6 +305,9 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
         }
         Payload::RecordEnteredInError(x) => {
             c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
+        }
+        Payload::AccessRecorded(x) => {
+            c.text(&format!("{p}.query"), &x.query, SHORT_TEXT_MAX_CHARS);
         }
     }
 }

@@ -68,7 +68,8 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
 
-    for event_type in EventType::ALL {
+    let clinical: Vec<EventType> = EventType::ALL.iter().copied().filter(|t| t.is_clinical()).collect();
+    for event_type in &clinical {
         let request = example_request(event_type.as_str());
         let stored = record(&client, *event_type, serde_json::to_vec(&request).unwrap())
             .await
@@ -97,7 +98,7 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
         assert_eq!(stored_json["payload"], request["payload"], "{event_type}");
         assert_eq!(stored_json["occurred_at"], request["occurred_at"]);
     }
-    assert_eq!(message_count(&js).await, EventType::ALL.len() as u64);
+    assert_eq!(message_count(&js).await, clinical.len() as u64);
     recorders.stop().await;
 }
 

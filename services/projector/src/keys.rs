@@ -35,6 +35,10 @@ pub const BY_TYPE: &[u8] = b"it\0";
 pub const BY_LOT: &[u8] = b"il\0";
 /// `io\0<occurred day, sign-flipped BE>\0<bucket>`: events by clinical day.
 pub const BY_OCCURRED_DAY: &[u8] = b"io\0";
+/// `iac\0<clinic>\0<principal>\0<bucket>`: a principal's reads (`access.recorded`).
+pub const BY_PRINCIPAL: &[u8] = b"iac\0";
+/// `iap\0<clinic>\0<patient>\0<bucket>`: reads of a patient's data: who looked.
+pub const READS_OF_PATIENT: &[u8] = b"iap\0";
 /// `iq\0<bucket>`: quarantined sequences.
 pub const QUARANTINED: &[u8] = b"iq\0";
 
