@@ -68,7 +68,11 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
 
-    let clinical: Vec<EventType> = EventType::ALL.iter().copied().filter(|t| t.is_clinical()).collect();
+    let clinical: Vec<EventType> = EventType::ALL
+        .iter()
+        .copied()
+        .filter(|t| t.is_clinical())
+        .collect();
     for event_type in &clinical {
         let request = example_request(event_type.as_str());
         let stored = record(&client, *event_type, serde_json::to_vec(&request).unwrap())

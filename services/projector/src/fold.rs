@@ -278,9 +278,17 @@ impl<'a> Folder<'a> {
                 self.patient(e, seq, |_| {})?;
             }
             Payload::AccessRecorded(p) => {
-                self.index(keys::BY_PRINCIPAL, &[clinic, p.principal_id.as_str().as_bytes()], seq)?;
+                self.index(
+                    keys::BY_PRINCIPAL,
+                    &[clinic, p.principal_id.as_str().as_bytes()],
+                    seq,
+                )?;
                 if let Some(patient) = &p.patient_id {
-                    self.index(keys::READS_OF_PATIENT, &[clinic, patient.as_str().as_bytes()], seq)?;
+                    self.index(
+                        keys::READS_OF_PATIENT,
+                        &[clinic, patient.as_str().as_bytes()],
+                        seq,
+                    )?;
                 }
             }
             Payload::LotRecalled(p) => {

@@ -16,7 +16,8 @@ use crate::{
     store::{Store, StoreError},
 };
 
-/// The durable consumer's name.
+/// The durable consumer's default name. Each read side that keeps its own
+/// database (the projector binary, the audit API) has its own consumer.
 pub const CONSUMER: &str = "projector";
 
 /// Why the projector stopped.
@@ -43,6 +44,8 @@ pub struct ProjectorSettings {
     pub idle_wait: Duration,
     /// Publish a chain checkpoint every this many sequences (0: never).
     pub checkpoint_every: u64,
+    /// Durable consumer name.
+    pub consumer: String,
 }
 
 impl Default for ProjectorSettings {
@@ -51,6 +54,7 @@ impl Default for ProjectorSettings {
             batch_size: 1000,
             idle_wait: Duration::from_millis(200),
             checkpoint_every: 10_000,
+            consumer: CONSUMER.to_owned(),
         }
     }
 }
@@ -113,9 +117,10 @@ pub async fn fold_batch(
 /// that nothing is skipped.
 async fn consumer(
     stream: &jetstream::stream::Stream,
+    name: &str,
     applied: u64,
 ) -> Result<PullConsumer, ProjectorError> {
-    if let Ok(mut existing) = stream.get_consumer::<pull::Config>(CONSUMER).await {
+    if let Ok(mut existing) = stream.get_consumer::<pull::Config>(name).await {
         let info = existing.info().await.map_err(js_err)?;
         if info.ack_floor.stream_sequence <= applied {
             return Ok(existing);
@@ -125,7 +130,7 @@ async fn consumer(
             applied,
             "consumer is ahead of the database; recreating it from the database's position"
         );
-        stream.delete_consumer(CONSUMER).await.map_err(js_err)?;
+        stream.delete_consumer(name).await.map_err(js_err)?;
     }
     let deliver_policy = if applied == 0 {
         DeliverPolicy::All
@@ -136,7 +141,7 @@ async fn consumer(
     };
     stream
         .create_consumer(pull::Config {
-            durable_name: Some(CONSUMER.to_owned()),
+            durable_name: Some(name.to_owned()),
             description: Some(
                 "prolo-audit projector: folds every event into the read models".into(),
             ),
@@ -179,7 +184,7 @@ pub async fn run(
     let Some(stream) = stream(&js, &mut shutdown).await? else {
         return Ok(());
     };
-    let mut consumer = consumer(&stream, store.applied_seq()?).await?;
+    let mut consumer = consumer(&stream, &settings.consumer, store.applied_seq()?).await?;
     tracing::info!(
         applied = store.applied_seq()?,
         "projector following {STREAM_NAME}"
@@ -232,8 +237,8 @@ pub async fn run(
                 got = first.seq,
                 "gap in delivery; repositioning the consumer"
             );
-            let _ = stream.delete_consumer(CONSUMER).await;
-            consumer = self::consumer(&stream, before).await?;
+            let _ = stream.delete_consumer(&settings.consumer).await;
+            consumer = self::consumer(&stream, &settings.consumer, before).await?;
             continue;
         }
         let report = fold_batch(&store, &messages).await?;

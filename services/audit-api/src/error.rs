@@ -1,0 +1,82 @@
+//! One error type for the HTTP edge: a status code and a JSON body with a
+//! stable code and a message.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use prolo_query::QueryError;
+use serde_json::json;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or unknown bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The principal's role may not ask this.
+    #[error("role {role} may not {query}")]
+    Forbidden {
+        /// The principal's role.
+        role: String,
+        /// The query refused.
+        query: &'static str,
+    },
+    /// A parameter is not usable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing matches.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The read could not be recorded in the access log, so it is not served.
+    #[error("the access could not be recorded, so the data is not served: {0}")]
+    NotAudited(String),
+    /// Anything else.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotAudited(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_audited"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (
+            status,
+            Json(json!({"error": {"code": code, "message": self.to_string()}})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::NotFound(what) => ApiError::NotFound(what),
+            QueryError::BadRequest(why) => ApiError::BadRequest(why),
+            QueryError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

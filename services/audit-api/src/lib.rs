@@ -1,0 +1,95 @@
+//! The audit query service: an HTTP API (axum) over the read models, for
+//! compliance officers and safety reviewers.
+//!
+//! The service owns its read models: it runs the projector's fold on its
+//! own database (with its own durable consumer) and answers from it, so
+//! that no other process needs to share the sled files. Every read of
+//! patient data is recorded as an `access.recorded` event before it is
+//! served ([`access`]); bearer tokens map to principals and roles
+//! ([`auth`]).
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod render;
+pub mod routes;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use async_nats::jetstream;
+use prolo_bus::{Publisher, Shutdown};
+use prolo_projector::{ProjectorSettings, Store};
+
+pub use auth::Principals;
+pub use routes::{AppState, router};
+
+/// How the read side runs.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The read models' database.
+    pub db: PathBuf,
+    /// sled cache, bytes.
+    pub cache_bytes: u64,
+    /// The fold's settings (its consumer is `audit-api`).
+    pub projector: ProjectorSettings,
+}
+
+/// Why the read side stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiRunError {
+    /// The database would not open.
+    #[error("opening the read models: {0}")]
+    Store(#[from] prolo_projector::store::StoreError),
+    /// The fold failed.
+    #[error("projector: {0}")]
+    Projector(#[from] prolo_projector::project::ProjectorError),
+    /// The listener failed.
+    #[error("HTTP on {0}: {1}")]
+    Http(SocketAddr, std::io::Error),
+}
+
+/// Runs the fold and the API on one database until `shutdown`. `ready` is
+/// told the address actually bound (useful with port 0).
+pub async fn run(
+    client: async_nats::Client,
+    principals: Principals,
+    settings: ApiSettings,
+    shutdown: Shutdown,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ApiRunError> {
+    let store = Store::open(&settings.db, settings.cache_bytes)?;
+    let js = jetstream::new(client.clone());
+    let state = AppState {
+        store: store.clone(),
+        principals,
+        access: access::AccessLog::new(Publisher::new(js.clone(), Duration::from_secs(5))),
+        js,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| ApiRunError::Http(settings.listen, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ApiRunError::Http(settings.listen, e))?;
+    ready(bound);
+    tracing::info!(%bound, "audit API listening");
+    let fold = tokio::spawn(prolo_projector::run(
+        client,
+        store,
+        settings.projector,
+        shutdown.clone(),
+    ));
+    let mut stop = shutdown.clone();
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.wait().await })
+        .await
+        .map_err(|e| ApiRunError::Http(bound, e));
+    match fold.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "the fold task panicked"),
+    }
+    served
+}

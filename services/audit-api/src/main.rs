@@ -1,0 +1,59 @@
+//! `prolo-audit-api`: the audit query service (fold + HTTP API on one database).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use prolo_audit_api::{ApiSettings, Principals};
+use prolo_bus::{Shutdown, init_tracing};
+use prolo_projector::ProjectorSettings;
+
+/// glibc malloc contends between threads; mimalloc measured faster here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The audit query service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = prolo_bus::connect::DEFAULT_NATS_URL)]
+    nats_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "PROLO_API_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer tokens file (see deploy/tokens.example.json).
+    #[arg(
+        long,
+        env = "PROLO_API_TOKENS",
+        default_value = "deploy/tokens.example.json"
+    )]
+    tokens: PathBuf,
+    /// The API's own read-model database.
+    #[arg(long, env = "PROLO_API_DB", default_value = "data/audit-api.sled")]
+    db: PathBuf,
+    /// sled cache, MiB.
+    #[arg(long, env = "PROLO_CACHE_MB", default_value_t = 256)]
+    cache_mb: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing("info");
+    let principals = Principals::load(&args.tokens).map_err(anyhow::Error::msg)?;
+    let client = prolo_bus::connect(&args.nats_url, "audit-api")
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let settings = ApiSettings {
+        listen: args.listen,
+        db: args.db,
+        cache_bytes: args.cache_mb * 1024 * 1024,
+        projector: ProjectorSettings {
+            consumer: "audit-api".into(),
+            ..ProjectorSettings::default()
+        },
+    };
+    prolo_audit_api::run(client, principals, settings, Shutdown::on_signals(), |_| {}).await?;
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! The HTTP API. Every handler authenticates, checks the role, answers,
+//! records the read when it touches patient data, then serves it.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream;
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, Utc};
+use prolo_bus::STREAM_NAME;
+use prolo_projector::{Store, VerifyReport, chain};
+use prolo_query as q;
+use prolo_schemas::{ClinicId, EventType, LotNumber, PatientId, PractitionerId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    access::AccessLog,
+    auth::{Principal, Principals, QueryKind},
+    error::ApiError,
+    openapi,
+    render::{self, Format},
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The read models.
+    pub store: Store,
+    /// Who may ask.
+    pub principals: Principals,
+    /// Where reads are recorded.
+    pub access: AccessLog,
+    /// For the stream position.
+    pub js: jetstream::Context,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/v1/status", get(status))
+        .route("/v1/events/{event_id}", get(event_by_id))
+        .route(
+            "/v1/clinics/{clinic}/patients/{patient}/history",
+            get(patient_history),
+        )
+        .route(
+            "/v1/clinics/{clinic}/patients/{patient}/summary",
+            get(patient_summary),
+        )
+        .route(
+            "/v1/clinics/{clinic}/patients/{patient}/access-log",
+            get(access_log),
+        )
+        .route(
+            "/v1/clinics/{clinic}/adverse-events/{event_id}/investigation",
+            get(investigation),
+        )
+        .route("/v1/clinics/{clinic}/lots/{lot}/trace", get(lot_trace))
+        .route(
+            "/v1/clinics/{clinic}/practitioners/{practitioner}/history",
+            get(practitioner_history),
+        )
+        .with_state(state)
+}
+
+/// Query parameters of the list queries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Comma-separated event types.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Clinical time from (RFC 3339, inclusive).
+    from: Option<DateTime<Utc>>,
+    /// Clinical time to (exclusive).
+    to: Option<DateTime<Utc>>,
+    /// As known at this time (by recorded_at).
+    as_of: Option<DateTime<Utc>>,
+    /// Sequence after which the page starts.
+    cursor: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
+    /// json (default, paginated), jsonl or csv (whole answer, streamed).
+    format: Option<String>,
+    /// Investigation window around the onset, days (default 14).
+    window_days: Option<i64>,
+}
+
+impl ListParams {
+    fn filter(&self) -> Result<q::HistoryFilter, ApiError> {
+        let event_types = match &self.event_type {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse::<EventType>()
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(q::HistoryFilter {
+            event_types,
+            from: self.from,
+            to: self.to,
+            as_of: self.as_of,
+        })
+    }
+
+    /// The parameters as given, for the access log.
+    fn logged(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                map.insert(k.to_owned(), v);
+            }
+        };
+        put("type", self.event_type.clone());
+        put("from", self.from.map(|t| t.to_rfc3339()));
+        put("to", self.to.map(|t| t.to_rfc3339()));
+        put("as_of", self.as_of.map(|t| t.to_rfc3339()));
+        put("cursor", self.cursor.map(|c| c.to_string()));
+        put("limit", self.limit.map(|l| l.to_string()));
+        put("format", self.format.clone());
+        put("window_days", self.window_days.map(|d| d.to_string()));
+        map
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, ApiError> {
+    query
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| ApiError::BadRequest(e.to_string()))
+}
+
+/// Who asked what, about whom: what the access log records.
+struct Asked<'a> {
+    principal: &'a Principal,
+    clinic: &'a ClinicId,
+    query: QueryKind,
+    patient: Option<PatientId>,
+}
+
+impl Asked<'_> {
+    async fn record(
+        self,
+        state: &AppState,
+        parameters: BTreeMap<String, String>,
+        records: u64,
+    ) -> Result<(), ApiError> {
+        state
+            .access
+            .record(
+                self.principal,
+                self.clinic,
+                self.query,
+                parameters,
+                self.patient,
+                records,
+            )
+            .await
+    }
+}
+
+/// Answers a list of events: a JSON page, or the whole list streamed.
+async fn list_response(
+    state: &AppState,
+    asked: Asked<'_>,
+    params: &ListParams,
+    seqs: Vec<u64>,
+    extra: serde_json::Value,
+) -> Result<Response, ApiError> {
+    let format = Format::parse(params.format.as_deref())?;
+    if format != Format::Json {
+        asked
+            .record(state, params.logged(), seqs.len() as u64)
+            .await?;
+        return Ok(render::stream_events(
+            state.store.clone(),
+            seqs,
+            params.as_of,
+            format,
+        ));
+    }
+    let (page, next) = q::page(&seqs, params.cursor, params.limit());
+    let items = q::views(&state.store, page, params.as_of)?;
+    asked
+        .record(state, params.logged(), items.len() as u64)
+        .await?;
+    let mut body = json!({
+        "total": seqs.len(),
+        "items": items,
+        "next_cursor": next.map(|c| c.to_string()),
+    });
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn patient_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, patient)): Path<(String, String)>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::PatientHistory)?;
+    let params = params(query)?;
+    let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
+    let seqs = q::patient_history(&state.store, &clinic, &patient, &params.filter()?)?;
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::PatientHistory,
+        patient: Some(patient),
+    };
+    list_response(&state, asked, &params, seqs, json!({})).await
+}
+
+async fn practitioner_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, practitioner)): Path<(String, String)>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::PractitionerHistory)?;
+    let params = params(query)?;
+    let (clinic, practitioner): (ClinicId, PractitionerId) = (id(&clinic)?, id(&practitioner)?);
+    let (summary, seqs) =
+        q::practitioner_history(&state.store, &clinic, &practitioner, &params.filter()?)?;
+    let extra = json!({ "summary": summary });
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::PractitionerHistory,
+        patient: None,
+    };
+    list_response(&state, asked, &params, seqs, extra).await
+}
+
+async fn access_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, patient)): Path<(String, String)>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::AccessLog)?;
+    let params = params(query)?;
+    let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
+    let seqs = q::access_log(&state.store, &clinic, &patient)?;
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::AccessLog,
+        patient: Some(patient),
+    };
+    list_response(&state, asked, &params, seqs, json!({})).await
+}
+
+async fn patient_summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, patient)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::PatientSummary)?;
+    let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
+    let summary = q::patient_summary(&state.store, &clinic, &patient)?;
+    state
+        .access
+        .record(
+            &principal,
+            &clinic,
+            QueryKind::PatientSummary,
+            BTreeMap::new(),
+            Some(patient),
+            1,
+        )
+        .await?;
+    Ok(Json(summary).into_response())
+}
+
+async fn investigation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, event_id)): Path<(String, String)>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::AdverseEventInvestigation)?;
+    let params = params(query)?;
+    let clinic: ClinicId = id(&clinic)?;
+    let event_id: uuid::Uuid = id(&event_id)?;
+    let answer = q::investigation(
+        &state.store,
+        &clinic,
+        &event_id,
+        params.window_days.unwrap_or(14),
+    )?;
+    let patient = answer.state.patient_id.parse().ok();
+    state
+        .access
+        .record(
+            &principal,
+            &clinic,
+            QueryKind::AdverseEventInvestigation,
+            params.logged(),
+            patient,
+            answer.records(),
+        )
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn lot_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, lot)): Path<(String, String)>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::LotTrace)?;
+    let params = params(query)?;
+    let format = Format::parse(params.format.as_deref())?;
+    let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
+    let trace = q::lot_trace(&state.store, &clinic, &lot)?;
+    let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
+    state
+        .access
+        .record(
+            &principal,
+            &clinic,
+            QueryKind::LotTrace,
+            params.logged(),
+            None,
+            records,
+        )
+        .await?;
+    Ok(match format {
+        Format::Json => Json(trace).into_response(),
+        _ => render::stream_injections(trace.injections, format),
+    })
+}
+
+async fn event_by_id(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::EventById)?;
+    let event_id: uuid::Uuid = id(&event_id)?;
+    let not_found = || ApiError::NotFound(format!("event {event_id}"));
+    let seq = q::seq_of(&state.store, &event_id)?.ok_or_else(not_found)?;
+    let view = q::event_view(&state.store, seq, None)?.ok_or_else(not_found)?;
+    let clinic: ClinicId = id(&view.clinic_id)?;
+    let patient = view.patient_id.as_deref().and_then(|p| p.parse().ok());
+    let mut parameters = BTreeMap::new();
+    parameters.insert("event_id".to_owned(), event_id.to_string());
+    state
+        .access
+        .record(
+            &principal,
+            &clinic,
+            QueryKind::EventById,
+            parameters,
+            patient,
+            1,
+        )
+        .await?;
+    Ok(Json(view).into_response())
+}
+
+async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::Status)?;
+    let applied = state
+        .store
+        .applied_seq()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let stream_last = match state.js.get_stream(STREAM_NAME).await {
+        Ok(mut stream) => stream.info().await.ok().map(|i| i.state.last_sequence),
+        Err(_) => None,
+    };
+    let head = state
+        .store
+        .chain_head()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let verify: Option<VerifyReport> = state
+        .store
+        .status_get("last_verify")
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let quarantined = state
+        .store
+        .quarantined()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({
+        "stream": STREAM_NAME,
+        "stream_last_seq": stream_last,
+        "applied_seq": applied,
+        "lag": stream_last.map(|last| last.saturating_sub(applied)),
+        "quarantined": quarantined,
+        "chain_head": chain::hex(&head),
+        "last_verification": verify,
+    }))
+    .into_response())
+}

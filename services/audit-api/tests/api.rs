@@ -1,0 +1,466 @@
+//! The query API over the real stack: nats-server, recording services, the
+//! fold and HTTP. Answers are exactly what the recorded scenario implies;
+//! `as_of` hides what was recorded later; 401 and 403; one access event per
+//! read; paging returns every item once; exports stream the whole answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+use prolo_audit_api::{ApiSettings, Principals};
+use prolo_bus::{STREAM_NAME, Trigger};
+use prolo_projector::ProjectorSettings;
+use prolo_schemas::EventType::*;
+use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use serde_json::{Value, json};
+
+const COMPLIANCE: &str = "compliance-token-0123456789";
+const SAFETY: &str = "safety-token-0123456789abc";
+const SERVICE: &str = "service-token-0123456789abc";
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    trigger: Trigger,
+    task: tokio::task::JoinHandle<()>,
+    _db: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start(nats: &NatsServer) -> Api {
+        let principals = Principals::parse(&format!(
+            r#"{{"tokens":[
+                {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance"}},
+                {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety"}},
+                {{"token":"{SERVICE}","principal":"ehr","role":"service"}}]}}"#
+        ))
+        .unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let settings = ApiSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db: db.path().join("api.sled"),
+            cache_bytes: 32 << 20,
+            projector: ProjectorSettings {
+                consumer: "audit-api".into(),
+                idle_wait: Duration::from_millis(50),
+                ..ProjectorSettings::default()
+            },
+        };
+        let (trigger, shutdown) = prolo_bus::Shutdown::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let client = nats.client().await.unwrap();
+        let task = tokio::spawn(async move {
+            prolo_audit_api::run(client, principals, settings, shutdown, |addr| {
+                let _ = tx.send(addr);
+            })
+            .await
+            .unwrap();
+        });
+        let addr = rx.await.unwrap();
+        Api {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            trigger,
+            task,
+            _db: db,
+        }
+    }
+
+    async fn get(&self, token: Option<&str>, path: &str) -> (u16, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn json(&self, token: &str, path: &str) -> Value {
+        let (status, body) = self.get(Some(token), path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until the fold has applied everything in the stream.
+    async fn caught_up(&self) {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.json(SERVICE, "/v1/status").await;
+            if status["lag"] == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "API did not catch up: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.trigger.fire();
+        self.task.await.unwrap();
+    }
+}
+
+/// How many access.recorded events the stream holds.
+async fn access_events(js: &jetstream::Context) -> u64 {
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let mut consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: "clinic.*.principal.*.access.recorded".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    consumer.info().await.unwrap().num_pending
+}
+
+#[tokio::test]
+async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+
+    record_ok(
+        &client,
+        PractitionerCredentialed,
+        &example_request("practitioner.credentialed"),
+    )
+    .await;
+    let consent = record_ok(&client, ConsentGiven, &example_request("consent.given")).await;
+    let exam = record_ok(
+        &client,
+        ExaminationDone,
+        &example_request("examination.done"),
+    )
+    .await;
+    let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let mut other = example_request("injection.given");
+    other["patient_id"] = "P-2000".into();
+    let other_injection = record_ok(&client, InjectionGiven, &other).await;
+    let mut ae = example_request("adverse_event.reported");
+    ae["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
+    let ae = record_ok(&client, AdverseEventReported, &ae).await;
+    let mut update = example_request("adverse_event.updated");
+    update["payload"]["adverse_event_id"] = ae.event_id.to_string().into();
+    let update = record_ok(&client, AdverseEventUpdated, &update).await;
+    let recall = record_ok(&client, LotRecalled, &example_request("lot.recalled")).await;
+
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let before = access_events(&js).await;
+    assert_eq!(before, 0);
+
+    // Patient history: P-1042's five events, in stream order, with both times.
+    let history = api
+        .json(COMPLIANCE, "/v1/clinics/riverside/patients/P-1042/history")
+        .await;
+    let seqs: Vec<u64> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![
+            consent.stream_seq,
+            exam.stream_seq,
+            injection.stream_seq,
+            ae.stream_seq,
+            update.stream_seq
+        ]
+    );
+    assert_eq!(history["total"], 5);
+    assert_eq!(history["next_cursor"], Value::Null);
+    let first = &history["items"][0];
+    assert_eq!(first["event_type"], "consent.given");
+    assert_eq!(first["occurred_at"], "2026-10-01T09:30:00Z");
+    assert!(first["recorded_at"].as_str().unwrap().starts_with("20"));
+    assert_eq!(
+        first["actor"],
+        json!({"id": "dr-hale", "role": "practitioner"})
+    );
+    assert_eq!(first["source"], "consent");
+    assert_eq!(first["standing"], "as_recorded");
+    assert_eq!(access_events(&js).await, 1, "one read, one access event");
+
+    // Filter by type.
+    let injections = api
+        .json(
+            SAFETY,
+            "/v1/clinics/riverside/patients/P-1042/history?type=injection.given",
+        )
+        .await;
+    assert_eq!(injections["total"], 1);
+    assert_eq!(
+        injections["items"][0]["event_id"],
+        injection.event_id.to_string()
+    );
+
+    // as_of: only what had been recorded by the time of the injection's recording.
+    let at = history["items"][2]["recorded_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let then = api
+        .json(
+            COMPLIANCE,
+            &format!(
+                "/v1/clinics/riverside/patients/P-1042/history?as_of={}",
+                at.replace('+', "%2B")
+            ),
+        )
+        .await;
+    let then_seqs: Vec<u64> = then["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        then_seqs,
+        vec![consent.stream_seq, exam.stream_seq, injection.stream_seq]
+    );
+
+    // The adverse-event investigation.
+    let inv = api
+        .json(
+            SAFETY,
+            &format!(
+                "/v1/clinics/riverside/adverse-events/{}/investigation",
+                ae.event_id
+            ),
+        )
+        .await;
+    assert_eq!(inv["report"]["event_id"], ae.event_id.to_string());
+    assert_eq!(inv["updates"][0]["event_id"], update.event_id.to_string());
+    assert_eq!(inv["injection"]["event_id"], injection.event_id.to_string());
+    assert_eq!(
+        inv["consents_before"][0]["event_id"],
+        consent.event_id.to_string()
+    );
+    assert_eq!(
+        inv["examinations_before"][0]["event_id"],
+        exam.event_id.to_string()
+    );
+    let same_lot: Vec<&str> = inv["same_lot_injections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["patient_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(same_lot, vec!["P-2000"]);
+    assert_eq!(
+        inv["same_practitioner_injections"][0]["event_id"],
+        other_injection.event_id.to_string()
+    );
+    assert_eq!(inv["state"]["status"], "closed");
+
+    // Lot trace: both injections, the adverse event, the recall.
+    let trace = api
+        .json(SAFETY, "/v1/clinics/riverside/lots/DX50-2026-114/trace")
+        .await;
+    let patients: Vec<&str> = trace["injections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["patient_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(patients, vec!["P-1042", "P-2000"]);
+    assert_eq!(trace["injections"][0]["site_key"], "KNEE_MCL");
+    assert_eq!(trace["injections"][0]["practitioner_id"], "dr-hale");
+    assert_eq!(trace["adverse_events"][0]["seq"], ae.stream_seq);
+    assert_eq!(trace["recalls"], json!([recall.stream_seq]));
+
+    // Practitioner history and one event by id.
+    let dr = api
+        .json(
+            COMPLIANCE,
+            "/v1/clinics/riverside/practitioners/dr-hale/history",
+        )
+        .await;
+    assert_eq!(
+        dr["total"], 4,
+        "credential, two injections, the adverse event after one"
+    );
+    assert_eq!(dr["summary"]["injection_count"], 2);
+    let one = api
+        .json(COMPLIANCE, &format!("/v1/events/{}", injection.event_id))
+        .await;
+    assert_eq!(one["seq"], injection.stream_seq);
+    assert_eq!(access_events(&js).await, 7, "seven successful reads so far");
+
+    // Exports stream the whole answer.
+    let (status, jsonl) = api
+        .get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P-1042/history?format=jsonl",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(jsonl.lines().count(), 5);
+    assert!(
+        jsonl
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    );
+    let (_, csv) = api
+        .get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P-1042/history?format=csv",
+        )
+        .await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines[0].starts_with("seq,event_id,event_type"));
+    assert!(lines[1].starts_with(&format!(
+        "{},{},consent.given",
+        consent.stream_seq, consent.event_id
+    )));
+    let (_, trace_csv) = api
+        .get(
+            Some(SAFETY),
+            "/v1/clinics/riverside/lots/DX50-2026-114/trace?format=csv",
+        )
+        .await;
+    assert_eq!(trace_csv.lines().count(), 3);
+    assert_eq!(access_events(&js).await, 10);
+
+    // 401 and 403, none of which is recorded as a read.
+    let (status, body) = api
+        .get(None, "/v1/clinics/riverside/patients/P-1042/history")
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"unauthorized\""));
+    assert_eq!(
+        api.get(Some("not-a-token-at-all-x"), "/v1/status").await.0,
+        401
+    );
+    let (status, body) = api
+        .get(
+            Some(SERVICE),
+            "/v1/clinics/riverside/patients/P-1042/history",
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"forbidden\""));
+    assert_eq!(
+        api.get(
+            Some(SAFETY),
+            "/v1/clinics/riverside/patients/P-1042/access-log"
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P.1/history"
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        api.get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P-1042/history?format=xml"
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        access_events(&js).await,
+        10,
+        "refused requests are not reads"
+    );
+
+    // The compliance officer sees who looked at P-1042.
+    api.caught_up().await;
+    let log = api
+        .json(
+            COMPLIANCE,
+            "/v1/clinics/riverside/patients/P-1042/access-log",
+        )
+        .await;
+    let queries: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["payload"]["query"].as_str().unwrap())
+        .collect();
+    assert!(
+        queries.starts_with(&[
+            "patient_history",
+            "patient_history",
+            "patient_history",
+            "adverse_event_investigation"
+        ]),
+        "{queries:?}"
+    );
+    assert_eq!(log["items"][0]["payload"]["principal_id"], "officer-lee");
+    assert_eq!(log["items"][0]["payload"]["records_returned"], 5);
+
+    let openapi = api.get(None, "/openapi.json").await;
+    assert_eq!(openapi.0, 200);
+    assert!(
+        openapi
+            .1
+            .contains("/v1/clinics/{clinic}/patients/{patient}/history")
+    );
+    api.stop().await;
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn paging_through_a_large_history_returns_every_item_once() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let mut recorded = Vec::new();
+    for i in 0..230 {
+        let mut request = example_request("examination.done");
+        request["patient_id"] = "P-LONG".into();
+        request["payload"]["history_summary"] = format!("visit {i}").into();
+        recorded.push(
+            record_ok(&client, ExaminationDone, &request)
+                .await
+                .stream_seq,
+        );
+    }
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/clinics/riverside/patients/P-LONG/history?limit=40&cursor={c}"),
+            None => "/v1/clinics/riverside/patients/P-LONG/history?limit=40".to_owned(),
+        };
+        let page = api.json(COMPLIANCE, &path).await;
+        pages += 1;
+        assert_eq!(page["total"], 230);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["seq"].as_u64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 6);
+    assert_eq!(seen, recorded, "every item once, in order");
+    api.stop().await;
+    recorders.stop().await;
+}

@@ -1,0 +1,445 @@
+//! The queries. Each returns its answer as stream sequences first (so the
+//! number of records is known before rendering), or a small struct.
+
+use chrono::{DateTime, Duration, Utc};
+use prolo_projector::{
+    Store, keys,
+    model::{AdverseEventState, PatientSummary, PractitionerSummary},
+};
+use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{EventView, QueryError, event_view};
+
+/// Filters of a history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Only these types (all when empty).
+    pub event_types: Vec<EventType>,
+    /// Clinical time from (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Clinical time to (exclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// As known at this time: only events recorded up to it.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl HistoryFilter {
+    fn is_empty(&self) -> bool {
+        self.event_types.is_empty()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.as_of.is_none()
+    }
+
+    fn admits(&self, e: &Envelope) -> bool {
+        (self.event_types.is_empty() || self.event_types.contains(&e.event_type()))
+            && self.from.is_none_or(|from| e.occurred_at >= from)
+            && self.to.is_none_or(|to| e.occurred_at < to)
+            && self.as_of.is_none_or(|as_of| e.recorded_at <= as_of)
+    }
+}
+
+fn envelope(store: &Store, seq: u64) -> Result<Option<Envelope>, QueryError> {
+    Ok(store
+        .event(seq)?
+        .filter(|r| r.quarantine.is_none())
+        .and_then(|r| Envelope::decode(&r.raw).ok()))
+}
+
+fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec<u64>, QueryError> {
+    if filter.is_empty() {
+        return Ok(seqs);
+    }
+    let mut kept = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        if envelope(store, seq)?.is_some_and(|e| filter.admits(&e)) {
+            kept.push(seq);
+        }
+    }
+    Ok(kept)
+}
+
+fn index(store: &Store, prefix: &[u8], parts: &[&[u8]]) -> Result<Vec<u64>, QueryError> {
+    Ok(store
+        .seqs(&keys::index_prefix(prefix, parts))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Every event of a patient, in stream order, filtered.
+pub fn patient_history(
+    store: &Store,
+    clinic: &ClinicId,
+    patient: &PatientId,
+    filter: &HistoryFilter,
+) -> Result<Vec<u64>, QueryError> {
+    let seqs = index(
+        store,
+        keys::BY_PATIENT,
+        &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
+    )?;
+    filtered(store, seqs, filter)
+}
+
+/// A patient's current view (corrections applied).
+pub fn patient_summary(
+    store: &Store,
+    clinic: &ClinicId,
+    patient: &PatientId,
+) -> Result<PatientSummary, QueryError> {
+    store
+        .get(&keys::key(
+            keys::PATIENT,
+            &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
+        ))?
+        .ok_or_else(|| QueryError::NotFound(format!("patient {patient} in clinic {clinic}")))
+}
+
+/// Every event of a practitioner (credentials, injections given, adverse
+/// events after them), in stream order, filtered; and the summary.
+pub fn practitioner_history(
+    store: &Store,
+    clinic: &ClinicId,
+    practitioner: &PractitionerId,
+    filter: &HistoryFilter,
+) -> Result<(Option<PractitionerSummary>, Vec<u64>), QueryError> {
+    let parts: [&[u8]; 2] = [clinic.as_str().as_bytes(), practitioner.as_str().as_bytes()];
+    let summary = store.get(&keys::key(keys::PRACTITIONER, &parts))?;
+    let seqs = filtered(store, index(store, keys::BY_PRACTITIONER, &parts)?, filter)?;
+    Ok((summary, seqs))
+}
+
+/// The reads of a patient's data (`access.recorded` events): who looked.
+pub fn access_log(
+    store: &Store,
+    clinic: &ClinicId,
+    patient: &PatientId,
+) -> Result<Vec<u64>, QueryError> {
+    index(
+        store,
+        keys::READS_OF_PATIENT,
+        &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
+    )
+}
+
+/// The sequence of an event id.
+pub fn seq_of(store: &Store, event_id: &Uuid) -> Result<Option<u64>, QueryError> {
+    Ok(store
+        .model()
+        .get(keys::by_uuid(keys::EVENT_ID, event_id))
+        .map_err(prolo_projector::store::StoreError::from)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes))
+}
+
+/// One page of an answer: the sequences after `cursor` (a sequence), at
+/// most `limit`, and the cursor of the next page.
+pub fn page(seqs: &[u64], cursor: Option<u64>, limit: usize) -> (&[u64], Option<u64>) {
+    let start = cursor.map_or(0, |c| seqs.partition_point(|s| *s <= c));
+    let end = (start + limit.max(1)).min(seqs.len());
+    let next = (end < seqs.len()).then(|| seqs[end - 1]);
+    (&seqs[start..end], next)
+}
+
+/// Renders sequences as event views (skipping quarantined ones).
+pub fn views(
+    store: &Store,
+    seqs: &[u64],
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<EventView>, QueryError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        if let Some(view) = event_view(store, *seq, as_of)? {
+            out.push(view);
+        }
+    }
+    Ok(out)
+}
+
+/// One injection in a trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct InjectionRow {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Clinic.
+    pub clinic_id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Site key.
+    pub site_key: String,
+    /// Side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub laterality: Option<String>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Who injected.
+    pub practitioner_id: String,
+    /// Lots of every component.
+    pub lots: Vec<String>,
+}
+
+/// An adverse event in a trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdverseEventRow {
+    /// Stream sequence of the report.
+    pub seq: u64,
+    /// Its state (kind, grade, linked injection, updates, outcome).
+    #[serde(flatten)]
+    pub state: AdverseEventState,
+}
+
+fn injection_row(seq: u64, e: &Envelope) -> Option<InjectionRow> {
+    let Payload::InjectionGiven(p) = &e.payload else {
+        return None;
+    };
+    Some(InjectionRow {
+        seq,
+        event_id: e.event_id,
+        clinic_id: e.clinic_id.to_string(),
+        patient_id: e
+            .patient_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        site_key: p.site.site_key.as_str().to_owned(),
+        laterality: p.site.laterality.as_ref().map(prolo_projector::fold::name),
+        occurred_at: e.occurred_at,
+        practitioner_id: p.practitioner_id.to_string(),
+        lots: p
+            .solution
+            .components
+            .iter()
+            .map(|c| c.lot.to_string())
+            .collect(),
+    })
+}
+
+fn adverse_row(
+    store: &Store,
+    seq: u64,
+    e: &Envelope,
+) -> Result<Option<AdverseEventRow>, QueryError> {
+    if e.event_type() != EventType::AdverseEventReported {
+        return Ok(None);
+    }
+    let state: Option<AdverseEventState> =
+        store.get(&keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id))?;
+    Ok(state.map(|state| AdverseEventRow { seq, state }))
+}
+
+/// Everyone exposed to a lot: its injections (patient, site, date,
+/// practitioner), the adverse events after them, and its recall.
+#[derive(Debug, Clone, Serialize)]
+pub struct LotTrace {
+    /// The lot.
+    pub lot: String,
+    /// Injections with the lot, in stream order.
+    pub injections: Vec<InjectionRow>,
+    /// Adverse events linked to those injections.
+    pub adverse_events: Vec<AdverseEventRow>,
+    /// `lot.recalled` events of the lot.
+    pub recalls: Vec<u64>,
+}
+
+/// The trace of `lot` within `clinic`.
+pub fn lot_trace(
+    store: &Store,
+    clinic: &ClinicId,
+    lot: &LotNumber,
+) -> Result<LotTrace, QueryError> {
+    let mut trace = LotTrace {
+        lot: lot.to_string(),
+        injections: Vec::new(),
+        adverse_events: Vec::new(),
+        recalls: Vec::new(),
+    };
+    for seq in index(store, keys::BY_LOT, &[lot.as_str().as_bytes()])? {
+        let Some(e) = envelope(store, seq)? else {
+            continue;
+        };
+        if e.clinic_id != *clinic {
+            continue;
+        }
+        match e.event_type() {
+            EventType::InjectionGiven => trace.injections.extend(injection_row(seq, &e)),
+            EventType::AdverseEventReported => {
+                trace.adverse_events.extend(adverse_row(store, seq, &e)?)
+            }
+            EventType::LotRecalled => trace.recalls.push(seq),
+            _ => {}
+        }
+    }
+    Ok(trace)
+}
+
+/// Everything around an adverse event, for a safety reviewer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Investigation {
+    /// The report, as recorded.
+    pub report: EventView,
+    /// Its state: current grade, status, outcome, linked injection details.
+    pub state: AdverseEventState,
+    /// Its follow-ups, as recorded.
+    pub updates: Vec<EventView>,
+    /// The injection it follows, if in the trail.
+    pub injection: Option<EventView>,
+    /// The patient's consents (given or withdrawn) recorded before the event.
+    pub consents_before: Vec<EventView>,
+    /// The patient's examinations, imaging and candidacy decisions before it.
+    pub examinations_before: Vec<EventView>,
+    /// All of the patient's events within `window_days` of the onset.
+    pub window: Vec<EventView>,
+    /// Other injections from the same lots.
+    pub same_lot_injections: Vec<InjectionRow>,
+    /// Other adverse events after injections from the same lots.
+    pub same_lot_adverse_events: Vec<AdverseEventRow>,
+    /// Other injections by the same practitioner.
+    pub same_practitioner_injections: Vec<InjectionRow>,
+}
+
+impl Investigation {
+    /// How many records the answer holds (for the access log).
+    pub fn records(&self) -> u64 {
+        (1 + self.updates.len()
+            + usize::from(self.injection.is_some())
+            + self.consents_before.len()
+            + self.examinations_before.len()
+            + self.window.len()
+            + self.same_lot_injections.len()
+            + self.same_lot_adverse_events.len()
+            + self.same_practitioner_injections.len()) as u64
+    }
+}
+
+/// The investigation of adverse event `id` in `clinic`.
+pub fn investigation(
+    store: &Store,
+    clinic: &ClinicId,
+    id: &Uuid,
+    window_days: i64,
+) -> Result<Investigation, QueryError> {
+    let not_found = || QueryError::NotFound(format!("adverse event {id}"));
+    let state: AdverseEventState = store
+        .get(&keys::by_uuid(keys::ADVERSE_EVENT, id))?
+        .ok_or_else(not_found)?;
+    if state.clinic_id != clinic.as_str() {
+        return Err(not_found());
+    }
+    let report = event_view(store, state.origin.seq, None)?.ok_or_else(not_found)?;
+    let updates = views(
+        store,
+        &state
+            .updates
+            .iter()
+            .map(|u| u.origin.seq)
+            .collect::<Vec<_>>(),
+        None,
+    )?;
+    let injection = match state.injection_seq {
+        Some(seq) => event_view(store, seq, None)?,
+        None => None,
+    };
+    let patient: PatientId = state
+        .patient_id
+        .parse()
+        .map_err(|e| QueryError::BadRequest(format!("{e}")))?;
+    let history = patient_history(store, clinic, &patient, &HistoryFilter::default())?;
+    let onset = DateTime::<Utc>::from_timestamp_millis(state.onset_at_ms).unwrap_or_default();
+    let window = Duration::days(window_days);
+    let mut consents_before = Vec::new();
+    let mut examinations_before = Vec::new();
+    let mut around = Vec::new();
+    for seq in history.iter().copied().filter(|s| *s < state.origin.seq) {
+        let Some(e) = envelope(store, seq)? else {
+            continue;
+        };
+        let bucket = match e.event_type() {
+            EventType::ConsentGiven | EventType::ConsentWithdrawn => Some(&mut consents_before),
+            EventType::ExaminationDone
+            | EventType::ImagingRecorded
+            | EventType::CandidacyAssessed => Some(&mut examinations_before),
+            _ => None,
+        };
+        if let Some(bucket) = bucket {
+            bucket.extend(event_view(store, seq, None)?);
+        }
+    }
+    for seq in history {
+        let Some(e) = envelope(store, seq)? else {
+            continue;
+        };
+        if (e.occurred_at - onset).abs() <= window {
+            around.extend(event_view(store, seq, None)?);
+        }
+    }
+    let mut same_lot_injections = Vec::new();
+    let mut same_lot_adverse_events = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for lot in &state.injection_lots {
+        for seq in index(store, keys::BY_LOT, &[lot.as_bytes()])? {
+            if !seen.insert(seq) || Some(seq) == state.injection_seq || seq == state.origin.seq {
+                continue;
+            }
+            let Some(e) = envelope(store, seq)? else {
+                continue;
+            };
+            if e.clinic_id != *clinic {
+                continue;
+            }
+            same_lot_injections.extend(injection_row(seq, &e));
+            same_lot_adverse_events.extend(adverse_row(store, seq, &e)?);
+        }
+    }
+    let mut same_practitioner_injections = Vec::new();
+    if let Some(practitioner) = &state.injection_practitioner {
+        for seq in index(
+            store,
+            keys::BY_PRACTITIONER,
+            &[clinic.as_str().as_bytes(), practitioner.as_bytes()],
+        )? {
+            if Some(seq) == state.injection_seq {
+                continue;
+            }
+            if let Some(e) = envelope(store, seq)? {
+                same_practitioner_injections.extend(injection_row(seq, &e));
+            }
+        }
+    }
+    Ok(Investigation {
+        report,
+        state,
+        updates,
+        injection,
+        consents_before,
+        examinations_before,
+        window: around,
+        same_lot_injections,
+        same_lot_adverse_events,
+        same_practitioner_injections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_every_item_once() {
+        let seqs: Vec<u64> = (1..=25).map(|i| i * 3).collect();
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            let (items, next) = page(&seqs, cursor, 10);
+            seen.extend_from_slice(items);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, seqs);
+        assert_eq!(page(&seqs, Some(75), 10), (&[][..], None));
+    }
+}

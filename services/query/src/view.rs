@@ -1,0 +1,126 @@
+//! One event as the trail shows it: both times, actor, source, and the
+//! corrections made to it since.
+
+use chrono::{DateTime, Utc};
+use prolo_projector::{Store, keys, model::Marks};
+use prolo_schemas::{Actor, Envelope};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::QueryError;
+
+/// A later event that corrected or voided this one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// The correcting event's sequence.
+    pub seq: u64,
+    /// `record.corrected` or `record.entered_in_error`.
+    pub kind: &'static str,
+}
+
+/// An event of the trail, as stored, with its correction marks.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Subject.
+    pub subject: String,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Type.
+    pub event_type: &'static str,
+    /// Schema version as read (after upcasting).
+    pub schema_version: u32,
+    /// Clinic.
+    pub clinic_id: String,
+    /// Patient, for patient events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
+    /// Clinical time.
+    pub occurred_at: DateTime<Utc>,
+    /// Recording time.
+    pub recorded_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor: Actor,
+    /// Recording service.
+    pub source: String,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Causing event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// The payload as recorded (current schema version).
+    pub payload: serde_json::Value,
+    /// Corrections and entered-in-error marks made since (as known at `as_of`).
+    pub marks: Vec<Mark>,
+    /// `as_recorded`, `corrected` or `entered_in_error` (the latest mark).
+    pub standing: &'static str,
+}
+
+/// The event at `seq`, with the marks recorded up to `as_of` (all when
+/// `None`). `None` for a quarantined or missing sequence.
+pub fn event_view(
+    store: &Store,
+    seq: u64,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Option<EventView>, QueryError> {
+    let Some(record) = store.event(seq)? else {
+        return Ok(None);
+    };
+    if record.quarantine.is_some() {
+        return Ok(None);
+    }
+    let Ok(envelope) = Envelope::decode(&record.raw) else {
+        return Ok(None);
+    };
+    let marks: Marks = store
+        .get(&keys::by_uuid(keys::MARKS, &envelope.event_id))?
+        .unwrap_or_default();
+    let mut shown = Vec::new();
+    for (mark_seq, corrected) in marks.marks {
+        if let Some(as_of) = as_of {
+            let known = store
+                .event(mark_seq)?
+                .and_then(|r| Envelope::decode(&r.raw).ok())
+                .is_some_and(|m| m.recorded_at <= as_of);
+            if !known {
+                continue;
+            }
+        }
+        shown.push(Mark {
+            seq: mark_seq,
+            kind: if corrected {
+                "record.corrected"
+            } else {
+                "record.entered_in_error"
+            },
+        });
+    }
+    let standing = match shown.last() {
+        None => "as_recorded",
+        Some(Mark {
+            kind: "record.corrected",
+            ..
+        }) => "corrected",
+        Some(_) => "entered_in_error",
+    };
+    let payload = serde_json::to_value(&envelope.payload).unwrap_or(serde_json::Value::Null);
+    Ok(Some(EventView {
+        seq,
+        subject: record.subject,
+        event_id: envelope.event_id,
+        event_type: envelope.event_type().as_str(),
+        schema_version: envelope.schema_version(),
+        clinic_id: envelope.clinic_id.to_string(),
+        patient_id: envelope.patient_id.map(|p| p.to_string()),
+        occurred_at: envelope.occurred_at,
+        recorded_at: envelope.recorded_at,
+        actor: envelope.actor,
+        source: envelope.source,
+        correlation_id: envelope.correlation_id,
+        causation_id: envelope.causation_id,
+        payload,
+        marks: shown,
+        standing,
+    }))
+}
