@@ -27,6 +27,7 @@ pub async fn connect(
                     async_nats::Event::Disconnected => {
                         tracing::warn!(%service, "disconnected from NATS; reconnecting")
                     }
+                    async_nats::Event::Closed => tracing::info!(%service, "NATS connection closed"),
                     other => tracing::warn!(%service, event = %other, "NATS client event"),
                 }
             }

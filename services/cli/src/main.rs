@@ -1,6 +1,7 @@
 //! `prolo-audit`: record events through the recording services and follow
 //! the trail live.
 
+mod query;
 mod record;
 mod tail;
 mod up;
@@ -17,6 +18,8 @@ struct Cli {
     /// NATS server URL.
     #[arg(long, global = true, env = "NATS_URL", default_value = prolo_bus::connect::DEFAULT_NATS_URL)]
     nats_url: String,
+    #[command(flatten)]
+    api: query::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +32,9 @@ enum Command {
     Tail(tail::TailArgs),
     /// Run the whole system in one process, starting a local nats-server if none is reachable.
     Up(up::UpArgs),
+    /// Ask the audit API (history, summary, investigate, lot-trace, practitioner, access-log, event, status).
+    #[command(flatten)]
+    Ask(query::Ask),
 }
 
 /// glibc malloc contends between threads; mimalloc measured ~15% faster here.
@@ -58,5 +64,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Record(args) => record::run(&cli.nats_url, args).await,
         Command::Tail(args) => tail::run(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
+        Command::Ask(ask) => query::run(&cli.api, ask).await,
     }
 }

@@ -9,19 +9,32 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use prolo_audit_api::{ApiSettings, Principals};
 use prolo_bus::{
     Shutdown,
     local_server::{LocalNatsServer, is_reachable},
 };
+use prolo_projector::ProjectorSettings;
 use prolo_recorder::{ALL_SERVICES, ServeSettings, serve};
 use tokio::task::JoinSet;
 
 /// Arguments of `up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Where a locally started nats-server keeps its store and log.
+    /// Where a locally started nats-server keeps its store and log, and the
+    /// audit API its read models.
     #[arg(long, env = "PROLO_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// Where the audit API listens.
+    #[arg(long, env = "PROLO_API_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// The audit API's bearer tokens.
+    #[arg(
+        long,
+        env = "PROLO_API_TOKENS",
+        default_value = "deploy/tokens.example.json"
+    )]
+    tokens: PathBuf,
 }
 
 /// Runs every service until SIGTERM / ctrl-c.
@@ -62,16 +75,38 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 .with_context(|| format!("the {} service", spec.name))
         });
     }
+    let principals = Principals::load(&args.tokens).map_err(anyhow::Error::msg)?;
+    let api_client = prolo_bus::connect(&url, "audit-api")
+        .await
+        .with_context(|| format!("connecting the audit API to {url}"))?;
+    let api_settings = ApiSettings {
+        listen: args.listen,
+        db: args.data_dir.join("audit-api.sled"),
+        cache_bytes: 256 << 20,
+        projector: ProjectorSettings {
+            consumer: "audit-api".into(),
+            ..ProjectorSettings::default()
+        },
+    };
+    let api_shutdown = shutdown.clone();
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    tasks.spawn(async move {
+        prolo_audit_api::run(api_client, principals, api_settings, api_shutdown, |addr| {
+            let _ = bound_tx.send(addr);
+        })
+        .await
+        .context("the audit API")
+    });
+    let bound = bound_rx.await.context("the audit API did not start")?;
+    let names: Vec<&str> = ALL_SERVICES.iter().map(|s| s.name).collect();
+    println!("recording services: {}", names.join(", "));
     println!(
-        "recording services: {}",
-        ALL_SERVICES
-            .iter()
-            .map(|s| s.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "audit API:          http://{bound} (tokens in {}; OpenAPI at /openapi.json)",
+        args.tokens.display()
     );
     println!("record an event:    prolo-audit record injection.given --file request.json");
     println!("follow the trail:   prolo-audit tail --from-start");
+    println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");
     println!("stop:               ctrl-c");
 
     let mut failure = None;
