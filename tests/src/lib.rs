@@ -226,6 +226,18 @@ pub fn synthetic_events(
         if event.patient_id.is_some() {
             event.patient_id = Some(patient_ids[(i / examples.len()) % patient_ids.len()].clone());
         }
+        // Spread lots over 500 batches, so a lot has a few hundred injections.
+        if let prolo_schemas::Payload::InjectionGiven(p) = &mut event.payload {
+            let batch = (i / examples.len()) % 500;
+            p.practitioner_id = format!("dr-{:04}", (i / examples.len()) % 40)
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (c, component) in p.solution.components.iter_mut().enumerate() {
+                component.lot = format!("L{c}-{batch:03}")
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
         // Spread credentials over many practitioners, a handful each, as in a group of clinics.
         if let prolo_schemas::Payload::PractitionerCredentialed(p) = &mut event.payload {
             let id = format!("dr-{:04}", (i / examples.len()) % 5000);

@@ -61,6 +61,18 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ApiRunError> {
     let store = Store::open(&settings.db, settings.cache_bytes)?;
+    run_on(store, client, principals, settings, shutdown, ready).await
+}
+
+/// Like [`run`] on a database the caller opened (and may read too).
+pub async fn run_on(
+    store: Store,
+    client: async_nats::Client,
+    principals: Principals,
+    settings: ApiSettings,
+    shutdown: Shutdown,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ApiRunError> {
     let js = jetstream::new(client.clone());
     let state = AppState {
         store: store.clone(),

@@ -232,6 +232,8 @@ impl<'a> Folder<'a> {
             Payload::InjectionGiven(p) => {
                 let practitioner = p.practitioner_id.as_str().as_bytes();
                 self.index(keys::BY_PRACTITIONER, &[clinic, practitioner], seq)?;
+                let day = keys::time_bytes(keys::day(ms(e.occurred_at)));
+                self.index(keys::PRACTITIONER_DAY, &[clinic, practitioner, &day], seq)?;
                 for component in &p.solution.components {
                     self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq)?;
                 }

@@ -296,7 +296,7 @@ pub struct Investigation {
     pub same_lot_injections: Vec<InjectionRow>,
     /// Other adverse events after injections from the same lots.
     pub same_lot_adverse_events: Vec<AdverseEventRow>,
-    /// Other injections by the same practitioner.
+    /// Other injections by the same practitioner within `window_days` of the onset.
     pub same_practitioner_injections: Vec<InjectionRow>,
 }
 
@@ -395,16 +395,33 @@ pub fn investigation(
     }
     let mut same_practitioner_injections = Vec::new();
     if let Some(practitioner) = &state.injection_practitioner {
-        for seq in index(
-            store,
-            keys::BY_PRACTITIONER,
-            &[clinic.as_str().as_bytes(), practitioner.as_bytes()],
-        )? {
-            if Some(seq) == state.injection_seq {
-                continue;
-            }
-            if let Some(e) = envelope(store, seq)? {
-                same_practitioner_injections.extend(injection_row(seq, &e));
+        let parts: [&[u8]; 2] = [clinic.as_str().as_bytes(), practitioner.as_bytes()];
+        let day = |ms: i64| keys::time_bytes(keys::day(ms));
+        let span = window.num_milliseconds();
+        let from = keys::index_prefix(
+            keys::PRACTITIONER_DAY,
+            &[parts[0], parts[1], &day(state.onset_at_ms - span)],
+        );
+        let to = keys::index_prefix(
+            keys::PRACTITIONER_DAY,
+            &[
+                parts[0],
+                parts[1],
+                &day(state.onset_at_ms + span + 86_400_000),
+            ],
+        );
+        for entry in store.model().range(from..to) {
+            let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
+            let seqs: Vec<u64> = prolo_projector::store::decode(&key, &value)?;
+            for seq in seqs {
+                if Some(seq) == state.injection_seq {
+                    continue;
+                }
+                if let Some(e) = envelope(store, seq)?
+                    && (e.occurred_at - onset).abs() <= window
+                {
+                    same_practitioner_injections.extend(injection_row(seq, &e));
+                }
             }
         }
     }

@@ -1,0 +1,276 @@
+//! Query latency at scale: 1,000,000 events over 100,000 patients, then
+//! p50/p99 of the history of a 50-event patient, an adverse-event
+//! investigation and a lot trace over 1,000 injections — through the query
+//! library (answer + JSON) and through HTTP end to end (which also records
+//! each read as an access event). Run: `cargo bench -p prolo-audit-api --bench queries`.
+//!
+//! Settings (environment): `BENCH_EVENTS` (1000000), `BENCH_PATIENTS` (100000), `BENCH_RUNS` (300).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use prolo_audit_api::{ApiSettings, Principals};
+use prolo_bus::{Shutdown, StreamSettings, ensure_stream};
+use prolo_projector::{ProjectorSettings, Store};
+use prolo_query as q;
+use prolo_schemas::{Envelope, LinkedInjection, Payload};
+use prolo_tests::{NatsServer, publish_all, synthetic_events};
+
+/// The allocator the service binaries use.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TOKEN: &str = "bench-compliance-token-0123";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn example(event_type: &str) -> Envelope {
+    let path = format!(
+        "{}/../../schemas/examples/{event_type}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn fresh(mut e: Envelope, patient: &str) -> Envelope {
+    e.event_id = uuid::Uuid::now_v7();
+    e.patient_id = Some(patient.parse().unwrap());
+    e
+}
+
+fn injection(patient: &str, lot: &str) -> Envelope {
+    let mut e = fresh(example("injection.given"), patient);
+    if let Payload::InjectionGiven(p) = &mut e.payload {
+        for c in &mut p.solution.components {
+            c.lot = lot.parse().unwrap();
+        }
+    }
+    e
+}
+
+/// The targeted data: a 50-event patient with an adverse event after one of
+/// its injections, and a lot given in 1,000 injections.
+fn targeted() -> (Vec<Envelope>, uuid::Uuid) {
+    let mut events = Vec::new();
+    for t in [
+        "consent.given",
+        "examination.done",
+        "imaging.recorded",
+        "candidacy.assessed",
+        "treatment.planned",
+    ] {
+        events.push(fresh(example(t), "P-BENCH50"));
+    }
+    for _ in 0..43 {
+        events.push(injection("P-BENCH50", "AE-LOT"));
+    }
+    let linked = events[10].clone();
+    let mut ae = fresh(example("adverse_event.reported"), "P-BENCH50");
+    if let Payload::AdverseEventReported(p) = &mut ae.payload {
+        p.linked_injection = Some(LinkedInjection {
+            event_id: linked.event_id,
+            occurred_at: linked.occurred_at,
+        });
+    }
+    let ae_id = ae.event_id;
+    events.push(ae);
+    let mut update = fresh(example("adverse_event.updated"), "P-BENCH50");
+    if let Payload::AdverseEventUpdated(p) = &mut update.payload {
+        p.adverse_event_id = ae_id;
+    }
+    events.push(update);
+    for i in 0..20 {
+        events.push(injection(&format!("P-AE{i}"), "AE-LOT"));
+    }
+    for i in 0..1000 {
+        events.push(injection(&format!("P-T{i:04}"), "TRACE-LOT"));
+    }
+    (events, ae_id)
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at =
+        |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+    (at(0.50), at(0.99))
+}
+
+async fn measure<F, Fut>(runs: usize, mut f: F) -> (f64, f64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..runs / 10 {
+        f().await;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f().await;
+        samples.push(start.elapsed());
+    }
+    percentiles(samples)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = env_or("BENCH_EVENTS", 1_000_000);
+    let patients: usize = env_or("BENCH_PATIENTS", 100_000);
+    let runs: usize = env_or("BENCH_RUNS", 300);
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+
+    let (targeted, ae_id) = targeted();
+    eprintln!(
+        "publishing {n} events over {patients} patients, plus {} targeted…",
+        targeted.len()
+    );
+    let half = n / 2;
+    publish_all(&js, synthetic_events(half, patients), 512).await;
+    publish_all(&js, targeted.into_iter(), 512).await;
+    publish_all(&js, synthetic_events(n - half, patients), 512).await;
+
+    eprintln!("folding…");
+    let dir = tempfile::tempdir().unwrap();
+    let principals = Principals::parse(&format!(
+        r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance"}}]}}"#
+    ))
+    .unwrap();
+    let (trigger, shutdown) = Shutdown::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let settings = ApiSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("api.sled"),
+        cache_bytes: 512 << 20,
+        projector: ProjectorSettings {
+            consumer: "bench".into(),
+            ..ProjectorSettings::default()
+        },
+    };
+    let store = Store::open(&settings.db, settings.cache_bytes).unwrap();
+    let api = tokio::spawn(prolo_audit_api::run_on(
+        store.clone(),
+        client.clone(),
+        principals,
+        settings,
+        shutdown,
+        |a| {
+            let _ = tx.send(a);
+        },
+    ));
+    let store = Some(store);
+    let addr = rx.await.unwrap();
+    let http = reqwest::Client::new();
+    let total = (n + 1070) as u64;
+    loop {
+        let status: serde_json::Value = http
+            .get(format!("http://{addr}/v1/status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["applied_seq"].as_u64().unwrap_or(0) >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let clinic: prolo_schemas::ClinicId = "riverside".parse().unwrap();
+    let patient: prolo_schemas::PatientId = "P-BENCH50".parse().unwrap();
+    let lot: prolo_schemas::LotNumber = "TRACE-LOT".parse().unwrap();
+    println!(
+        "query benchmark: {total} events, {patients} patients; {runs} runs each; milliseconds"
+    );
+    println!();
+    println!(
+        "| query | answer size | library p50 | library p99 | HTTP p50 | HTTP p99 | target p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+
+    let history_path = format!("http://{addr}/v1/clinics/riverside/patients/P-BENCH50/history");
+    let inv_path =
+        format!("http://{addr}/v1/clinics/riverside/adverse-events/{ae_id}/investigation");
+    let trace_path = format!("http://{addr}/v1/clinics/riverside/lots/TRACE-LOT/trace");
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(TOKEN).send().await.unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap();
+        }
+    };
+
+    let lib = |f: &dyn Fn(&Store) -> usize| -> Option<(f64, f64, usize)> {
+        let store = store.as_ref()?;
+        let size = f(store);
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            f(store);
+            samples.push(start.elapsed());
+        }
+        let (p50, p99) = percentiles(samples);
+        Some((p50, p99, size))
+    };
+    let fmt = |x: Option<(f64, f64, usize)>| {
+        x.map_or(("-".to_owned(), "-".to_owned()), |(a, b, _)| {
+            (format!("{a:.2}"), format!("{b:.2}"))
+        })
+    };
+
+    let history = lib(&|s| {
+        let seqs = q::patient_history(s, &clinic, &patient, &q::HistoryFilter::default()).unwrap();
+        let views = q::views(s, &seqs[..seqs.len().min(100)], None).unwrap();
+        serde_json::to_vec(&views).unwrap();
+        views.len()
+    });
+    let (h50, h99) = measure(runs, || get(history_path.clone())).await;
+    let (l50, l99) = fmt(history);
+    println!(
+        "| history of a 50-event patient | {} events | {l50} | {l99} | {h50:.2} | {h99:.2} | 5 |",
+        history.map_or(50, |h| h.2)
+    );
+
+    let investigation = lib(&|s| {
+        let answer = q::investigation(s, &clinic, &ae_id, 14).unwrap();
+        serde_json::to_vec(&answer).unwrap();
+        answer.records() as usize
+    });
+    let (h50, h99) = measure(runs, || get(inv_path.clone())).await;
+    let (l50, l99) = fmt(investigation);
+    println!(
+        "| adverse-event investigation | {} records | {l50} | {l99} | {h50:.2} | {h99:.2} | 10 |",
+        investigation.map_or(0, |h| h.2)
+    );
+
+    let trace = lib(&|s| {
+        let answer = q::lot_trace(s, &clinic, &lot).unwrap();
+        serde_json::to_vec(&answer).unwrap();
+        answer.injections.len()
+    });
+    let (h50, h99) = measure(runs / 3, || get(trace_path.clone())).await;
+    let (l50, l99) = fmt(trace);
+    println!(
+        "| lot trace over 1,000 injections | {} injections | {l50} | {l99} | {h50:.2} | {h99:.2} | 50 |",
+        trace.map_or(1000, |h| h.2)
+    );
+    println!();
+    println!(
+        "HTTP includes authentication, the access event (a JetStream publish awaited before the answer) and JSON over loopback."
+    );
+    trigger.fire();
+    let _ = api.await;
+}
