@@ -1,0 +1,299 @@
+//! Compliance findings and safety signals: where practice departed from
+//! policy, and where harm clusters.
+//!
+//! Findings are *derived*: the fold raises them from the facts, each naming
+//! the event ids that prove it, and resolves them when a later event
+//! satisfies the rule (a consent recorded late). Both the raising and the
+//! resolving stay in the read models; both are published on core NATS
+//! (`prolo.finding.<clinic>.<rule>.raised|resolved`) for other systems. They
+//! are not written to `CLINIC_EVENTS`: the stream holds facts, and findings
+//! can always be derived again by a rebuild.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{ConsentEntry, CredentialEntry, Origin, Standing};
+
+/// The policy rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// An injection without an active consent at its time (none, expired, withdrawn).
+    NoActiveConsent,
+    /// An injection at a site outside every active consent's scope.
+    SiteOutsideConsent,
+    /// An injection by a practitioner without a valid reconstructive-therapy credential then.
+    NoValidCredential,
+    /// An injection without an earlier examination and positive candidacy decision.
+    NoExaminationOrCandidacy,
+    /// A series past N sessions without follow-up imaging.
+    SeriesWithoutFollowUpImaging,
+    /// An adverse event linked to an injection that does not exist or is another patient's.
+    AdverseEventLinkInvalid,
+    /// An infection or misplaced-injection report with no update within D days.
+    NoAdverseEventUpdate,
+    /// Recorded long after it happened.
+    LateDocumentation,
+    /// An injection with a lot expired at its time, or recalled before it.
+    ExpiredOrRecalledLot,
+    /// A spinal, thoracic or cervical site injected with palpation guidance alone.
+    AxialSiteByPalpationOnly,
+    /// A serious adverse event recorded long after its onset.
+    SeriousEventReportedLate,
+}
+
+impl Rule {
+    /// Every rule.
+    pub const ALL: &'static [Rule] = &[
+        Rule::NoActiveConsent,
+        Rule::SiteOutsideConsent,
+        Rule::NoValidCredential,
+        Rule::NoExaminationOrCandidacy,
+        Rule::SeriesWithoutFollowUpImaging,
+        Rule::AdverseEventLinkInvalid,
+        Rule::NoAdverseEventUpdate,
+        Rule::LateDocumentation,
+        Rule::ExpiredOrRecalledLot,
+        Rule::AxialSiteByPalpationOnly,
+        Rule::SeriousEventReportedLate,
+    ];
+
+    /// The rule's name on the wire and in subjects.
+    pub fn code(self) -> String {
+        crate::fold::name(&self)
+    }
+
+    /// How much it matters.
+    pub fn severity(self) -> Severity {
+        match self {
+            Rule::NoActiveConsent | Rule::ExpiredOrRecalledLot | Rule::AdverseEventLinkInvalid => Severity::High,
+            Rule::SiteOutsideConsent
+            | Rule::NoValidCredential
+            | Rule::AxialSiteByPalpationOnly
+            | Rule::SeriousEventReportedLate
+            | Rule::NoAdverseEventUpdate => Severity::Medium,
+            Rule::NoExaminationOrCandidacy | Rule::SeriesWithoutFollowUpImaging | Rule::LateDocumentation => {
+                Severity::Low
+            }
+        }
+    }
+}
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Documentation quality.
+    Low,
+    /// Practice outside policy.
+    Medium,
+    /// Patient safety or consent.
+    High,
+}
+
+/// The thresholds of the rules and signals. The same settings must be used
+/// for a rebuild to give the same read models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingSettings {
+    /// Sessions allowed in a series before follow-up imaging is required.
+    pub sessions_before_follow_up_imaging: u8,
+    /// Days within which an infection or misplaced injection must be followed up.
+    pub adverse_event_update_days: i64,
+    /// Hours between occurred_at and recorded_at beyond which documentation is late.
+    pub late_documentation_hours: i64,
+    /// Hours after onset within which a serious adverse event must be recorded.
+    pub serious_report_hours: i64,
+    /// A group's adverse-event rate must exceed the clinic's by this factor…
+    pub signal_factor: f64,
+    /// …with at least this many adverse events, to raise a signal.
+    pub signal_min_events: u64,
+}
+
+impl Default for FindingSettings {
+    fn default() -> Self {
+        Self {
+            sessions_before_follow_up_imaging: 3,
+            adverse_event_update_days: 7,
+            late_documentation_hours: 72,
+            serious_report_hours: 24,
+            signal_factor: 2.0,
+            signal_min_events: 3,
+        }
+    }
+}
+
+/// A finding: a rule broken, with the events that prove it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Deterministic: derived from the rule and the first evidence event.
+    pub id: Uuid,
+    /// The rule.
+    pub rule: Rule,
+    /// Its severity.
+    pub severity: Severity,
+    /// Clinic.
+    pub clinic_id: String,
+    /// Patient, when the finding concerns one.
+    pub patient_id: Option<String>,
+    /// Practitioner, when the finding concerns one.
+    pub practitioner_id: Option<String>,
+    /// The events that prove it (the first is the one it is about).
+    pub evidence: Vec<Uuid>,
+    /// What is wrong, in words.
+    pub detail: String,
+    /// Sequence of the event whose folding raised it.
+    pub raised_seq: u64,
+    /// Clinical time of the event it is about, ms.
+    pub about_ms: i64,
+    /// The event that resolved it, if any, and its sequence.
+    pub resolved_by: Option<(Uuid, u64)>,
+}
+
+impl Finding {
+    /// The id of the finding of `rule` about `event`.
+    pub fn id_for(rule: Rule, event: &Uuid) -> Uuid {
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}\n{event}", rule.code()).as_bytes())
+    }
+
+    /// `open` or `resolved`.
+    pub fn status(&self) -> &'static str {
+        if self.resolved_by.is_some() { "resolved" } else { "open" }
+    }
+}
+
+/// A finding still open, kept on the summary of whoever can resolve it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenFinding {
+    /// The finding.
+    pub id: Uuid,
+    /// Its rule.
+    pub rule: Rule,
+    /// Clinical time of the event it is about, ms.
+    pub about_ms: i64,
+    /// The injection's site, for consent-scope findings.
+    pub site_key: Option<String>,
+}
+
+fn stands(origin: &Origin) -> bool {
+    origin.standing.counts()
+}
+
+/// The consents active at `at_ms`: given, in their period, not withdrawn by then.
+pub fn active_consents(consents: &[ConsentEntry], at_ms: i64) -> impl Iterator<Item = &ConsentEntry> {
+    consents.iter().filter(move |c| {
+        stands(&c.origin)
+            && c.valid_from_ms <= at_ms
+            && c.valid_until_ms.is_none_or(|until| at_ms < until)
+            && c.withdrawn.is_none_or(|(withdrawn_at, _)| at_ms < withdrawn_at)
+    })
+}
+
+/// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
+pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
+    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms).map(|t| t.date_naive().to_string()) else {
+        return false;
+    };
+    credentials.iter().any(|c| {
+        stands(&c.origin)
+            && c.credential == "reconstructive_therapy"
+            && c.valid_from <= day
+            && c.valid_until.as_ref().is_none_or(|until| day <= *until)
+    })
+}
+
+/// Counts of one group for the signal rates.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct GroupCount {
+    /// Injections in the group.
+    pub injections: u64,
+    /// Adverse events after them.
+    pub adverse_events: u64,
+    /// A signal was raised for it.
+    pub signalled: bool,
+}
+
+impl GroupCount {
+    /// Adverse events per 1,000 injections.
+    pub fn rate(&self) -> f64 {
+        if self.injections == 0 {
+            0.0
+        } else {
+            self.adverse_events as f64 * 1000.0 / self.injections as f64
+        }
+    }
+
+    /// 95% Wilson score interval of the rate, per 1,000 injections.
+    pub fn interval(&self) -> (f64, f64) {
+        let n = self.injections as f64;
+        if n == 0.0 {
+            return (0.0, 0.0);
+        }
+        let z = 1.959_963_984_540_054_f64;
+        let p = (self.adverse_events as f64 / n).min(1.0);
+        let denominator = 1.0 + z * z / n;
+        let centre = (p + z * z / (2.0 * n)) / denominator;
+        let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denominator;
+        (((centre - half).max(0.0)) * 1000.0, ((centre + half).min(1.0)) * 1000.0)
+    }
+}
+
+/// The dimensions adverse-event rates are grouped by.
+pub const DIMENSIONS: &[&str] = &["lot", "solution", "site", "practitioner", "guidance"];
+
+/// Whether `group`'s rate exceeds the clinic `baseline` enough to signal.
+pub fn signals(group: &GroupCount, baseline: &GroupCount, settings: &FindingSettings) -> bool {
+    group.adverse_events >= settings.signal_min_events
+        && baseline.injections > 0
+        && group.rate() > baseline.rate() * settings.signal_factor
+        // A group that is the whole clinic cannot exceed itself.
+        && group.injections < baseline.injections
+}
+
+/// A raised signal, published and kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Clinic.
+    pub clinic_id: String,
+    /// `lot`, `solution`, `site`, `practitioner` or `guidance`.
+    pub dimension: String,
+    /// The group, e.g. the lot number.
+    pub group: String,
+    /// Its counts when raised.
+    pub count: GroupCount,
+    /// The clinic's counts then.
+    pub baseline: GroupCount,
+    /// The adverse event whose folding raised it.
+    pub raised_by: Uuid,
+    /// Its sequence.
+    pub raised_seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_interval_brackets_the_rate() {
+        let g = GroupCount { injections: 200, adverse_events: 10, signalled: false };
+        let (lo, hi) = g.interval();
+        assert!((g.rate() - 50.0).abs() < 1e-9);
+        assert!(lo < 50.0 && 50.0 < hi, "{lo} {hi}");
+        assert!((lo - 27.4).abs() < 1.0 && (hi - 89.7).abs() < 1.0, "{lo} {hi}");
+    }
+
+    #[test]
+    fn a_signal_needs_both_the_factor_and_the_count() {
+        let s = FindingSettings::default();
+        let base = GroupCount { injections: 1000, adverse_events: 10, signalled: false };
+        assert!(signals(&GroupCount { injections: 100, adverse_events: 5, signalled: false }, &base, &s));
+        assert!(!signals(&GroupCount { injections: 100, adverse_events: 2, signalled: false }, &base, &s));
+        assert!(!signals(&GroupCount { injections: 500, adverse_events: 5, signalled: false }, &base, &s));
+    }
+
+    #[test]
+    fn standing_matters_for_consents() {
+        let origin = Origin { event_id: Uuid::nil(), seq: 1, occurred_at_ms: 0, recorded_at_ms: 0, standing: Standing::EnteredInError { by_seq: 2 } };
+        let consent = ConsentEntry { origin, valid_from_ms: 0, valid_until_ms: None, sites: vec![], solutions: vec![], withdrawn: None };
+        assert_eq!(active_consents(std::slice::from_ref(&consent), 5).count(), 0);
+    }
+}
