@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{ConsentEntry, CredentialEntry, Origin, Standing};
+use crate::model::{ConsentEntry, CredentialEntry, Origin};
 
 /// The policy rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,15 +66,17 @@ impl Rule {
     /// How much it matters.
     pub fn severity(self) -> Severity {
         match self {
-            Rule::NoActiveConsent | Rule::ExpiredOrRecalledLot | Rule::AdverseEventLinkInvalid => Severity::High,
+            Rule::NoActiveConsent | Rule::ExpiredOrRecalledLot | Rule::AdverseEventLinkInvalid => {
+                Severity::High
+            }
             Rule::SiteOutsideConsent
             | Rule::NoValidCredential
             | Rule::AxialSiteByPalpationOnly
             | Rule::SeriousEventReportedLate
             | Rule::NoAdverseEventUpdate => Severity::Medium,
-            Rule::NoExaminationOrCandidacy | Rule::SeriesWithoutFollowUpImaging | Rule::LateDocumentation => {
-                Severity::Low
-            }
+            Rule::NoExaminationOrCandidacy
+            | Rule::SeriesWithoutFollowUpImaging
+            | Rule::LateDocumentation => Severity::Low,
         }
     }
 }
@@ -152,12 +154,19 @@ pub struct Finding {
 impl Finding {
     /// The id of the finding of `rule` about `event`.
     pub fn id_for(rule: Rule, event: &Uuid) -> Uuid {
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{}\n{event}", rule.code()).as_bytes())
+        Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("{}\n{event}", rule.code()).as_bytes(),
+        )
     }
 
     /// `open` or `resolved`.
     pub fn status(&self) -> &'static str {
-        if self.resolved_by.is_some() { "resolved" } else { "open" }
+        if self.resolved_by.is_some() {
+            "resolved"
+        } else {
+            "open"
+        }
     }
 }
 
@@ -179,18 +188,24 @@ fn stands(origin: &Origin) -> bool {
 }
 
 /// The consents active at `at_ms`: given, in their period, not withdrawn by then.
-pub fn active_consents(consents: &[ConsentEntry], at_ms: i64) -> impl Iterator<Item = &ConsentEntry> {
+pub fn active_consents(
+    consents: &[ConsentEntry],
+    at_ms: i64,
+) -> impl Iterator<Item = &ConsentEntry> {
     consents.iter().filter(move |c| {
         stands(&c.origin)
             && c.valid_from_ms <= at_ms
             && c.valid_until_ms.is_none_or(|until| at_ms < until)
-            && c.withdrawn.is_none_or(|(withdrawn_at, _)| at_ms < withdrawn_at)
+            && c.withdrawn
+                .is_none_or(|(withdrawn_at, _)| at_ms < withdrawn_at)
     })
 }
 
 /// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
 pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
-    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms).map(|t| t.date_naive().to_string()) else {
+    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
+        .map(|t| t.date_naive().to_string())
+    else {
         return false;
     };
     credentials.iter().any(|c| {
@@ -233,7 +248,10 @@ impl GroupCount {
         let denominator = 1.0 + z * z / n;
         let centre = (p + z * z / (2.0 * n)) / denominator;
         let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denominator;
-        (((centre - half).max(0.0)) * 1000.0, ((centre + half).min(1.0)) * 1000.0)
+        (
+            ((centre - half).max(0.0)) * 1000.0,
+            ((centre + half).min(1.0)) * 1000.0,
+        )
     }
 }
 
@@ -271,29 +289,81 @@ pub struct Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Standing;
 
     #[test]
     fn wilson_interval_brackets_the_rate() {
-        let g = GroupCount { injections: 200, adverse_events: 10, signalled: false };
+        let g = GroupCount {
+            injections: 200,
+            adverse_events: 10,
+            signalled: false,
+        };
         let (lo, hi) = g.interval();
         assert!((g.rate() - 50.0).abs() < 1e-9);
         assert!(lo < 50.0 && 50.0 < hi, "{lo} {hi}");
-        assert!((lo - 27.4).abs() < 1.0 && (hi - 89.7).abs() < 1.0, "{lo} {hi}");
+        assert!(
+            (lo - 27.4).abs() < 1.0 && (hi - 89.7).abs() < 1.0,
+            "{lo} {hi}"
+        );
     }
 
     #[test]
     fn a_signal_needs_both_the_factor_and_the_count() {
         let s = FindingSettings::default();
-        let base = GroupCount { injections: 1000, adverse_events: 10, signalled: false };
-        assert!(signals(&GroupCount { injections: 100, adverse_events: 5, signalled: false }, &base, &s));
-        assert!(!signals(&GroupCount { injections: 100, adverse_events: 2, signalled: false }, &base, &s));
-        assert!(!signals(&GroupCount { injections: 500, adverse_events: 5, signalled: false }, &base, &s));
+        let base = GroupCount {
+            injections: 1000,
+            adverse_events: 10,
+            signalled: false,
+        };
+        assert!(signals(
+            &GroupCount {
+                injections: 100,
+                adverse_events: 5,
+                signalled: false
+            },
+            &base,
+            &s
+        ));
+        assert!(!signals(
+            &GroupCount {
+                injections: 100,
+                adverse_events: 2,
+                signalled: false
+            },
+            &base,
+            &s
+        ));
+        assert!(!signals(
+            &GroupCount {
+                injections: 500,
+                adverse_events: 5,
+                signalled: false
+            },
+            &base,
+            &s
+        ));
     }
 
     #[test]
     fn standing_matters_for_consents() {
-        let origin = Origin { event_id: Uuid::nil(), seq: 1, occurred_at_ms: 0, recorded_at_ms: 0, standing: Standing::EnteredInError { by_seq: 2 } };
-        let consent = ConsentEntry { origin, valid_from_ms: 0, valid_until_ms: None, sites: vec![], solutions: vec![], withdrawn: None };
-        assert_eq!(active_consents(std::slice::from_ref(&consent), 5).count(), 0);
+        let origin = Origin {
+            event_id: Uuid::nil(),
+            seq: 1,
+            occurred_at_ms: 0,
+            recorded_at_ms: 0,
+            standing: Standing::EnteredInError { by_seq: 2 },
+        };
+        let consent = ConsentEntry {
+            origin,
+            valid_from_ms: 0,
+            valid_until_ms: None,
+            sites: vec![],
+            solutions: vec![],
+            withdrawn: None,
+        };
+        assert_eq!(
+            active_consents(std::slice::from_ref(&consent), 5).count(),
+            0
+        );
     }
 }

@@ -42,6 +42,25 @@ pub const BY_OCCURRED_DAY: &[u8] = b"io\0";
 pub const BY_PRINCIPAL: &[u8] = b"iac\0";
 /// `iap\0<clinic>\0<patient>\0<bucket>`: reads of a patient's data: who looked.
 pub const READS_OF_PATIENT: &[u8] = b"iap\0";
+/// `fd\0<uuid>` → [`crate::findings::Finding`].
+pub const FINDING: &[u8] = b"fd\0";
+/// `fat\0<seq>` → the ids of the findings raised when folding `seq`.
+pub const FINDINGS_AT: &[u8] = b"fat\0";
+/// `ifr\0<clinic>\0<rule>\0<bucket>`: sequences that raised findings of a rule.
+pub const FINDINGS_BY_RULE: &[u8] = b"ifr\0";
+/// `ifp\0<clinic>\0<patient>\0<bucket>`: sequences that raised findings about a patient.
+pub const FINDINGS_BY_PATIENT: &[u8] = b"ifp\0";
+/// `ifq\0<clinic>\0<practitioner>\0<bucket>`: … about a practitioner.
+pub const FINDINGS_BY_PRACTITIONER: &[u8] = b"ifq\0";
+/// Adverse events waiting for a follow-up: `Vec<(deadline ms, event id)>`.
+pub const AWAITING_UPDATE: &[u8] = b"meta\0awaiting_update";
+/// `lr\0<lot>` → `Vec<(occurred ms, event id)>`: recalls of a lot.
+pub const LOT_RECALLS: &[u8] = b"lr\0";
+/// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::findings::GroupCount`];
+/// the clinic's baseline is dimension `clinic`, group `all`.
+pub const GROUP: &[u8] = b"sg\0";
+/// `sig\0<clinic>\0<dimension>\0<group>` → [`crate::findings::Signal`].
+pub const SIGNAL: &[u8] = b"sig\0";
 /// `iq\0<bucket>`: quarantined sequences.
 pub const QUARANTINED: &[u8] = b"iq\0";
 

@@ -9,9 +9,11 @@
 //!   ([`fold`]);
 //! - tamper evidence: a hash chain over every sequence, verifiable against
 //!   the stream, with checkpoints for other systems ([`chain`]);
-//! - the read models ([`model`]) in one tree of prefixed key spaces ([`keys`]).
+//! - the read models ([`model`]) in one tree of prefixed key spaces ([`keys`]);
+//! - findings and safety signals derived as it folds ([`findings`]).
 
 pub mod chain;
+pub mod findings;
 pub mod fold;
 pub mod keys;
 pub mod model;

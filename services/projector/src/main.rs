@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use async_nats::jetstream;
 use clap::{Parser, Subcommand};
 use prolo_bus::{STREAM_NAME, Shutdown, init_tracing};
-use prolo_projector::{ProjectorSettings, Store, chain, rebuild::rebuild};
+use prolo_projector::{
+    ProjectorSettings, Store, chain, findings::FindingSettings, rebuild::rebuild,
+};
 
 /// glibc malloc contends between threads; mimalloc measured faster here.
 #[global_allocator]
@@ -112,17 +114,23 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
             }
         }
         Command::Rebuild => {
-            let report = rebuild(&js, &args.db, cache, |done, total, rate| {
-                let eta = if rate > 0.0 {
-                    (total.saturating_sub(done)) as f64 / rate
-                } else {
-                    0.0
-                };
-                eprint!(
-                    "\rrebuilding: {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s   "
-                );
-                let _ = std::io::stderr().flush();
-            })
+            let report = rebuild(
+                &js,
+                &args.db,
+                cache,
+                &FindingSettings::default(),
+                |done, total, rate| {
+                    let eta = if rate > 0.0 {
+                        (total.saturating_sub(done)) as f64 / rate
+                    } else {
+                        0.0
+                    };
+                    eprint!(
+                        "\rrebuilding: {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s   "
+                    );
+                    let _ = std::io::stderr().flush();
+                },
+            )
             .await?;
             eprintln!();
             println!(

@@ -113,6 +113,9 @@ pub struct ClinicalEntry {
     pub event_type: String,
     /// One line: e.g. `ultrasound baseline`, `candidate`, `4 sessions every 28 days`.
     pub summary: String,
+    /// What the rules look at: the imaging purpose (`baseline`, `follow_up`)
+    /// or the candidacy decision (`candidate`, `not_candidate`); else empty.
+    pub tag: String,
 }
 
 /// A correction or entered-in-error mark made on this patient's record.
@@ -149,6 +152,8 @@ pub struct PatientSummary {
     pub adverse_events: Vec<Uuid>,
     /// Corrections and entered-in-error marks.
     pub corrections: Vec<CorrectionEntry>,
+    /// Findings about this patient that a later event can still resolve.
+    pub open_findings: Vec<crate::findings::OpenFinding>,
 }
 
 /// One follow-up of an adverse event.
@@ -193,6 +198,10 @@ pub struct AdverseEventState {
     pub injection_lots: Vec<String>,
     /// Its site key.
     pub injection_site: Option<String>,
+    /// Its guidance.
+    pub injection_guidance: Option<String>,
+    /// Its solution components, e.g. `dextrose 15%`.
+    pub injection_solutions: Vec<String>,
     /// Follow-ups in order.
     pub updates: Vec<AdverseEventUpdate>,
     /// `open` until an update closes it.
@@ -216,6 +225,8 @@ pub struct PractitionerSummary {
     pub injection_count: u64,
     /// Adverse events after their injections.
     pub adverse_event_count: u64,
+    /// Findings (missing credential) a later credential can still resolve.
+    pub open_findings: Vec<crate::findings::OpenFinding>,
 }
 
 /// A credential.

@@ -12,7 +12,8 @@ use prolo_bus::{STREAM_NAME, Shutdown};
 
 use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
-    fold::{Folder, Outcome},
+    findings::FindingSettings,
+    fold::{Folder, Notification, Outcome},
     store::{Store, StoreError},
 };
 
@@ -46,6 +47,8 @@ pub struct ProjectorSettings {
     pub checkpoint_every: u64,
     /// Durable consumer name.
     pub consumer: String,
+    /// Thresholds of the findings and signals.
+    pub findings: FindingSettings,
 }
 
 impl Default for ProjectorSettings {
@@ -55,6 +58,7 @@ impl Default for ProjectorSettings {
             idle_wait: Duration::from_millis(200),
             checkpoint_every: 10_000,
             consumer: CONSUMER.to_owned(),
+            findings: FindingSettings::default(),
         }
     }
 }
@@ -70,7 +74,7 @@ pub struct StreamMessage {
 }
 
 /// What one committed batch did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct BatchReport {
     /// Messages folded.
     pub applied: u64,
@@ -80,6 +84,8 @@ pub struct BatchReport {
     pub skipped: u64,
     /// Applied sequence after the batch.
     pub applied_seq: u64,
+    /// Findings raised or resolved and signals raised, to publish.
+    pub notifications: Vec<Notification>,
 }
 
 /// Folds `messages` (in stream order) and commits them with the new applied
@@ -88,10 +94,11 @@ pub struct BatchReport {
 pub async fn fold_batch(
     store: &Store,
     messages: &[StreamMessage],
+    settings: &FindingSettings,
 ) -> Result<BatchReport, StoreError> {
     let mut applied_seq = store.applied_seq()?;
     let mut report = BatchReport::default();
-    let mut folder = Folder::new(store)?;
+    let mut folder = Folder::new(store, settings)?;
     for message in messages {
         if message.seq <= applied_seq {
             report.skipped += 1;
@@ -104,7 +111,9 @@ pub async fn fold_batch(
         applied_seq = message.seq;
     }
     if report.applied + report.quarantined > 0 {
-        store.commit(folder.into_pending()?, applied_seq).await?;
+        let (pending, notifications) = folder.into_pending()?;
+        store.commit(pending, applied_seq).await?;
+        report.notifications = notifications;
     }
     report.applied_seq = applied_seq;
     Ok(report)
@@ -241,10 +250,23 @@ pub async fn run(
             consumer = self::consumer(&stream, &settings.consumer, before).await?;
             continue;
         }
-        let report = fold_batch(&store, &messages).await?;
+        let report = fold_batch(&store, &messages, &settings.findings).await?;
         // Committed and flushed: now acknowledge (AckAll covers the batch).
         if let Err(e) = last.ack().await {
             tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
+        }
+        // Findings and signals go out once their batch is committed; they are
+        // derived, so a lost notification is still in the read models.
+        for notification in &report.notifications {
+            if let Err(e) = client
+                .publish(
+                    notification.subject.clone(),
+                    notification.payload.clone().into(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, subject = %notification.subject, "notification not published");
+            }
         }
         if settings.checkpoint_every > 0
             && report.applied_seq / settings.checkpoint_every > before / settings.checkpoint_every

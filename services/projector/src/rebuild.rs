@@ -11,6 +11,7 @@ use async_nats::jetstream;
 use prolo_bus::STREAM_NAME;
 
 use crate::{
+    findings::FindingSettings,
     project::{ProjectorError, fold_batch, read_stream},
     store::Store,
 };
@@ -33,6 +34,7 @@ pub async fn rebuild(
     js: &jetstream::Context,
     path: &Path,
     cache_bytes: u64,
+    settings: &FindingSettings,
     mut progress: impl FnMut(u64, u64, f64),
 ) -> Result<RebuildReport, ProjectorError> {
     let mut stream = js
@@ -55,6 +57,7 @@ pub async fn rebuild(
         let store = Store::open(&fresh, cache_bytes)?;
         read_stream(js, 1, last, 1000, |batch| {
             let store = store.clone();
+            let settings = settings.clone();
             if let Some(m) = batch.last() {
                 progress(
                     m.seq,
@@ -63,7 +66,8 @@ pub async fn rebuild(
                 );
             }
             async move {
-                fold_batch(&store, &batch).await?;
+                // Notifications were sent when the events were first folded.
+                fold_batch(&store, &batch, &settings).await?;
                 Ok(())
             }
         })

@@ -123,9 +123,15 @@ async fn sigkill_at_five_random_points_gives_the_same_database_as_a_rebuild() {
     drop(crashed);
 
     let clean = dir.path().join("clean.sled");
-    let report = rebuild(&js, &clean, 32 * 1024 * 1024, |_, _, _| {})
-        .await
-        .unwrap();
+    let report = rebuild(
+        &js,
+        &clean,
+        32 * 1024 * 1024,
+        &Default::default(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(report.events, EVENTS as u64);
     let clean = Store::open(&clean, 32 * 1024 * 1024).unwrap();
     assert_eq!(clean.applied_seq().unwrap(), EVENTS as u64);

@@ -288,9 +288,15 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 
     // A rebuild from sequence 1 gives the same read models, byte for byte.
     let rebuilt = db.path().join("rebuilt.sled");
-    prolo_projector::rebuild::rebuild(&js, &rebuilt, 16 * 1024 * 1024, |_, _, _| {})
-        .await
-        .unwrap();
+    prolo_projector::rebuild::rebuild(
+        &js,
+        &rebuilt,
+        16 * 1024 * 1024,
+        &Default::default(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     let rebuilt = prolo_projector::Store::open(&rebuilt, 16 * 1024 * 1024).unwrap();
     assert_eq!(rebuilt.digest().unwrap(), store.digest().unwrap());
     recorders.stop().await;

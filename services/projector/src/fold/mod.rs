@@ -2,13 +2,17 @@
 //! batch. No I/O beyond reading the store, no clock: folding the same
 //! stream twice gives the same read models, byte for byte.
 
+mod rules;
+
 use std::collections::BTreeMap;
 
 use prolo_schemas::{Envelope, EventType, Payload, RecordCorrected, RecordEnteredInError};
 use uuid::Uuid;
 
 use crate::{
-    chain, keys,
+    chain,
+    findings::{Finding, FindingSettings, GroupCount},
+    keys,
     model::*,
     store::{Pending, Store, StoreError},
 };
@@ -38,6 +42,23 @@ pub struct Folder<'a> {
     adverse: BTreeMap<Vec<u8>, AdverseEventState>,
     postings: BTreeMap<Vec<u8>, Vec<u64>>,
     marks: BTreeMap<Vec<u8>, Marks>,
+    settings: &'a FindingSettings,
+    findings: BTreeMap<Vec<u8>, Finding>,
+    findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
+    groups: BTreeMap<Vec<u8>, GroupCount>,
+    lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    awaiting: Option<Vec<(i64, Uuid)>>,
+    notifications: Vec<Notification>,
+}
+
+/// A message for other systems about a finding or signal, published on core
+/// NATS after the batch that raised it is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Subject, e.g. `prolo.finding.riverside.no_active_consent.raised`.
+    pub subject: String,
+    /// JSON body.
+    pub payload: Vec<u8>,
 }
 
 fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -86,7 +107,7 @@ fn cached<'c, T: serde::de::DeserializeOwned>(
 
 impl<'a> Folder<'a> {
     /// Starts a batch after the store's applied sequence.
-    pub fn new(store: &'a Store) -> Result<Self, StoreError> {
+    pub fn new(store: &'a Store, settings: &'a FindingSettings) -> Result<Self, StoreError> {
         Ok(Folder {
             store,
             pending: Pending::default(),
@@ -97,6 +118,13 @@ impl<'a> Folder<'a> {
             adverse: BTreeMap::new(),
             postings: BTreeMap::new(),
             marks: BTreeMap::new(),
+            settings,
+            findings: BTreeMap::new(),
+            findings_at: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            lot_recalls: BTreeMap::new(),
+            awaiting: None,
+            notifications: Vec::new(),
         })
     }
 
@@ -105,8 +133,8 @@ impl<'a> Folder<'a> {
         self.chain_head
     }
 
-    /// The writes to commit.
-    pub fn into_pending(mut self) -> Result<Pending, StoreError> {
+    /// The writes to commit, and the notifications to send once committed.
+    pub fn into_pending(mut self) -> Result<(Pending, Vec<Notification>), StoreError> {
         self.pending.put_raw(
             keys::QUARANTINE_COUNT.to_vec(),
             self.quarantined.to_be_bytes().to_vec(),
@@ -126,7 +154,23 @@ impl<'a> Folder<'a> {
         for (key, value) in std::mem::take(&mut self.marks) {
             self.pending.put(key, &value)?;
         }
-        Ok(self.pending)
+        for (key, value) in std::mem::take(&mut self.findings) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.findings_at) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.groups) {
+            self.pending.put(key, &value)?;
+        }
+        for (key, value) in std::mem::take(&mut self.lot_recalls) {
+            self.pending.put(key, &value)?;
+        }
+        if let Some(awaiting) = self.awaiting.take() {
+            self.pending
+                .put(keys::AWAITING_UPDATE.to_vec(), &awaiting)?;
+        }
+        Ok((self.pending, self.notifications))
     }
 
     /// Folds the message at `seq`. Every message extends the hash chain;
@@ -197,6 +241,12 @@ impl<'a> Folder<'a> {
     }
 
     fn fold(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
+        self.facts(seq, e)?;
+        self.rules(seq, e)
+    }
+
+    /// The read models proper: indexes, summaries, states.
+    fn facts(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
         self.pending.put_raw(
             keys::by_uuid(keys::EVENT_ID, &e.event_id),
             seq.to_be_bytes().to_vec(),
@@ -390,7 +440,7 @@ impl<'a> Folder<'a> {
     }
 
     /// An applied event, decoded, by id.
-    fn event_by_id(&self, id: &Uuid) -> Result<Option<(u64, Envelope)>, StoreError> {
+    pub(super) fn event_by_id(&self, id: &Uuid) -> Result<Option<(u64, Envelope)>, StoreError> {
         let Some(seq) = self
             .pending
             .get_raw(self.store, &keys::by_uuid(keys::EVENT_ID, id))?
@@ -455,6 +505,11 @@ impl<'a> Folder<'a> {
             injection_site: injection
                 .as_ref()
                 .map(|(_, i)| i.site.site_key.as_str().to_owned()),
+            injection_guidance: injection.as_ref().map(|(_, i)| name(&i.guidance)),
+            injection_solutions: injection
+                .as_ref()
+                .map(|(_, i)| i.solution.components.iter().map(solution_label).collect())
+                .unwrap_or_default(),
             updates: Vec::new(),
             status: "open".into(),
             outcome: p.outcome.as_ref().map(name),
@@ -610,6 +665,14 @@ impl<'a> Folder<'a> {
     }
 }
 
+/// `dextrose 15%`, `prp`: a component as the signals group it.
+pub fn solution_label(c: &prolo_schemas::SolutionComponent) -> String {
+    match c.concentration_pct {
+        Some(pct) => format!("{} {pct}%", name(&c.agent)),
+        None => name(&c.agent),
+    }
+}
+
 fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> InjectionEntry {
     InjectionEntry {
         origin: origin(e, seq),
@@ -671,10 +734,21 @@ fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
         }
         _ => return None,
     };
+    let tag = match &e.payload {
+        Payload::ImagingRecorded(p) => name(&p.purpose),
+        Payload::CandidacyAssessed(p) => if p.candidate {
+            "candidate"
+        } else {
+            "not_candidate"
+        }
+        .to_owned(),
+        _ => String::new(),
+    };
     Some(ClinicalEntry {
         origin: origin(e, seq),
         event_type: e.event_type().as_str().to_owned(),
         summary,
+        tag,
     })
 }
 

@@ -1,0 +1,564 @@
+//! Each policy rule, shown raised by a scenario that breaks it and not
+//! raised by one that keeps it; findings name the right event ids; a late
+//! consent resolves its finding while history keeps both; an infection
+//! cluster on one lot raises a signal for that lot and no other group.
+//!
+//! These fold events straight into a real sled database (no broker): the
+//! rules are part of the fold, and the fold is what is tested.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use chrono::{DateTime, Duration, Utc};
+use prolo_projector::{
+    Store,
+    findings::{Finding, FindingSettings, Rule, Signal},
+    keys,
+    project::{StreamMessage, fold_batch},
+};
+use prolo_schemas::{Envelope, Payload};
+use serde_json::json;
+use uuid::Uuid;
+
+fn example(event_type: &str) -> Envelope {
+    let path = format!(
+        "{}/../../schemas/examples/{event_type}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut e = Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+    e.event_id = Uuid::now_v7();
+    e
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// A trail folded event by event into its own database.
+struct Trail {
+    store: Store,
+    seq: u64,
+    settings: FindingSettings,
+    _dir: tempfile::TempDir,
+}
+
+impl Trail {
+    fn new() -> Trail {
+        let dir = tempfile::tempdir().unwrap();
+        Trail {
+            store: Store::open(&dir.path().join("db"), 16 << 20).unwrap(),
+            seq: 0,
+            settings: FindingSettings::default(),
+            _dir: dir,
+        }
+    }
+
+    async fn add(&mut self, e: &Envelope) -> Uuid {
+        e.validate()
+            .unwrap_or_else(|err| panic!("test event invalid: {err}"));
+        self.seq += 1;
+        let message = StreamMessage {
+            seq: self.seq,
+            subject: e.subject().unwrap().to_string(),
+            payload: e.to_json().into(),
+        };
+        fold_batch(&self.store, &[message], &self.settings)
+            .await
+            .unwrap();
+        e.event_id
+    }
+
+    async fn add_all(&mut self, events: &[Envelope]) {
+        let messages: Vec<StreamMessage> = events
+            .iter()
+            .map(|e| {
+                self.seq += 1;
+                StreamMessage {
+                    seq: self.seq,
+                    subject: e.subject().unwrap().to_string(),
+                    payload: e.to_json().into(),
+                }
+            })
+            .collect();
+        for chunk in messages.chunks(500) {
+            fold_batch(&self.store, chunk, &self.settings)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn findings(&self, rule: Rule) -> Vec<Finding> {
+        self.store
+            .model()
+            .scan_prefix(keys::FINDING)
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                prolo_projector::store::decode::<Finding>(&k, &v).unwrap()
+            })
+            .filter(|f| f.rule == rule)
+            .collect()
+    }
+
+    /// The credential, examination, candidacy and consent of a patient who may be injected.
+    async fn prepared(&mut self) {
+        self.add(&example("practitioner.credentialed")).await;
+        self.add(&example("examination.done")).await;
+        self.add(&example("candidacy.assessed")).await;
+        self.add(&example("consent.given")).await;
+    }
+}
+
+fn injection(edit: impl FnOnce(&mut prolo_schemas::InjectionGiven)) -> Envelope {
+    let mut e = example("injection.given");
+    if let Payload::InjectionGiven(p) = &mut e.payload {
+        edit(p);
+    }
+    e
+}
+
+#[tokio::test]
+async fn a_prepared_injection_raises_no_finding() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    trail.add(&injection(|_| {})).await;
+    for rule in Rule::ALL {
+        assert!(trail.findings(*rule).is_empty(), "{rule:?} raised");
+    }
+}
+
+#[tokio::test]
+async fn no_active_consent_is_raised_and_a_late_consent_resolves_it() {
+    let mut trail = Trail::new();
+    trail.add(&example("practitioner.credentialed")).await;
+    trail.add(&example("examination.done")).await;
+    trail.add(&example("candidacy.assessed")).await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let found = trail.findings(Rule::NoActiveConsent);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![injected]);
+    assert_eq!(found[0].patient_id.as_deref(), Some("P-1042"));
+    assert_eq!(found[0].resolved_by, None);
+
+    // The consent was taken before the injection but recorded a day later.
+    let mut late = example("consent.given");
+    late.recorded_at = t("2026-10-02T09:00:00Z");
+    let consent = trail.add(&late).await;
+    let found = trail.findings(Rule::NoActiveConsent);
+    assert_eq!(found.len(), 1, "the raising stays");
+    assert_eq!(
+        found[0].resolved_by,
+        Some((consent, trail.seq)),
+        "and the resolving is kept with it"
+    );
+    assert_eq!(found[0].status(), "resolved");
+    // The patient's history keeps both the injection and the late consent.
+    let seqs: Vec<u64> = trail
+        .store
+        .seqs(&keys::index_prefix(
+            keys::BY_PATIENT,
+            &[b"riverside", b"P-1042"],
+        ))
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(seqs.len(), 4);
+}
+
+#[tokio::test]
+async fn a_consent_withdrawn_before_the_injection_is_not_active() {
+    let mut trail = Trail::new();
+    trail.add(&example("practitioner.credentialed")).await;
+    trail.add(&example("examination.done")).await;
+    trail.add(&example("candidacy.assessed")).await;
+    let consent = trail.add(&example("consent.given")).await;
+    let mut withdrawal = example("consent.withdrawn");
+    withdrawal.occurred_at = t("2026-10-01T09:40:00Z");
+    withdrawal.recorded_at = t("2026-10-01T09:41:00Z");
+    if let Payload::ConsentWithdrawn(p) = &mut withdrawal.payload {
+        p.consent_event_id = consent;
+    }
+    trail.add(&withdrawal).await;
+    let mut later = injection(|_| {});
+    later.occurred_at = t("2026-10-01T10:00:00Z");
+    later.recorded_at = t("2026-10-01T10:01:00Z");
+    trail.add(&later).await;
+    assert_eq!(trail.findings(Rule::NoActiveConsent).len(), 1);
+}
+
+#[tokio::test]
+async fn a_site_outside_the_consent_scope_is_raised() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let shoulder = trail
+        .add(&injection(|p| {
+            p.site.site_key = prolo_schemas::SiteKey::SHOULDER_IA
+        }))
+        .await;
+    let found = trail.findings(Rule::SiteOutsideConsent);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence[0], shoulder);
+    assert_eq!(
+        found[0].evidence.len(),
+        2,
+        "the injection and the consent whose scope it left"
+    );
+    trail
+        .add(&injection(|p| {
+            p.site.site_key = prolo_schemas::SiteKey::PES_ANSERINUS
+        }))
+        .await;
+    assert_eq!(
+        trail.findings(Rule::SiteOutsideConsent).len(),
+        1,
+        "a site in scope raises nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_injection_without_a_valid_credential_is_raised_and_a_credential_resolves_it() {
+    let mut trail = Trail::new();
+    let mut lapsed = example("practitioner.credentialed");
+    if let Payload::PractitionerCredentialed(p) = &mut lapsed.payload {
+        p.valid_until = Some("2026-09-01".parse().unwrap());
+    }
+    trail.add(&lapsed).await;
+    trail.add(&example("examination.done")).await;
+    trail.add(&example("candidacy.assessed")).await;
+    trail.add(&example("consent.given")).await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let found = trail.findings(Rule::NoValidCredential);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].evidence[0], found[0].practitioner_id.as_deref()),
+        (injected, Some("dr-hale"))
+    );
+    // The renewal, recorded late, covers the day of the injection.
+    let renewal = trail.add(&example("practitioner.credentialed")).await;
+    assert_eq!(
+        trail.findings(Rule::NoValidCredential)[0]
+            .resolved_by
+            .map(|r| r.0),
+        Some(renewal)
+    );
+}
+
+#[tokio::test]
+async fn an_injection_without_examination_or_positive_candidacy_is_raised() {
+    let mut trail = Trail::new();
+    trail.add(&example("practitioner.credentialed")).await;
+    trail.add(&example("consent.given")).await;
+    let mut refused = example("candidacy.assessed");
+    if let Payload::CandidacyAssessed(p) = &mut refused.payload {
+        p.candidate = false;
+    }
+    trail.add(&example("examination.done")).await;
+    trail.add(&refused).await;
+    trail.add(&injection(|_| {})).await;
+    assert_eq!(trail.findings(Rule::NoExaminationOrCandidacy).len(), 1);
+}
+
+#[tokio::test]
+async fn a_series_past_three_sessions_needs_follow_up_imaging() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    trail.add(&injection(|p| p.session_number = 3)).await;
+    assert!(
+        trail
+            .findings(Rule::SeriesWithoutFollowUpImaging)
+            .is_empty(),
+        "session 3 is within the limit"
+    );
+    let fourth = trail.add(&injection(|p| p.session_number = 4)).await;
+    let found = trail.findings(Rule::SeriesWithoutFollowUpImaging);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![fourth]);
+    // Follow-up imaging done before the fourth session, recorded later, resolves it.
+    let mut imaging = example("imaging.recorded");
+    imaging.occurred_at = t("2026-09-30T09:00:00Z");
+    imaging.recorded_at = t("2026-10-01T12:00:00Z");
+    if let Payload::ImagingRecorded(p) = &mut imaging.payload {
+        p.purpose = prolo_schemas::ImagingPurpose::FollowUp;
+    }
+    let imaged = trail.add(&imaging).await;
+    assert_eq!(
+        trail.findings(Rule::SeriesWithoutFollowUpImaging)[0]
+            .resolved_by
+            .map(|r| r.0),
+        Some(imaged)
+    );
+}
+
+#[tokio::test]
+async fn an_adverse_event_must_name_an_injection_of_the_same_patient() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let own = trail.add(&injection(|_| {})).await;
+    let mut other = injection(|_| {});
+    other.patient_id = Some("P-2000".parse().unwrap());
+    let others = trail.add(&other).await;
+    for (linked, expected) in [(own, 0), (others, 1), (Uuid::now_v7(), 2)] {
+        let mut ae = example("adverse_event.reported");
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = linked;
+        }
+        let reported = trail.add(&ae).await;
+        let found = trail.findings(Rule::AdverseEventLinkInvalid);
+        assert_eq!(found.len(), expected, "linked to {linked}");
+        if expected > 0 {
+            assert!(found.iter().any(|f| f.evidence == vec![reported, linked]));
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_infection_without_an_update_within_seven_days_is_raised_by_the_streams_clock() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let mut ae = example("adverse_event.reported");
+    if let Payload::AdverseEventReported(p) = &mut ae.payload {
+        p.linked_injection.as_mut().unwrap().event_id = injected;
+    }
+    let reported = trail.add(&ae).await;
+    // Six days later: not yet.
+    let mut exam = example("examination.done");
+    exam.occurred_at = t("2026-10-09T10:00:00Z");
+    exam.recorded_at = t("2026-10-09T10:05:00Z");
+    trail.add(&exam).await;
+    assert!(trail.findings(Rule::NoAdverseEventUpdate).is_empty());
+    // Nine days later, still no update: raised.
+    exam.event_id = Uuid::now_v7();
+    exam.occurred_at = t("2026-10-12T10:00:00Z");
+    exam.recorded_at = t("2026-10-12T10:05:00Z");
+    trail.add(&exam).await;
+    let found = trail.findings(Rule::NoAdverseEventUpdate);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![reported]);
+    // The follow-up, late, resolves it.
+    let mut update = example("adverse_event.updated");
+    update.occurred_at = t("2026-10-12T11:00:00Z");
+    update.recorded_at = t("2026-10-12T11:05:00Z");
+    if let Payload::AdverseEventUpdated(p) = &mut update.payload {
+        p.adverse_event_id = reported;
+    }
+    let updated = trail.add(&update).await;
+    assert_eq!(
+        trail.findings(Rule::NoAdverseEventUpdate)[0]
+            .resolved_by
+            .map(|r| r.0),
+        Some(updated)
+    );
+}
+
+#[tokio::test]
+async fn an_infection_updated_in_time_raises_nothing() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let mut ae = example("adverse_event.reported");
+    if let Payload::AdverseEventReported(p) = &mut ae.payload {
+        p.linked_injection.as_mut().unwrap().event_id = injected;
+    }
+    let reported = trail.add(&ae).await;
+    let mut update = example("adverse_event.updated");
+    update.occurred_at = t("2026-10-05T09:00:00Z");
+    update.recorded_at = t("2026-10-05T09:10:00Z");
+    if let Payload::AdverseEventUpdated(p) = &mut update.payload {
+        p.adverse_event_id = reported;
+    }
+    trail.add(&update).await;
+    let mut exam = example("examination.done");
+    exam.occurred_at = t("2026-10-20T10:00:00Z");
+    exam.recorded_at = t("2026-10-20T10:05:00Z");
+    trail.add(&exam).await;
+    assert!(trail.findings(Rule::NoAdverseEventUpdate).is_empty());
+}
+
+#[tokio::test]
+async fn documentation_recorded_days_late_is_raised() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let mut late = injection(|_| {});
+    late.recorded_at = late.occurred_at + Duration::days(4);
+    let injected = trail.add(&late).await;
+    let found = trail.findings(Rule::LateDocumentation);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![injected]);
+    assert!(found[0].detail.contains("96 hours"), "{}", found[0].detail);
+}
+
+#[tokio::test]
+async fn an_expired_or_recalled_lot_is_raised_whichever_is_recorded_first() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    trail
+        .add(&injection(|p| {
+            p.solution.components[0].lot_expiry = "2026-09-01".parse().unwrap()
+        }))
+        .await;
+    assert_eq!(
+        trail.findings(Rule::ExpiredOrRecalledLot).len(),
+        1,
+        "expired"
+    );
+
+    // Recall recorded first, then an injection from the lot.
+    let mut recall = example("lot.recalled");
+    recall.occurred_at = t("2026-09-15T12:00:00Z");
+    recall.recorded_at = t("2026-09-15T12:01:00Z");
+    if let Payload::LotRecalled(p) = &mut recall.payload {
+        p.lot = "LID1-88A".parse().unwrap();
+    }
+    let recalled = trail.add(&recall).await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let found: Vec<Finding> = trail
+        .findings(Rule::ExpiredOrRecalledLot)
+        .into_iter()
+        .filter(|f| f.evidence[0] == injected)
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![injected, recalled]);
+
+    // An injection recorded before a recall that predates it.
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let mut recall = example("lot.recalled");
+    recall.occurred_at = t("2026-09-28T12:00:00Z");
+    let recalled = trail.add(&recall).await;
+    let found = trail.findings(Rule::ExpiredOrRecalledLot);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![injected, recalled]);
+    // A recall after the injection raises nothing about it.
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    trail.add(&injection(|_| {})).await;
+    trail.add(&example("lot.recalled")).await;
+    assert!(trail.findings(Rule::ExpiredOrRecalledLot).is_empty());
+}
+
+#[tokio::test]
+async fn an_axial_site_needs_image_guidance() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let mut consent = example("consent.given");
+    if let Payload::ConsentGiven(p) = &mut consent.payload {
+        p.sites
+            .push(prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG);
+    }
+    trail.add(&consent).await;
+    let spine = |guidance| {
+        injection(move |p| {
+            p.site =
+                serde_json::from_value(json!({"site_key": "LUMBAR_INTERSPINOUS_LIG"})).unwrap();
+            p.guidance = guidance;
+        })
+    };
+    trail
+        .add(&spine(prolo_schemas::Guidance::Fluoroscopy))
+        .await;
+    assert!(trail.findings(Rule::AxialSiteByPalpationOnly).is_empty());
+    let blind = trail.add(&spine(prolo_schemas::Guidance::Palpation)).await;
+    let found = trail.findings(Rule::AxialSiteByPalpationOnly);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![blind]);
+}
+
+#[tokio::test]
+async fn a_serious_event_recorded_a_day_after_onset_is_raised() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let injected = trail.add(&injection(|_| {})).await;
+    let serious = |recorded: &str| {
+        let mut ae = example("adverse_event.reported");
+        ae.recorded_at = t(recorded);
+        ae.occurred_at = t(recorded) - Duration::minutes(5);
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.serious = true;
+            p.seriousness_criteria = vec![prolo_schemas::SeriousnessCriterion::Hospitalisation];
+            p.grade = 3;
+            p.linked_injection.as_mut().unwrap().event_id = injected;
+        }
+        ae
+    };
+    trail.add(&serious("2026-10-03T12:00:00Z")).await;
+    assert!(
+        trail.findings(Rule::SeriousEventReportedLate).is_empty(),
+        "4 hours after onset"
+    );
+    let late = trail.add(&serious("2026-10-05T12:00:00Z")).await;
+    let found = trail.findings(Rule::SeriousEventReportedLate);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].evidence, vec![late]);
+}
+
+#[tokio::test]
+async fn an_infection_cluster_on_one_lot_raises_a_signal_for_that_lot_only() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let mut events = Vec::new();
+    let mut injections: Vec<(String, Uuid)> = Vec::new();
+    for lot in 0..10 {
+        for i in 0..100 {
+            let lot_name = if lot == 7 {
+                "DX-BAD".to_owned()
+            } else {
+                format!("DX-{lot}")
+            };
+            let mut e = injection(|p| {
+                p.solution.components.truncate(1);
+                p.solution.components[0].lot = lot_name.parse().unwrap();
+            });
+            e.patient_id = Some(format!("P-{lot}-{i}").parse().unwrap());
+            injections.push((lot_name, e.event_id));
+            events.push(e);
+        }
+    }
+    // Ten infections after injections from DX-BAD, one after each of four other lots.
+    let ae_after = |(_, id): &(String, Uuid)| {
+        let mut ae = example("adverse_event.reported");
+        let patient = events
+            .iter()
+            .find(|e| e.event_id == *id)
+            .unwrap()
+            .patient_id
+            .clone();
+        ae.patient_id = patient;
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = *id;
+        }
+        ae
+    };
+    let mut aes: Vec<Envelope> = injections
+        .iter()
+        .filter(|(lot, _)| lot == "DX-BAD")
+        .take(10)
+        .map(ae_after)
+        .collect();
+    for lot in ["DX-0", "DX-2", "DX-4", "DX-6"] {
+        let i = injections.iter().find(|(l, _)| l == lot).unwrap();
+        aes.push(ae_after(i));
+    }
+    events.extend(aes);
+    trail.add_all(&events).await;
+
+    let signals: Vec<Signal> = trail
+        .store
+        .model()
+        .scan_prefix(keys::SIGNAL)
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            prolo_projector::store::decode::<Signal>(&k, &v).unwrap()
+        })
+        .collect();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert_eq!(
+        (signals[0].dimension.as_str(), signals[0].group.as_str()),
+        ("lot", "DX-BAD")
+    );
+    assert_eq!(signals[0].count.injections, 100);
+    assert!(signals[0].count.adverse_events >= 3);
+    let (low, _) = signals[0].count.interval();
+    assert!(low > 0.0);
+    assert_eq!(
+        signals[0].baseline.injections, 1000,
+        "measured against the whole clinic"
+    );
+}
