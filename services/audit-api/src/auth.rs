@@ -100,6 +100,10 @@ pub enum QueryKind {
     LotTrace,
     /// A practitioner's history.
     PractitionerHistory,
+    /// Compliance findings.
+    Findings,
+    /// Adverse-event rates and safety signals.
+    Signals,
 }
 
 impl QueryKind {
@@ -114,6 +118,8 @@ impl QueryKind {
             QueryKind::AdverseEventInvestigation => "adverse_event_investigation",
             QueryKind::LotTrace => "lot_trace",
             QueryKind::PractitionerHistory => "practitioner_history",
+            QueryKind::Findings => "findings",
+            QueryKind::Signals => "signals",
         }
     }
 

@@ -128,7 +128,17 @@ pub fn document() -> Value {
             }, true),
             "/v1/clinics/{clinic}/adverse-events/{event_id}/investigation": op("An adverse event with its updates, the injection it follows, the consent and examinations before it, the patient's events around it, other injections and adverse events on the same lots, other injections by the same practitioner", "compliance, safety", vec![clinic.clone(), path("event_id", "The adverse_event.reported event id"), param("window_days", "query", "Days around the onset (default 14)", json!({"type": "integer"}))], true),
             "/v1/clinics/{clinic}/lots/{lot}/trace": op("Every injection with the lot (patient, site, date, practitioner), the adverse events after them, and the recall", "compliance, safety", vec![clinic.clone(), path("lot", "Lot number"), param("format", "query", "json, jsonl or csv (injection rows)", json!({"type": "string", "enum": ["json", "jsonl", "csv"]}))], true),
-            "/v1/clinics/{clinic}/practitioners/{practitioner}/history": op("A practitioner's credentials, injections and the adverse events after them", "compliance, safety", practitioner, true)
+            "/v1/clinics/{clinic}/practitioners/{practitioner}/history": op("A practitioner's credentials, injections and the adverse events after them", "compliance, safety", practitioner, true),
+            "/v1/clinics/{clinic}/findings": op("Compliance findings, each with its rule, severity, evidence event ids, and the event that resolved it", "compliance, safety", vec![
+                clinic.clone(),
+                param("rule", "query", "no_active_consent, site_outside_consent, no_valid_credential, no_examination_or_candidacy, series_without_follow_up_imaging, adverse_event_link_invalid, no_adverse_event_update, late_documentation, expired_or_recalled_lot, axial_site_by_palpation_only, serious_event_reported_late", json!({"type": "string"})),
+                param("status", "query", "open or resolved", json!({"type": "string", "enum": ["open", "resolved"]})),
+                param("patient", "query", "Patient id", json!({"type": "string"})),
+                param("practitioner", "query", "Practitioner id", json!({"type": "string"})),
+                param("from", "query", "Clinical time from", json!({"type": "string", "format": "date-time"})),
+                param("to", "query", "Clinical time to", json!({"type": "string", "format": "date-time"})),
+            ], true),
+            "/v1/clinics/{clinic}/signals": op("Adverse events per 1,000 injections by lot, solution, site, practitioner and guidance, with 95% intervals, the clinic's baseline and the signals raised", "compliance, safety", vec![clinic.clone()], false)
         }
     })
 }

@@ -67,6 +67,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/clinics/{clinic}/practitioners/{practitioner}/history",
             get(practitioner_history),
         )
+        .route("/v1/clinics/{clinic}/findings", get(findings))
+        .route("/v1/clinics/{clinic}/signals", get(signals))
         .with_state(state)
 }
 
@@ -427,4 +429,94 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         "last_verification": verify,
     }))
     .into_response())
+}
+
+/// Query parameters of the findings query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingParams {
+    /// A rule, e.g. `no_active_consent`.
+    rule: Option<String>,
+    /// `open` or `resolved`.
+    status: Option<String>,
+    /// A patient.
+    patient: Option<String>,
+    /// A practitioner.
+    practitioner: Option<String>,
+    /// Clinical time from (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Clinical time to (RFC 3339).
+    to: Option<DateTime<Utc>>,
+}
+
+async fn findings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(clinic): Path<String>,
+    query: Result<Query<FindingParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::Findings)?;
+    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let clinic: ClinicId = id(&clinic)?;
+    let rule = match &params.rule {
+        Some(rule) => Some(
+            serde_json::from_value(serde_json::Value::String(rule.clone()))
+                .map_err(|_| ApiError::BadRequest(format!("{rule:?} is not a rule")))?,
+        ),
+        None => None,
+    };
+    if let Some(status) = &params.status
+        && status != "open"
+        && status != "resolved"
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status {status:?} is not open or resolved"
+        )));
+    }
+    let patient: Option<PatientId> = params.patient.as_deref().map(id).transpose()?;
+    let filter = q::FindingFilter {
+        rule,
+        status: params.status.clone(),
+        patient: patient.clone(),
+        practitioner: params.practitioner.as_deref().map(id).transpose()?,
+        from: params.from,
+        to: params.to,
+    };
+    let found = q::findings(&state.store, &clinic, &filter)?;
+    let mut logged = BTreeMap::new();
+    for (k, v) in [
+        ("rule", &params.rule),
+        ("status", &params.status),
+        ("patient", &params.patient),
+        ("practitioner", &params.practitioner),
+    ] {
+        if let Some(v) = v {
+            logged.insert(k.to_owned(), v.clone());
+        }
+    }
+    state
+        .access
+        .record(
+            &principal,
+            &clinic,
+            QueryKind::Findings,
+            logged,
+            patient,
+            found.len() as u64,
+        )
+        .await?;
+    Ok(Json(json!({ "total": found.len(), "items": found })).into_response())
+}
+
+async fn signals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(clinic): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::Signals)?;
+    let clinic: ClinicId = id(&clinic)?;
+    // Rates per group hold no patient data: not an access to record.
+    Ok(Json(q::signals(&state.store, &clinic)?).into_response())
 }

@@ -464,3 +464,102 @@ async fn paging_through_a_large_history_returns_every_item_once() {
     api.stop().await;
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn findings_and_signals_are_queryable_by_rule_status_and_patient() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    record_ok(
+        &client,
+        PractitionerCredentialed,
+        &example_request("practitioner.credentialed"),
+    )
+    .await;
+    let mut injection = example_request("injection.given");
+    injection["patient_id"] = "P-NC".into();
+    let injected = record_ok(&client, InjectionGiven, &injection).await;
+
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let open = api
+        .json(
+            SAFETY,
+            "/v1/clinics/riverside/findings?rule=no_active_consent&status=open",
+        )
+        .await;
+    assert_eq!(open["total"], 1, "{open}");
+    assert_eq!(
+        open["items"][0]["evidence"],
+        json!([injected.event_id.to_string()])
+    );
+    assert_eq!(open["items"][0]["patient_id"], "P-NC");
+    assert_eq!(open["items"][0]["severity"], "high");
+    let by_patient = api
+        .json(COMPLIANCE, "/v1/clinics/riverside/findings?patient=P-NC")
+        .await;
+    let rules: Vec<&str> = by_patient["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    // Recorded today for a fact of October: also late documentation.
+    assert_eq!(
+        rules,
+        vec![
+            "late_documentation",
+            "no_active_consent",
+            "no_examination_or_candidacy"
+        ]
+    );
+
+    // The consent, recorded late, resolves the finding; both stay.
+    let mut consent = example_request("consent.given");
+    consent["patient_id"] = "P-NC".into();
+    let consent = record_ok(&client, ConsentGiven, &consent).await;
+    api.caught_up().await;
+    assert_eq!(
+        api.json(
+            SAFETY,
+            "/v1/clinics/riverside/findings?rule=no_active_consent&status=open"
+        )
+        .await["total"],
+        0
+    );
+    let resolved = api
+        .json(
+            SAFETY,
+            "/v1/clinics/riverside/findings?rule=no_active_consent&status=resolved",
+        )
+        .await;
+    assert_eq!(
+        resolved["items"][0]["resolved_by"][0],
+        consent.event_id.to_string()
+    );
+    assert_eq!(
+        api.get(Some(SAFETY), "/v1/clinics/riverside/findings?rule=nonsense")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.get(Some(SERVICE), "/v1/clinics/riverside/findings")
+            .await
+            .0,
+        403
+    );
+
+    let signals = api.json(SAFETY, "/v1/clinics/riverside/signals").await;
+    assert_eq!(signals["baseline"]["injections"], 1);
+    assert!(
+        signals["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["dimension"] == "lot" && g["group"] == "DX50-2026-114")
+    );
+    assert_eq!(signals["signals"], json!([]));
+    api.stop().await;
+    recorders.stop().await;
+}

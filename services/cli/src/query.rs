@@ -135,6 +135,36 @@ pub enum Ask {
         #[command(flatten)]
         list: ListArgs,
     },
+    /// Compliance findings, by rule, status, patient, practitioner and time.
+    Findings {
+        /// Clinic.
+        #[arg(long)]
+        clinic: String,
+        /// A rule, e.g. no_active_consent.
+        #[arg(long)]
+        rule: Option<String>,
+        /// open or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// A patient.
+        #[arg(long)]
+        patient: Option<String>,
+        /// A practitioner.
+        #[arg(long)]
+        practitioner: Option<String>,
+        /// Clinical time from (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Clinical time to (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Adverse-event rates per 1,000 injections and the safety signals raised.
+    Signals {
+        /// Clinic.
+        #[arg(long)]
+        clinic: String,
+    },
     /// One event by id.
     Event {
         /// Event id.
@@ -191,6 +221,30 @@ pub async fn run(api: &ApiArgs, ask: Ask) -> Result<()> {
             format!("/v1/clinics/{clinic}/patients/{patient}/access-log"),
             list.query(),
         ),
+        Ask::Findings {
+            clinic,
+            rule,
+            status,
+            patient,
+            practitioner,
+            from,
+            to,
+        } => {
+            let given = [
+                ("rule", rule),
+                ("status", status),
+                ("patient", patient),
+                ("practitioner", practitioner),
+                ("from", from),
+                ("to", to),
+            ];
+            let query = given
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+                .collect();
+            (format!("/v1/clinics/{clinic}/findings"), query)
+        }
+        Ask::Signals { clinic } => (format!("/v1/clinics/{clinic}/signals"), vec![]),
         Ask::Event { event_id } => (format!("/v1/events/{event_id}"), vec![]),
         Ask::Status => ("/v1/status".to_owned(), vec![]),
     };

@@ -460,3 +460,167 @@ mod tests {
         assert_eq!(page(&seqs, Some(75), 10), (&[][..], None));
     }
 }
+
+/// Filters of the findings query.
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    /// Only this rule.
+    pub rule: Option<prolo_projector::findings::Rule>,
+    /// Only `open` or `resolved`.
+    pub status: Option<String>,
+    /// Only about this patient.
+    pub patient: Option<PatientId>,
+    /// Only about this practitioner.
+    pub practitioner: Option<PractitionerId>,
+    /// Clinical time of the event it is about, from (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// … to (exclusive).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The findings of a clinic matching `filter`, in the order they were raised.
+pub fn findings(
+    store: &Store,
+    clinic: &ClinicId,
+    filter: &FindingFilter,
+) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
+    use prolo_projector::findings::{Finding, Rule};
+    let c = clinic.as_str().as_bytes();
+    // The narrowest index the filter allows.
+    let mut seqs = match (&filter.patient, &filter.practitioner, filter.rule) {
+        (Some(p), _, _) => index(
+            store,
+            keys::FINDINGS_BY_PATIENT,
+            &[c, p.as_str().as_bytes()],
+        )?,
+        (None, Some(p), _) => index(
+            store,
+            keys::FINDINGS_BY_PRACTITIONER,
+            &[c, p.as_str().as_bytes()],
+        )?,
+        (None, None, Some(rule)) => {
+            index(store, keys::FINDINGS_BY_RULE, &[c, rule.code().as_bytes()])?
+        }
+        (None, None, None) => {
+            let mut all = Vec::new();
+            for rule in Rule::ALL {
+                all.extend(index(
+                    store,
+                    keys::FINDINGS_BY_RULE,
+                    &[c, rule.code().as_bytes()],
+                )?);
+            }
+            all.sort_unstable();
+            all
+        }
+    };
+    seqs.dedup();
+    let mut out = Vec::new();
+    for seq in seqs {
+        let ids: Vec<Uuid> = store
+            .get(&keys::by_seq(keys::FINDINGS_AT, seq))?
+            .unwrap_or_default();
+        for id in ids {
+            let Some(finding) = store.get::<Finding>(&keys::by_uuid(keys::FINDING, &id))? else {
+                continue;
+            };
+            let about =
+                DateTime::<Utc>::from_timestamp_millis(finding.about_ms).unwrap_or_default();
+            let keep = finding.clinic_id == clinic.as_str()
+                && filter.rule.is_none_or(|r| r == finding.rule)
+                && filter
+                    .status
+                    .as_deref()
+                    .is_none_or(|s| s == finding.status())
+                && filter
+                    .patient
+                    .as_ref()
+                    .is_none_or(|p| finding.patient_id.as_deref() == Some(p.as_str()))
+                && filter
+                    .practitioner
+                    .as_ref()
+                    .is_none_or(|p| finding.practitioner_id.as_deref() == Some(p.as_str()))
+                && filter.from.is_none_or(|from| about >= from)
+                && filter.to.is_none_or(|to| about < to);
+            if keep {
+                out.push(finding);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One group's adverse-event rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRate {
+    /// `lot`, `solution`, `site`, `practitioner`, `guidance` (or `clinic` for the baseline).
+    pub dimension: String,
+    /// The group.
+    pub group: String,
+    /// Injections.
+    pub injections: u64,
+    /// Adverse events after them.
+    pub adverse_events: u64,
+    /// Per 1,000 injections.
+    pub rate_per_1000: f64,
+    /// 95% Wilson interval, per 1,000.
+    pub ci95_per_1000: (f64, f64),
+    /// A signal was raised for it.
+    pub signalled: bool,
+}
+
+/// Adverse-event rates of a clinic: its baseline, every group, the signals raised.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalReport {
+    /// The whole clinic.
+    pub baseline: Option<GroupRate>,
+    /// Every group, by dimension then group.
+    pub groups: Vec<GroupRate>,
+    /// Signals raised, as they were when raised.
+    pub signals: Vec<prolo_projector::findings::Signal>,
+}
+
+/// The rates and signals of `clinic`.
+pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryError> {
+    use prolo_projector::{
+        findings::{GroupCount, Signal},
+        store::decode,
+    };
+    let prefix = keys::index_prefix(keys::GROUP, &[clinic.as_str().as_bytes()]);
+    let mut baseline = None;
+    let mut groups = Vec::new();
+    for entry in store.model().scan_prefix(&prefix) {
+        let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
+        let count: GroupCount = decode(&key, &value)?;
+        let rest = &key[prefix.len()..];
+        let mut parts = rest.splitn(2, |b| *b == 0);
+        let dimension = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+        let group = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+        let row = GroupRate {
+            dimension,
+            group,
+            injections: count.injections,
+            adverse_events: count.adverse_events,
+            rate_per_1000: count.rate(),
+            ci95_per_1000: count.interval(),
+            signalled: count.signalled,
+        };
+        if row.dimension == "clinic" {
+            baseline = Some(row);
+        } else {
+            groups.push(row);
+        }
+    }
+    let prefix = keys::index_prefix(keys::SIGNAL, &[clinic.as_str().as_bytes()]);
+    let mut raised = Vec::new();
+    for entry in store.model().scan_prefix(&prefix) {
+        let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
+        raised.push(decode::<Signal>(&key, &value)?);
+    }
+    raised.sort_by_key(|s| s.raised_seq);
+    Ok(SignalReport {
+        baseline,
+        groups,
+        signals: raised,
+    })
+}
