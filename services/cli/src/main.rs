@@ -1,6 +1,7 @@
 //! `prolo-audit`: record events through the recording services and follow
 //! the trail live.
 
+mod demo;
 mod query;
 mod record;
 mod tail;
@@ -32,6 +33,8 @@ enum Command {
     Tail(tail::TailArgs),
     /// Run the whole system in one process, starting a local nats-server if none is reachable.
     Up(up::UpArgs),
+    /// Seed a realistic demo clinic through the recording services, then print queries to try.
+    Demo(demo::DemoArgs),
     /// Ask the audit API (history, summary, investigate, lot-trace, practitioner, access-log, event, status).
     #[command(flatten)]
     Ask(query::Ask),
@@ -64,6 +67,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Record(args) => record::run(&cli.nats_url, args).await,
         Command::Tail(args) => tail::run(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
+        Command::Demo(args) => {
+            let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
+            let seeded = demo::seed(&client, &args).await?;
+            demo::print_examples(
+                &seeded,
+                args.clinic(),
+                &std::env::var("PROLO_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+            );
+            Ok(())
+        }
         Command::Ask(ask) => query::run(&cli.api, ask).await,
     }
 }

@@ -35,6 +35,11 @@ pub struct UpArgs {
         default_value = "deploy/tokens.example.json"
     )]
     tokens: PathBuf,
+    /// Seed the demo clinic once everything is up (skipped when the stream already holds events).
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    demo_args: crate::demo::DemoArgs,
 }
 
 /// Runs every service until SIGTERM / ctrl-c.
@@ -108,6 +113,25 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     println!("follow the trail:   prolo-audit tail --from-start");
     println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");
     println!("stop:               ctrl-c");
+    if args.demo {
+        let client = prolo_bus::connect(&url, "prolo-audit-demo").await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let held = match js.get_stream(prolo_bus::STREAM_NAME).await {
+            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if held > 0 {
+            println!("the stream already holds {held} events: not seeding the demo again");
+        } else {
+            println!("seeding the demo clinic…");
+            let seeded = crate::demo::seed(&client, &args.demo_args).await?;
+            crate::demo::print_examples(
+                &seeded,
+                args.demo_args.clinic(),
+                &format!("http://{bound}"),
+            );
+        }
+    }
 
     let mut failure = None;
     while let Some(done) = tasks.join_next().await {

@@ -107,7 +107,8 @@ pub struct FindingSettings {
     pub serious_report_hours: i64,
     /// A group's adverse-event rate must exceed the clinic's by this factor…
     pub signal_factor: f64,
-    /// …with at least this many adverse events, to raise a signal.
+    /// …with at least this many adverse events (and the lower end of its 95%
+    /// interval above the clinic's rate), to raise a signal.
     pub signal_min_events: u64,
 }
 
@@ -258,11 +259,15 @@ impl GroupCount {
 /// The dimensions adverse-event rates are grouped by.
 pub const DIMENSIONS: &[&str] = &["lot", "solution", "site", "practitioner", "guidance"];
 
-/// Whether `group`'s rate exceeds the clinic `baseline` enough to signal.
+/// Whether `group`'s rate exceeds the clinic `baseline` enough to signal:
+/// by the factor, with the minimum count, and with the lower end of its 95%
+/// interval above the baseline rate (so that three events among a handful
+/// of injections early in a clinic's history do not cry wolf).
 pub fn signals(group: &GroupCount, baseline: &GroupCount, settings: &FindingSettings) -> bool {
     group.adverse_events >= settings.signal_min_events
         && baseline.injections > 0
         && group.rate() > baseline.rate() * settings.signal_factor
+        && group.interval().0 > baseline.rate()
         // A group that is the whole clinic cannot exceed itself.
         && group.injections < baseline.injections
 }
@@ -342,6 +347,25 @@ mod tests {
             &base,
             &s
         ));
+    }
+
+    #[test]
+    fn a_few_events_among_few_injections_do_not_signal() {
+        // Three in twenty is a rate of 150 per 1,000, but its interval starts
+        // near 52: against a clinic at 60 per 1,000 that is no signal.
+        let s = FindingSettings::default();
+        let clinic = GroupCount {
+            injections: 1000,
+            adverse_events: 60,
+            signalled: false,
+        };
+        let small = GroupCount {
+            injections: 20,
+            adverse_events: 3,
+            signalled: false,
+        };
+        assert!(small.rate() > clinic.rate() * s.signal_factor);
+        assert!(!signals(&small, &clinic, &s));
     }
 
     #[test]

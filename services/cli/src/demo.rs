@@ -1,0 +1,398 @@
+//! `prolo-audit demo`: seeds a realistic clinic through the recording
+//! services, then prints queries to try.
+//!
+//! Several practitioners (one whose credential lapses), a few hundred
+//! patients through the whole process (examination, baseline imaging,
+//! consent, candidacy, plan, a series of injections, repeat imaging, adjunct
+//! therapy), several solution lots, a misplaced injection, an infection
+//! cluster on one lot, a consent withdrawal and a correction. The clinical
+//! times lie in the past months and are recorded now, as a back-fill from
+//! the EHR would be — so every event also carries a late-documentation
+//! finding, by design of that rule.
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Duration, Utc};
+use clap::Args;
+use prolo_recorder::command_for;
+use prolo_schemas::EventType;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Patients to seed.
+    #[arg(long, default_value_t = 300)]
+    patients: usize,
+    /// Clinic id.
+    #[arg(long, default_value = "riverside")]
+    clinic: String,
+}
+
+impl DemoArgs {
+    /// The clinic seeded.
+    pub fn clinic(&self) -> &str {
+        &self.clinic
+    }
+}
+
+/// What the demo recorded that the example queries point at.
+pub struct Seeded {
+    /// Events recorded.
+    pub events: usize,
+    /// A patient with the whole process.
+    pub patient: String,
+    /// The lot with the infection cluster.
+    pub cluster_lot: String,
+    /// One infection report of the cluster.
+    pub infection: Uuid,
+    /// The misplaced-injection report.
+    pub misplaced: Uuid,
+}
+
+/// A tiny deterministic generator, so that every demo is the same clinic.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Recorder<'a> {
+    client: &'a async_nats::Client,
+    clinic: String,
+    events: usize,
+}
+
+impl Recorder<'_> {
+    async fn record(
+        &mut self,
+        event_type: EventType,
+        patient: Option<&str>,
+        at: DateTime<Utc>,
+        actor: (&str, &str),
+        payload: Value,
+    ) -> Result<Uuid> {
+        let Some((_, command)) = command_for(event_type) else {
+            bail!("no command for {event_type}")
+        };
+        let mut request = json!({
+            "clinic_id": self.clinic,
+            "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "actor": {"id": actor.0, "role": actor.1},
+            "payload": payload,
+        });
+        if let Some(patient) = patient {
+            request["patient_id"] = patient.into();
+            request["correlation_id"] = format!("demo-{patient}").into();
+        }
+        let body = serde_json::to_vec(&request)?;
+        let reply = client_request(self.client, command.subject(), body).await?;
+        if reply.headers.is_some() {
+            bail!(
+                "{event_type} refused: {}",
+                String::from_utf8_lossy(&reply.payload)
+            );
+        }
+        let recorded: prolo_bus::Recorded =
+            serde_json::from_slice(&reply.payload).context("reading the reply")?;
+        self.events += 1;
+        Ok(recorded.event_id)
+    }
+}
+
+async fn client_request(
+    client: &async_nats::Client,
+    subject: String,
+    body: Vec<u8>,
+) -> Result<async_nats::Message> {
+    // The services may still be starting: retry "no responders" for a while.
+    for _ in 0..50 {
+        match client.request(subject.clone(), body.clone().into()).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("request to {subject}: {e}")),
+        }
+    }
+    bail!("no recording service answers {subject}: is `prolo-audit up` running?")
+}
+
+const PRACTITIONERS: &[&str] = &["dr-hale", "dr-okafor", "dr-lindqvist", "dr-moreau"];
+const SITES: &[(&str, Option<&str>)] = &[
+    ("KNEE_MCL", Some("left")),
+    ("KNEE_IA", Some("right")),
+    ("PES_ANSERINUS", Some("left")),
+    ("SI_POSTERIOR_LIG", Some("right")),
+    ("SHOULDER_SUPRASPINATUS", Some("right")),
+    ("LAT_EPICONDYLE", Some("left")),
+    ("LUMBAR_INTERSPINOUS_LIG", None),
+];
+const DEXTROSE_LOTS: &[&str] = &[
+    "DX50-2026-101",
+    "DX50-2026-114",
+    "DX50-2026-122",
+    "DX50-2026-130",
+];
+const LIDOCAINE_LOTS: &[&str] = &["LID1-88A", "LID1-91C"];
+
+fn site(key: &str, laterality: Option<&str>) -> Value {
+    match laterality {
+        Some(l) => json!({"site_key": key, "laterality": l}),
+        None => json!({"site_key": key}),
+    }
+}
+
+/// Seeds the clinic through the recording services at `nats_url`.
+pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded> {
+    let mut r = Recorder {
+        client,
+        clinic: args.clinic.clone(),
+        events: 0,
+    };
+    let mut dice = Dice(0x5eed_0fc1_141c);
+    let start = Utc::now() - Duration::days(150);
+    let admin = ("records-1", "clerk");
+
+    // Practitioners: dr-moreau's credential lapsed at the end of August.
+    for p in PRACTITIONERS {
+        let until = if *p == "dr-moreau" {
+            "2026-08-31"
+        } else {
+            "2028-12-31"
+        };
+        r.record(EventType::PractitionerCredentialed, None, start - Duration::days(30), admin, json!({
+            "practitioner_id": p, "credential": "reconstructive_therapy", "issuer": "Hackett Hemwall Patterson Foundation",
+            "valid_from": "2024-01-01", "valid_until": until,
+        })).await?;
+    }
+
+    let mut first_patient = String::new();
+    let mut cluster_infections = Vec::new();
+    let mut misplaced = Uuid::nil();
+    let mut withdrawn = false;
+    let mut corrected = false;
+    for n in 0..args.patients {
+        let patient = format!("P-{:04}", 1000 + n);
+        if first_patient.is_empty() {
+            first_patient = patient.clone();
+        }
+        let doctor = *dice.pick(PRACTITIONERS);
+        let me = (doctor, "practitioner");
+        let (key, side) = *dice.pick(SITES);
+        let day0 = start + Duration::days(dice.below(40) as i64) + Duration::hours(9);
+        let region = match key {
+            k if k.starts_with("KNEE") || k == "PES_ANSERINUS" => "knee_region",
+            k if k.starts_with("SHOULDER") => "shoulder_region",
+            "LAT_EPICONDYLE" => "elbow_region",
+            "LUMBAR_INTERSPINOUS_LIG" => "lumbar_spine",
+            _ => "sacroiliac_joint",
+        };
+        let exam = r.record(EventType::ExaminationDone, Some(&patient), day0, me, json!({
+            "complaint_region": region,
+            "palpation_findings": [{"site": site(key, side), "tender": true, "reproduces_pain": true}],
+            "range_of_motion": [{"region": region, "movement": "flexion", "degrees": 90 + dice.below(40)}],
+            "pain_nrs": 4 + dice.below(5),
+            "history_summary": "Chronic pain for over a year; physical therapy helped little.",
+            "underlying_cause": *dice.pick(&["ligament_laxity", "tendinopathy", "enthesopathy"]),
+        })).await?;
+        let modality = if key == "LUMBAR_INTERSPINOUS_LIG" || key == "SI_POSTERIOR_LIG" {
+            "mri"
+        } else {
+            "ultrasound"
+        };
+        r.record(EventType::ImagingRecorded, Some(&patient), day0 + Duration::minutes(30), me, json!({
+            "modality": modality, "purpose": "baseline", "region": region, "findings": "Degenerative changes consistent with the complaint.",
+            "study_reference": format!("PACS-{}", 50_000 + n),
+        })).await?;
+        let consent = r.record(EventType::ConsentGiven, Some(&patient), day0 + Duration::minutes(50), me, json!({
+            "sites": [key], "solutions": ["dextrose", "lidocaine"], "series": true,
+            "risks_disclosed": ["pain_flare", "allergy_to_anaesthetic", "infection", "nerve_injury", "bleeding", "dural_puncture", "no_effect"],
+            "alternatives_discussed": ["no_treatment", "physical_therapy", "steroid_injection"],
+            "investigational_status_disclosed": true,
+            "valid_from": day0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "valid_until": (day0 + Duration::days(365)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })).await?;
+        r.record(EventType::CandidacyAssessed, Some(&patient), day0 + Duration::minutes(55), me, json!({
+            "candidate": true, "rationale": "Chronic symptoms with laxity on examination; no contraindication.", "examination_event_id": exam,
+        })).await?;
+        let sessions = 3 + dice.below(3) as u8;
+        let interval = *dice.pick(&[21_i64, 28, 42]);
+        let plan = r.record(EventType::TreatmentPlanned, Some(&patient), day0 + Duration::hours(1), me, json!({
+            "sessions_planned": sessions, "interval_days": interval, "target_sites": [site(key, side)], "solutions": ["dextrose", "lidocaine"],
+        })).await?;
+        let lot = *dice.pick(DEXTROSE_LOTS);
+        let guidance = match key {
+            // Now and then a spinal site by palpation alone: a finding.
+            "LUMBAR_INTERSPINOUS_LIG" if dice.below(5) == 0 => "palpation",
+            "LUMBAR_INTERSPINOUS_LIG" | "SI_POSTERIOR_LIG" => "fluoroscopy",
+            _ => *dice.pick(&["palpation", "ultrasound"]),
+        };
+        let mut injections = Vec::new();
+        for session in 1..=sessions {
+            let at = day0 + Duration::days(interval * i64::from(session));
+            if at > Utc::now() - Duration::days(1) {
+                break;
+            }
+            if session == 4 {
+                r.record(EventType::ImagingRecorded, Some(&patient), at - Duration::days(2), me, json!({
+                    "modality": modality, "purpose": "follow_up", "region": region, "findings": "Improved ligament thickness.",
+                    "study_reference": format!("PACS-{}-{session}", 50_000 + n),
+                })).await?;
+            }
+            let volume = if key == "KNEE_IA" { 8.0 } else { 2.5 };
+            let injection = r.record(EventType::InjectionGiven, Some(&patient), at, me, json!({
+                "site": site(key, side),
+                "solution": {"components": [
+                    {"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"},
+                    {"agent": "lidocaine", "concentration_pct": 0.5, "lot": *dice.pick(LIDOCAINE_LOTS), "lot_expiry": "2027-01-31"},
+                ]},
+                "volume_ml": volume, "needle": {"gauge": if key == "LUMBAR_INTERSPINOUS_LIG" { 22 } else { 25 }, "length_mm": if key == "LUMBAR_INTERSPINOUS_LIG" { 90 } else { 38 }},
+                "guidance": guidance, "session_number": session, "practitioner_id": doctor, "aseptic_preparation": true,
+                "treatment_plan_event_id": plan,
+            })).await?;
+            injections.push((injection, at));
+        }
+        // The infection cluster: lot DX50-2026-114.
+        if lot == "DX50-2026-114"
+            && dice.below(3) == 0
+            && let Some((injection, at)) = injections.first().copied()
+        {
+            let onset = at + Duration::days(2);
+            let report = r.record(EventType::AdverseEventReported, Some(&patient), onset + Duration::hours(3), me, json!({
+                "kind": "infection", "infection": {"signs": ["erythema", "warmth", "swelling"], "culture_taken": true},
+                "grade": 2, "serious": false, "seriousness_criteria": [],
+                "onset_at": onset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "linked_injection": {"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+                "outcome": "ongoing", "description": "Red, warm swelling at the injection point; antibiotics started.",
+            })).await?;
+            r.record(EventType::AdverseEventUpdated, Some(&patient), onset + Duration::days(5), me, json!({
+                "adverse_event_id": report, "causality": "probable", "status": "closed", "outcome": "resolved",
+            })).await?;
+            cluster_infections.push(report);
+        } else if dice.below(40) == 0
+            && let Some((injection, at)) = injections.first().copied()
+        {
+            // A rare infection elsewhere.
+            r.record(EventType::AdverseEventReported, Some(&patient), at + Duration::days(3), me, json!({
+                "kind": "infection", "infection": {"signs": ["erythema"], "culture_taken": false},
+                "grade": 1, "serious": false, "seriousness_criteria": [],
+                "onset_at": (at + Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "linked_injection": {"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+                "outcome": "recovering",
+            })).await?;
+        }
+        // One misplaced injection: into the pes anserinus instead of the MCL.
+        if misplaced.is_nil()
+            && key == "KNEE_MCL"
+            && let Some((injection, at)) = injections.get(1).copied()
+        {
+            misplaced = r.record(EventType::AdverseEventReported, Some(&patient), at + Duration::hours(1), me, json!({
+                "kind": "misplaced_injection",
+                "misplacement": {"intended_site": site("KNEE_MCL", side), "actual_site": site("PES_ANSERINUS", side), "route": "wrong_structure"},
+                "grade": 1, "serious": false, "seriousness_criteria": [],
+                "onset_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "linked_injection": {"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+                "outcome": "resolved", "description": "Palpation landmark missed; noticed at once.",
+            })).await?;
+            r.record(EventType::AdverseEventUpdated, Some(&patient), at + Duration::days(1), me, json!({
+                "adverse_event_id": misplaced, "causality": "certain", "status": "closed", "outcome": "resolved",
+            })).await?;
+        }
+        // One consent withdrawal, one correction.
+        if !withdrawn && injections.len() >= 2 {
+            r.record(
+                EventType::ConsentWithdrawn,
+                Some(&patient),
+                injections[1].1 + Duration::days(3),
+                me,
+                json!({
+                    "consent_event_id": consent, "reason": "Moving abroad; stopping the series.",
+                }),
+            )
+            .await?;
+            withdrawn = true;
+        } else if !corrected && injections.len() >= 2 {
+            let (wrong, at) = injections[0];
+            r.record(EventType::RecordCorrected, Some(&patient), at, admin, json!({
+                "target": {"event_id": wrong, "event_type": "injection.given"},
+                "reason": "Volume transcribed wrongly from the procedure note.",
+                "corrected_payload": {
+                    "site": site(key, side),
+                    "solution": {"components": [{"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"}]},
+                    "volume_ml": 1.5, "needle": {"gauge": 25, "length_mm": 38}, "guidance": guidance,
+                    "session_number": 1, "practitioner_id": doctor, "aseptic_preparation": true,
+                },
+            })).await?;
+            corrected = true;
+        }
+        if !injections.is_empty() {
+            r.record(EventType::AdjunctTherapyRecommended, Some(&patient), injections[0].1 + Duration::hours(1), me, json!({
+                "therapies": [*dice.pick(&["stretching", "yoga", "physical_therapy", "strength_programme"])],
+            })).await?;
+        }
+        if (n + 1) % 50 == 0 {
+            eprintln!("  seeded {} patients, {} events", n + 1, r.events);
+        }
+    }
+    Ok(Seeded {
+        events: r.events,
+        patient: first_patient,
+        cluster_lot: "DX50-2026-114".into(),
+        infection: cluster_infections.first().copied().unwrap_or_default(),
+        misplaced,
+    })
+}
+
+/// Prints queries to try against what was seeded.
+pub fn print_examples(seeded: &Seeded, clinic: &str, api: &str) {
+    println!();
+    println!(
+        "seeded {} events. Try (token from deploy/tokens.example.json):",
+        seeded.events
+    );
+    println!("  export PROLO_API_URL={api} PROLO_API_TOKEN=demo-compliance-token-change-me");
+    println!(
+        "  prolo-audit history --clinic {clinic} --patient {}",
+        seeded.patient
+    );
+    println!(
+        "  prolo-audit summary --clinic {clinic} --patient {}",
+        seeded.patient
+    );
+    println!(
+        "  prolo-audit investigate --clinic {clinic} --adverse-event {}",
+        seeded.infection
+    );
+    println!(
+        "  prolo-audit investigate --clinic {clinic} --adverse-event {}",
+        seeded.misplaced
+    );
+    println!(
+        "  prolo-audit lot-trace --clinic {clinic} --lot {} --format csv",
+        seeded.cluster_lot
+    );
+    println!("  prolo-audit signals --clinic {clinic}");
+    println!("  prolo-audit findings --clinic {clinic} --rule no_valid_credential");
+    println!(
+        "  prolo-audit findings --clinic {clinic} --rule axial_site_by_palpation_only --status open"
+    );
+    println!(
+        "  prolo-audit access-log --clinic {clinic} --patient {}",
+        seeded.patient
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer demo-safety-token-change-me-too' {api}/v1/clinics/{clinic}/signals"
+    );
+}
