@@ -28,6 +28,7 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     extra_args: Vec<String>,
+    probe_auth: Option<String>,
 }
 
 impl NatsServer {
@@ -39,15 +40,21 @@ impl NatsServer {
 
     /// Like [`NatsServer::start`] with extra command-line arguments (e.g. `-c file`).
     pub async fn start_with_args(extra_args: Vec<String>) -> Result<Self, HarnessError> {
-        let store = tempfile::Builder::new()
-            .prefix("prolo-nats-")
-            .tempdir()
-            .map_err(|e| HarnessError::Failed(format!("temp dir: {e}")))?;
+        Self::start_with_auth(extra_args, None).await
+    }
+
+    /// Like [`NatsServer::start_with_args`] for a server that requires
+    /// authentication: readiness is probed as `user:password`.
+    pub async fn start_with_auth(
+        extra_args: Vec<String>,
+        probe_auth: Option<&str>,
+    ) -> Result<Self, HarnessError> {
         let mut server = Self {
             process: None,
             port: free_port(),
-            store,
+            store: temp_store()?,
             extra_args,
+            probe_auth: probe_auth.map(str::to_owned),
         };
         server.spawn().await?;
         Ok(server)
@@ -94,9 +101,106 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) -> Result<(), HarnessError> {
-        let process =
-            LocalNatsServer::start(self.port, self.store.path(), &self.extra_args, None).await?;
+        let mut process =
+            LocalNatsServer::spawn(self.port, self.store.path(), &self.extra_args, None)?;
+        if let Some(auth) = &self.probe_auth {
+            process = process.with_probe_auth(auth);
+        }
+        process.wait_ready(Duration::from_secs(20)).await?;
         self.process = Some(process);
+        Ok(())
+    }
+}
+
+fn temp_store() -> Result<tempfile::TempDir, HarnessError> {
+    tempfile::Builder::new()
+        .prefix("prolo-nats-")
+        .tempdir()
+        .map_err(|e| HarnessError::Failed(format!("temp dir: {e}")))
+}
+
+/// A JetStream cluster of nats-server nodes on loopback ports, each with its
+/// own store, any of which can be killed and restarted.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    process: Option<LocalNatsServer>,
+    port: u16,
+    args: Vec<String>,
+    store: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes routed to each other and waits until each answers.
+    pub async fn start(size: usize) -> Result<Self, HarnessError> {
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, cluster_port) in cluster_ports.iter().enumerate() {
+            let routes: Vec<String> = cluster_ports
+                .iter()
+                .filter(|p| *p != cluster_port)
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            let args = vec![
+                "--server_name".into(),
+                format!("prolo-node-{i}"),
+                "--cluster_name".into(),
+                "prolo".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{cluster_port}"),
+                "--routes".into(),
+                routes.join(","),
+            ];
+            nodes.push(ClusterNode {
+                process: None,
+                port: free_port(),
+                args,
+                store: temp_store()?,
+            });
+        }
+        // All nodes first: none can elect a JetStream leader alone.
+        for node in &mut nodes {
+            node.process = Some(LocalNatsServer::spawn(
+                node.port,
+                node.store.path(),
+                &node.args,
+                None,
+            )?);
+        }
+        for node in &mut nodes {
+            if let Some(process) = node.process.as_mut() {
+                process.wait_ready(Duration::from_secs(30)).await?;
+            }
+        }
+        Ok(Self { nodes })
+    }
+
+    /// Every node's URL, comma-separated (what a client is given).
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect();
+        urls.join(",")
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut process) = self.nodes[i].process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts node `i` again on its port and store.
+    pub async fn restart(&mut self, i: usize) -> Result<(), HarnessError> {
+        self.kill(i);
+        let node = &mut self.nodes[i];
+        let mut process = LocalNatsServer::spawn(node.port, node.store.path(), &node.args, None)?;
+        process.wait_ready(Duration::from_secs(30)).await?;
+        node.process = Some(process);
         Ok(())
     }
 }
@@ -125,7 +229,7 @@ impl Recorders {
                 }
             });
         }
-        let client = async_nats::connect(url)
+        let client = prolo_bus::connect(url, "harness-ping")
             .await
             .map_err(|e| HarnessError::Failed(format!("connect: {e}")))?;
         for spec in prolo_recorder::ALL_SERVICES {

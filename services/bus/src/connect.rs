@@ -6,6 +6,10 @@ use std::time::Duration;
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Connects to `url` as `name` (shown in the server's connection list).
+/// `url` may list several servers separated by commas (a cluster's nodes):
+/// the client fails over between them. A `user:password@` in the first URL
+/// authenticates the connection (this client version does not read it from
+/// the URL by itself).
 ///
 /// The client reconnects forever: a service outlives broker restarts, and
 /// requests made while the broker is away fail with "not stored, retry"
@@ -15,7 +19,12 @@ pub async fn connect(
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let service = name.to_owned();
-    async_nats::ConnectOptions::new()
+    let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = credentials(urls[0]) {
+        options = options.user_and_password(user, password);
+    }
+    options
         .name(name)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
@@ -32,6 +41,12 @@ pub async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(urls)
         .await
+}
+
+/// The `user:password` of a `nats://user:password@host:port` URL.
+pub fn credentials(url: &str) -> Option<(String, String)> {
+    let addr: async_nats::ServerAddr = url.parse().ok()?;
+    Some((addr.username()?.to_owned(), addr.password()?.to_owned()))
 }

@@ -51,6 +51,7 @@ pub async fn is_reachable(url: &str) -> bool {
 pub struct LocalNatsServer {
     child: Option<Child>,
     port: u16,
+    probe_auth: Option<String>,
 }
 
 impl LocalNatsServer {
@@ -58,6 +59,19 @@ impl LocalNatsServer {
     /// `store_dir`, plus `extra_args`, and waits until JetStream answers.
     /// Its output goes to `log`, or nowhere.
     pub async fn start(
+        port: u16,
+        store_dir: &Path,
+        extra_args: &[String],
+        log: Option<&Path>,
+    ) -> Result<Self, LocalServerError> {
+        let mut server = Self::spawn(port, store_dir, extra_args, log)?;
+        server.wait_ready(Duration::from_secs(20)).await?;
+        Ok(server)
+    }
+
+    /// Starts the process without waiting for it (a cluster's nodes must
+    /// all be started before any can elect a JetStream leader).
+    pub fn spawn(
         port: u16,
         store_dir: &Path,
         extra_args: &[String],
@@ -79,12 +93,17 @@ impl LocalNatsServer {
             std::io::ErrorKind::NotFound => LocalServerError::NotInstalled,
             _ => LocalServerError::Failed(format!("spawn {}: {e}", bin.display())),
         })?;
-        let mut server = Self {
+        Ok(Self {
             child: Some(child),
             port,
-        };
-        server.wait_ready(Duration::from_secs(20)).await?;
-        Ok(server)
+            probe_auth: None,
+        })
+    }
+
+    /// Probes readiness as `user:password` (for servers that require auth).
+    pub fn with_probe_auth(mut self, user_password: &str) -> Self {
+        self.probe_auth = Some(user_password.to_owned());
+        self
     }
 
     /// The client URL.
@@ -125,7 +144,7 @@ impl LocalNatsServer {
     }
 
     /// Waits until a client can connect and JetStream answers.
-    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), LocalServerError> {
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), LocalServerError> {
         let give_up = Instant::now() + timeout;
         let mut last = String::new();
         while Instant::now() < give_up {
@@ -137,7 +156,14 @@ impl LocalNatsServer {
                     self.port
                 )));
             }
-            match async_nats::connect(self.url()).await {
+            let options = match self.probe_auth.as_deref().and_then(|a| a.split_once(':')) {
+                Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(
+                    user.to_owned(),
+                    password.to_owned(),
+                ),
+                None => async_nats::ConnectOptions::new(),
+            };
+            match options.connect(self.url()).await {
                 // Any JetStream API answer, even "no such stream", means it
                 // is up. (`query_account` cannot be used: nats-server 2.9's
                 // answer does not parse in this client version.)

@@ -237,18 +237,29 @@ pub async fn run(
         }
         let Some(last) = last else { continue };
         let before = store.applied_seq()?;
-        if let Some(first) = messages.iter().find(|m| m.seq > before)
-            && first.seq != before + 1
+        if let Some(first) = messages.iter().find(|m| m.seq > before).map(|m| m.seq)
+            && first != before + 1
         {
-            // A gap: never fold past it. Recreate the consumer at our position.
-            tracing::warn!(
-                expected = before + 1,
-                got = first.seq,
-                "gap in delivery; repositioning the consumer"
+            // A gap: messages delivered to a process that died before acking
+            // them come back only after the ack wait. Never fold past a gap:
+            // read the missing sequences straight from the stream first.
+            tracing::info!(
+                from = before + 1,
+                to = first - 1,
+                "filling a delivery gap from the stream"
             );
-            let _ = stream.delete_consumer(&settings.consumer).await;
-            consumer = self::consumer(&stream, &settings.consumer, before).await?;
-            continue;
+            match fill_gap(&stream, before + 1, first).await {
+                Ok(mut missing) => {
+                    missing.extend(messages.into_iter().filter(|m| m.seq > before));
+                    messages = missing;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "gap not filled; repositioning the consumer");
+                    let _ = stream.delete_consumer(&settings.consumer).await;
+                    consumer = self::consumer(&stream, &settings.consumer, before).await?;
+                    continue;
+                }
+            }
         }
         let report = fold_batch(&store, &messages, &settings.findings).await?;
         // Committed and flushed: now acknowledge (AckAll covers the batch).
@@ -291,6 +302,24 @@ pub async fn run(
     }
     tracing::info!(applied = store.applied_seq()?, "projector stopped");
     Ok(())
+}
+
+/// Reads sequences `from..to` straight from the stream.
+async fn fill_gap(
+    stream: &jetstream::stream::Stream,
+    from: u64,
+    to: u64,
+) -> Result<Vec<StreamMessage>, ProjectorError> {
+    let mut out = Vec::with_capacity((to - from) as usize);
+    for seq in from..to {
+        let message = stream.get_raw_message(seq).await.map_err(js_err)?;
+        out.push(StreamMessage {
+            seq,
+            subject: message.subject.to_string(),
+            payload: message.payload,
+        });
+    }
+    Ok(out)
 }
 
 /// Publishes the chain head at `seq` on [`CHECKPOINT_SUBJECT`].
