@@ -353,6 +353,7 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_no_acknowledged_event() {
     // …and in the projector's read model.
     let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     while store.applied_seq().unwrap() < last {
+        assert!(!projector.is_finished(), "the projector stopped");
         assert!(
             tokio::time::Instant::now() < give_up,
             "projector stuck at {}",

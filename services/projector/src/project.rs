@@ -193,7 +193,18 @@ pub async fn run(
     let Some(stream) = stream(&js, &mut shutdown).await? else {
         return Ok(());
     };
-    let mut consumer = consumer(&stream, &settings.consumer, store.applied_seq()?).await?;
+    // A cluster that just formed, or a leader election, can refuse the
+    // consumer for a moment: keep trying, as for the stream.
+    let mut consumer = loop {
+        match consumer(&stream, &settings.consumer, store.applied_seq()?).await {
+            Ok(consumer) => break consumer,
+            Err(e) => tracing::warn!(error = %e, "consumer not ready; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    };
     tracing::info!(
         applied = store.applied_seq()?,
         "projector following {STREAM_NAME}"

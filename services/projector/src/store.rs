@@ -226,6 +226,17 @@ impl Pending {
         Ok(())
     }
 
+    /// Sets every value of a batch-local cache.
+    pub fn put_all<T: Serialize>(
+        &mut self,
+        values: BTreeMap<Vec<u8>, T>,
+    ) -> Result<(), StoreError> {
+        for (key, value) in values {
+            self.put(key, &value)?;
+        }
+        Ok(())
+    }
+
     /// Sets raw bytes (index entries use an empty value).
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, value);

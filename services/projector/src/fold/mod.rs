@@ -139,33 +139,18 @@ impl<'a> Folder<'a> {
             keys::QUARANTINE_COUNT.to_vec(),
             self.quarantined.to_be_bytes().to_vec(),
         );
-        for (key, value) in std::mem::take(&mut self.patients) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.practitioners) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.adverse) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.postings) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.marks) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.findings) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.findings_at) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.groups) {
-            self.pending.put(key, &value)?;
-        }
-        for (key, value) in std::mem::take(&mut self.lot_recalls) {
-            self.pending.put(key, &value)?;
-        }
+        self.pending.put_all(std::mem::take(&mut self.patients))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.practitioners))?;
+        self.pending.put_all(std::mem::take(&mut self.adverse))?;
+        self.pending.put_all(std::mem::take(&mut self.postings))?;
+        self.pending.put_all(std::mem::take(&mut self.marks))?;
+        self.pending.put_all(std::mem::take(&mut self.findings))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.findings_at))?;
+        self.pending.put_all(std::mem::take(&mut self.groups))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.lot_recalls))?;
         if let Some(awaiting) = self.awaiting.take() {
             self.pending
                 .put(keys::AWAITING_UPDATE.to_vec(), &awaiting)?;
