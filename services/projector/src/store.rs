@@ -241,14 +241,4 @@ impl Pending {
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, value);
     }
-
-    /// Number of writes.
-    pub fn len(&self) -> usize {
-        self.writes.len()
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
-    }
 }

@@ -6,7 +6,7 @@ mod rules;
 
 use std::collections::BTreeMap;
 
-use prolo_schemas::{Envelope, EventType, Payload, RecordCorrected, RecordEnteredInError};
+use prolo_schemas::{Envelope, Payload, RecordCorrected, RecordEnteredInError};
 use uuid::Uuid;
 
 use crate::{
@@ -126,11 +126,6 @@ impl<'a> Folder<'a> {
             awaiting: None,
             notifications: Vec::new(),
         })
-    }
-
-    /// The chain head after the messages folded so far.
-    pub fn chain_head(&self) -> [u8; 32] {
-        self.chain_head
     }
 
     /// The writes to commit, and the notifications to send once committed.
@@ -736,12 +731,3 @@ fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
         tag,
     })
 }
-
-/// Event types whose entries live in [`PatientSummary::clinical`].
-pub const CLINICAL_TYPES: &[EventType] = &[
-    EventType::ExaminationDone,
-    EventType::ImagingRecorded,
-    EventType::CandidacyAssessed,
-    EventType::TreatmentPlanned,
-    EventType::AdjunctTherapyRecommended,
-];
