@@ -100,18 +100,25 @@ macro_rules! catalogue {
             /// Reads a payload of `event_type` (current schema version) from JSON,
             /// naming the field of the first shape problem (`payload.<path>`).
             pub fn from_value(event_type: EventType, value: serde_json::Value) -> Result<Payload, ContractError> {
-                let shape = |err: serde_path_to_error::Error<serde_json::Error>| {
-                    let path = format!("payload.{}", err.path());
-                    let path = path.trim_end_matches('.').to_owned();
-                    ContractError {
-                        event_type: Some(event_type.as_str().to_owned()),
-                        problems: vec![problem_from_serde(&path, err.inner())],
-                    }
-                };
                 match event_type {
                     $(EventType::$variant => serde_path_to_error::deserialize(value)
                         .map(Payload::$variant)
-                        .map_err(shape),)*
+                        .map_err(|err| shape_error(event_type, err)),)*
+                }
+            }
+
+            /// Like [`Payload::from_value`] from JSON text, without building a
+            /// `serde_json::Value` first: the path of a problem is tracked
+            /// only when there is one (the fold reads every event this way).
+            pub fn from_json(event_type: EventType, json: &str) -> Result<Payload, ContractError> {
+                fn typed<T: serde::de::DeserializeOwned>(event_type: EventType, json: &str) -> Result<T, ContractError> {
+                    serde_json::from_str(json).or_else(|_| {
+                        let mut de = serde_json::Deserializer::from_str(json);
+                        serde_path_to_error::deserialize(&mut de).map_err(|err| shape_error(event_type, err))
+                    })
+                }
+                match event_type {
+                    $(EventType::$variant => typed(event_type, json).map(Payload::$variant),)*
                 }
             }
         }
@@ -158,6 +165,19 @@ impl EventType {
     /// access log).
     pub fn is_clinical(self) -> bool {
         !matches!(self, EventType::AccessRecorded)
+    }
+}
+
+/// A payload shape problem, named `payload.<path>`.
+fn shape_error(
+    event_type: EventType,
+    err: serde_path_to_error::Error<serde_json::Error>,
+) -> ContractError {
+    let path = format!("payload.{}", err.path());
+    let path = path.trim_end_matches('.').to_owned();
+    ContractError {
+        event_type: Some(event_type.as_str().to_owned()),
+        problems: vec![problem_from_serde(&path, err.inner())],
     }
 }
 

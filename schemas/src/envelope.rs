@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::{
@@ -161,12 +162,30 @@ impl Envelope {
             event_type: None,
             problems: vec![problem],
         })?;
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let wire: Wire<serde_json::Value> =
-            serde_path_to_error::deserialize(&mut de).map_err(|err| ContractError {
-                event_type: sniff_event_type(bytes),
-                problems: vec![problem_from_serde(&err.path().to_string(), err.inner())],
-            })?;
+        // Fast path: plain serde with the payload kept as raw JSON text; the
+        // field path of a problem is worked out only when there is one.
+        let wire: Wire<Box<RawValue>> = match serde_json::from_slice(bytes) {
+            Ok(wire) => wire,
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                let err = match serde_path_to_error::deserialize::<_, Wire<Box<RawValue>>>(&mut de)
+                {
+                    Err(err) => err,
+                    Ok(_) => {
+                        return Err(ContractError::single(
+                            sniff_event_type(bytes),
+                            "$",
+                            ProblemCode::MalformedJson,
+                            "not a valid event",
+                        ));
+                    }
+                };
+                return Err(ContractError {
+                    event_type: sniff_event_type(bytes),
+                    problems: vec![problem_from_serde(&err.path().to_string(), err.inner())],
+                });
+            }
+        };
         let event_type: EventType = wire.event_type.parse()?;
         let named = |mut err: ContractError| {
             err.event_type = Some(event_type.as_str().to_owned());
@@ -174,9 +193,19 @@ impl Envelope {
         };
         let current = event_type.current_version();
         let payload = match wire.schema_version {
-            v if v == current => wire.payload,
+            v if v == current => Payload::from_json(event_type, wire.payload.get())?,
             v if v >= 1 && v < current => {
-                upcast_payload(event_type, v, wire.payload).map_err(named)?
+                let raw: serde_json::Value =
+                    serde_json::from_str(wire.payload.get()).map_err(|e| {
+                        named(ContractError::single(
+                            None,
+                            "payload",
+                            ProblemCode::MalformedJson,
+                            e.to_string(),
+                        ))
+                    })?;
+                let upcast = upcast_payload(event_type, v, raw).map_err(named)?;
+                Payload::from_value(event_type, upcast)?
             }
             v => {
                 return Err(named(ContractError::single(
@@ -187,7 +216,6 @@ impl Envelope {
                 )));
             }
         };
-        let payload = Payload::from_value(event_type, payload)?;
         Ok(Envelope {
             event_id: wire.event_id,
             clinic_id: wire.clinic_id,

@@ -36,6 +36,9 @@ pub const PRACTITIONER_DAY: &[u8] = b"iprd\0";
 pub const BY_TYPE: &[u8] = b"it\0";
 /// `il\0<lot>\0<bucket>`: injections with the lot, its recall, adverse events after it.
 pub const BY_LOT: &[u8] = b"il\0";
+/// `ilj\0<lot>\0<bucket>`: injections with the lot only (what a recall
+/// must look through; `il` also lists recalls and adverse events).
+pub const INJECTIONS_BY_LOT: &[u8] = b"ilj\0";
 /// `io\0<occurred day, sign-flipped BE>\0<bucket>`: events by clinical day.
 pub const BY_OCCURRED_DAY: &[u8] = b"io\0";
 /// `iac\0<clinic>\0<principal>\0<bucket>`: a principal's reads (`access.recorded`).

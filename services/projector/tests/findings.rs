@@ -426,6 +426,20 @@ async fn an_expired_or_recalled_lot_is_raised_whichever_is_recorded_first() {
     let found = trail.findings(Rule::ExpiredOrRecalledLot);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].evidence, vec![injected, recalled]);
+    // The same within one batch: the injection and an earlier-dated recall
+    // recorded after it, folded together.
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let same_batch = injection(|_| {});
+    let mut recall = example("lot.recalled");
+    recall.occurred_at = t("2026-09-28T12:00:00Z");
+    trail.add_all(&[same_batch.clone(), recall.clone()]).await;
+    let found = trail.findings(Rule::ExpiredOrRecalledLot);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].evidence,
+        vec![same_batch.event_id, recall.event_id]
+    );
     // A recall after the injection raises nothing about it.
     let mut trail = Trail::new();
     trail.prepared().await;

@@ -35,8 +35,8 @@ pub struct RecordRequest {
     /// event (and so is stored once).
     #[serde(default)]
     pub idempotency_key: Option<String>,
-    /// The event payload.
-    pub payload: serde_json::Value,
+    /// The event payload, kept as JSON text until its type is applied.
+    pub payload: Box<serde_json::value::RawValue>,
 }
 
 /// Reads a request body for `event_type`, naming the field of any problem.
@@ -91,7 +91,7 @@ pub fn stamp(
     request: RecordRequest,
     now: DateTime<Utc>,
 ) -> Result<Envelope, ContractError> {
-    let payload = Payload::from_value(event_type, request.payload)?;
+    let payload = Payload::from_json(event_type, request.payload.get())?;
     let event_id = match &request.idempotency_key {
         Some(key) => derived_event_id(&request.clinic_id, event_type, key, request.occurred_at),
         None => Uuid::now_v7(),

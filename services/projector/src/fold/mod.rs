@@ -209,6 +209,21 @@ impl<'a> Folder<'a> {
         Ok(Ok(envelope))
     }
 
+    /// The sequences of an index as they will be after this batch: the
+    /// committed buckets and the ones this batch has touched.
+    pub(super) fn posted(&self, prefix: &[u8], parts: &[&[u8]]) -> Result<Vec<u64>, StoreError> {
+        let prefix = keys::index_prefix(prefix, parts);
+        let mut seqs: std::collections::BTreeSet<u64> =
+            self.store.seqs(&prefix).collect::<Result<_, _>>()?;
+        for (key, bucket) in self.postings.range(prefix.clone()..) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            seqs.extend(bucket.iter().copied());
+        }
+        Ok(seqs.into_iter().collect())
+    }
+
     /// Adds `seq` to an index's posting list.
     fn index(&mut self, prefix: &[u8], parts: &[&[u8]], seq: u64) -> Result<(), StoreError> {
         let key = keys::posting(prefix, parts, seq);
@@ -266,6 +281,11 @@ impl<'a> Folder<'a> {
                 self.index(keys::PRACTITIONER_DAY, &[clinic, practitioner, &day], seq)?;
                 for component in &p.solution.components {
                     self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq)?;
+                    self.index(
+                        keys::INJECTIONS_BY_LOT,
+                        &[component.lot.as_str().as_bytes()],
+                        seq,
+                    )?;
                 }
                 self.practitioner(e.clinic_id.as_str(), p.practitioner_id.as_str(), |s| {
                     s.injection_count += 1

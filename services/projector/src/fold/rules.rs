@@ -176,13 +176,7 @@ impl Folder<'_> {
                     recalls.push((ms(e.occurred_at), e.event_id));
                 }
                 // Injections already recorded from the lot at or after the recall.
-                let seqs: Vec<u64> = self
-                    .store
-                    .seqs(&keys::index_prefix(
-                        keys::BY_LOT,
-                        &[p.lot.as_str().as_bytes()],
-                    ))
-                    .collect::<Result<_, _>>()?;
+                let seqs = self.posted(keys::INJECTIONS_BY_LOT, &[p.lot.as_str().as_bytes()])?;
                 for earlier in seqs {
                     let Some(record) = self.pending.get::<crate::model::EventRecord>(
                         self.store,
