@@ -129,6 +129,7 @@ impl Folder<'_> {
                 })?;
             }
             Payload::PractitionerCredentialed(p) => {
+                // A credential recorded late may cover injections already flagged.
                 let key = keys::key(
                     keys::PRACTITIONER,
                     &[
@@ -136,36 +137,25 @@ impl Folder<'_> {
                         p.practitioner_id.as_str().as_bytes(),
                     ],
                 );
-                let Some(summary) =
-                    cached(&mut self.practitioners, self.store, key, || None)?.cloned()
-                else {
-                    return Ok(());
-                };
-                let resolved: Vec<Uuid> = summary
-                    .open_findings
-                    .iter()
-                    .filter(|f| {
-                        f.rule == Rule::NoValidCredential
-                            && credential_valid(&summary.credentials, f.about_ms)
-                    })
-                    .map(|f| f.id)
-                    .collect();
-                for id in &resolved {
-                    self.resolve(seq, e, *id)?;
-                }
-                if let Some(summary) = cached(
-                    &mut self.practitioners,
-                    self.store,
-                    keys::key(
-                        keys::PRACTITIONER,
-                        &[
-                            e.clinic_id.as_str().as_bytes(),
-                            p.practitioner_id.as_str().as_bytes(),
-                        ],
-                    ),
-                    || None,
-                )? {
-                    summary.open_findings.retain(|f| !resolved.contains(&f.id));
+                let resolved: Vec<Uuid> =
+                    match cached(&mut self.practitioners, self.store, key, || None)? {
+                        Some(summary) => {
+                            let covered: Vec<Uuid> = summary
+                                .open_findings
+                                .iter()
+                                .filter(|f| {
+                                    f.rule == Rule::NoValidCredential
+                                        && credential_valid(&summary.credentials, f.about_ms)
+                                })
+                                .map(|f| f.id)
+                                .collect();
+                            summary.open_findings.retain(|f| !covered.contains(&f.id));
+                            covered
+                        }
+                        None => Vec::new(),
+                    };
+                for id in resolved {
+                    self.resolve(seq, e, id)?;
                 }
             }
             Payload::LotRecalled(p) => {
