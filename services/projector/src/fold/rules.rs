@@ -297,7 +297,8 @@ impl Folder<'_> {
                 )?;
             }
             let key = keys::key(keys::LOT_RECALLS, &[component.lot.as_str().as_bytes()]);
-            let recalls = cached(&mut self.lot_recalls, self.store, key, || Some(Vec::new()))?
+            // Only read: a lot never recalled gets no entry written.
+            let recalls = cached(&mut self.lot_recalls, self.store, key, || None)?
                 .cloned()
                 .unwrap_or_default();
             if let Some((_, recall)) = recalls.iter().find(|(recalled_at, _)| *recalled_at <= at) {
