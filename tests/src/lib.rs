@@ -384,3 +384,15 @@ pub async fn publish_all(
     }
     stored
 }
+
+/// How many messages `CLINIC_EVENTS` holds.
+pub async fn stream_messages(js: &async_nats::jetstream::Context) -> u64 {
+    let mut stream = match js.get_stream(prolo_bus::STREAM_NAME).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("stream {}: {e}", prolo_bus::STREAM_NAME),
+    };
+    match stream.info().await {
+        Ok(info) => info.state.messages,
+        Err(e) => panic!("stream info: {e}"),
+    }
+}

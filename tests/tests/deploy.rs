@@ -14,7 +14,9 @@ use futures::StreamExt;
 use prolo_bus::{STREAM_NAME, Shutdown, StreamSettings, ensure_stream};
 use prolo_projector::{ProjectorSettings, Store, keys};
 use prolo_schemas::{Envelope, EventType};
-use prolo_tests::{NatsCluster, NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{
+    NatsCluster, NatsServer, Recorders, example_request, record_ok, stream_messages,
+};
 
 const USERS: &[&str] = &[
     "PRACTITIONERS",
@@ -89,18 +91,6 @@ async fn watched(url: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
     (client, errors)
 }
 
-async fn stored(admin: &jetstream::Context) -> u64 {
-    admin
-        .get_stream(STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
-}
-
 #[tokio::test]
 async fn each_user_can_do_its_job_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +136,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         &example_request("consent.given"),
     )
     .await;
-    assert_eq!(stored(&admin).await, 1);
+    assert_eq!(stream_messages(&admin).await, 1);
     // The outside subscriber sees it live.
     let seen = tokio::time::timeout(Duration::from_secs(5), following.next())
         .await
@@ -228,7 +218,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         reader_errors.lock().unwrap()
     );
     assert_eq!(
-        stored(&admin).await,
+        stream_messages(&admin).await,
         1,
         "nothing but the recorded consent is stored"
     );

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use prolo_bus::{Recorded, STREAM_NAME};
 use prolo_recorder::{command_for, reply::ErrorReply};
 use prolo_schemas::{Envelope, EventType};
-use prolo_tests::{NatsServer, Recorders, example_request};
+use prolo_tests::{NatsServer, Recorders, example_request, stream_messages};
 use serde_json::{Value, json};
 
 /// Sends a request; Ok(stored) or Err(error reply).
@@ -48,17 +48,6 @@ async fn record(
     } else {
         Ok(serde_json::from_slice(&reply.payload).unwrap())
     }
-}
-
-async fn message_count(js: &jetstream::Context) -> u64 {
-    js.get_stream(STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
 }
 
 #[tokio::test]
@@ -102,7 +91,7 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
         assert_eq!(stored_json["payload"], request["payload"], "{event_type}");
         assert_eq!(stored_json["occurred_at"], request["occurred_at"]);
     }
-    assert_eq!(message_count(&js).await, clinical.len() as u64);
+    assert_eq!(stream_messages(&js).await, clinical.len() as u64);
     recorders.stop().await;
 }
 
@@ -126,7 +115,7 @@ async fn a_request_retried_with_the_same_idempotency_key_is_stored_once() {
         assert_eq!(again.stream_seq, first.stream_seq);
         assert!(again.duplicate);
     }
-    assert_eq!(message_count(&jetstream::new(client)).await, 1);
+    assert_eq!(stream_messages(&jetstream::new(client)).await, 1);
     recorders.stop().await;
 }
 
@@ -417,7 +406,7 @@ async fn malformed_requests_get_structured_errors_and_nothing_is_published() {
     }
     let js = jetstream::new(client.clone());
     assert_eq!(
-        message_count(&js).await,
+        stream_messages(&js).await,
         0,
         "nothing malformed was published"
     );
@@ -426,7 +415,7 @@ async fn malformed_requests_get_structured_errors_and_nothing_is_published() {
     record(&client, EventType::InjectionGiven, body)
         .await
         .unwrap();
-    assert_eq!(message_count(&js).await, 1);
+    assert_eq!(stream_messages(&js).await, 1);
     recorders.stop().await;
 }
 
@@ -504,7 +493,7 @@ async fn a_broker_sigkill_during_1000_requests_loses_and_duplicates_nothing_ackn
         .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
         .await
         .unwrap();
-    let total = message_count(&js).await;
+    let total = stream_messages(&js).await;
     let mut messages = consumer.messages().await.unwrap().take(total as usize);
     let mut seen: HashMap<uuid::Uuid, usize> = HashMap::new();
     while let Some(message) = messages.next().await {

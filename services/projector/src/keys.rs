@@ -79,6 +79,16 @@ pub const ADVERSE_EVENT: &[u8] = b"ae\0";
 /// `mk\0<target uuid>` → [`crate::model::Marks`]: corrections of an event.
 pub const MARKS: &[u8] = b"mk\0";
 
+/// `ps\0<clinic>\0<patient>`: where a patient's summary is.
+pub fn patient(clinic: &str, patient: &str) -> Vec<u8> {
+    key(PATIENT, &[clinic.as_bytes(), patient.as_bytes()])
+}
+
+/// `pr\0<clinic>\0<practitioner>`: where a practitioner's summary is.
+pub fn practitioner(clinic: &str, practitioner: &str) -> Vec<u8> {
+    key(PRACTITIONER, &[clinic.as_bytes(), practitioner.as_bytes()])
+}
+
 /// A key: prefix, then each part followed by `0x00`.
 pub fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());

@@ -89,10 +89,7 @@ pub fn patient_summary(
     patient: &PatientId,
 ) -> Result<PatientSummary, QueryError> {
     store
-        .get(&keys::key(
-            keys::PATIENT,
-            &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
-        ))?
+        .get(&keys::patient(clinic.as_str(), patient.as_str()))?
         .ok_or_else(|| QueryError::NotFound(format!("patient {patient} in clinic {clinic}")))
 }
 
@@ -105,7 +102,7 @@ pub fn practitioner_history(
     filter: &HistoryFilter,
 ) -> Result<(Option<PractitionerSummary>, Vec<u64>), QueryError> {
     let parts: [&[u8]; 2] = [clinic.as_str().as_bytes(), practitioner.as_str().as_bytes()];
-    let summary = store.get(&keys::key(keys::PRACTITIONER, &parts))?;
+    let summary = store.get(&keys::practitioner(clinic.as_str(), practitioner.as_str()))?;
     let seqs = filtered(store, index(store, keys::BY_PRACTITIONER, &parts)?, filter)?;
     Ok((summary, seqs))
 }

@@ -396,10 +396,7 @@ impl<'a> Folder<'a> {
         let Some(patient) = &e.patient_id else {
             return Ok(());
         };
-        let key = keys::key(
-            keys::PATIENT,
-            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
-        );
+        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
         let fresh = || {
             Some(PatientSummary {
                 clinic_id: e.clinic_id.to_string(),
@@ -422,10 +419,7 @@ impl<'a> Folder<'a> {
         practitioner: &str,
         change: impl FnOnce(&mut PractitionerSummary),
     ) -> Result<(), StoreError> {
-        let key = keys::key(
-            keys::PRACTITIONER,
-            &[clinic.as_bytes(), practitioner.as_bytes()],
-        );
+        let key = keys::practitioner(clinic, practitioner);
         let fresh = || {
             Some(PractitionerSummary {
                 clinic_id: clinic.to_owned(),
@@ -654,10 +648,7 @@ impl<'a> Folder<'a> {
         let Some(patient) = &e.patient_id else {
             return Ok(());
         };
-        let key = keys::key(
-            keys::PATIENT,
-            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
-        );
+        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
         if let Some(summary) = cached(&mut self.patients, self.store, key, || None)? {
             change(summary);
         }

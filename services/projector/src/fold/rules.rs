@@ -130,13 +130,7 @@ impl Folder<'_> {
             }
             Payload::PractitionerCredentialed(p) => {
                 // A credential recorded late may cover injections already flagged.
-                let key = keys::key(
-                    keys::PRACTITIONER,
-                    &[
-                        e.clinic_id.as_str().as_bytes(),
-                        p.practitioner_id.as_str().as_bytes(),
-                    ],
-                );
+                let key = keys::practitioner(e.clinic_id.as_str(), p.practitioner_id.as_str());
                 let resolved: Vec<Uuid> =
                     match cached(&mut self.practitioners, self.store, key, || None)? {
                         Some(summary) => {
@@ -266,10 +260,7 @@ impl Folder<'_> {
             }
         }
         let practitioner = p.practitioner_id.as_str();
-        let key = keys::key(
-            keys::PRACTITIONER,
-            &[e.clinic_id.as_str().as_bytes(), practitioner.as_bytes()],
-        );
+        let key = keys::practitioner(e.clinic_id.as_str(), practitioner);
         let credentials = cached(&mut self.practitioners, self.store, key, || None)?
             .map(|s| s.credentials.clone())
             .unwrap_or_default();
@@ -411,10 +402,7 @@ impl Folder<'_> {
         let Some(patient) = &e.patient_id else {
             return Ok(None);
         };
-        let key = keys::key(
-            keys::PATIENT,
-            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
-        );
+        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
         Ok(cached(&mut self.patients, self.store, key, || None)?.cloned())
     }
 
@@ -487,7 +475,7 @@ impl Folder<'_> {
             | Rule::SeriesWithoutFollowUpImaging
             | Rule::NoAdverseEventUpdate => {
                 if let Some(patient) = &e.patient_id {
-                    let key = keys::key(keys::PATIENT, &[clinic, patient.as_str().as_bytes()]);
+                    let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
                     if let Some(summary) = cached(&mut self.patients, self.store, key, || None)? {
                         summary.open_findings.push(open);
                     }
@@ -495,7 +483,7 @@ impl Folder<'_> {
             }
             Rule::NoValidCredential => {
                 if let Some(practitioner) = &about.practitioner {
-                    let key = keys::key(keys::PRACTITIONER, &[clinic, practitioner.as_bytes()]);
+                    let key = keys::practitioner(e.clinic_id.as_str(), practitioner);
                     let fresh = || {
                         Some(PractitionerSummary {
                             clinic_id: e.clinic_id.to_string(),
@@ -526,10 +514,7 @@ impl Folder<'_> {
         let Some(patient) = &e.patient_id else {
             return Ok(());
         };
-        let key = keys::key(
-            keys::PATIENT,
-            &[e.clinic_id.as_str().as_bytes(), patient.as_str().as_bytes()],
-        );
+        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
         let resolved: Vec<Uuid> = match cached(&mut self.patients, self.store, key, || None)? {
             Some(summary) => {
                 let ids = summary
