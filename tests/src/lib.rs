@@ -3,23 +3,35 @@
 //!
 //! Tests never touch a broker they did not start: each [`NatsServer`] is its
 //! own process, stopped on drop, and can be killed with SIGKILL and
-//! restarted on the same port and store to test crashes.
+//! restarted on the same port and store to test crashes. Every server runs
+//! the pinned nats-server with fsync before acknowledgement
+//! (`sync_interval: always`) unless a test asks for the lazy default to
+//! measure or show what that costs.
 
 use std::{
-    net::TcpListener,
-    path::Path,
+    path::{Path, PathBuf},
+    sync::Once,
     time::{Duration, Instant},
 };
 
-use prolo_bus::local_server::LocalNatsServer;
 pub use prolo_bus::local_server::LocalServerError as HarnessError;
+pub use prolo_bus::local_server::{FsyncPolicy, free_port};
+use prolo_bus::local_server::{LocalNatsServer, ServerOptions};
 
-/// A free TCP port on 127.0.0.1 (free when asked; taken by the server soon after).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// How often a start is retried on fresh ports when the server exits at
+/// once (its port was taken between choosing and binding it).
+const START_ATTEMPTS: usize = 5;
+
+/// Prints, once per test binary, which nats-server the tests run against.
+fn print_server_version_once() {
+    static PRINTED: Once = Once::new();
+    PRINTED.call_once(|| match prolo_bus::local_server::checked_nats_server() {
+        Ok((bin, version)) => eprintln!(
+            "test harness: nats-server {version} ({}), JetStream fsync before ack",
+            bin.display()
+        ),
+        Err(e) => eprintln!("test harness: {e}"),
+    });
 }
 
 /// A running nats-server with JetStream, owned by one test.
@@ -27,7 +39,7 @@ pub struct NatsServer {
     process: Option<LocalNatsServer>,
     port: u16,
     store: tempfile::TempDir,
-    extra_args: Vec<String>,
+    options: ServerOptions,
     probe_auth: Option<String>,
 }
 
@@ -35,34 +47,70 @@ impl NatsServer {
     /// Starts a server on a free port with a fresh store and waits until
     /// JetStream answers.
     pub async fn start() -> Result<Self, HarnessError> {
-        Self::start_with_args(Vec::new()).await
+        Self::start_with(ServerOptions::default(), None).await
     }
 
-    /// Like [`NatsServer::start`] with extra command-line arguments (e.g. `-c file`).
-    pub async fn start_with_args(extra_args: Vec<String>) -> Result<Self, HarnessError> {
-        Self::start_with_auth(extra_args, None).await
+    /// Like [`NatsServer::start`] with the given fsync policy.
+    pub async fn start_with_fsync(fsync: FsyncPolicy) -> Result<Self, HarnessError> {
+        Self::start_with(
+            ServerOptions {
+                fsync,
+                ..ServerOptions::default()
+            },
+            None,
+        )
+        .await
     }
 
-    /// Like [`NatsServer::start_with_args`] for a server that requires
-    /// authentication: readiness is probed as `user:password`.
-    pub async fn start_with_auth(
-        extra_args: Vec<String>,
+    /// Like [`NatsServer::start`] with `config` included in the server's
+    /// configuration (e.g. users and permissions): readiness is probed as
+    /// `user:password` when given.
+    pub async fn start_with_config(
+        config: &Path,
         probe_auth: Option<&str>,
     ) -> Result<Self, HarnessError> {
+        Self::start_with(
+            ServerOptions {
+                include: Some(config.to_path_buf()),
+                ..ServerOptions::default()
+            },
+            probe_auth,
+        )
+        .await
+    }
+
+    async fn start_with(
+        options: ServerOptions,
+        probe_auth: Option<&str>,
+    ) -> Result<Self, HarnessError> {
+        print_server_version_once();
         let mut server = Self {
             process: None,
             port: free_port(),
             store: temp_store()?,
-            extra_args,
+            options,
             probe_auth: probe_auth.map(str::to_owned),
         };
-        server.spawn().await?;
-        Ok(server)
+        let mut attempt = 1;
+        loop {
+            match server.spawn().await {
+                Err(HarnessError::ExitedAtStart { .. }) if attempt < START_ATTEMPTS => {
+                    attempt += 1;
+                    server.port = free_port();
+                }
+                other => return other.map(|()| server),
+            }
+        }
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The monitoring endpoint (`/varz`), while it runs.
+    pub fn monitor_url(&self) -> Option<String> {
+        self.process.as_ref().map(LocalNatsServer::monitor_url)
     }
 
     /// The port it listens on (kept across restarts).
@@ -87,7 +135,7 @@ impl NatsServer {
             .map_err(|e| HarnessError::Failed(format!("connect {}: {e}", self.url())))
     }
 
-    /// SIGKILL: the server dies at once, as in a crash or power loss.
+    /// SIGKILL: the server dies at once, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.kill();
@@ -100,9 +148,18 @@ impl NatsServer {
         self.spawn().await
     }
 
+    /// Restarts it on the same port and store with another fsync policy
+    /// (benchmarks load a store quickly, then measure under `always`).
+    pub async fn restart_with_fsync(&mut self, fsync: FsyncPolicy) -> Result<(), HarnessError> {
+        if let Some(mut process) = self.process.take() {
+            process.stop(Duration::from_secs(10));
+        }
+        self.options.fsync = fsync;
+        self.spawn().await
+    }
+
     async fn spawn(&mut self) -> Result<(), HarnessError> {
-        let mut process =
-            LocalNatsServer::spawn(self.port, self.store.path(), &self.extra_args, None)?;
+        let mut process = LocalNatsServer::spawn(self.port, self.store.path(), &self.options)?;
         if let Some(auth) = &self.probe_auth {
             process = process.with_probe_auth(auth);
         }
@@ -119,6 +176,13 @@ fn temp_store() -> Result<tempfile::TempDir, HarnessError> {
         .map_err(|e| HarnessError::Failed(format!("temp dir: {e}")))
 }
 
+/// What a server's `/varz` says of its JetStream fsync policy.
+pub async fn fsync_of(monitor_url: &str) -> prolo_bus::Fsync {
+    prolo_bus::durability::varz_fsync(monitor_url)
+        .await
+        .unwrap_or_else(|reason| prolo_bus::Fsync::Unknown { reason })
+}
+
 /// A JetStream cluster of nats-server nodes on loopback ports, each with its
 /// own store, any of which can be killed and restarted.
 pub struct NatsCluster {
@@ -128,13 +192,26 @@ pub struct NatsCluster {
 struct ClusterNode {
     process: Option<LocalNatsServer>,
     port: u16,
-    args: Vec<String>,
+    options: ServerOptions,
     store: tempfile::TempDir,
 }
 
 impl NatsCluster {
-    /// Starts `size` nodes routed to each other and waits until each answers.
+    /// Starts `size` nodes routed to each other and waits until each
+    /// answers; on a port taken meanwhile, the whole cluster is started
+    /// again on fresh ports.
     pub async fn start(size: usize) -> Result<Self, HarnessError> {
+        print_server_version_once();
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(size).await {
+                Err(HarnessError::ExitedAtStart { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_start(size: usize) -> Result<Self, HarnessError> {
         let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, cluster_port) in cluster_ports.iter().enumerate() {
@@ -156,7 +233,10 @@ impl NatsCluster {
             nodes.push(ClusterNode {
                 process: None,
                 port: free_port(),
-                args,
+                options: ServerOptions {
+                    args,
+                    ..ServerOptions::default()
+                },
                 store: temp_store()?,
             });
         }
@@ -165,8 +245,7 @@ impl NatsCluster {
             node.process = Some(LocalNatsServer::spawn(
                 node.port,
                 node.store.path(),
-                &node.args,
-                None,
+                &node.options,
             )?);
         }
         for node in &mut nodes {
@@ -187,6 +266,14 @@ impl NatsCluster {
         urls.join(",")
     }
 
+    /// Every running node's monitoring endpoint.
+    pub fn monitor_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.process.as_ref().map(LocalNatsServer::monitor_url))
+            .collect()
+    }
+
     /// SIGKILL node `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut process) = self.nodes[i].process.take() {
@@ -198,11 +285,16 @@ impl NatsCluster {
     pub async fn restart(&mut self, i: usize) -> Result<(), HarnessError> {
         self.kill(i);
         let node = &mut self.nodes[i];
-        let mut process = LocalNatsServer::spawn(node.port, node.store.path(), &node.args, None)?;
+        let mut process = LocalNatsServer::spawn(node.port, node.store.path(), &node.options)?;
         process.wait_ready(Duration::from_secs(30)).await?;
         node.process = Some(process);
         Ok(())
     }
+}
+
+/// The repository's root (for `deploy/` files in tests).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The six recording services running in this process, as `up` runs them.

@@ -56,10 +56,9 @@ fn auth_config(dir: &std::path::Path) -> std::path::PathBuf {
             .any(|l| !l.trim_start().starts_with('#') && l.contains("$PROLO_")),
         "every password variable is known to the test"
     );
-    std::fs::write(dir.join("auth.conf"), auth).unwrap();
-    let main = dir.join("server.conf");
-    std::fs::write(&main, "include \"auth.conf\"\n").unwrap();
-    main
+    let path = dir.join("auth.conf");
+    std::fs::write(&path, auth).unwrap();
+    path
 }
 
 fn url_as(server: &NatsServer, user: &str) -> String {
@@ -96,12 +95,9 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let config = auth_config(dir.path());
     let admin_auth = format!("admin:{}", password("ADMIN"));
-    let nats = NatsServer::start_with_auth(
-        vec!["-c".into(), config.display().to_string()],
-        Some(&admin_auth),
-    )
-    .await
-    .unwrap();
+    let nats = NatsServer::start_with_config(&config, Some(&admin_auth))
+        .await
+        .unwrap();
     let admin = jetstream::new(
         prolo_bus::connect(&url_as(&nats, "ADMIN"), "admin")
             .await

@@ -156,6 +156,7 @@ async fn main() {
             consumer: "bench".into(),
             ..ProjectorSettings::default()
         },
+        broker: None,
     };
     let store = Store::open(&settings.db, settings.cache_bytes).unwrap();
     let api = tokio::spawn(prolo_audit_api::run_on(

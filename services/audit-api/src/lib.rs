@@ -35,6 +35,8 @@ pub struct ApiSettings {
     pub cache_bytes: u64,
     /// The fold's settings (its consumer is `audit-api`).
     pub projector: ProjectorSettings,
+    /// What was found of the broker's fsync policy at start (shown by `status`).
+    pub broker: Option<prolo_bus::BrokerDurability>,
 }
 
 /// Why the read side stopped.
@@ -79,6 +81,7 @@ pub async fn run_on(
         principals,
         access: access::AccessLog::new(Publisher::new(js.clone(), Duration::from_secs(5))),
         js,
+        broker: settings.broker.clone(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -19,6 +19,10 @@ struct Args {
     /// NATS server URL.
     #[arg(long, env = "NATS_URL", default_value = prolo_bus::connect::DEFAULT_NATS_URL)]
     nats_url: String,
+    /// The NATS server's monitoring endpoint, to check it fsyncs before it
+    /// acknowledges (default: port 8222 on the NATS host).
+    #[arg(long, env = "NATS_MONITOR_URL")]
+    nats_monitor_url: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "PROLO_API_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -45,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
     let client = prolo_bus::connect(&args.nats_url, "audit-api")
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let broker =
+        prolo_bus::durability::check(&client, &args.nats_url, args.nats_monitor_url.as_deref())
+            .await;
     let settings = ApiSettings {
         listen: args.listen,
         db: args.db,
@@ -53,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             consumer: "audit-api".into(),
             ..ProjectorSettings::default()
         },
+        broker: Some(broker),
     };
     prolo_audit_api::run(client, principals, settings, Shutdown::on_signals(), |_| {}).await?;
     Ok(())

@@ -38,6 +38,8 @@ pub struct AppState {
     pub access: AccessLog,
     /// For the stream position.
     pub js: jetstream::Context,
+    /// The broker's fsync policy, as found at start.
+    pub broker: Option<prolo_bus::BrokerDurability>,
 }
 
 /// The API's routes.
@@ -427,6 +429,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         "quarantined": quarantined,
         "chain_head": chain::hex(&head),
         "last_verification": verify,
+        "broker": state.broker,
     }))
     .into_response())
 }

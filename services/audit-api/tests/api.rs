@@ -45,10 +45,17 @@ impl Api {
                 idle_wait: Duration::from_millis(50),
                 ..ProjectorSettings::default()
             },
+            broker: None,
         };
         let (trigger, shutdown) = prolo_bus::Shutdown::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let client = nats.client().await.unwrap();
+        let settings = ApiSettings {
+            broker: Some(
+                prolo_bus::durability::probe(&client, &nats.monitor_url().unwrap()).await,
+            ),
+            ..settings
+        };
         let task = tokio::spawn(async move {
             prolo_audit_api::run(client, principals, settings, shutdown, |addr| {
                 let _ = tx.send(addr);
@@ -562,4 +569,18 @@ async fn findings_and_signals_are_queryable_by_rule_status_and_patient() {
     assert_eq!(signals["signals"], json!([]));
     api.stop().await;
     recorders.stop().await;
+}
+
+#[tokio::test]
+async fn status_says_whether_the_broker_fsyncs_before_it_acknowledges() {
+    let nats = NatsServer::start().await.unwrap();
+    let api = Api::start(&nats).await;
+    let status = api.json(SERVICE, "/v1/status").await;
+    assert_eq!(status["broker"]["fsync"], "always", "{status}");
+    assert_eq!(
+        status["broker"]["monitor_url"],
+        nats.monitor_url().unwrap().as_str(),
+        "{status}"
+    );
+    api.stop().await;
 }

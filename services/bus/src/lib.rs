@@ -6,9 +6,11 @@
 //!   retried with the same id until a deadline).
 //! - [`connect`]: connecting with reconnects forever and logged state changes.
 //! - [`local_server`]: a nats-server of our own, for `up` and the tests.
+//! - [`durability`]: whether the broker fsyncs before it acknowledges.
 //! - [`shutdown`], [`telemetry`]: graceful stop and tracing, the same in every binary.
 
 pub mod connect;
+pub mod durability;
 pub mod local_server;
 pub mod publish;
 pub mod shutdown;
@@ -16,6 +18,7 @@ pub mod stream;
 pub mod telemetry;
 
 pub use connect::connect;
+pub use durability::{BrokerDurability, Fsync};
 pub use publish::{PublishError, Publisher, Recorded};
 pub use shutdown::{Shutdown, Trigger};
 pub use stream::{STREAM_NAME, StreamError, StreamSettings, ensure_stream};

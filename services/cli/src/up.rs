@@ -3,7 +3,8 @@
 //! Each part runs as its own task with the same code its separate binary
 //! uses. When no NATS server is reachable at the URL, a local `nats-server`
 //! with JetStream is started with its store under the data directory, and
-//! stopped on exit.
+//! stopped on exit; it fsyncs before it acknowledges. A server found at the
+//! URL is checked for that, and a loud warning printed when it does not.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,7 +13,7 @@ use clap::Args;
 use prolo_audit_api::{ApiSettings, Principals};
 use prolo_bus::{
     Shutdown,
-    local_server::{LocalNatsServer, is_reachable},
+    local_server::{LocalNatsServer, ServerOptions, is_reachable},
 };
 use prolo_projector::ProjectorSettings;
 use prolo_recorder::{ALL_SERVICES, ServeSettings, serve};
@@ -35,6 +36,10 @@ pub struct UpArgs {
         default_value = "deploy/tokens.example.json"
     )]
     tokens: PathBuf,
+    /// The monitoring endpoint of a NATS server found at NATS_URL, to check
+    /// that it fsyncs before it acknowledges (default: port 8222 on its host).
+    #[arg(long, env = "NATS_MONITOR_URL")]
+    nats_monitor_url: Option<String>,
     /// Seed the demo clinic once everything is up (skipped when the stream already holds events).
     #[arg(long)]
     demo: bool,
@@ -52,20 +57,30 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         let store = args.data_dir.join("nats");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = args.data_dir.join("nats-server.log");
-        let server = LocalNatsServer::start(port, &store, &[], Some(&log))
+        let options = ServerOptions {
+            log: Some(log.clone()),
+            ..ServerOptions::default()
+        };
+        let server = LocalNatsServer::start(port, &store, &options)
             .await
             .context("no NATS server is reachable, and starting a local one failed")?;
         println!(
-            "started a local nats-server on {} (store {}, log {})",
+            "started a local nats-server {} on {} (store {}, log {}, monitoring {})",
+            server.version(),
             server.url(),
             store.display(),
-            log.display()
+            log.display(),
+            server.monitor_url()
         );
         local = Some(server);
     }
     let url = local
         .as_ref()
         .map_or_else(|| nats_url.to_owned(), LocalNatsServer::url);
+    let monitor_url = local
+        .as_ref()
+        .map(LocalNatsServer::monitor_url)
+        .or(args.nats_monitor_url.clone());
 
     let shutdown = Shutdown::on_signals();
     let mut tasks = JoinSet::new();
@@ -84,6 +99,14 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     let api_client = prolo_bus::connect(&url, "audit-api")
         .await
         .with_context(|| format!("connecting the audit API to {url}"))?;
+    let broker = prolo_bus::durability::check(&api_client, &url, monitor_url.as_deref()).await;
+    match broker.warning() {
+        None => println!(
+            "durability:         nats-server {} fsyncs before it acknowledges (sync_interval: always)",
+            broker.server_version
+        ),
+        Some(warning) => println!("WARNING:            {warning}"),
+    }
     let api_settings = ApiSettings {
         listen: args.listen,
         db: args.data_dir.join("audit-api.sled"),
@@ -92,6 +115,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             consumer: "audit-api".into(),
             ..ProjectorSettings::default()
         },
+        broker: Some(broker),
     };
     let api_shutdown = shutdown.clone();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();

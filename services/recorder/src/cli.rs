@@ -14,6 +14,10 @@ pub struct RecorderArgs {
     /// NATS server URL.
     #[arg(long, env = "NATS_URL", default_value = prolo_bus::connect::DEFAULT_NATS_URL)]
     pub nats_url: String,
+    /// The NATS server's monitoring endpoint, to check it fsyncs before it
+    /// acknowledges (default: port 8222 on the NATS host).
+    #[arg(long, env = "NATS_MONITOR_URL")]
+    pub nats_monitor_url: Option<String>,
     /// Milliseconds a request may wait for the JetStream acknowledgement
     /// before it is answered "not stored, retry".
     #[arg(long, env = "PROLO_PUBLISH_DEADLINE_MS", default_value_t = 5000)]
@@ -48,6 +52,7 @@ pub async fn main_for(spec: &'static ServiceSpec) -> anyhow::Result<()> {
     let client = connect(&args.nats_url, spec.name)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    prolo_bus::durability::check(&client, &args.nats_url, args.nats_monitor_url.as_deref()).await;
     serve(client, spec, args.serve_settings(), Shutdown::on_signals())
         .await
         .with_context(|| format!("running the {} service", spec.name))?;
