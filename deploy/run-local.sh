@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# Runs prolo-audit on this machine: installs nats-server from Debian's
-# packages when it is missing, builds, and runs `prolo-audit up` (which uses
-# NATS_URL when a server answers there, else starts a local nats-server with
-# its store under ./data). Extra arguments go to `up`.
+# Runs prolo-audit on this machine: installs the pinned nats-server into
+# .tools/ when it is missing (deploy/install-nats-server.sh), builds, and runs
+# `prolo-audit up` (which uses NATS_URL when a server answers there, and
+# warns when that server does not fsync before it acknowledges; else it
+# starts the pinned nats-server with fsync before ack, its store under
+# ./data). Extra arguments go to `up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export PATH="$PATH:/usr/sbin:/usr/local/sbin"
-if ! command -v nats-server >/dev/null 2>&1; then
-    echo "nats-server not found: installing Debian's package (needs root or sudo)"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server
-fi
+NATS_SERVER_BIN="$(./deploy/install-nats-server.sh | tail -n 1)"
+export NATS_SERVER_BIN
 
 cargo build --release -p prolo-cli
 exec ./target/release/prolo-audit up "$@"

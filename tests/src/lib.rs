@@ -23,14 +23,19 @@ use prolo_bus::local_server::{LocalNatsServer, ServerOptions};
 const START_ATTEMPTS: usize = 5;
 
 /// Prints, once per test binary, which nats-server the tests run against.
+/// Written to stderr directly: the test runner's capture would hide it.
 fn print_server_version_once() {
+    use std::io::Write;
     static PRINTED: Once = Once::new();
-    PRINTED.call_once(|| match prolo_bus::local_server::checked_nats_server() {
-        Ok((bin, version)) => eprintln!(
-            "test harness: nats-server {version} ({}), JetStream fsync before ack",
-            bin.display()
-        ),
-        Err(e) => eprintln!("test harness: {e}"),
+    PRINTED.call_once(|| {
+        let line = match prolo_bus::local_server::checked_nats_server() {
+            Ok((bin, version)) => format!(
+                "test harness: nats-server {version} ({}), JetStream fsync before ack",
+                bin.display()
+            ),
+            Err(e) => format!("test harness: {e}"),
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
     });
 }
 

@@ -136,3 +136,73 @@ async fn acknowledged_events_survive_a_sigkill_of_the_broker() {
         assert_eq!(message.subject.as_str(), recorded.subject);
     }
 }
+
+/// `n` example injections as batch messages, each with its own `Nats-Msg-Id`.
+fn injections(n: usize) -> Vec<prolo_bus::batch::BatchMessage> {
+    prolo_tests::synthetic_events(n * 15, 10)
+        .filter(|e| e.event_type() == prolo_schemas::EventType::InjectionGiven)
+        .take(n)
+        .map(|e| prolo_bus::batch::BatchMessage {
+            subject: e.subject().unwrap().to_string(),
+            payload: e.to_json().into(),
+            msg_id: Some(e.event_id.to_string()),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_atomic_batch_is_stored_whole_in_order_or_not_at_all() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+
+    let batch = injections(100);
+    let ack = prolo_bus::batch::publish_atomic(&client, &batch).await.unwrap();
+    assert_eq!((ack.last_seq, ack.count), (100, 100));
+    assert_eq!(prolo_tests::stream_messages(&js).await, 100);
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    for (i, sent) in batch.iter().enumerate() {
+        let stored = stream.get_raw_message(i as u64 + 1).await.unwrap();
+        assert_eq!(stored.payload, sent.payload, "seq {}", i + 1);
+    }
+
+    // A batch with one message outside the stream is refused whole.
+    let mut bad = injections(10);
+    bad[5].subject = "not.in.the.stream".into();
+    let refused = prolo_bus::batch::publish_atomic(&client, &bad).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(prolo_tests::stream_messages(&js).await, 100);
+
+    // Empty and oversized batches are refused before anything is sent.
+    assert!(matches!(
+        prolo_bus::batch::publish_atomic(&client, &[]).await,
+        Err(prolo_bus::batch::BatchError::Size(0))
+    ));
+    assert!(matches!(
+        prolo_bus::batch::publish_atomic(&client, &injections(1001)).await,
+        Err(prolo_bus::batch::BatchError::Size(1001))
+    ));
+    assert_eq!(prolo_tests::stream_messages(&js).await, 100);
+}
+
+#[tokio::test]
+async fn a_batch_repeating_a_stored_msg_id_is_not_stored_twice() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    let batch = injections(20);
+    prolo_bus::batch::publish_atomic(&client, &batch).await.unwrap();
+    // The server refuses the whole batch (nats-server 2.15: "atomic publish
+    // batch contains duplicate message id", 10201): a retried batch never
+    // stores a second copy.
+    let again = prolo_bus::batch::publish_atomic(&client, &batch).await;
+    match again {
+        Err(prolo_bus::batch::BatchError::Refused(why)) => {
+            assert!(why.contains("duplicate"), "{why}")
+        }
+        other => panic!("a repeated batch was not refused: {other:?}"),
+    }
+    assert_eq!(prolo_tests::stream_messages(&js).await, 20);
+}

@@ -4,11 +4,13 @@
 //!   absent and refused when it could lose or rewrite events.
 //! - [`publish`]: recording an event exactly once (`Nats-Msg-Id` = event id,
 //!   retried with the same id until a deadline).
+//! - [`batch`]: atomic batch publish, many events for one fsync.
 //! - [`connect`]: connecting with reconnects forever and logged state changes.
 //! - [`local_server`]: a nats-server of our own, for `up` and the tests.
 //! - [`durability`]: whether the broker fsyncs before it acknowledges.
 //! - [`shutdown`], [`telemetry`]: graceful stop and tracing, the same in every binary.
 
+pub mod batch;
 pub mod connect;
 pub mod durability;
 pub mod local_server;

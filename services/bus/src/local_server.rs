@@ -89,7 +89,7 @@ pub fn find_nats_server() -> Result<PathBuf, LocalServerError> {
     }
     let pinned = pinned_binary();
     if pinned.is_file() {
-        return Ok(pinned);
+        return Ok(pinned.canonicalize().unwrap_or(pinned));
     }
     std::env::var_os("PATH")
         .into_iter()

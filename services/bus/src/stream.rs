@@ -3,15 +3,20 @@
 //! Append-only is enforced by the broker, not by our good behaviour: the
 //! stream denies message deletion and purging, keeps events without an age,
 //! count or size limit, uses file storage and limits retention (work-queue or
-//! interest retention would delete events once consumed). A stream that
-//! breaks any of these is refused, never "fixed" silently.
+//! interest retention would delete events once consumed). On the newer
+//! servers (2.11, 2.12) it also refuses what they added that could make a
+//! stored event vanish or be written later: per-message TTLs, delete
+//! markers, scheduled messages, counters and the asynchronous persist mode
+//! (which acknowledges before writing). A stream that breaks any of these is
+//! refused, never "fixed" silently. It allows atomic batch publish (2.12):
+//! a batch of events is stored whole or not at all, for one fsync.
 //! `deploy/nats/stream.md` documents the same definition for operators.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    stream::{Config, RetentionPolicy, StorageType},
+    stream::{Config, PersistenceMode, RetentionPolicy, StorageType},
 };
 
 /// The stream name.
@@ -61,6 +66,12 @@ pub fn config(settings: &StreamSettings) -> Config {
         allow_rollup: false,
         duplicate_window: settings.duplicate_window,
         num_replicas: settings.replicas,
+        persist_mode: Some(PersistenceMode::Default),
+        allow_message_ttl: false,
+        subject_delete_marker_ttl: None,
+        allow_message_schedules: false,
+        allow_message_counter: false,
+        allow_atomic_publish: true,
         ..Default::default()
     }
 }
@@ -116,6 +127,26 @@ pub fn unsafe_settings(config: &Config) -> Vec<String> {
         config.duplicate_window >= MIN_DUPLICATE_WINDOW,
         "its duplicate window is shorter than 2 minutes",
     );
+    require(
+        config.persist_mode != Some(PersistenceMode::Async),
+        "its persist mode is async (acknowledges before writing)",
+    );
+    require(
+        !config.allow_message_ttl,
+        "it allows per-message TTLs, which expire events",
+    );
+    require(
+        config.subject_delete_marker_ttl.is_none(),
+        "it places delete markers",
+    );
+    require(
+        !config.allow_message_schedules,
+        "it allows scheduled messages, stored later than published",
+    );
+    require(
+        !config.allow_message_counter,
+        "it is a counter stream, which folds messages into sums",
+    );
     problems
 }
 
@@ -163,5 +194,18 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("deleting"));
         assert!(problems[1].contains("purging"));
+    }
+
+    #[test]
+    fn what_newer_servers_added_to_lose_events_is_named_unsafe() {
+        let mut c = config(&StreamSettings::default());
+        c.persist_mode = Some(PersistenceMode::Async);
+        c.allow_message_ttl = true;
+        c.subject_delete_marker_ttl = Some(Duration::from_secs(60));
+        c.allow_message_schedules = true;
+        c.allow_message_counter = true;
+        let problems = unsafe_settings(&c);
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[0].contains("async"));
     }
 }

@@ -1,0 +1,129 @@
+//! `prolo-audit up` and the broker's durability: the server `up` starts
+//! fsyncs before it acknowledges, and a lazy server it finds is reported
+//! loudly. The real binary, against real nats-servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::{process::Stdio, time::Duration};
+
+use prolo_bus::Fsync;
+use prolo_tests::{FsyncPolicy, NatsServer, free_port, fsync_of, repo_root};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader, Lines},
+    process::{Child, ChildStdout, Command},
+};
+
+/// `prolo-audit up` with NATS_URL `nats_url`, its data in a temporary
+/// directory, the API on a free port.
+fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prolo-audit"));
+    command
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--tokens"])
+        .arg(repo_root().join("deploy/tokens.example.json"))
+        .env("NATS_URL", nats_url)
+        .env_remove("NATS_MONITOR_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(monitor_url) = monitor_url {
+        command.env("NATS_MONITOR_URL", monitor_url);
+    }
+    command.spawn().unwrap()
+}
+
+/// Reads lines until one starts with one of `prefixes`; returns it and the
+/// lines before it.
+async fn line_starting_with(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    prefixes: &[&str],
+) -> (String, Vec<String>) {
+    let mut before = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if prefixes.iter().any(|p| line.starts_with(p)) {
+                return Some(line);
+            }
+            before.push(line);
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => (line, before),
+        _ => panic!("no line starting with {prefixes:?}; printed: {before:#?}"),
+    }
+}
+
+/// SIGTERM, as ctrl-c would, and the exit status.
+async fn stop(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("up stops within 30 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn up_warns_loudly_about_a_lazy_server_it_did_not_start() {
+    let lazy = NatsServer::start_with_fsync(FsyncPolicy::ServerDefault)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = up(&lazy.url(), lazy.monitor_url().as_deref(), data.path());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (line, before) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
+    assert!(
+        before.iter().any(|l| l.contains("using the NATS server at")),
+        "{before:#?}"
+    );
+    assert!(line.starts_with("WARNING:"), "{line}");
+    assert!(
+        line.contains("acknowledges events before they are on disk")
+            && line.contains("every 120 s")
+            && line.contains("sync_interval: always"),
+        "{line}"
+    );
+    assert!(stop(child).await.success());
+}
+
+#[tokio::test]
+async fn up_warns_when_it_cannot_check_the_server() {
+    let nats = NatsServer::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // No monitoring endpoint answers there.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut child = up(&nats.url(), Some(&nowhere), data.path());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (line, _) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
+    assert!(line.starts_with("WARNING:"), "{line}");
+    assert!(line.contains("could not be checked"), "{line}");
+    assert!(stop(child).await.success());
+}
+
+#[tokio::test]
+async fn the_server_up_starts_fsyncs_before_ack() {
+    let data = tempfile::tempdir().unwrap();
+    // Nothing answers here, so up starts its own server on this port.
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let mut child = up(&url, None, data.path());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (started, _) = line_starting_with(&mut lines, &["started a local nats-server"]).await;
+    let monitor = started
+        .split("monitoring ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no monitoring URL in {started}"));
+    assert_eq!(fsync_of(monitor).await, Fsync::Always, "{started}");
+    let (line, _) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
+    assert!(
+        line.starts_with("durability:") && line.contains("fsyncs before it acknowledges"),
+        "{line}"
+    );
+    assert!(stop(child).await.success());
+}
