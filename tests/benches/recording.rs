@@ -1,19 +1,25 @@
 //! Recording throughput: the service path (request → validate → stamp →
-//! publish → ack → reply) next to the raw JetStream publish rate measured in
-//! the same run on the same broker. Run: `cargo bench -p prolo-tests --bench recording`.
+//! publish → ack → reply) and atomic batches next to the raw JetStream
+//! publish rate measured in the same run on the same broker, once with the
+//! server's default fsync (every two minutes) and once with fsync before
+//! every acknowledgement (`sync_interval: always`, what the project runs).
+//! Run: `cargo bench -p prolo-tests --bench recording`.
 //!
-//! Settings (environment): `BENCH_EVENTS` (default 50000), `BENCH_CLIENTS`
-//! (default "1,16,64"), `BENCH_INFLIGHT` raw publish window (default 512).
+//! Settings (environment): `BENCH_EVENTS` per row (default 20000),
+//! `BENCH_CLIENTS` (default "1,16,64"), `BENCH_INFLIGHT` raw publish window
+//! (default 512), `BENCH_BATCHES` batch sizes (default "100,1000"),
+//! `BENCH_BATCHES_IN_FLIGHT` concurrent batches (default 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use futures::{StreamExt, stream::FuturesUnordered};
+use prolo_bus::batch::{BatchMessage, publish_atomic};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
 use prolo_recorder::command_for;
 use prolo_schemas::{Envelope, EventType};
-use prolo_tests::{NatsServer, Recorders, example_request};
+use prolo_tests::{FsyncPolicy, NatsServer, Recorders, example_request};
 
 /// The allocator the service binaries use (glibc malloc contends between threads).
 #[global_allocator]
@@ -91,60 +97,154 @@ async fn service_path(client: &async_nats::Client, n: usize, clients: usize) -> 
     (n as f64 / start.elapsed().as_secs_f64(), worst)
 }
 
+/// Publishes `n` events in atomic batches of `size`, `in_flight` batches at a
+/// time, each event with its own `Nats-Msg-Id`.
+async fn batch_publish(
+    client: &async_nats::Client,
+    n: usize,
+    size: usize,
+    in_flight: usize,
+) -> f64 {
+    let template = Envelope::from_json(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/examples/injection.given.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let subject = template.subject().unwrap().to_string();
+    let payload = bytes::Bytes::from(template.to_json());
+    let batches = n.div_ceil(size);
+    let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    for _ in 0..batches {
+        if pending.len() >= in_flight {
+            pending.next().await;
+        }
+        let messages: Vec<BatchMessage> = (0..size)
+            .map(|_| BatchMessage {
+                subject: subject.clone(),
+                payload: payload.clone(),
+                msg_id: Some(uuid::Uuid::now_v7().to_string()),
+            })
+            .collect();
+        let client = client.clone();
+        pending.push(async move { publish_atomic(&client, &messages).await.unwrap() });
+    }
+    while pending.next().await.is_some() {}
+    (batches * size) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One measured row.
+struct Row {
+    path: String,
+    concurrency: String,
+    rate: f64,
+    slowest: Option<Duration>,
+}
+
+/// Every path on a fresh server with `fsync`; the raw Nats-Msg-Id publish
+/// rate is the second row.
+async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize]) -> Vec<Row> {
+    let batch_sizes: Vec<usize> = std::env::var("BENCH_BATCHES")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let batches_in_flight: usize = env_or("BENCH_BATCHES_IN_FLIGHT", 4);
+    let nats = NatsServer::start_with_fsync(fsync).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+
+    // Warm up both paths.
+    raw_publish(&js, 1_000, inflight, true).await;
+    service_path(&client, 1_000, 16).await;
+
+    let mut rows = vec![
+        Row {
+            path: "raw JetStream publish, no msg id".into(),
+            concurrency: format!("{inflight} acks in flight"),
+            rate: raw_publish(&js, n, inflight, false).await,
+            slowest: None,
+        },
+        Row {
+            path: "raw JetStream publish, Nats-Msg-Id".into(),
+            concurrency: format!("{inflight} acks in flight"),
+            rate: raw_publish(&js, n, inflight, true).await,
+            slowest: None,
+        },
+    ];
+    for size in batch_sizes {
+        rows.push(Row {
+            path: format!("atomic batch of {size}, Nats-Msg-Id"),
+            concurrency: format!("{batches_in_flight} batches in flight"),
+            rate: batch_publish(&client, n, size, batches_in_flight).await,
+            slowest: None,
+        });
+    }
+    for &k in clients {
+        let (rate, worst) = service_path(&client, n, k).await;
+        rows.push(Row {
+            path: "service path (request/reply)".into(),
+            concurrency: format!("{k} clients"),
+            rate,
+            slowest: Some(worst),
+        });
+    }
+    let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
+    eprintln!(
+        "{fsync:?}: the stream holds {} events",
+        stream.info().await.unwrap().state.messages
+    );
+    recorders.stop().await;
+    rows
+}
+
 #[tokio::main]
 async fn main() {
-    let n: usize = env_or("BENCH_EVENTS", 50_000);
+    let n: usize = env_or("BENCH_EVENTS", 20_000);
     let inflight: usize = env_or("BENCH_INFLIGHT", 512);
     let clients: Vec<usize> = std::env::var("BENCH_CLIENTS")
         .unwrap_or_else(|_| "1,16,64".into())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    let version = prolo_bus::local_server::checked_nats_server()
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
 
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
-    let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
-    let instances: usize = env_or("BENCH_INSTANCES", 1);
-    let mut recorders = Vec::new();
-    for _ in 0..instances {
-        recorders.push(Recorders::start(&nats.url()).await.unwrap());
-    }
+    eprintln!("measuring with the server's default fsync…");
+    let lazy = measure(FsyncPolicy::ServerDefault, n, inflight, &clients).await;
+    eprintln!("measuring with sync_interval: always…");
+    let always = measure(FsyncPolicy::Always, n, inflight, &clients).await;
 
-    // Warm up both paths.
-    raw_publish(&js, 2_000, inflight, true).await;
-    service_path(&client, 2_000, 16).await;
-
-    let raw_plain = raw_publish(&js, n, inflight, false).await;
-    let raw_dedup = raw_publish(&js, n, inflight, true).await;
-    println!("recording benchmark: {n} events per row, nats-server and services on this machine");
+    println!(
+        "recording benchmark: {n} events per row, nats-server {version} and the services on this machine"
+    );
     println!();
-    println!("| path | concurrency | events/s | vs raw (Nats-Msg-Id) | slowest request |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| raw JetStream publish, no msg id | {inflight} acks in flight | {raw_plain:.0} | {:.2} | |",
-        raw_plain / raw_dedup
+        "| path | concurrency | default fsync (2 min), events/s | vs raw | sync_interval: always, events/s | vs raw (always) | always / default | slowest request (always) |"
     );
-    println!(
-        "| raw JetStream publish, Nats-Msg-Id | {inflight} acks in flight | {raw_dedup:.0} | 1.00 | |"
-    );
-    for k in clients {
-        let (rate, worst) = service_path(&client, n, k).await;
+    println!("|---|---|---|---|---|---|---|---|");
+    let (raw_lazy, raw_always) = (lazy[1].rate, always[1].rate);
+    for (l, a) in lazy.iter().zip(&always) {
         println!(
-            "| service path (request/reply) | {k} clients | {rate:.0} | {:.2} | {:.1} ms |",
-            rate / raw_dedup,
-            worst.as_secs_f64() * 1e3
+            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {} |",
+            l.path,
+            l.concurrency,
+            l.rate,
+            l.rate / raw_lazy,
+            a.rate,
+            a.rate / raw_always,
+            a.rate / l.rate,
+            a.slowest
+                .map(|w| format!("{:.1} ms", w.as_secs_f64() * 1e3))
+                .unwrap_or_default()
         );
-    }
-    let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
-    println!();
-    println!(
-        "stream now holds {} events",
-        stream.info().await.unwrap().state.messages
-    );
-    for r in recorders {
-        r.stop().await;
     }
 }

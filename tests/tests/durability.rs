@@ -17,7 +17,10 @@ use prolo_tests::{FsyncPolicy, NatsCluster, NatsServer, free_port, fsync_of, rep
 #[tokio::test]
 async fn every_server_the_harness_starts_fsyncs_before_ack() {
     let single = NatsServer::start().await.unwrap();
-    assert_eq!(fsync_of(&single.monitor_url().unwrap()).await, Fsync::Always);
+    assert_eq!(
+        fsync_of(&single.monitor_url().unwrap()).await,
+        Fsync::Always
+    );
 
     let cluster = NatsCluster::start(3).await.unwrap();
     let monitors = cluster.monitor_urls();
@@ -106,7 +109,12 @@ async fn the_single_node_deployment_fsyncs_before_ack() {
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
             panic!("single-node.conf did not start ({status}): {stderr}");
         }
         match prolo_bus::durability::varz_fsync(&monitor_url).await {
@@ -140,9 +148,7 @@ fn every_cluster_node_is_configured_to_fsync_before_ack() {
         let config = std::fs::read_to_string(&path).unwrap();
         let block = jetstream_block(&config);
         assert!(
-            block
-                .lines()
-                .any(|l| l.trim() == "sync_interval: always"),
+            block.lines().any(|l| l.trim() == "sync_interval: always"),
             "{}: {block}",
             path.display()
         );

@@ -155,10 +155,14 @@ async fn an_atomic_batch_is_stored_whole_in_order_or_not_at_all() {
     let nats = NatsServer::start().await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
 
     let batch = injections(100);
-    let ack = prolo_bus::batch::publish_atomic(&client, &batch).await.unwrap();
+    let ack = prolo_bus::batch::publish_atomic(&client, &batch)
+        .await
+        .unwrap();
     assert_eq!((ack.last_seq, ack.count), (100, 100));
     assert_eq!(prolo_tests::stream_messages(&js).await, 100);
     let stream = js.get_stream(STREAM_NAME).await.unwrap();
@@ -191,9 +195,13 @@ async fn a_batch_repeating_a_stored_msg_id_is_not_stored_twice() {
     let nats = NatsServer::start().await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default()).await.unwrap();
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
     let batch = injections(20);
-    prolo_bus::batch::publish_atomic(&client, &batch).await.unwrap();
+    prolo_bus::batch::publish_atomic(&client, &batch)
+        .await
+        .unwrap();
     // The server refuses the whole batch (nats-server 2.15: "atomic publish
     // batch contains duplicate message id", 10201): a retried batch never
     // stores a second copy.

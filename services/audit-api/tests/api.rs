@@ -51,9 +51,7 @@ impl Api {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let client = nats.client().await.unwrap();
         let settings = ApiSettings {
-            broker: Some(
-                prolo_bus::durability::probe(&client, &nats.monitor_url().unwrap()).await,
-            ),
+            broker: Some(prolo_bus::durability::probe(&client, &nats.monitor_url().unwrap()).await),
             ..settings
         };
         let task = tokio::spawn(async move {

@@ -221,8 +221,14 @@ mod tests {
 
     #[test]
     fn versions_parse_and_order() {
-        assert_eq!(ServerVersion::parse("v2.15.1"), Some(ServerVersion(2, 15, 1)));
-        assert_eq!(ServerVersion::parse("2.12.0-RC.3"), Some(ServerVersion(2, 12, 0)));
+        assert_eq!(
+            ServerVersion::parse("v2.15.1"),
+            Some(ServerVersion(2, 15, 1))
+        );
+        assert_eq!(
+            ServerVersion::parse("2.12.0-RC.3"),
+            Some(ServerVersion(2, 12, 0))
+        );
         assert_eq!(ServerVersion::parse("2.9"), None);
         assert!(ServerVersion(2, 9, 10) < ServerVersion(2, 12, 0));
         assert!(ServerVersion(2, 15, 1) > ServerVersion(2, 12, 0));
@@ -232,7 +238,12 @@ mod tests {
     fn varz_says_always_or_an_interval() {
         let parse = |json: &str| {
             let varz: Varz = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
-            fsync_of(&varz.jetstream.and_then(|j| j.config).unwrap_or_else(|| panic!("config")))
+            fsync_of(
+                &varz
+                    .jetstream
+                    .and_then(|j| j.config)
+                    .unwrap_or_else(|| panic!("config")),
+            )
         };
         assert_eq!(
             parse(r#"{"jetstream":{"config":{"sync_interval":120000000000,"sync_always":true}}}"#),

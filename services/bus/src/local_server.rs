@@ -65,7 +65,9 @@ pub enum LocalServerError {
         found: String,
     },
     /// The process exited while starting: most often its port was taken.
-    #[error("nats-server exited at start with {status} (port {port} or monitoring port {monitor_port} taken?)")]
+    #[error(
+        "nats-server exited at start with {status} (port {port} or monitoring port {monitor_port} taken?)"
+    )]
     ExitedAtStart {
         /// The exit status.
         status: String,
@@ -174,6 +176,9 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// Where its log goes (nowhere when absent).
     pub log: Option<PathBuf>,
+    /// JetStream's file store limit in bytes (by default the server takes
+    /// 75% of the free space it sees, which some file systems misreport).
+    pub max_file_store: Option<u64>,
 }
 
 /// A nats-server process with JetStream, listening on 127.0.0.1.
@@ -209,9 +214,8 @@ impl LocalNatsServer {
         let (bin, version) = checked_nats_server()?;
         let monitor_port = free_port();
         let config = store_dir.join("prolo-nats-server.conf");
-        std::fs::write(&config, config_text(store_dir, monitor_port, options)).map_err(|e| {
-            LocalServerError::Failed(format!("writing {}: {e}", config.display()))
-        })?;
+        std::fs::write(&config, config_text(store_dir, monitor_port, options))
+            .map_err(|e| LocalServerError::Failed(format!("writing {}: {e}", config.display())))?;
         let mut command = Command::new(&bin);
         command
             .arg("-c")
@@ -349,13 +353,21 @@ impl Drop for LocalNatsServer {
 fn config_text(store_dir: &Path, monitor_port: u16, options: &ServerOptions) -> String {
     let quoted = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
     let sync = match options.fsync {
-        FsyncPolicy::Always => "    # fsync before every acknowledgement (the server default is every 2 minutes)\n    sync_interval: always\n",
-        FsyncPolicy::ServerDefault => "    # the server default: fsync every 2 minutes (benchmarks and durability tests only)\n",
+        FsyncPolicy::Always => {
+            "    # fsync before every acknowledgement (the server default is every 2 minutes)\n    sync_interval: always\n"
+        }
+        FsyncPolicy::ServerDefault => {
+            "    # the server default: fsync every 2 minutes (benchmarks and durability tests only)\n"
+        }
     };
+    let limit = options
+        .max_file_store
+        .map(|bytes| format!("    max_file_store: {bytes}\n"))
+        .unwrap_or_default();
     let mut text = format!(
         "# Written by prolo-audit for a nats-server it starts; rewritten at every start.\n\
          http: \"127.0.0.1:{monitor_port}\"\n\
-         jetstream {{\n    store_dir: {}\n{sync}}}\n",
+         jetstream {{\n    store_dir: {}\n{sync}{limit}}}\n",
         quoted(store_dir)
     );
     if let Some(include) = &options.include {

@@ -79,7 +79,9 @@ async fn up_warns_loudly_about_a_lazy_server_it_did_not_start() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (line, before) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
     assert!(
-        before.iter().any(|l| l.contains("using the NATS server at")),
+        before
+            .iter()
+            .any(|l| l.contains("using the NATS server at")),
         "{before:#?}"
     );
     assert!(line.starts_with("WARNING:"), "{line}");

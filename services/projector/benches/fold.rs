@@ -1,6 +1,9 @@
 //! Fold throughput over a large stream, next to the raw limits measured in
 //! the same run: JetStream pull consumption (AckAll every 1,000th) and sled
-//! batch inserts. Run: `cargo bench -p prolo-projector --bench fold`.
+//! batch inserts. The consume and fold rows are measured twice on the same
+//! store: with the server's default fsync (every two minutes) and with
+//! `sync_interval: always` (what the project runs; consumer acks are
+//! written too). Run: `cargo bench -p prolo-projector --bench fold`.
 //!
 //! Settings (environment): `BENCH_EVENTS` (default 1000000), `BENCH_PATIENTS` (100000).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
@@ -14,7 +17,7 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use prolo_bus::{STREAM_NAME, Shutdown, StreamSettings, ensure_stream};
 use prolo_projector::{ProjectorSettings, Store};
-use prolo_tests::{NatsServer, publish_all, synthetic_events};
+use prolo_tests::{FsyncPolicy, NatsServer, publish_all, synthetic_events};
 
 /// The allocator the service binaries use.
 #[global_allocator]
@@ -28,11 +31,11 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Durable pull consumer, fetching 1,000 at a time and acking the last (AckAll).
-async fn raw_consume(js: &jetstream::Context, n: u64) -> f64 {
+async fn raw_consume(js: &jetstream::Context, n: u64, durable: &str) -> f64 {
     let stream = js.get_stream(STREAM_NAME).await.unwrap();
     let consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some("bench-raw".into()),
+            durable_name: Some(durable.into()),
             ack_policy: AckPolicy::All,
             max_ack_pending: 100_000,
             ..Default::default()
@@ -89,11 +92,53 @@ fn raw_sled(dir: &std::path::Path, n: u64, size: usize, flushed: bool) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Folds the whole stream into a fresh database with its own consumer;
+/// returns events/s and the database's size on disk.
+async fn fold(
+    client: &async_nats::Client,
+    dir: &std::path::Path,
+    n: u64,
+    consumer: &str,
+) -> (f64, u64) {
+    let store = Store::open(dir, 256 * 1024 * 1024).unwrap();
+    let (trigger, shutdown) = Shutdown::new();
+    let start = Instant::now();
+    let task = tokio::spawn({
+        let store = store.clone();
+        let client = client.clone();
+        let settings = ProjectorSettings {
+            consumer: consumer.into(),
+            ..ProjectorSettings::default()
+        };
+        async move {
+            prolo_projector::run(client, store, settings, shutdown)
+                .await
+                .unwrap()
+        }
+    });
+    let mut last_report = Instant::now();
+    while store.applied_seq().unwrap() < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("  folded {} of {n}", store.applied_seq().unwrap());
+            last_report = Instant::now();
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    trigger.fire();
+    task.await.unwrap();
+    (rate, store.size_on_disk().unwrap())
+}
+
 #[tokio::main]
 async fn main() {
     let n: u64 = env_or("BENCH_EVENTS", 1_000_000);
     let patients: usize = env_or("BENCH_PATIENTS", 100_000);
-    let nats = NatsServer::start().await.unwrap();
+    // The store is loaded with the lazy default (fast), then each setting is
+    // measured on it.
+    let mut nats = NatsServer::start_with_fsync(FsyncPolicy::ServerDefault)
+        .await
+        .unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
     ensure_stream(&js, &StreamSettings::default())
@@ -115,8 +160,6 @@ async fn main() {
         .state
         .bytes;
 
-    eprintln!("raw consume…");
-    let consume = raw_consume(&js, n).await;
     let scratch = tempfile::tempdir().unwrap();
     let event_size = (stream_bytes / n) as usize;
     eprintln!("raw sled…");
@@ -128,55 +171,67 @@ async fn main() {
         true,
     );
 
-    eprintln!("folding…");
-    let store = Store::open(&scratch.path().join("projector.sled"), 256 * 1024 * 1024).unwrap();
-    let (trigger, shutdown) = Shutdown::new();
-    let start = Instant::now();
-    let task = tokio::spawn({
-        let store = store.clone();
-        let client = client.clone();
-        async move {
-            prolo_projector::run(client, store, ProjectorSettings::default(), shutdown)
-                .await
-                .unwrap()
+    let mut measured = Vec::new();
+    let mut disk = 0;
+    for (fsync, label) in [
+        (FsyncPolicy::ServerDefault, "default"),
+        (FsyncPolicy::Always, "always"),
+    ] {
+        if fsync != FsyncPolicy::ServerDefault {
+            nats.restart_with_fsync(fsync).await.unwrap();
         }
-    });
-    let mut last_report = Instant::now();
-    while store.applied_seq().unwrap() < n {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!("  folded {} of {n}", store.applied_seq().unwrap());
-            last_report = Instant::now();
-        }
+        let client = nats.client().await.unwrap();
+        let js = jetstream::new(client.clone());
+        eprintln!("{label}: raw consume…");
+        let consume = raw_consume(&js, n, &format!("bench-raw-{label}")).await;
+        eprintln!("{label}: folding…");
+        let (rate, size) = fold(
+            &client,
+            &scratch.path().join(format!("projector-{label}.sled")),
+            n,
+            &format!("bench-fold-{label}"),
+        )
+        .await;
+        disk = size;
+        measured.push((consume, rate));
     }
-    let fold = n as f64 / start.elapsed().as_secs_f64();
-    trigger.fire();
-    task.await.unwrap();
-    let disk = store.size_on_disk().unwrap();
+    let [(consume_lazy, fold_lazy), (consume_always, fold_always)] = measured[..] else {
+        unreachable!("two settings measured")
+    };
+    let version = prolo_bus::local_server::checked_nats_server()
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
 
-    let slower = consume.min(sled_rate);
+    let slower_lazy = consume_lazy.min(sled_rate);
+    let slower_always = consume_always.min(sled_rate);
     println!(
-        "fold benchmark: {n} events, {patients} patients, mean event {event_size} bytes in the stream"
+        "fold benchmark: {n} events, {patients} patients, mean event {event_size} bytes in the stream, nats-server {version}"
     );
     println!();
-    println!("| path | events/s | vs slower raw limit |");
-    println!("|---|---|---|");
-    println!("| publish (setup, 512 acks in flight, Nats-Msg-Id) | {publish_rate:.0} | |");
     println!(
-        "| raw JetStream pull consume, AckAll per 1,000 | {consume:.0} | {:.2} |",
-        consume / slower
+        "| path | default fsync (2 min), events/s | vs slower raw limit | sync_interval: always, events/s | vs slower raw limit (always) |"
+    );
+    println!("|---|---|---|---|---|");
+    println!("| publish (setup, 512 acks in flight, Nats-Msg-Id) | {publish_rate:.0} | | | |");
+    println!(
+        "| raw JetStream pull consume, AckAll per 1,000 | {consume_lazy:.0} | {:.2} | {consume_always:.0} | {:.2} |",
+        consume_lazy / slower_lazy,
+        consume_always / slower_always
     );
     println!(
-        "| raw sled apply_batch of 1,000 ({event_size} B values) | {sled_rate:.0} | {:.2} |",
-        sled_rate / slower
+        "| raw sled apply_batch of 1,000 ({event_size} B values) | {sled_rate:.0} | {:.2} | (same) | {:.2} |",
+        sled_rate / slower_lazy,
+        sled_rate / slower_always
     );
     println!(
-        "| raw sled apply_batch of 1,000 + flush each batch | {sled_flushed:.0} | {:.2} |",
-        sled_flushed / slower
+        "| raw sled apply_batch of 1,000 + flush each batch | {sled_flushed:.0} | {:.2} | (same) | {:.2} |",
+        sled_flushed / slower_lazy,
+        sled_flushed / slower_always
     );
     println!(
-        "| projector fold (decode, validate, chain, indexes, summaries, commit+flush, ack) | {fold:.0} | {:.2} |",
-        fold / slower
+        "| projector fold (decode, validate, chain, indexes, summaries, findings, commit+flush, ack) | {fold_lazy:.0} | {:.2} | {fold_always:.0} | {:.2} |",
+        fold_lazy / slower_lazy,
+        fold_always / slower_always
     );
     println!();
     println!(
