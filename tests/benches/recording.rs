@@ -73,7 +73,7 @@ async fn service_path(client: &async_nats::Client, n: usize, clients: usize) -> 
     for c in 0..clients {
         let client = client.clone();
         let body = body.clone();
-        let subject = command.subject();
+        let subject = command.subject("riverside");
         let share = n / clients + usize::from(c < n % clients);
         tasks.spawn(async move {
             let mut worst = Duration::ZERO;

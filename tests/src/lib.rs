@@ -385,7 +385,8 @@ pub async fn record_ok(
         panic!("no command records {event_type}");
     };
     let body = serde_json::to_vec(request).unwrap_or_default();
-    let reply = match client.request(command.subject(), body.into()).await {
+    let clinic = request["clinic_id"].as_str().unwrap_or_default();
+    let reply = match client.request(command.subject(clinic), body.into()).await {
         Ok(reply) => reply,
         Err(e) => panic!("{event_type}: request failed: {e}"),
     };

@@ -27,7 +27,8 @@ const USERS: &[&str] = &[
     "CORRECTIONS",
     "PROJECTOR",
     "AUDIT_API",
-    "EHR",
+    "EHR_RIVERSIDE",
+    "EHR_NORTHSIDE",
     "READER",
     "ADMIN",
 ];
@@ -75,7 +76,8 @@ async fn watched(url: &str) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let seen = errors.clone();
     let (user, password) = prolo_bus::connect::credentials(url).unwrap();
-    let client = async_nats::ConnectOptions::with_user_and_password(user, password)
+    let client = async_nats::ConnectOptions::with_user_and_password(user.clone(), password)
+        .custom_inbox_prefix(prolo_bus::connect::inbox_prefix(&user))
         .event_callback(move |event| {
             let seen = seen.clone();
             async move {
@@ -118,7 +120,22 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         Default::default(),
         shutdown,
     ));
-    let ehr = prolo_bus::connect(&url_as(&nats, "EHR"), "ehr")
+    let admin_client = prolo_bus::connect(&url_as(&nats, "ADMIN"), "admin")
+        .await
+        .unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while admin_client
+        .request("$SRV.PING.consent", "".into())
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "consent never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ehr = prolo_bus::connect(&url_as(&nats, "EHR_RIVERSIDE"), "ehr")
         .await
         .unwrap();
     let reader = prolo_bus::connect(&url_as(&nats, "READER"), "reader")
@@ -197,7 +214,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         .await
         .unwrap();
     reader_raw
-        .publish("prolo.cmd.consent.give", "{}".into())
+        .publish("prolo.cmd.riverside.consent.give", "{}".into())
         .await
         .unwrap();
     reader_raw.flush().await.ok();
@@ -217,6 +234,85 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         stream_messages(&admin).await,
         1,
         "nothing but the recorded consent is stored"
+    );
+    drop(admin_client);
+
+    // An idempotency key works under the consent service's permissions
+    // (its claims bucket), and a retry is the same event.
+    let mut keyed = example_request("consent.given");
+    keyed["idempotency_key"] = "deploy-form-1".into();
+    let first = record_ok(&ehr, EventType::ConsentGiven, &keyed).await;
+    let again = record_ok(&ehr, EventType::ConsentGiven, &keyed).await;
+    assert_eq!((again.event_id, again.duplicate), (first.event_id, true));
+    assert_eq!(stream_messages(&admin).await, 2);
+
+    // The riverside EHR cannot send northside's commands, and a riverside
+    // command naming northside is refused by the service.
+    let (ehr_raw, ehr_errors) = watched(&url_as(&nats, "EHR_RIVERSIDE")).await;
+    let mut northside = example_request("consent.given");
+    northside["clinic_id"] = "northside".into();
+    let body = bytes::Bytes::from(serde_json::to_vec(&northside).unwrap());
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        ehr_raw.request("prolo.cmd.northside.consent.give", body.clone()),
+    )
+    .await;
+    assert!(!matches!(refused, Ok(Ok(_))), "{refused:?}");
+    let reply = ehr_raw
+        .request("prolo.cmd.riverside.consent.give", body)
+        .await
+        .unwrap();
+    let error: prolo_recorder::reply::ErrorReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(error.error.problems[0].path, "clinic_id");
+    assert!(
+        ehr_errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.contains("Permissions Violation for Publish to \"prolo.cmd.northside")),
+        "{:?}",
+        ehr_errors.lock().unwrap()
+    );
+    assert_eq!(stream_messages(&admin).await, 2);
+
+    // Nobody but admin reads _INBOX.>, or another user's inbox.
+    for user in USERS.iter().filter(|u| **u != "ADMIN") {
+        let (client, errors) = watched(&url_as(&nats, user)).await;
+        let _everyone = client.subscribe("_INBOX.>").await.unwrap();
+        let _consents = client.subscribe("_INBOX_consent.>").await.unwrap();
+        client.flush().await.ok();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let denied = errors
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.contains("Permissions Violation for Subscription"))
+            .count();
+        let expected = if *user == "CONSENT" { 1 } else { 2 };
+        assert_eq!(denied, expected, "{user}: {:?}", errors.lock().unwrap());
+    }
+
+    // Only the projector publishes findings, signals and checkpoints.
+    let (api_raw, api_errors) = watched(&url_as(&nats, "AUDIT_API")).await;
+    for subject in [
+        "prolo.finding.riverside.x.raised",
+        "prolo.signal.riverside.raised",
+        "prolo.chain.checkpoint",
+    ] {
+        api_raw.publish(subject, "{}".into()).await.unwrap();
+    }
+    api_raw.flush().await.ok();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        api_errors
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.contains("Permissions Violation for Publish"))
+            .count(),
+        3,
+        "{:?}",
+        api_errors.lock().unwrap()
     );
 
     // The projector's credentials suffice to consume the stream.
@@ -287,8 +383,11 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_no_acknowledged_event() {
     let (_, command) = prolo_recorder::command_for(EventType::InjectionGiven).unwrap();
     let mut callers = tokio::task::JoinSet::new();
     for c in 0..8 {
-        let (client, acknowledged, subject) =
-            (client.clone(), acknowledged.clone(), command.subject());
+        let (client, acknowledged, subject) = (
+            client.clone(),
+            acknowledged.clone(),
+            command.subject("riverside"),
+        );
         callers.spawn(async move {
             for i in (c..REQUESTS).step_by(8) {
                 let mut request = example_request("injection.given");

@@ -21,8 +21,19 @@ async fn record(
     body: Vec<u8>,
 ) -> Result<Recorded, ErrorReply> {
     let (_, command) = command_for(event_type).unwrap();
+    // The clinic the body names (riverside when it names none usable, as
+    // malformed ones may: the service then refuses the body's clinic first).
+    let clinic = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["clinic_id"].as_str().map(str::to_owned))
+        .filter(|c| {
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        })
+        .unwrap_or_else(|| "riverside".into());
     let reply = client
-        .request(command.subject(), body.into())
+        .request(command.subject(&clinic), body.into())
         .await
         .unwrap();
     let is_error = reply.headers.as_ref().is_some_and(|h| {
@@ -116,6 +127,162 @@ async fn a_request_retried_with_the_same_idempotency_key_is_stored_once() {
         assert!(again.duplicate);
     }
     assert_eq!(stream_messages(&jetstream::new(client)).await, 1);
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_key_with_other_content_is_refused_and_the_first_record_stays() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let mut first = example_request("consent.given");
+    first["patient_id"] = "P-9001".into();
+    first["idempotency_key"] = "consent-form-77".into();
+    let mut second = first.clone();
+    second["patient_id"] = "P-9002".into();
+
+    let stored = record(
+        &client,
+        EventType::ConsentGiven,
+        serde_json::to_vec(&first).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!stored.duplicate);
+    assert_eq!(
+        stored.subject,
+        "clinic.riverside.patient.P-9001.consent.given"
+    );
+    let refused = record(
+        &client,
+        EventType::ConsentGiven,
+        serde_json::to_vec(&second).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.error.code, "idempotency_conflict");
+    assert_eq!(refused.error.status, 409);
+    assert!(
+        refused.error.message.contains(&stored.event_id.to_string()),
+        "{}",
+        refused.error.message
+    );
+    assert_eq!(refused.error.problems[0].path, "idempotency_key");
+    // The same key on another command is another request too.
+    let mut withdrawal = example_request("consent.withdrawn");
+    withdrawal["idempotency_key"] = "consent-form-77".into();
+    let refused = record(
+        &client,
+        EventType::ConsentWithdrawn,
+        serde_json::to_vec(&withdrawal).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.error.code, "idempotency_conflict");
+
+    // Nothing was published; the first record is as it was.
+    assert_eq!(stream_messages(&js).await, 1);
+    let message = js
+        .get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .get_raw_message(stored.stream_seq)
+        .await
+        .unwrap();
+    let event = Envelope::from_json(&message.payload).unwrap();
+    assert_eq!(event.event_id, stored.event_id);
+    assert_eq!(event.patient_id.unwrap().to_string(), "P-9001");
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_request_after_the_duplicate_window_is_still_the_same_event() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let mut request = example_request("injection.given");
+    request["idempotency_key"] = "ehr-order-9911-line-1".into();
+    let first = record(
+        &client,
+        EventType::InjectionGiven,
+        serde_json::to_vec(&request).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // Shorten the broker's duplicate window and let it pass.
+    let mut config = js
+        .get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    config.duplicate_window = Duration::from_millis(100);
+    js.update_stream(config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The retry, formatted differently, is still the same event.
+    let again = record(
+        &client,
+        EventType::InjectionGiven,
+        serde_json::to_vec_pretty(&request).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.event_id, first.event_id);
+    assert_eq!(again.stream_seq, first.stream_seq);
+    assert_eq!(again.subject, first.subject);
+    assert!(again.duplicate);
+    assert_eq!(stream_messages(&js).await, 1);
+
+    // The broker alone would have stored it again: its window had passed.
+    let ack = js
+        .send_publish(
+            first.subject.clone(),
+            async_nats::jetstream::message::PublishMessage::build()
+                .payload("probe".into())
+                .message_id(first.event_id.to_string()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(!ack.duplicate, "the broker's window had not passed");
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_naming_another_clinic_than_its_subject_is_refused() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let (_, command) = command_for(EventType::InjectionGiven).unwrap();
+    let mut request = example_request("injection.given");
+    request["clinic_id"] = "northside".into();
+    let reply = client
+        .request(
+            command.subject("riverside"),
+            serde_json::to_vec(&request).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let error: ErrorReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(error.error.code, "invalid_request");
+    assert_eq!(error.error.problems[0].path, "clinic_id");
+    assert!(
+        error
+            .error
+            .message
+            .contains("prolo.cmd.riverside.injection.give"),
+        "{}",
+        error.error.message
+    );
+    assert_eq!(stream_messages(&jetstream::new(client)).await, 0);
     recorders.stop().await;
 }
 
@@ -435,7 +602,7 @@ async fn a_broker_sigkill_during_1000_requests_loses_and_duplicates_nothing_ackn
     for c in 0..CLIENTS {
         let client = client.clone();
         let succeeded = succeeded.clone();
-        let subject = command.subject();
+        let subject = command.subject("riverside");
         clients.spawn(async move {
             for i in (c..REQUESTS).step_by(CLIENTS) {
                 let mut request = example_request("injection.given");

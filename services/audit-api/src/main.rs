@@ -36,6 +36,10 @@ struct Args {
     /// The API's own read-model database.
     #[arg(long, env = "PROLO_API_DB", default_value = "data/audit-api.sled")]
     db: PathBuf,
+    /// Publish findings, signals and chain checkpoints from this fold (only
+    /// when no `prolo-projector` runs: exactly one fold may publish them).
+    #[arg(long, env = "PROLO_PUBLISH_DERIVED", default_value_t = false)]
+    publish_derived: bool,
     /// sled cache, MiB.
     #[arg(long, env = "PROLO_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
@@ -58,6 +62,9 @@ async fn main() -> anyhow::Result<()> {
         cache_bytes: args.cache_mb * 1024 * 1024,
         projector: ProjectorSettings {
             consumer: "audit-api".into(),
+            // By default `prolo-projector` publishes findings, signals and
+            // checkpoints; exactly one fold of a deployment may.
+            publish_derived: args.publish_derived,
             ..ProjectorSettings::default()
         },
         broker: Some(broker),

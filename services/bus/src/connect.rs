@@ -9,7 +9,9 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// `url` may list several servers separated by commas (a cluster's nodes):
 /// the client fails over between them. A `user:password@` in the first URL
 /// authenticates the connection (this client version does not read it from
-/// the URL by itself).
+/// the URL by itself), and its replies then come to the user's own inbox
+/// prefix, [`inbox_prefix`]: a user may subscribe only to its own inbox, never
+/// to `_INBOX.>`, where it would receive what is delivered to others.
 ///
 /// The client reconnects forever: a service outlives broker restarts, and
 /// requests made while the broker is away fail with "not stored, retry"
@@ -22,7 +24,9 @@ pub async fn connect(
     let urls: Vec<&str> = url.split(',').map(str::trim).collect();
     let mut options = async_nats::ConnectOptions::new();
     if let Some((user, password)) = credentials(urls[0]) {
-        options = options.user_and_password(user, password);
+        options = options
+            .custom_inbox_prefix(inbox_prefix(&user))
+            .user_and_password(user, password);
     }
     options
         .name(name)
@@ -43,6 +47,12 @@ pub async fn connect(
         })
         .connect(urls)
         .await
+}
+
+/// The inbox prefix of `user`: `_INBOX_<user>` (its replies arrive on
+/// `_INBOX_<user>.…`, which `deploy/nats/auth.conf` lets only that user read).
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
 }
 
 /// The `user:password` of a `nats://user:password@host:port` URL.

@@ -97,7 +97,7 @@ impl Recorder<'_> {
             request["correlation_id"] = format!("demo-{patient}").into();
         }
         let body = serde_json::to_vec(&request)?;
-        let reply = client_request(self.client, command.subject(), body).await?;
+        let reply = client_request(self.client, command.subject(&self.clinic), body).await?;
         if reply.headers.is_some() {
             bail!(
                 "{event_type} refused: {}",

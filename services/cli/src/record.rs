@@ -51,7 +51,12 @@ pub async fn run(nats_url: &str, args: RecordArgs) -> Result<()> {
     let client = prolo_bus::connect(nats_url, "prolo-audit-cli")
         .await
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
-    let request = client.request(command.subject(), body.into());
+    let clinic = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|request| request["clinic_id"].as_str().map(str::to_owned))
+        .context("the request names no clinic_id (it goes to that clinic's command subject)")?;
+    let subject = command.subject(&clinic);
+    let request = client.request(subject.clone(), body.into());
     let reply = tokio::time::timeout(Duration::from_secs(args.timeout), request)
         .await
         .with_context(|| {
@@ -64,9 +69,9 @@ pub async fn run(nats_url: &str, args: RecordArgs) -> Result<()> {
             async_nats::RequestErrorKind::NoResponders => anyhow::anyhow!(
                 "no {} service is answering {}: is it running?",
                 service.name,
-                command.subject()
+                subject
             ),
-            _ => anyhow::anyhow!("request to {} failed: {e}", command.subject()),
+            _ => anyhow::anyhow!("request to {subject} failed: {e}"),
         })?;
     let failed = reply.headers.as_ref().is_some_and(|h| {
         h.get(async_nats::service::NATS_SERVICE_ERROR_CODE)

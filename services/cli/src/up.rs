@@ -113,6 +113,8 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         cache_bytes: 256 << 20,
         projector: ProjectorSettings {
             consumer: "audit-api".into(),
+            // The only fold `up` runs: it publishes findings, signals and checkpoints.
+            publish_derived: true,
             ..ProjectorSettings::default()
         },
         broker: Some(broker),

@@ -40,6 +40,13 @@ pub enum Rule {
     AxialSiteByPalpationOnly,
     /// A serious adverse event recorded long after its onset.
     SeriousEventReportedLate,
+    /// An update, correction or entered-in-error mark whose target is
+    /// another patient's or clinic's event, of another type than declared,
+    /// or an access record: it changed nothing there.
+    ReferenceOutsidePatient,
+    /// An event whose `recorded_at` differs from the stream's own time by
+    /// more than the bound: the stream's time is used.
+    RecordedAtMismatch,
 }
 
 impl Rule {
@@ -56,6 +63,8 @@ impl Rule {
         Rule::ExpiredOrRecalledLot,
         Rule::AxialSiteByPalpationOnly,
         Rule::SeriousEventReportedLate,
+        Rule::ReferenceOutsidePatient,
+        Rule::RecordedAtMismatch,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -66,9 +75,11 @@ impl Rule {
     /// How much it matters.
     pub fn severity(self) -> Severity {
         match self {
-            Rule::NoActiveConsent | Rule::ExpiredOrRecalledLot | Rule::AdverseEventLinkInvalid => {
-                Severity::High
-            }
+            Rule::NoActiveConsent
+            | Rule::ExpiredOrRecalledLot
+            | Rule::AdverseEventLinkInvalid
+            | Rule::ReferenceOutsidePatient => Severity::High,
+            Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::NoValidCredential
             | Rule::AxialSiteByPalpationOnly

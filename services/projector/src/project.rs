@@ -49,6 +49,11 @@ pub struct ProjectorSettings {
     pub consumer: String,
     /// Thresholds of the findings and signals.
     pub findings: FindingSettings,
+    /// Whether this fold publishes findings, signals and chain checkpoints.
+    /// Exactly one fold of a deployment does (the projector); every other
+    /// fold (the audit API's) keeps them in its read models only, so that
+    /// subscribers get each once.
+    pub publish_derived: bool,
 }
 
 impl Default for ProjectorSettings {
@@ -59,6 +64,7 @@ impl Default for ProjectorSettings {
             checkpoint_every: 10_000,
             consumer: CONSUMER.to_owned(),
             findings: FindingSettings::default(),
+            publish_derived: true,
         }
     }
 }
@@ -279,7 +285,12 @@ pub async fn run(
         }
         // Findings and signals go out once their batch is committed; they are
         // derived, so a lost notification is still in the read models.
-        for notification in &report.notifications {
+        let notifications = if settings.publish_derived {
+            &report.notifications[..]
+        } else {
+            &[]
+        };
+        for notification in notifications {
             if let Err(e) = client
                 .publish(
                     notification.subject.clone(),
@@ -294,7 +305,7 @@ pub async fn run(
             && report.applied_seq / settings.checkpoint_every > before / settings.checkpoint_every
         {
             publish_checkpoint(
-                &client,
+                settings.publish_derived.then_some(&client),
                 &store,
                 report.applied_seq / settings.checkpoint_every * settings.checkpoint_every,
             )
@@ -333,9 +344,10 @@ async fn fill_gap(
     Ok(out)
 }
 
-/// Publishes the chain head at `seq` on [`CHECKPOINT_SUBJECT`].
+/// Keeps the chain head at `seq` as the last checkpoint, and publishes it on
+/// [`CHECKPOINT_SUBJECT`] when given a client.
 async fn publish_checkpoint(
-    client: &async_nats::Client,
+    client: Option<&async_nats::Client>,
     store: &Store,
     seq: u64,
 ) -> Result<(), ProjectorError> {
@@ -347,7 +359,9 @@ async fn publish_checkpoint(
         hash: chain::hex(&hash),
     };
     let body = serde_json::to_vec(&checkpoint).unwrap_or_default();
-    if let Err(e) = client.publish(CHECKPOINT_SUBJECT, body.into()).await {
+    if let Some(client) = client
+        && let Err(e) = client.publish(CHECKPOINT_SUBJECT, body.into()).await
+    {
         tracing::warn!(error = %e, seq, "checkpoint not published");
     }
     store.status_put("last_checkpoint", &(checkpoint.seq, checkpoint.hash))?;

@@ -82,7 +82,15 @@ async fn sigkill_at_five_random_points_gives_the_same_database_as_a_rebuild() {
     let mut projector = spawn_projector(&nats.url(), &db);
     let mut kills = Vec::new();
     for _ in 0..5 {
-        tokio::time::sleep(random_delay(300, 1200)).await;
+        // Kill only once this run of the projector has acknowledged
+        // something new (a slow start on a busy machine would otherwise
+        // make a kill fall before any work), then at a random point.
+        let before = kills.last().copied().unwrap_or(0);
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        while ack_floor(&js).await <= before && tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(random_delay(100, 700)).await;
         projector.kill().unwrap();
         projector.wait().unwrap();
         kills.push(ack_floor(&js).await);

@@ -576,3 +576,148 @@ async fn an_infection_cluster_on_one_lot_raises_a_signal_for_that_lot_only() {
         "measured against the whole clinic"
     );
 }
+
+/// An `adverse_event.updated` filed under `patient` for `adverse_event`.
+fn update_of(adverse_event: Uuid, patient: &str) -> Envelope {
+    let mut e = example("adverse_event.updated");
+    e.patient_id = Some(patient.parse().unwrap());
+    if let Payload::AdverseEventUpdated(p) = &mut e.payload {
+        p.adverse_event_id = adverse_event;
+    }
+    e
+}
+
+#[tokio::test]
+async fn an_update_filed_under_another_patient_changes_nothing_and_raises_a_finding() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let injection = trail.add(&example("injection.given")).await;
+    let mut infection = example("adverse_event.reported");
+    if let Payload::AdverseEventReported(p) = &mut infection.payload {
+        p.linked_injection.as_mut().unwrap().event_id = injection;
+    }
+    let infection_id = trail.add(&infection).await;
+    let forged = trail.add(&update_of(infection_id, "P-2000")).await;
+
+    let state: prolo_projector::model::AdverseEventState = trail
+        .store
+        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "open", "the other patient's update closed it");
+    assert!(state.updates.is_empty());
+    let findings = trail.findings(Rule::ReferenceOutsidePatient);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].evidence, vec![forged, infection_id]);
+    assert_eq!(findings[0].patient_id.as_deref(), Some("P-2000"));
+    assert!(
+        findings[0].detail.contains("P-1042"),
+        "{}",
+        findings[0].detail
+    );
+    // The real patient's own update still closes it.
+    trail.add(&update_of(infection_id, "P-1042")).await;
+    let state: prolo_projector::model::AdverseEventState = trail
+        .store
+        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "closed");
+    assert_eq!(trail.findings(Rule::ReferenceOutsidePatient).len(), 1);
+}
+
+/// A `record.entered_in_error` for `target`, declared as `declared`, filed
+/// in `clinic` for `patient`.
+fn void(target: Uuid, declared: prolo_schemas::EventType, clinic: &str, patient: &str) -> Envelope {
+    let mut e = example("record.entered_in_error");
+    e.clinic_id = clinic.parse().unwrap();
+    e.patient_id = Some(patient.parse().unwrap());
+    if let Payload::RecordEnteredInError(p) = &mut e.payload {
+        p.target.event_id = target;
+        p.target.event_type = declared;
+    }
+    e
+}
+
+fn marks(trail: &Trail, target: &Uuid) -> usize {
+    trail
+        .store
+        .get::<prolo_projector::model::Marks>(&keys::by_uuid(keys::MARKS, target))
+        .unwrap()
+        .map_or(0, |m| m.marks.len())
+}
+
+#[tokio::test]
+async fn an_access_record_another_clinics_event_or_a_mistyped_target_cannot_be_voided() {
+    use prolo_schemas::EventType;
+    let mut trail = Trail::new();
+    let read = trail.add(&example("access.recorded")).await;
+    let adjunct = trail.add(&example("adjunct_therapy.recommended")).await;
+
+    // An access record, declared as something else.
+    trail
+        .add(&void(
+            read,
+            EventType::AdjunctTherapyRecommended,
+            "riverside",
+            "P-1042",
+        ))
+        .await;
+    // Another clinic's event.
+    trail
+        .add(&void(
+            adjunct,
+            EventType::AdjunctTherapyRecommended,
+            "northside",
+            "P-1042",
+        ))
+        .await;
+    // Another patient's event.
+    trail
+        .add(&void(
+            adjunct,
+            EventType::AdjunctTherapyRecommended,
+            "riverside",
+            "P-2000",
+        ))
+        .await;
+    // The right patient and clinic, the wrong declared type.
+    trail
+        .add(&void(
+            adjunct,
+            EventType::ImagingRecorded,
+            "riverside",
+            "P-1042",
+        ))
+        .await;
+    assert_eq!(marks(&trail, &read), 0);
+    assert_eq!(marks(&trail, &adjunct), 0);
+    let details: Vec<String> = trail
+        .findings(Rule::ReferenceOutsidePatient)
+        .into_iter()
+        .map(|f| f.detail)
+        .collect();
+    assert_eq!(details.len(), 4, "{details:#?}");
+    for expected in [
+        "access record",
+        "clinic northside",
+        "patient P-1042",
+        "is a adjunct_therapy.recommended",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(expected)),
+            "{expected}: {details:#?}"
+        );
+    }
+    // The right target, properly declared, is marked.
+    trail
+        .add(&void(
+            adjunct,
+            EventType::AdjunctTherapyRecommended,
+            "riverside",
+            "P-1042",
+        ))
+        .await;
+    assert_eq!(marks(&trail, &adjunct), 1);
+    assert_eq!(trail.findings(Rule::ReferenceOutsidePatient).len(), 4);
+}

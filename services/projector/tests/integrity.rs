@@ -158,3 +158,63 @@ async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
     );
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let projector = Projector::start(&nats.url(), db.path()).await;
+
+    let injection = record_ok(
+        &client,
+        EventType::InjectionGiven,
+        &example_request("injection.given"),
+    )
+    .await;
+    let mut report = example_request("adverse_event.reported");
+    report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
+    let infection = record_ok(&client, EventType::AdverseEventReported, &report).await;
+    // Recorded through the safety service for patient P-2000, naming P-1042's infection.
+    let mut forged = example_request("adverse_event.updated");
+    forged["patient_id"] = "P-2000".into();
+    forged["payload"]["adverse_event_id"] = infection.event_id.to_string().into();
+    let update = record_ok(&client, EventType::AdverseEventUpdated, &forged).await;
+    projector.caught_up(&js).await;
+    let store = projector.stop().await;
+
+    let state: prolo_projector::model::AdverseEventState = store
+        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection.event_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "open");
+    assert!(state.updates.is_empty());
+    let findings: Vec<prolo_projector::findings::Finding> = store
+        .model()
+        .scan_prefix(keys::FINDING)
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            prolo_projector::store::decode(&k, &v).unwrap()
+        })
+        .filter(|f: &prolo_projector::findings::Finding| {
+            f.rule == prolo_projector::findings::Rule::ReferenceOutsidePatient
+        })
+        .collect();
+    assert_eq!(findings.len(), 1);
+    assert_eq!(
+        findings[0].evidence,
+        vec![update.event_id, infection.event_id]
+    );
+    // The update is kept in the trail, in the filer's history.
+    let p2000: Vec<u64> = store
+        .seqs(&keys::index_prefix(
+            keys::BY_PATIENT,
+            &[b"riverside", b"P-2000"],
+        ))
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(p2000, vec![update.stream_seq]);
+    recorders.stop().await;
+}

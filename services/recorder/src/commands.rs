@@ -2,7 +2,9 @@
 //!
 //! One table: the services, the CLI and the deploy permissions all read it.
 //! Command subjects live under `prolo.cmd.`, outside the stream's
-//! `clinic.>`, so a request is never itself stored as an event.
+//! `clinic.>`, so a request is never itself stored as an event, and carry the
+//! clinic (`prolo.cmd.<clinic>.<verb>`), so that NATS permissions can limit a
+//! clinic's systems to their own clinic.
 
 use prolo_schemas::EventType;
 
@@ -23,16 +25,21 @@ pub struct ServiceSpec {
 /// One command: the subject suffix and the event type it records.
 #[derive(Debug, Clone, Copy)]
 pub struct Command {
-    /// Suffix after `prolo.cmd.`, e.g. `injection.give`.
+    /// Suffix after `prolo.cmd.<clinic>.`, e.g. `injection.give`.
     pub verb: &'static str,
     /// What a successful request records.
     pub event_type: EventType,
 }
 
 impl Command {
-    /// The full subject, e.g. `prolo.cmd.injection.give`.
-    pub fn subject(&self) -> String {
-        format!("{COMMAND_PREFIX}.{}", self.verb)
+    /// The subject for `clinic`, e.g. `prolo.cmd.riverside.injection.give`.
+    pub fn subject(&self, clinic: &str) -> String {
+        format!("{COMMAND_PREFIX}.{clinic}.{}", self.verb)
+    }
+
+    /// What the service listens on below `prolo.cmd`: every clinic's.
+    pub fn endpoint_subject(&self) -> String {
+        format!("*.{}", self.verb)
     }
 
     /// Endpoint name for the services API (no dots allowed there).
@@ -124,6 +131,16 @@ pub const ALL_SERVICES: &[ServiceSpec] = &[
     CORRECTIONS,
 ];
 
+/// The clinic a command subject is sent for (`prolo.cmd.<clinic>.…`).
+pub fn clinic_of(subject: &str) -> Option<&str> {
+    subject
+        .strip_prefix(COMMAND_PREFIX)?
+        .strip_prefix('.')?
+        .split('.')
+        .next()
+        .filter(|clinic| !clinic.is_empty())
+}
+
 /// The command that records `event_type`.
 pub fn command_for(event_type: EventType) -> Option<(&'static ServiceSpec, &'static Command)> {
     ALL_SERVICES.iter().find_map(|service| {
@@ -154,7 +171,17 @@ mod tests {
     #[test]
     fn command_subjects_are_outside_the_stream() {
         for (_, command) in EventType::ALL.iter().filter_map(|t| command_for(*t)) {
-            assert!(!command.subject().starts_with("clinic."));
+            assert!(!command.subject("riverside").starts_with("clinic."));
         }
+    }
+
+    #[test]
+    fn the_clinic_is_read_back_from_the_subject() {
+        let (_, command) = command_for(EventType::InjectionGiven).unwrap_or_else(|| panic!());
+        let subject = command.subject("riverside");
+        assert_eq!(subject, "prolo.cmd.riverside.injection.give");
+        assert_eq!(clinic_of(&subject), Some("riverside"));
+        assert_eq!(clinic_of("prolo.cmd"), None);
+        assert_eq!(clinic_of("other.cmd.riverside.x"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The recording services.
 //!
 //! Clinic systems record what happened by sending a request to a command
-//! subject (`prolo.cmd.<verb>`). The service validates it with the schemas
+//! subject (`prolo.cmd.<clinic>.<verb>`). The service validates it with the schemas
 //! crate, stamps it (event id, recorded_at, source), publishes it to
 //! JetStream with `Nats-Msg-Id` = event id, and replies
 //! `{event_id, stream_seq, subject}` only once JetStream acknowledged it.
@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod idempotency;
 pub mod reply;
 pub mod request;
 pub mod server;

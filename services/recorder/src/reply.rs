@@ -19,8 +19,8 @@ pub struct ErrorReply {
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Stable: `invalid_request`, `request_too_large`, `not_stored_retry`,
-    /// `unknown_command`, `internal`.
+    /// Stable: `invalid_request`, `request_too_large`,
+    /// `idempotency_conflict`, `not_stored_retry`, `unknown_command`, `internal`.
     pub code: String,
     /// HTTP-like status, also in `Nats-Service-Error-Code`.
     pub status: u16,
@@ -53,6 +53,23 @@ impl ErrorReply {
                 message: err.to_string(),
                 event_type: err.event_type.clone(),
                 problems: err.problems,
+            },
+        }
+    }
+
+    /// The idempotency key is bound to another request: 409, nothing published.
+    pub fn idempotency_conflict(event_type: &str, event_id: uuid::Uuid, message: String) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "idempotency_conflict".into(),
+                status: 409,
+                message,
+                event_type: Some(event_type.to_owned()),
+                problems: vec![Problem {
+                    path: "idempotency_key".into(),
+                    code: prolo_schemas::ProblemCode::Inconsistent,
+                    message: format!("already used for event {event_id} with other content"),
+                }],
             },
         }
     }

@@ -80,6 +80,29 @@ pub fn parse(event_type: EventType, body: &[u8]) -> Result<RecordRequest, Contra
     Ok(request)
 }
 
+/// Refuses a request whose body names another clinic than the command
+/// subject it was sent on: permissions are granted per subject, so the
+/// subject's clinic is the one the caller may record for.
+pub fn check_clinic(
+    event_type: EventType,
+    request: &RecordRequest,
+    subject: &str,
+) -> Result<(), ContractError> {
+    let sent_for = crate::commands::clinic_of(subject).unwrap_or("");
+    if sent_for == request.clinic_id.as_str() {
+        return Ok(());
+    }
+    Err(ContractError::single(
+        Some(event_type.as_str().to_owned()),
+        "clinic_id",
+        ProblemCode::Inconsistent,
+        format!(
+            "the request names clinic {:?} but was sent on {subject} (clinic {sent_for:?})",
+            request.clinic_id.as_str()
+        ),
+    ))
+}
+
 /// Stamps a request into an event: `event_id`, `recorded_at`, `source`.
 ///
 /// With an idempotency key the event id is derived from it, so that a retry

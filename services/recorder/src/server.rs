@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::{
     commands::{COMMAND_PREFIX, ServiceSpec},
+    idempotency::{ClaimError, Claimed, Claims, request_sha256},
     reply::ErrorReply,
     request,
 };
@@ -61,7 +62,23 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let js = jetstream::new(client.clone());
-    ensure_stream(&js, &settings.stream).await?;
+    let mut stream = ensure_stream(&js, &settings.stream).await?;
+    let replicas = stream
+        .info()
+        .await
+        .map(|info| info.config.num_replicas)
+        .unwrap_or(settings.stream.replicas);
+    let claims = Claims::new(js.clone(), replicas);
+    // Opened in the background: a bucket not ready yet (a cluster still
+    // electing) must not keep the service from answering unkeyed requests.
+    tokio::spawn({
+        let claims = claims.clone();
+        async move {
+            if let Err(e) = claims.ready().await {
+                tracing::warn!(error = %e, "idempotency keys not available yet; keyed requests are answered \"not stored, retry\" until they are");
+            }
+        }
+    });
     let publisher = Publisher::new(js, settings.publish_deadline);
 
     let service = client
@@ -76,7 +93,7 @@ pub async fn serve(
         let endpoint = group
             .endpoint_builder()
             .name(command.endpoint_name())
-            .add(command.verb)
+            .add(command.endpoint_subject())
             .await
             .map_err(|e| ServeError::Register(spec.name, e.to_string()))?;
         endpoints.push(endpoint.map(move |request| (command.event_type, request)));
@@ -104,8 +121,9 @@ pub async fn serve(
             break;
         };
         let publisher = publisher.clone();
+        let claims = claims.clone();
         in_flight.spawn(async move {
-            handle(spec.name, &publisher, event_type, request).await;
+            handle(spec.name, &publisher, &claims, event_type, request).await;
             drop(permit);
         });
         // Reap finished tasks so the set does not grow without bound.
@@ -124,17 +142,22 @@ pub async fn serve(
     Ok(())
 }
 
-/// Handles one request: parse, stamp, publish, reply.
+/// Handles one request: parse, stamp, claim its idempotency key (if any),
+/// publish, reply.
 async fn handle(
     source: &str,
     publisher: &Publisher,
+    claims: &Claims,
     event_type: EventType,
     request: async_nats::service::Request,
 ) {
     let outcome = async {
-        let parsed =
-            request::parse(event_type, &request.message.payload).map_err(ErrorReply::invalid)?;
-        let envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
+        let body = &request.message.payload;
+        let parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
+        request::check_clinic(event_type, &parsed, &request.message.subject)
+            .map_err(ErrorReply::invalid)?;
+        let key = parsed.idempotency_key.clone();
+        let mut envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
             .map_err(ErrorReply::invalid)?;
         let span = tracing::info_span!(
             "record",
@@ -142,16 +165,38 @@ async fn handle(
             event_id = %envelope.event_id,
             correlation_id = %envelope.correlation_id,
         );
-        publisher
-            .publish(&envelope)
-            .instrument(span)
+        let Some(key) = key else {
+            return publish(publisher, event_type, &envelope)
+                .instrument(span)
+                .await;
+        };
+        let digest = request_sha256(event_type, body);
+        let claimed = claims
+            .claim(&envelope.clinic_id, &key, &digest, envelope.event_id)
+            .instrument(span.clone())
             .await
             .map_err(|err| match err {
-                PublishError::Invalid(err) => ErrorReply::invalid(err),
-                PublishError::NotStored(message) => {
+                ClaimError::Conflict { event_id } => {
+                    ErrorReply::idempotency_conflict(event_type.as_str(), event_id, err.to_string())
+                }
+                ClaimError::Unavailable(message) => {
                     ErrorReply::not_stored(event_type.as_str(), message)
                 }
-            })
+            })?;
+        match claimed {
+            Claimed::Stored(recorded) => Ok(recorded),
+            Claimed::Publish { event_id, revision } => {
+                envelope.event_id = event_id;
+                let recorded = publish(publisher, event_type, &envelope)
+                    .instrument(span.clone())
+                    .await?;
+                claims
+                    .settle(&envelope.clinic_id, &key, &digest, revision, &recorded)
+                    .instrument(span)
+                    .await;
+                Ok(recorded)
+            }
+        }
     }
     .await;
     let sent = match outcome {
@@ -180,6 +225,18 @@ async fn handle(
     if let Err(e) = sent {
         tracing::warn!(error = %e, "could not send the reply (the caller may have gone)");
     }
+}
+
+/// Publishes and waits for the acknowledgement; the reply on failure.
+async fn publish(
+    publisher: &Publisher,
+    event_type: EventType,
+    envelope: &prolo_schemas::Envelope,
+) -> Result<prolo_bus::Recorded, ErrorReply> {
+    publisher.publish(envelope).await.map_err(|err| match err {
+        PublishError::Invalid(err) => ErrorReply::invalid(err),
+        PublishError::NotStored(message) => ErrorReply::not_stored(event_type.as_str(), message),
+    })
 }
 
 /// Header values cannot hold line breaks.

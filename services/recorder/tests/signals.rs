@@ -23,10 +23,11 @@ async fn the_consent_binary_exits_0_on_sigterm_after_answering() {
     let client = nats.client().await.unwrap();
     let (_, command) = prolo_recorder::command_for(EventType::ConsentGiven).unwrap();
     let body = serde_json::to_vec(&example_request("consent.given")).unwrap();
+    let subject = command.subject("riverside");
     // Wait until it answers, then record one consent.
     let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
     let reply = loop {
-        if let Ok(reply) = client.request(command.subject(), body.clone().into()).await {
+        if let Ok(reply) = client.request(subject.clone(), body.clone().into()).await {
             break reply;
         }
         assert!(
@@ -51,7 +52,7 @@ async fn the_consent_binary_exits_0_on_sigterm_after_answering() {
         .unwrap();
     assert!(status.success(), "exit status {status}");
     // It no longer takes requests.
-    let after = client.request(command.subject(), body.into()).await;
+    let after = client.request(subject, body.into()).await;
     assert!(after.is_err(), "a stopped service answered");
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(prolo_bus::STREAM_NAME).await.unwrap();

@@ -236,12 +236,30 @@ impl<'a> Folder<'a> {
     }
 
     fn fold(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
-        self.facts(seq, e)?;
-        self.rules(seq, e)
+        match self.reference_outside(e)? {
+            None => {
+                self.facts(seq, e)?;
+                self.rules(seq, e)
+            }
+            // Kept in the trail and shown in the filer's history; changes
+            // nothing of its target.
+            Some(outside) => {
+                self.index_event(seq, e)?;
+                self.patient(e, seq, |_| {})?;
+                self.reference_rule(seq, e, outside)
+            }
+        }
     }
 
     /// The read models proper: indexes, summaries, states.
     fn facts(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
+        self.index_event(seq, e)?;
+        let clinic = e.clinic_id.as_str().as_bytes();
+        self.apply_facts(seq, e, clinic)
+    }
+
+    /// The indexes every applied event is in: by id, type, clinical day, patient.
+    fn index_event(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
         self.pending.put_raw(
             keys::by_uuid(keys::EVENT_ID, &e.event_id),
             seq.to_be_bytes().to_vec(),
@@ -261,7 +279,10 @@ impl<'a> Folder<'a> {
                 seq,
             )?;
         }
+        Ok(())
+    }
 
+    fn apply_facts(&mut self, seq: u64, e: &Envelope, clinic: &[u8]) -> Result<(), StoreError> {
         match &e.payload {
             Payload::PractitionerCredentialed(p) => {
                 self.index(

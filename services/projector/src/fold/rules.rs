@@ -675,3 +675,93 @@ fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
             && c.origin.occurred_at_ms <= at_ms
     })
 }
+
+/// A reference that leaves its patient or clinic: the target, and why.
+pub(super) struct OutsideReference {
+    target: Uuid,
+    reason: String,
+}
+
+impl Folder<'_> {
+    /// Whether an update, correction or entered-in-error mark reaches
+    /// outside its own patient and clinic, or at an access record, or at an
+    /// event of another type than it declares. A target not (yet) in the
+    /// trail is not judged here.
+    pub(super) fn reference_outside(
+        &self,
+        e: &Envelope,
+    ) -> Result<Option<OutsideReference>, StoreError> {
+        let (target, declared) = match &e.payload {
+            Payload::AdverseEventUpdated(p) => {
+                (p.adverse_event_id, EventType::AdverseEventReported)
+            }
+            Payload::RecordCorrected(c) => (c.target.event_id, c.target.event_type),
+            Payload::RecordEnteredInError(m) => (m.target.event_id, m.target.event_type),
+            _ => return Ok(None),
+        };
+        let outside = |reason: String| Ok(Some(OutsideReference { target, reason }));
+        if declared == EventType::AccessRecorded {
+            return outside(format!(
+                "{} names an access record ({target}); access records can never be corrected or voided",
+                e.event_type()
+            ));
+        }
+        let Some((_, original)) = self.event_by_id(&target)? else {
+            return Ok(None);
+        };
+        let actual = original.event_type();
+        if actual == EventType::AccessRecorded {
+            return outside(format!(
+                "{} targets the access record {target}; access records can never be corrected or voided",
+                e.event_type()
+            ));
+        }
+        if original.clinic_id != e.clinic_id {
+            return outside(format!(
+                "{} filed in clinic {} targets {target} of clinic {}",
+                e.event_type(),
+                e.clinic_id,
+                original.clinic_id
+            ));
+        }
+        if original.patient_id != e.patient_id {
+            let who = |p: &Option<prolo_schemas::PatientId>| {
+                p.as_ref()
+                    .map_or_else(|| "no patient".to_owned(), |p| format!("patient {p}"))
+            };
+            return outside(format!(
+                "{} filed for {} targets {target} of {}",
+                e.event_type(),
+                who(&e.patient_id),
+                who(&original.patient_id)
+            ));
+        }
+        if actual != declared {
+            return outside(format!(
+                "{} declares a {declared} target but {target} is a {actual}",
+                e.event_type()
+            ));
+        }
+        Ok(None)
+    }
+
+    /// Raises `reference_outside_patient` for an event that changed nothing.
+    pub(super) fn reference_rule(
+        &mut self,
+        seq: u64,
+        e: &Envelope,
+        outside: OutsideReference,
+    ) -> Result<(), StoreError> {
+        self.raise(
+            seq,
+            Rule::ReferenceOutsidePatient,
+            &About {
+                event: e,
+                practitioner: None,
+                site_key: None,
+            },
+            vec![e.event_id, outside.target],
+            format!("{}; it changed nothing there", outside.reason),
+        )
+    }
+}
