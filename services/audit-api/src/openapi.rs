@@ -30,7 +30,7 @@ fn list_params() -> Vec<Value> {
         param(
             "as_of",
             "query",
-            "Answer as known at this time: only events recorded (recorded_at) up to it, and only the corrections known then",
+            "Answer as known at this time: only events JetStream stored up to it (stored_at, the stream's clock), and only the corrections known then",
             json!({"type": "string", "format": "date-time"}),
         ),
         param(

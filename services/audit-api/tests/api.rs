@@ -206,8 +206,9 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
         injection.event_id.to_string()
     );
 
-    // as_of: only what had been recorded by the time of the injection's recording.
-    let at = history["items"][2]["recorded_at"]
+    // as_of: only what had been stored by the time the injection was stored
+    // (the stream's clock, not a publisher's recorded_at).
+    let at = history["items"][2]["stored_at"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -581,4 +582,116 @@ async fn status_says_whether_the_broker_fsyncs_before_it_acknowledges() {
         "{status}"
     );
     api.stop().await;
+}
+
+/// Publishes `event` straight onto its subject, as a client with publish
+/// rights on `clinic.>` (an operator's, or a compromised service's) could.
+async fn publish_forged(js: &jetstream::Context, event: &prolo_schemas::Envelope) {
+    js.publish(event.subject().unwrap().to_string(), event.to_json().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_nothing() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let now = chrono::Utc::now();
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    // An infection an hour ago: its follow-up is due within 7 days.
+    let mut report = example_request("adverse_event.reported");
+    report["occurred_at"] = at(now - chrono::Duration::hours(1)).into();
+    report["payload"]["onset_at"] = at(now - chrono::Duration::hours(2)).into();
+    record_ok(&client, AdverseEventReported, &report).await;
+
+    // Forged: one claims to be recorded 30 days from now (it would be the
+    // projector's clock and expire the follow-up), one back-dated to 2020
+    // (it would show in any earlier `as_of`).
+    let example = |t: &str| {
+        let path = format!(
+            "{}/../../schemas/examples/{t}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut e = prolo_schemas::Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+        e.event_id = uuid::Uuid::now_v7();
+        e
+    };
+    let mut future = example("examination.done");
+    future.occurred_at = now;
+    future.recorded_at = now + chrono::Duration::days(30);
+    publish_forged(&js, &future).await;
+    let mut backdated = example("imaging.recorded");
+    backdated.occurred_at = "2019-12-31T10:00:00Z".parse().unwrap();
+    backdated.recorded_at = "2020-01-01T10:00:00Z".parse().unwrap();
+    publish_forged(&js, &backdated).await;
+
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let mismatches = api
+        .json(
+            COMPLIANCE,
+            "/v1/clinics/riverside/findings?rule=recorded_at_mismatch",
+        )
+        .await;
+    assert_eq!(mismatches["total"], 2, "{mismatches}");
+    let evidence: Vec<&str> = mismatches["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["evidence"][0].as_str().unwrap())
+        .collect();
+    assert!(evidence.contains(&future.event_id.to_string().as_str()));
+    assert!(evidence.contains(&backdated.event_id.to_string().as_str()));
+    // The follow-up is not overdue: the forged date did not move the clock.
+    let overdue = api
+        .json(
+            COMPLIANCE,
+            "/v1/clinics/riverside/findings?rule=no_adverse_event_update",
+        )
+        .await;
+    assert_eq!(overdue["total"], 0, "{overdue}");
+
+    // `as_of` goes by the stream's time: yesterday nothing was known, a
+    // minute from now all three are, the "2020" one and the "future" one too.
+    let history = |as_of: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/v1/clinics/riverside/patients/P-1042/history?as_of={}",
+            at(as_of)
+        )
+    };
+    let yesterday = api
+        .json(COMPLIANCE, &history(now - chrono::Duration::days(1)))
+        .await;
+    assert_eq!(yesterday["items"], json!([]), "{yesterday}");
+    let soon = api
+        .json(COMPLIANCE, &history(now + chrono::Duration::minutes(1)))
+        .await;
+    let ids: Vec<&str> = soon["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{soon}");
+    assert!(ids.contains(&future.event_id.to_string().as_str()));
+    // The stored recorded_at is shown as stored, beside the stream's time.
+    let shown = &soon["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_id"] == backdated.event_id.to_string())
+        .unwrap()
+        .clone();
+    assert_eq!(shown["recorded_at"], "2020-01-01T10:00:00Z");
+    let stored: chrono::DateTime<chrono::Utc> =
+        shown["stored_at"].as_str().unwrap().parse().unwrap();
+    assert!((stored - now).num_seconds().abs() < 60, "{shown}");
+    api.stop().await;
+    recorders.stop().await;
 }

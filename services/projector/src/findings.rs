@@ -121,6 +121,11 @@ pub struct FindingSettings {
     /// …with at least this many adverse events (and the lower end of its 95%
     /// interval above the clinic's rate), to raise a signal.
     pub signal_min_events: u64,
+    /// Milliseconds an event's `recorded_at` may differ from the time
+    /// JetStream stored it before `recorded_at_mismatch` is raised. (Events
+    /// sourced later from a clinic edge will be judged against the edge's
+    /// stored time, carried with them.)
+    pub recorded_at_tolerance_ms: i64,
 }
 
 impl Default for FindingSettings {
@@ -132,6 +137,7 @@ impl Default for FindingSettings {
             serious_report_hours: 24,
             signal_factor: 2.0,
             signal_min_events: 3,
+            recorded_at_tolerance_ms: 5_000,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct EventRecord {
     pub raw: Vec<u8>,
     /// `chain[seq]`, see [`crate::chain`].
     pub chain: [u8; 32],
+    /// When JetStream stored it (ms): the recorded time `as_of` uses.
+    pub stored_at_ms: i64,
     /// Why it was quarantined instead of applied; `None` when applied.
     /// Quarantined messages are kept, never dropped.
     pub quarantine: Option<String>,

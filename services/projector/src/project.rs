@@ -77,6 +77,14 @@ pub struct StreamMessage {
     pub subject: String,
     /// Payload.
     pub payload: bytes::Bytes,
+    /// When JetStream stored it: the recorded time the fold and `as_of`
+    /// use, since no publisher can forge it.
+    pub stored_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A JetStream timestamp as the fold's time.
+pub fn stream_time(t: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
 }
 
 /// What one committed batch did.
@@ -110,7 +118,12 @@ pub async fn fold_batch(
             report.skipped += 1;
             continue;
         }
-        match folder.apply(message.seq, &message.subject, &message.payload)? {
+        match folder.apply(
+            message.seq,
+            &message.subject,
+            &message.payload,
+            message.stored_at,
+        )? {
             Outcome::Applied => report.applied += 1,
             Outcome::Quarantined(_) => report.quarantined += 1,
         }
@@ -249,6 +262,7 @@ pub async fn run(
                 seq: info.stream_sequence,
                 subject: message.subject.to_string(),
                 payload: message.payload.clone(),
+                stored_at: stream_time(info.published),
             });
             last = Some(message);
         }
@@ -339,6 +353,7 @@ async fn fill_gap(
             seq,
             subject: message.subject.to_string(),
             payload: message.payload,
+            stored_at: stream_time(message.time),
         });
     }
     Ok(out)
@@ -398,11 +413,13 @@ where
     let mut pending = Vec::with_capacity(batch);
     while let Some(message) = messages.next().await {
         let message = message.map_err(js_err)?;
-        let seq = message.info().map_err(js_err)?.stream_sequence;
+        let info = message.info().map_err(js_err)?;
+        let seq = info.stream_sequence;
         pending.push(StreamMessage {
             seq,
             subject: message.subject.to_string(),
             payload: message.payload.clone(),
+            stored_at: stream_time(info.published),
         });
         if pending.len() >= batch || seq >= to_seq {
             each(std::mem::take(&mut pending)).await?;

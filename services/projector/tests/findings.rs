@@ -59,6 +59,7 @@ impl Trail {
             seq: self.seq,
             subject: e.subject().unwrap().to_string(),
             payload: e.to_json().into(),
+            stored_at: e.recorded_at,
         };
         fold_batch(&self.store, &[message], &self.settings)
             .await
@@ -75,6 +76,7 @@ impl Trail {
                     seq: self.seq,
                     subject: e.subject().unwrap().to_string(),
                     payload: e.to_json().into(),
+                    stored_at: e.recorded_at,
                 }
             })
             .collect();

@@ -33,19 +33,28 @@ impl HistoryFilter {
             && self.as_of.is_none()
     }
 
-    fn admits(&self, e: &Envelope) -> bool {
+    /// Whether the event, stored by JetStream at `stored_at_ms`, is asked for.
+    fn admits(&self, e: &Envelope, stored_at_ms: i64) -> bool {
         (self.event_types.is_empty() || self.event_types.contains(&e.event_type()))
             && self.from.is_none_or(|from| e.occurred_at >= from)
             && self.to.is_none_or(|to| e.occurred_at < to)
-            && self.as_of.is_none_or(|as_of| e.recorded_at <= as_of)
+            && self
+                .as_of
+                .is_none_or(|as_of| stored_at_ms <= as_of.timestamp_millis())
     }
 }
 
+/// The applied event at `seq`.
 fn envelope(store: &Store, seq: u64) -> Result<Option<Envelope>, QueryError> {
+    Ok(stored_envelope(store, seq)?.map(|(e, _)| e))
+}
+
+/// The applied event at `seq` and when JetStream stored it (ms).
+fn stored_envelope(store: &Store, seq: u64) -> Result<Option<(Envelope, i64)>, QueryError> {
     Ok(store
         .event(seq)?
         .filter(|r| r.quarantine.is_none())
-        .and_then(|r| Envelope::decode(&r.raw).ok()))
+        .and_then(|r| Envelope::decode(&r.raw).ok().map(|e| (e, r.stored_at_ms))))
 }
 
 fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec<u64>, QueryError> {
@@ -54,7 +63,7 @@ fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec
     }
     let mut kept = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        if envelope(store, seq)?.is_some_and(|e| filter.admits(&e)) {
+        if stored_envelope(store, seq)?.is_some_and(|(e, stored_at)| filter.admits(&e, stored_at)) {
             kept.push(seq);
         }
     }

@@ -38,8 +38,11 @@ pub struct EventView {
     pub patient_id: Option<String>,
     /// Clinical time.
     pub occurred_at: DateTime<Utc>,
-    /// Recording time.
+    /// Recording time, as the recording service stamped it.
     pub recorded_at: DateTime<Utc>,
+    /// When JetStream stored it: the time `as_of` goes by (a `recorded_at`
+    /// further from it than a few seconds raises `recorded_at_mismatch`).
+    pub stored_at: DateTime<Utc>,
     /// Who recorded it.
     pub actor: Actor,
     /// Recording service.
@@ -81,8 +84,7 @@ pub fn event_view(
         if let Some(as_of) = as_of {
             let known = store
                 .event(mark_seq)?
-                .and_then(|r| Envelope::decode(&r.raw).ok())
-                .is_some_and(|m| m.recorded_at <= as_of);
+                .is_some_and(|r| r.stored_at_ms <= as_of.timestamp_millis());
             if !known {
                 continue;
             }
@@ -115,6 +117,7 @@ pub fn event_view(
         patient_id: envelope.patient_id.map(|p| p.to_string()),
         occurred_at: envelope.occurred_at,
         recorded_at: envelope.recorded_at,
+        stored_at: DateTime::from_timestamp_millis(record.stored_at_ms).unwrap_or_default(),
         actor: envelope.actor,
         source: envelope.source,
         correlation_id: envelope.correlation_id,

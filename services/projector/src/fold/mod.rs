@@ -153,9 +153,18 @@ impl<'a> Folder<'a> {
         Ok((self.pending, self.notifications))
     }
 
-    /// Folds the message at `seq`. Every message extends the hash chain;
-    /// one that cannot be applied is quarantined, never dropped.
-    pub fn apply(&mut self, seq: u64, subject: &str, raw: &[u8]) -> Result<Outcome, StoreError> {
+    /// Folds the message at `seq`, stored by JetStream at `stored_at`.
+    /// Every message extends the hash chain; one that cannot be applied is
+    /// quarantined, never dropped. The fold's recorded time is `stored_at`,
+    /// not the `recorded_at` a publisher wrote: a differing one is kept as
+    /// stored and raises `recorded_at_mismatch`.
+    pub fn apply(
+        &mut self,
+        seq: u64,
+        subject: &str,
+        raw: &[u8],
+        stored_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Outcome, StoreError> {
         self.chain_head = chain::link(&self.chain_head, seq, raw);
         let checked = self.check(subject, raw)?;
         let quarantine = checked.as_ref().err().cloned();
@@ -166,12 +175,16 @@ impl<'a> Folder<'a> {
                 subject: subject.to_owned(),
                 raw: raw.to_vec(),
                 chain: self.chain_head,
+                stored_at_ms: ms(stored_at),
                 quarantine: quarantine.clone(),
             },
         )?;
         match checked {
-            Ok(envelope) => {
+            Ok(mut envelope) => {
+                let stamped = envelope.recorded_at;
+                envelope.recorded_at = stored_at;
                 self.fold(seq, &envelope)?;
+                self.recorded_at_rule(seq, &envelope, stamped)?;
                 Ok(Outcome::Applied)
             }
             Err(reason) => {

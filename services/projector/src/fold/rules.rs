@@ -765,3 +765,38 @@ impl Folder<'_> {
         )
     }
 }
+
+impl Folder<'_> {
+    /// Raises `recorded_at_mismatch` when the `recorded_at` a publisher
+    /// wrote (`stamped`) is further than the tolerance from the stream's
+    /// time (now `e.recorded_at`), which the fold used instead.
+    pub(super) fn recorded_at_rule(
+        &mut self,
+        seq: u64,
+        e: &Envelope,
+        stamped: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let off = (stamped - e.recorded_at).num_milliseconds();
+        if off.abs() <= self.settings.recorded_at_tolerance_ms {
+            return Ok(());
+        }
+        let detail = format!(
+            "{} says recorded_at {} but JetStream stored it at {} ({:+.1} s); the stream's time is used",
+            e.event_type(),
+            stamped.to_rfc3339(),
+            e.recorded_at.to_rfc3339(),
+            off as f64 / 1000.0
+        );
+        self.raise(
+            seq,
+            Rule::RecordedAtMismatch,
+            &About {
+                event: e,
+                practitioner: None,
+                site_key: None,
+            },
+            vec![e.event_id],
+            detail,
+        )
+    }
+}
