@@ -421,6 +421,9 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         .store
         .quarantined()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let consistency = prolo_projector::consistency::check(&state.js, &state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(json!({
         "stream": STREAM_NAME,
         "stream_last_seq": stream_last,
@@ -430,6 +433,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         "chain_head": chain::hex(&head),
         "last_verification": verify,
         "broker": state.broker,
+        "stream_consistency": consistency,
     }))
     .into_response())
 }

@@ -576,6 +576,7 @@ async fn status_says_whether_the_broker_fsyncs_before_it_acknowledges() {
     let api = Api::start(&nats).await;
     let status = api.json(SERVICE, "/v1/status").await;
     assert_eq!(status["broker"]["fsync"], "always", "{status}");
+    assert_eq!(status["stream_consistency"]["state"], "consistent", "{status}");
     assert_eq!(
         status["broker"]["monitor_url"],
         nats.monitor_url().unwrap().as_str(),

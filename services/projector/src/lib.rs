@@ -10,9 +10,12 @@
 //! - tamper evidence: a hash chain over every sequence, verifiable against
 //!   the stream, with checkpoints for other systems ([`chain`]);
 //! - the read models ([`model`]) in one tree of prefixed key spaces ([`keys`]);
-//! - findings and safety signals derived as it folds ([`findings`]).
+//! - findings and safety signals derived as it folds ([`findings`]);
+//! - a database that no longer matches its stream is told, never folded
+//!   further ([`consistency`]).
 
 pub mod chain;
+pub mod consistency;
 pub mod findings;
 pub mod fold;
 pub mod keys;

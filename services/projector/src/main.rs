@@ -157,11 +157,20 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
                 .last_sequence;
             let quarantined = store.quarantined()?;
             let head = chain::hex(&store.chain_head()?);
+            let consistency = prolo_projector::consistency::check(&js, &store).await?;
             println!("applied sequence  {applied}");
             println!("stream last       {last}");
             println!("lag               {}", last.saturating_sub(applied));
             println!("quarantined       {quarantined}");
             println!("chain head        {head}");
+            match &consistency {
+                prolo_projector::consistency::Consistency::Consistent => {
+                    println!("stream            consistent")
+                }
+                prolo_projector::consistency::Consistency::Diverged { reason, .. } => {
+                    println!("stream            DIVERGED: {reason}")
+                }
+            }
             let verified: Option<prolo_projector::VerifyReport> =
                 store.status_get("last_verify")?;
             match verified {

@@ -212,6 +212,24 @@ pub async fn run(
     let Some(stream) = stream(&js, &mut shutdown).await? else {
         return Ok(());
     };
+    if store.applied_seq()? == 0 {
+        crate::consistency::remember(&js, &store).await?;
+    }
+    // Never fold another history into these read models: wait, loudly,
+    // until an operator rebuilds (or restores the stream).
+    loop {
+        match crate::consistency::check(&js, &store).await {
+            Ok(crate::consistency::Consistency::Diverged { reason, .. }) => {
+                tracing::error!(%reason, "the database does not match the stream; not folding (rebuild it: prolo-projector rebuild)");
+            }
+            Ok(crate::consistency::Consistency::Consistent) => break,
+            Err(e) => tracing::warn!(error = %e, "stream consistency not checked; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
     // A cluster that just formed, or a leader election, can refuse the
     // consumer for a moment: keep trying, as for the stream.
     let mut consumer = loop {
@@ -383,6 +401,9 @@ async fn publish_checkpoint(
     Ok(())
 }
 
+/// How long [`read_stream`] waits for the next message before giving up.
+const READ_IDLE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Reads the stream from `from_seq` to `to_seq` in order, in batches,
 /// calling `each` with every batch. An ordered consumer: ephemeral, no acks.
 pub async fn read_stream<F, Fut>(
@@ -411,10 +432,21 @@ where
         .map_err(js_err)?;
     let mut messages = consumer.messages().await.map_err(js_err)?;
     let mut pending = Vec::with_capacity(batch);
-    while let Some(message) = messages.next().await {
+    let mut expected = from_seq;
+    loop {
+        // A stream that stops short must not hang a verify or a rebuild.
+        let next = tokio::time::timeout(READ_IDLE_LIMIT, messages.next())
+            .await
+            .map_err(|_| {
+                ProjectorError::JetStream(format!(
+                    "the stream delivered nothing for {READ_IDLE_LIMIT:?}, waiting for sequence {expected} of {to_seq}"
+                ))
+            })?;
+        let Some(message) = next else { break };
         let message = message.map_err(js_err)?;
         let info = message.info().map_err(js_err)?;
         let seq = info.stream_sequence;
+        expected = seq + 1;
         pending.push(StreamMessage {
             seq,
             subject: message.subject.to_string(),
@@ -449,6 +481,19 @@ pub async fn verify(
     store: &Store,
 ) -> Result<VerifyReport, ProjectorError> {
     let applied = store.applied_seq()?;
+    if let crate::consistency::Consistency::Diverged {
+        reason,
+        first_missing_seq,
+    } = crate::consistency::check(js, store).await?
+    {
+        let report = VerifyReport {
+            checked: 0,
+            first_difference: Some((first_missing_seq, reason)),
+            head: String::new(),
+        };
+        store.status_put("last_verify", &report)?;
+        return Ok(report);
+    }
     let mut head = chain::GENESIS;
     let mut checked = 0u64;
     let mut first_difference: Option<(u64, String)> = None;

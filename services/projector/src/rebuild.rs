@@ -55,6 +55,7 @@ pub async fn rebuild(
     let started = Instant::now();
     {
         let store = Store::open(&fresh, cache_bytes)?;
+        crate::consistency::remember(js, &store).await?;
         read_stream(js, 1, last, 1000, |batch| {
             let store = store.clone();
             let settings = settings.clone();

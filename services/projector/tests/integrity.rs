@@ -218,3 +218,96 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
     assert_eq!(p2000, vec![update.stream_seq]);
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn a_recreated_or_shorter_stream_is_diverged_and_verify_fails_at_once() {
+    use prolo_projector::consistency::{Consistency, IDENTITY, StreamIdentity, check};
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let projector = Projector::start(&nats.url(), db.path()).await;
+    for _ in 0..5 {
+        record_ok(
+            &client,
+            EventType::ExaminationDone,
+            &example_request("examination.done"),
+        )
+        .await;
+    }
+    projector.caught_up(&js).await;
+    let store = projector.stop().await;
+    assert_eq!(check(&js, &store).await.unwrap(), Consistency::Consistent);
+    assert_eq!(
+        prolo_projector::verify(&js, &store)
+            .await
+            .unwrap()
+            .first_difference,
+        None
+    );
+
+    // An operator deletes the stream and it is created again, shorter.
+    js.delete_stream(prolo_bus::STREAM_NAME).await.unwrap();
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        record_ok(
+            &client,
+            EventType::ExaminationDone,
+            &example_request("examination.done"),
+        )
+        .await;
+    }
+    match check(&js, &store).await.unwrap() {
+        Consistency::Diverged {
+            reason,
+            first_missing_seq,
+        } => {
+            assert!(reason.contains("recreated"), "{reason}");
+            assert_eq!(first_missing_seq, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        prolo_projector::verify(&js, &store),
+    )
+    .await
+    .expect("verify answers within seconds")
+    .unwrap();
+    let (seq, reason) = report.first_difference.unwrap();
+    assert_eq!(seq, 1);
+    assert!(reason.contains("recreated"), "{reason}");
+
+    // A database that knows no better (made before identities were kept,
+    // say) is still told the stream is shorter than what it applied.
+    let created = js
+        .get_stream(prolo_bus::STREAM_NAME)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .created
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    store
+        .status_put(IDENTITY, &StreamIdentity { created })
+        .unwrap();
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        prolo_projector::verify(&js, &store),
+    )
+    .await
+    .expect("verify answers within seconds")
+    .unwrap();
+    let (seq, reason) = report.first_difference.unwrap();
+    assert_eq!(seq, 3);
+    assert!(
+        reason.contains("ends at sequence 2, but the database applied up to 5"),
+        "{reason}"
+    );
+    recorders.stop().await;
+}
