@@ -421,9 +421,11 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         .store
         .quarantined()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let consistency = prolo_projector::consistency::check(&state.js, &state.store)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // No stream yet (nothing recorded) or the broker away: say so, not 500.
+    let consistency = match prolo_projector::consistency::check(&state.js, &state.store).await {
+        Ok(consistency) => serde_json::to_value(consistency).unwrap_or_default(),
+        Err(e) => json!({"state": "unknown", "reason": e.to_string()}),
+    };
     Ok(Json(json!({
         "stream": STREAM_NAME,
         "stream_last_seq": stream_last,

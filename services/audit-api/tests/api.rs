@@ -574,9 +574,23 @@ async fn findings_and_signals_are_queryable_by_rule_status_and_patient() {
 async fn status_says_whether_the_broker_fsyncs_before_it_acknowledges() {
     let nats = NatsServer::start().await.unwrap();
     let api = Api::start(&nats).await;
+    let early = api.json(SERVICE, "/v1/status").await;
+    assert_eq!(
+        early["stream_consistency"]["state"], "unknown",
+        "no stream yet: {early}"
+    );
+    prolo_bus::ensure_stream(
+        &jetstream::new(nats.client().await.unwrap()),
+        &prolo_bus::StreamSettings::default(),
+    )
+    .await
+    .unwrap();
     let status = api.json(SERVICE, "/v1/status").await;
     assert_eq!(status["broker"]["fsync"], "always", "{status}");
-    assert_eq!(status["stream_consistency"]["state"], "consistent", "{status}");
+    assert_eq!(
+        status["stream_consistency"]["state"], "consistent",
+        "{status}"
+    );
     assert_eq!(
         status["broker"]["monitor_url"],
         nats.monitor_url().unwrap().as_str(),
