@@ -252,6 +252,11 @@ impl LocalNatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The monitoring endpoint (`/varz`, `/jsz`), on loopback.
     pub fn monitor_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.monitor_port)

@@ -3,8 +3,11 @@
 //! Each part runs as its own task with the same code its separate binary
 //! uses. When no NATS server is reachable at the URL, a local `nats-server`
 //! with JetStream is started with its store under the data directory, and
-//! stopped on exit; it fsyncs before it acknowledges. A server found at the
-//! URL is checked for that, and a loud warning printed when it does not.
+//! stopped on exit; it fsyncs before it acknowledges, listens on loopback
+//! only, and answers only to credentials `up` generates under the data
+//! directory (mode 0600), which its services use. A server found at the URL
+//! is checked for fsync before ack, and a loud warning printed when it does
+//! not.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -57,13 +60,20 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         let store = args.data_dir.join("nats");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = args.data_dir.join("nats-server.log");
+        let credentials = LocalCredentials::load_or_create(&args.data_dir)?;
         let options = ServerOptions {
             log: Some(log.clone()),
+            include: Some(credentials.auth_conf.clone()),
             ..ServerOptions::default()
         };
-        let server = LocalNatsServer::start(port, &store, &options)
+        let mut server = LocalNatsServer::spawn(port, &store, &options)
+            .context("no NATS server is reachable, and starting a local one failed")?
+            .with_probe_auth(&format!("{}:{}", credentials.user, credentials.password));
+        server
+            .wait_ready(Duration::from_secs(20))
             .await
             .context("no NATS server is reachable, and starting a local one failed")?;
+        let url_file = credentials.write_url(&args.data_dir, port)?;
         println!(
             "started a local nats-server {} on {} (store {}, log {}, monitoring {})",
             server.version(),
@@ -72,14 +82,20 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             log.display(),
             server.monitor_url()
         );
-        local = Some(server);
+        println!(
+            "it answers only to the credentials in {} (mode 0600); for the CLI: export NATS_URL=$(cat {})",
+            credentials.auth_conf.display(),
+            url_file.display()
+        );
+        local = Some((server, credentials));
     }
-    let url = local
-        .as_ref()
-        .map_or_else(|| nats_url.to_owned(), LocalNatsServer::url);
+    let url = local.as_ref().map_or_else(
+        || nats_url.to_owned(),
+        |(server, credentials)| credentials.url(server.port()),
+    );
     let monitor_url = local
         .as_ref()
-        .map(LocalNatsServer::monitor_url)
+        .map(|(server, _)| server.monitor_url())
         .or(args.nats_monitor_url.clone());
 
     let shutdown = Shutdown::on_signals();
@@ -167,7 +183,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             Err(e) => failure = failure.or(Some(anyhow::anyhow!("a service task panicked: {e}"))),
         }
     }
-    if let Some(mut server) = local {
+    if let Some((mut server, _)) = local {
         println!("stopping the local nats-server");
         server.stop(Duration::from_secs(10));
     }
@@ -175,6 +191,88 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The one user of a nats-server `up` starts: generated once, kept under
+/// the data directory with mode 0600, so that no other local user can
+/// publish forged events or read the trail.
+struct LocalCredentials {
+    user: String,
+    password: String,
+    auth_conf: PathBuf,
+}
+
+impl LocalCredentials {
+    const USER: &'static str = "prolo-up";
+
+    /// Reads `nats-password` under `data_dir`, or makes one, and writes the
+    /// server's `nats-auth.conf` beside it.
+    fn load_or_create(data_dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let password_file = data_dir.join("nats-password");
+        let password = match std::fs::read_to_string(&password_file) {
+            Ok(text) if text.trim().len() >= 32 => text.trim().to_owned(),
+            _ => {
+                let password = random_hex(24)?;
+                write_private(&password_file, &password)?;
+                password
+            }
+        };
+        let auth_conf = data_dir.join("nats-auth.conf");
+        write_private(
+            &auth_conf,
+            &format!(
+                "# Written by prolo-audit up: the only user of the nats-server it starts.\n\
+                 authorization {{ users = [ {{ user: \"{}\", password: \"{password}\" }} ] }}\n",
+                Self::USER
+            ),
+        )?;
+        Ok(Self {
+            user: Self::USER.to_owned(),
+            password,
+            auth_conf: auth_conf.canonicalize().unwrap_or(auth_conf),
+        })
+    }
+
+    /// The URL the services connect with.
+    fn url(&self, port: u16) -> String {
+        format!("nats://{}:{}@127.0.0.1:{port}", self.user, self.password)
+    }
+
+    /// Writes [`Self::url`] to `nats-url` under `data_dir` (mode 0600).
+    fn write_url(&self, data_dir: &std::path::Path, port: u16) -> Result<PathBuf> {
+        let path = data_dir.join("nats-url");
+        write_private(&path, &self.url(port))?;
+        Ok(path)
+    }
+}
+
+/// Writes `text` to `path`, readable and writable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // An older file keeps its mode on open: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `bytes` random bytes from the kernel, in hex.
+fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read;
+    let mut buffer = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buffer))
+        .context("reading /dev/urandom for a generated password")?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The port of a `nats://host:port` URL (4222 when absent).

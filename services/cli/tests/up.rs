@@ -109,7 +109,7 @@ async fn up_warns_when_it_cannot_check_the_server() {
 }
 
 #[tokio::test]
-async fn the_server_up_starts_fsyncs_before_ack() {
+async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credentials() {
     let data = tempfile::tempdir().unwrap();
     // Nothing answers here, so up starts its own server on this port.
     let url = format!("nats://127.0.0.1:{}", free_port());
@@ -127,5 +127,44 @@ async fn the_server_up_starts_fsyncs_before_ack() {
         line.starts_with("durability:") && line.contains("fsyncs before it acknowledges"),
         "{line}"
     );
+
+    // Nothing answers without the generated credentials…
+    let anonymous = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&url);
+    match tokio::time::timeout(Duration::from_secs(5), anonymous).await {
+        Ok(Err(e)) => assert!(
+            e.to_string().to_lowercase().contains("authorization"),
+            "{e}"
+        ),
+        Ok(Ok(_)) => panic!("an anonymous client connected"),
+        Err(_) => panic!("no answer to an anonymous connect"),
+    }
+    // …which are the owner's alone…
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["nats-password", "nats-auth.conf", "nats-url"] {
+        let mode = std::fs::metadata(data.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    // …and what the services in `up` use.
+    let with_credentials = std::fs::read_to_string(data.path().join("nats-url")).unwrap();
+    let client = prolo_bus::connect(&with_credentials, "up-test")
+        .await
+        .unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client
+        .request("$SRV.PING.consent", "".into())
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "the consent service in up never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(stop(child).await.success());
 }
