@@ -29,3 +29,4 @@ pub use payload::*;
 pub use sites::{Laterality, Region, RiskZone, SiteInfo, SiteKey};
 pub use subject::{Entity, Subject, SubjectError};
 pub use upcast::upcast_payload;
+pub use validate::is_deceptive;

@@ -13,6 +13,21 @@ use crate::{
     ContractError, EntityKind, Envelope, Payload, Problem, ProblemCode, bounds::*, payload::*,
 };
 
+/// Characters refused in free text because they change how it reads
+/// without being seen ("Trojan Source", CVE-2021-42574): the bidirectional
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), and
+/// the invisible separators U+200B (zero-width space), U+2060 (word joiner)
+/// and U+FEFF (byte-order mark). The zero-width joiners U+200C/U+200D and
+/// the direction marks U+200E/U+200F/U+061C stay allowed: Persian, Indic
+/// scripts and right-to-left text need them, and they reorder nothing.
+/// Identifiers allow only `[A-Za-z0-9_-]` anyway.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
 /// How far `occurred_at` may lie after `recorded_at`: the caller's clock and
 /// the service's clock are not the same clock. Beyond this the clinical time
 /// is in the future, which is a typo, not a fact.
@@ -79,6 +94,16 @@ impl Check {
             .any(|c| c.is_control() && c != '\n' && c != '\t')
         {
             self.problem(path, ProblemCode::BadText, "contains control characters");
+        } else if let Some(c) = text.chars().find(|c| is_deceptive(*c)) {
+            self.problem(
+                path,
+                ProblemCode::BadText,
+                format!(
+                    "contains U+{:04X}, an invisible or direction-changing character that would make \
+                     the text read differently from what is stored",
+                    c as u32
+                ),
+            );
         }
     }
 
