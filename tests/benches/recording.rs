@@ -64,22 +64,40 @@ async fn raw_publish(js: &jetstream::Context, n: usize, inflight: usize, with_ms
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// `clients` callers each sending requests one after another until `n` are stored.
-async fn service_path(client: &async_nats::Client, n: usize, clients: usize) -> (f64, Duration) {
+/// `clients` callers each sending requests one after another until `n` are
+/// stored; with `keyed`, each request carries its own idempotency key.
+async fn service_path(
+    client: &async_nats::Client,
+    n: usize,
+    clients: usize,
+    keyed: bool,
+) -> (f64, Duration) {
     let (_, command) = command_for(EventType::InjectionGiven).unwrap();
-    let body = bytes::Bytes::from(serde_json::to_vec(&example_request("injection.given")).unwrap());
+    let text = serde_json::to_string(&example_request("injection.given")).unwrap();
+    let body = bytes::Bytes::from(text.clone());
+    // The same request with `,"idempotency_key":"…"` before its closing brace.
+    let open = std::sync::Arc::new(text[..text.len() - 1].to_owned());
+    let run = uuid::Uuid::now_v7();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
         let client = client.clone();
         let body = body.clone();
+        let open = open.clone();
         let subject = command.subject("riverside");
         let share = n / clients + usize::from(c < n % clients);
         tasks.spawn(async move {
             let mut worst = Duration::ZERO;
-            for _ in 0..share {
+            for i in 0..share {
+                let body = if keyed {
+                    bytes::Bytes::from(format!(
+                        "{open},\"idempotency_key\":\"bench-{run}-{c}-{i}\"}}"
+                    ))
+                } else {
+                    body.clone()
+                };
                 let sent = Instant::now();
-                let reply = client.request(subject.clone(), body.clone()).await.unwrap();
+                let reply = client.request(subject.clone(), body).await.unwrap();
                 assert!(
                     reply.headers.is_none(),
                     "refused: {}",
@@ -163,7 +181,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
 
     // Warm up both paths.
     raw_publish(&js, 1_000, inflight, true).await;
-    service_path(&client, 1_000, 16).await;
+    service_path(&client, 1_000, 16, false).await;
 
     let mut rows = vec![
         Row {
@@ -188,9 +206,18 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         });
     }
     for &k in clients {
-        let (rate, worst) = service_path(&client, n, k).await;
+        let (rate, worst) = service_path(&client, n, k, false).await;
         rows.push(Row {
             path: "service path (request/reply)".into(),
+            concurrency: format!("{k} clients"),
+            rate,
+            slowest: Some(worst),
+        });
+    }
+    if let Some(&k) = clients.iter().max() {
+        let (rate, worst) = service_path(&client, n, k, true).await;
+        rows.push(Row {
+            path: "service path, each request with its own idempotency key".into(),
             concurrency: format!("{k} clients"),
             rate,
             slowest: Some(worst),
