@@ -12,9 +12,43 @@ use tokio::{
     process::{Child, ChildStdout, Command},
 };
 
+/// A running `prolo-audit up`, sent SIGTERM when dropped (a test that
+/// fails midway must not leave the nats-server `up` started behind, as a
+/// SIGKILL would).
+struct Up(Option<Child>);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take()
+            && let Some(pid) = child.id()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let give_up = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < give_up {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.start_kill();
+        }
+    }
+}
+
+impl Up {
+    fn stdout(&mut self) -> ChildStdout {
+        self.0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout taken once")
+    }
+}
+
 /// `prolo-audit up` with NATS_URL `nats_url`, its data in a temporary
 /// directory, the API on a free port.
-fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Child {
+fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Up {
     let mut command = Command::new(env!("CARGO_BIN_EXE_prolo-audit"));
     command
         .arg("up")
@@ -30,7 +64,7 @@ fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Chil
     if let Some(monitor_url) = monitor_url {
         command.env("NATS_MONITOR_URL", monitor_url);
     }
-    command.spawn().unwrap()
+    Up(Some(command.spawn().unwrap()))
 }
 
 /// Reads lines until one starts with one of `prefixes`; returns it and the
@@ -57,7 +91,8 @@ async fn line_starting_with(
 }
 
 /// SIGTERM, as ctrl-c would, and the exit status.
-async fn stop(mut child: Child) -> std::process::ExitStatus {
+async fn stop(mut up: Up) -> std::process::ExitStatus {
+    let mut child = up.0.take().expect("running");
     let pid = child.id().unwrap();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -76,7 +111,7 @@ async fn up_warns_loudly_about_a_lazy_server_it_did_not_start() {
         .unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut child = up(&lazy.url(), lazy.monitor_url().as_deref(), data.path());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout()).lines();
     let (line, before) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
     assert!(
         before
@@ -101,7 +136,7 @@ async fn up_warns_when_it_cannot_check_the_server() {
     // No monitoring endpoint answers there.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let mut child = up(&nats.url(), Some(&nowhere), data.path());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout()).lines();
     let (line, _) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
     assert!(line.starts_with("WARNING:"), "{line}");
     assert!(line.contains("could not be checked"), "{line}");
@@ -114,7 +149,7 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
     // Nothing answers here, so up starts its own server on this port.
     let url = format!("nats://127.0.0.1:{}", free_port());
     let mut child = up(&url, None, data.path());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout()).lines();
     let (started, _) = line_starting_with(&mut lines, &["started a local nats-server"]).await;
     let monitor = started
         .split("monitoring ")
