@@ -143,7 +143,7 @@ async fn main() {
     eprintln!("folding…");
     let dir = tempfile::tempdir().unwrap();
     let principals = Principals::parse(&format!(
-        r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance"}}]}}"#
+        r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance","clinics":["*"]}}]}}"#
     ))
     .unwrap();
     let (trigger, shutdown) = Shutdown::new();

@@ -1,13 +1,25 @@
-//! Who may ask what: bearer tokens mapped to principals and roles in a
-//! configuration file, and the one table of which role may run which query.
+//! Who may ask what: bearer tokens mapped to principals, roles and the
+//! clinics they may read, in a configuration file, and the one table of
+//! which role may run which query.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::BTreeSet, path::Path};
 
 use axum::http::HeaderMap;
-use prolo_schemas::{AccessRole, PrincipalId};
+use prolo_schemas::{AccessRole, ClinicId, PrincipalId};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+
+/// The clinics a principal may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClinicScope {
+    /// Every clinic (`"clinics": ["*"]`, a group compliance office).
+    All,
+    /// These clinics only.
+    Only(BTreeSet<ClinicId>),
+}
 
 /// A principal, as authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,25 +28,33 @@ pub struct Principal {
     pub id: PrincipalId,
     /// Its role.
     pub role: AccessRole,
+    /// The clinics it may read.
+    pub clinics: ClinicScope,
 }
 
-/// The tokens file: `{"tokens": [{"token": "…", "principal": "officer-lee", "role": "compliance"}]}`.
+/// The tokens file: `{"tokens": [{"token": "…", "principal": "officer-lee",
+/// "role": "compliance", "clinics": ["riverside"]}]}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokensFile {
     tokens: Vec<TokenEntry>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenEntry {
     token: String,
     principal: PrincipalId,
     role: AccessRole,
+    clinics: Vec<String>,
 }
 
-/// The principals that may use the API, by token.
+/// The principals that may use the API. Tokens are kept as SHA-256 digests
+/// and every digest is compared, in constant time, on each request: how long
+/// an answer takes says nothing about how much of a token was right.
 #[derive(Debug, Clone, Default)]
 pub struct Principals {
-    by_token: HashMap<String, Principal>,
+    by_token: Vec<([u8; 32], Principal)>,
 }
 
 impl Principals {
@@ -45,10 +65,11 @@ impl Principals {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Parses the tokens file's JSON.
+    /// Parses the tokens file's JSON. Every token must be at least 16
+    /// characters, appear once, and name the clinics it may read.
     pub fn parse(json: &str) -> Result<Principals, String> {
         let file: TokensFile = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let mut by_token = HashMap::new();
+        let mut by_token: Vec<([u8; 32], Principal)> = Vec::new();
         for entry in file.tokens {
             if entry.token.len() < 16 {
                 return Err(format!(
@@ -56,13 +77,23 @@ impl Principals {
                     entry.principal
                 ));
             }
-            by_token.insert(
-                entry.token,
+            let clinics = scope(&entry.clinics)
+                .map_err(|why| format!("the token of {}: {why}", entry.principal))?;
+            let digest: [u8; 32] = Sha256::digest(entry.token.as_bytes()).into();
+            if let Some((_, first)) = by_token.iter().find(|(d, _)| *d == digest) {
+                return Err(format!(
+                    "the token of {} is also the token of {}: every token must be distinct",
+                    entry.principal, first.id
+                ));
+            }
+            by_token.push((
+                digest,
                 Principal {
                     id: entry.principal,
                     role: entry.role,
+                    clinics,
                 },
-            );
+            ));
         }
         Ok(Principals { by_token })
     }
@@ -74,11 +105,40 @@ impl Principals {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        self.by_token
-            .get(token.trim())
-            .cloned()
-            .ok_or(ApiError::Unauthorized)
+        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let mut found = None;
+        for (digest, principal) in &self.by_token {
+            if bool::from(digest.ct_eq(&presented)) {
+                found = Some(principal);
+            }
+        }
+        found.cloned().ok_or(ApiError::Unauthorized)
     }
+}
+
+/// Reads a token's `clinics`: `["*"]` or clinic ids.
+fn scope(clinics: &[String]) -> Result<ClinicScope, String> {
+    if clinics.iter().any(|c| c == "*") {
+        return if clinics.len() == 1 {
+            Ok(ClinicScope::All)
+        } else {
+            Err("\"*\" (every clinic) cannot be combined with clinic ids".into())
+        };
+    }
+    if clinics.is_empty() {
+        return Err(
+            "names no clinics: give \"clinics\": [\"<clinic id>\", …] or [\"*\"] for every clinic"
+                .into(),
+        );
+    }
+    clinics
+        .iter()
+        .map(|c| {
+            c.parse::<ClinicId>()
+                .map_err(|e| format!("clinic {c:?}: {e}"))
+        })
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map(ClinicScope::Only)
 }
 
 /// The queries, for the permission table and the access log.
@@ -137,6 +197,22 @@ impl QueryKind {
 }
 
 impl Principal {
+    /// 403 unless this principal may read `clinic`.
+    pub fn may_read(&self, clinic: &str) -> Result<(), ApiError> {
+        let allowed = match &self.clinics {
+            ClinicScope::All => true,
+            ClinicScope::Only(clinics) => clinics.iter().any(|c| c.as_str() == clinic),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::ClinicForbidden {
+                principal: self.id.to_string(),
+                clinic: clinic.to_owned(),
+            })
+        }
+    }
+
     /// 403 unless this principal's role may run `query`.
     pub fn may(&self, query: QueryKind) -> Result<(), ApiError> {
         if query.allowed(self.role) {
@@ -165,9 +241,66 @@ mod tests {
 
     #[test]
     fn short_tokens_are_refused() {
-        let err =
-            Principals::parse(r#"{"tokens":[{"token":"short","principal":"p","role":"safety"}]}"#)
-                .unwrap_err();
+        let err = Principals::parse(
+            r#"{"tokens":[{"token":"short","principal":"p","role":"safety","clinics":["c"]}]}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("shorter than 16"), "{err}");
+    }
+
+    fn entry(token: &str, principal: &str, clinics: &str) -> String {
+        format!(
+            r#"{{"token":"{token}","principal":"{principal}","role":"safety","clinics":{clinics}}}"#
+        )
+    }
+
+    #[test]
+    fn a_duplicate_token_or_a_token_without_clinics_is_refused_at_start() {
+        let twice = format!(
+            r#"{{"tokens":[{},{}]}}"#,
+            entry("same-token-0123456789", "a", r#"["c"]"#),
+            entry("same-token-0123456789", "b", r#"["c"]"#)
+        );
+        let err = Principals::parse(&twice).unwrap_err();
+        assert!(err.contains("also the token of a"), "{err}");
+        for clinics in [r#"[]"#, r#"["*","c"]"#, r#"["c.d"]"#] {
+            let file = format!(
+                r#"{{"tokens":[{}]}}"#,
+                entry("token-0123456789abc", "a", clinics)
+            );
+            assert!(Principals::parse(&file).is_err(), "{clinics}");
+        }
+        let missing =
+            r#"{"tokens":[{"token":"token-0123456789abc","principal":"a","role":"safety"}]}"#;
+        assert!(Principals::parse(missing).unwrap_err().contains("clinics"));
+    }
+
+    #[test]
+    fn a_token_reads_only_its_clinics() {
+        let file = format!(
+            r#"{{"tokens":[{},{}]}}"#,
+            entry("riverside-token-0123456", "r", r#"["riverside"]"#),
+            entry("group-token-0123456789", "g", r#"["*"]"#)
+        );
+        let principals = Principals::parse(&file).unwrap_or_else(|e| panic!("{e}"));
+        let who = |token: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                axum::http::header::AUTHORIZATION,
+                format!("Bearer {token}")
+                    .parse()
+                    .unwrap_or_else(|_| panic!()),
+            );
+            principals.authenticate(&headers)
+        };
+        let riverside = who("riverside-token-0123456").unwrap_or_else(|e| panic!("{e}"));
+        assert!(riverside.may_read("riverside").is_ok());
+        assert!(riverside.may_read("northside").is_err());
+        let group = who("group-token-0123456789").unwrap_or_else(|e| panic!("{e}"));
+        assert!(group.may_read("northside").is_ok());
+        assert!(
+            who("riverside-token-012345").is_err(),
+            "a prefix is not the token"
+        );
     }
 }

@@ -23,6 +23,14 @@ pub enum ApiError {
         /// The query refused.
         query: &'static str,
     },
+    /// The principal's token does not cover this clinic.
+    #[error("{principal} may not read clinic {clinic}")]
+    ClinicForbidden {
+        /// Who asked.
+        principal: String,
+        /// The clinic refused.
+        clinic: String,
+    },
     /// A parameter is not usable.
     #[error("{0}")]
     BadRequest(String),
@@ -42,6 +50,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::ClinicForbidden { .. } => (StatusCode::FORBIDDEN, "clinic_forbidden"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotAudited(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_audited"),

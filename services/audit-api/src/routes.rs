@@ -230,6 +230,7 @@ async fn patient_history(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::PatientHistory)?;
+    principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let seqs = q::patient_history(&state.store, &clinic, &patient, &params.filter()?)?;
@@ -250,6 +251,7 @@ async fn practitioner_history(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::PractitionerHistory)?;
+    principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, practitioner): (ClinicId, PractitionerId) = (id(&clinic)?, id(&practitioner)?);
     let (summary, seqs) =
@@ -272,6 +274,7 @@ async fn access_log(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::AccessLog)?;
+    principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let seqs = q::access_log(&state.store, &clinic, &patient)?;
@@ -291,6 +294,7 @@ async fn patient_summary(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::PatientSummary)?;
+    principal.may_read(&clinic)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let summary = q::patient_summary(&state.store, &clinic, &patient)?;
     state
@@ -315,6 +319,7 @@ async fn investigation(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::AdverseEventInvestigation)?;
+    principal.may_read(&clinic)?;
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
     let event_id: uuid::Uuid = id(&event_id)?;
@@ -347,6 +352,7 @@ async fn lot_trace(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::LotTrace)?;
+    principal.may_read(&clinic)?;
     let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
@@ -380,6 +386,7 @@ async fn event_by_id(
     let not_found = || ApiError::NotFound(format!("event {event_id}"));
     let seq = q::seq_of(&state.store, &event_id)?.ok_or_else(not_found)?;
     let view = q::event_view(&state.store, seq, None)?.ok_or_else(not_found)?;
+    principal.may_read(&view.clinic_id)?;
     let clinic: ClinicId = id(&view.clinic_id)?;
     let patient = view.patient_id.as_deref().and_then(|p| p.parse().ok());
     let mut parameters = BTreeMap::new();
@@ -466,6 +473,7 @@ async fn findings(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Findings)?;
+    principal.may_read(&clinic)?;
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let clinic: ClinicId = id(&clinic)?;
     let rule = match &params.rule {
@@ -525,6 +533,7 @@ async fn signals(
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Signals)?;
+    principal.may_read(&clinic)?;
     let clinic: ClinicId = id(&clinic)?;
     // Rates per group hold no patient data: not an access to record.
     Ok(Json(q::signals(&state.store, &clinic)?).into_response())

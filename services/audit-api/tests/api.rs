@@ -30,9 +30,9 @@ impl Api {
     async fn start(nats: &NatsServer) -> Api {
         let principals = Principals::parse(&format!(
             r#"{{"tokens":[
-                {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance"}},
-                {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety"}},
-                {{"token":"{SERVICE}","principal":"ehr","role":"service"}}]}}"#
+                {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
+                {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety","clinics":["riverside"]}},
+                {{"token":"{SERVICE}","principal":"ehr","role":"service","clinics":["riverside"]}}]}}"#
         ))
         .unwrap();
         let db = tempfile::tempdir().unwrap();
@@ -707,6 +707,52 @@ async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_n
     let stored: chrono::DateTime<chrono::Utc> =
         shown["stored_at"].as_str().unwrap().parse().unwrap();
     assert!((stored - now).num_seconds().abs() < 60, "{shown}");
+    api.stop().await;
+    recorders.stop().await;
+}
+
+#[tokio::test]
+async fn a_riverside_token_reads_riverside_only() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let mut northside = example_request("injection.given");
+    northside["clinic_id"] = "northside".into();
+    let theirs = record_ok(&client, InjectionGiven, &northside).await;
+    let ours = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    // SAFETY is scoped to riverside; COMPLIANCE to every clinic ("*").
+    for path in [
+        "/v1/clinics/northside/patients/P-1042/history".to_owned(),
+        "/v1/clinics/northside/patients/P-1042/summary".to_owned(),
+        "/v1/clinics/northside/lots/DX50-2026-114/trace".to_owned(),
+        "/v1/clinics/northside/practitioners/dr-hale/history".to_owned(),
+        "/v1/clinics/northside/findings".to_owned(),
+        "/v1/clinics/northside/signals".to_owned(),
+        format!(
+            "/v1/clinics/northside/adverse-events/{}/investigation",
+            theirs.event_id
+        ),
+        format!("/v1/events/{}", theirs.event_id),
+    ] {
+        let (status, body) = api.get(Some(SAFETY), &path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("clinic_forbidden"), "{path}: {body}");
+    }
+    assert_eq!(
+        api.get(Some(SAFETY), &format!("/v1/events/{}", ours.event_id))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.get(Some(COMPLIANCE), &format!("/v1/events/{}", theirs.event_id))
+            .await
+            .0,
+        200
+    );
     api.stop().await;
     recorders.stop().await;
 }
