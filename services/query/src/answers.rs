@@ -185,6 +185,12 @@ pub struct InjectionRow {
     pub practitioner_id: String,
     /// Lots of every component.
     pub lots: Vec<String>,
+    /// The solution, e.g. `dextrose 15% + lidocaine 1%`.
+    pub solution: String,
+    /// Volume injected, mL.
+    pub volume_ml: f64,
+    /// Guidance: palpation, ultrasound, fluoroscopy.
+    pub guidance: String,
 }
 
 /// An adverse event in a trace.
@@ -220,6 +226,15 @@ fn injection_row(seq: u64, e: &Envelope) -> Option<InjectionRow> {
             .iter()
             .map(|c| c.lot.to_string())
             .collect(),
+        solution: p
+            .solution
+            .components
+            .iter()
+            .map(prolo_projector::fold::solution_label)
+            .collect::<Vec<_>>()
+            .join(" + "),
+        volume_ml: p.volume_ml,
+        guidance: prolo_projector::fold::name(&p.guidance),
     })
 }
 
