@@ -72,6 +72,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/clinics/{clinic}/findings", get(findings))
         .route("/v1/clinics/{clinic}/signals", get(signals))
         .with_state(state)
+        // A handler that panics answers 500 JSON and is logged; the
+        // connection and the server stay up.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    ApiError::Internal(format!("the handler failed ({what})")).into_response()
 }
 
 /// Query parameters of the list queries.
@@ -143,9 +156,49 @@ impl ListParams {
 }
 
 fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, ApiError> {
-    query
+    let params = query
         .map(|Query(p)| p)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(limit) = params.limit
+        && !(1..=MAX_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not between 1 and {MAX_LIMIT}"
+        )));
+    }
+    if let Some(days) = params.window_days
+        && !(1..=MAX_WINDOW_DAYS).contains(&days)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "window_days: {days} is not between 1 and {MAX_WINDOW_DAYS}"
+        )));
+    }
+    within_a_century("from", params.from)?;
+    within_a_century("to", params.to)?;
+    within_a_century("as_of", params.as_of)?;
+    Ok(params)
+}
+
+/// The largest page.
+const MAX_LIMIT: usize = 1000;
+/// The widest investigation window, days.
+const MAX_WINDOW_DAYS: i64 = 365;
+
+/// A time parameter must lie within 100 years of now: anything further is a
+/// typo, and would overflow the arithmetic done with it.
+fn within_a_century(name: &str, value: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let century = chrono::Duration::days(36_525);
+    let now = Utc::now();
+    if value < now - century || value > now + century {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: {} is not within 100 years of today",
+            value.to_rfc3339()
+        )));
+    }
+    Ok(())
 }
 
 fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
@@ -475,6 +528,8 @@ async fn findings(
     principal.may(QueryKind::Findings)?;
     principal.may_read(&clinic)?;
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    within_a_century("from", params.from)?;
+    within_a_century("to", params.to)?;
     let clinic: ClinicId = id(&clinic)?;
     let rule = match &params.rule {
         Some(rule) => Some(

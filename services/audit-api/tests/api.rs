@@ -829,3 +829,54 @@ async fn csv_exports_neutralise_formulas_and_carry_the_clinical_facts() {
     api.stop().await;
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn out_of_range_parameters_are_refused_naming_the_parameter() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let mut report = example_request("adverse_event.reported");
+    report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
+    let infection = record_ok(&client, AdverseEventReported, &report).await;
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let history = "/v1/clinics/riverside/patients/P-1042/history";
+    let investigation = format!(
+        "/v1/clinics/riverside/adverse-events/{}/investigation",
+        infection.event_id
+    );
+    for (path, named) in [
+        (
+            format!("{investigation}?window_days=1000000000000"),
+            "window_days",
+        ),
+        (format!("{investigation}?window_days=366"), "window_days"),
+        (format!("{investigation}?window_days=0"), "window_days"),
+        (format!("{history}?limit=1001"), "limit"),
+        (format!("{history}?limit=0"), "limit"),
+        (format!("{history}?from=1800-01-01T00:00:00Z"), "from"),
+        (format!("{history}?to=2999-01-01T00:00:00Z"), "to"),
+        (format!("{history}?as_of=0001-01-01T00:00:00Z"), "as_of"),
+        (
+            "/v1/clinics/riverside/findings?from=3000-01-01T00:00:00Z".to_owned(),
+            "from",
+        ),
+    ] {
+        let (status, body) = api.get(Some(COMPLIANCE), &path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(named), "{path}: {body}");
+    }
+    // In range, the investigation answers.
+    assert_eq!(
+        api.get(
+            Some(COMPLIANCE),
+            &format!("{investigation}?window_days=365")
+        )
+        .await
+        .0,
+        200
+    );
+    api.stop().await;
+    recorders.stop().await;
+}
