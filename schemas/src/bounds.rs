@@ -64,3 +64,7 @@ pub const CTCAE_GRADE_MAX: u8 = 5;
 pub const TEXT_MAX_CHARS: usize = 4000;
 /// Short text (issuer, reference, source, actor id): at most this many characters.
 pub const SHORT_TEXT_MAX_CHARS: usize = 200;
+/// Patients named in one `access.recorded` event: an answer exposing more
+/// is recorded in several events (all before it is sent), so that each
+/// event stays a small document.
+pub const ACCESS_PATIENTS_PER_EVENT_MAX: usize = 500;

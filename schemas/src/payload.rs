@@ -704,6 +704,13 @@ pub struct AccessRecorded {
     /// The patient whose data was read, when the query names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_id: Option<PatientId>,
+    /// Every patient whose data the answer carried (all of them, also for a
+    /// practitioner's history, a lot trace, findings or an investigation),
+    /// each shown on that patient's access log. A large answer is recorded
+    /// in several events of at most 500 patients each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = ACCESS_PATIENTS_PER_EVENT_MAX))]
+    pub exposed_patients: Vec<PatientId>,
     /// How many records the answer held.
     pub records_returned: u64,
 }

@@ -1,8 +1,12 @@
 //! Reads are audited like writes: every read of patient data that succeeds
-//! is recorded as an `access.recorded` event before the data is served. If
-//! the record cannot be stored, the data is not served.
+//! is recorded as an `access.recorded` event before the data is served,
+//! naming every patient whose data the answer carries (in several events of
+//! at most [`ACCESS_PATIENTS_PER_EVENT_MAX`] patients when there are many).
+//! If the record cannot be stored, the data is not served.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use prolo_schemas::bounds::ACCESS_PATIENTS_PER_EVENT_MAX;
 
 use chrono::Utc;
 use prolo_bus::Publisher;
@@ -28,7 +32,9 @@ impl AccessLog {
         Self { publisher }
     }
 
-    /// Records that `principal` ran `query` in `clinic` and got `records` records.
+    /// Records that `principal` ran `query` in `clinic` and got `records`
+    /// records carrying the data of the `exposed` patients (`patient_id`:
+    /// the one the query names, if any).
     pub async fn record(
         &self,
         principal: &Principal,
@@ -36,6 +42,38 @@ impl AccessLog {
         query: QueryKind,
         parameters: BTreeMap<String, String>,
         patient_id: Option<PatientId>,
+        exposed: BTreeSet<PatientId>,
+        records: u64,
+    ) -> Result<(), ApiError> {
+        let exposed: Vec<PatientId> = exposed.into_iter().collect();
+        let mut chunks: Vec<&[PatientId]> = exposed.chunks(ACCESS_PATIENTS_PER_EVENT_MAX).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for chunk in chunks {
+            self.record_one(
+                principal,
+                clinic,
+                query,
+                parameters.clone(),
+                patient_id.clone(),
+                chunk.to_vec(),
+                records,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // one event's fields, named
+    async fn record_one(
+        &self,
+        principal: &Principal,
+        clinic: &ClinicId,
+        query: QueryKind,
+        parameters: BTreeMap<String, String>,
+        patient_id: Option<PatientId>,
+        exposed_patients: Vec<PatientId>,
         records: u64,
     ) -> Result<(), ApiError> {
         let now = Utc::now();
@@ -63,6 +101,7 @@ impl AccessLog {
                 query: query.name().to_owned(),
                 parameters,
                 patient_id,
+                exposed_patients,
                 records_returned: records,
             }
             .into(),

@@ -1,7 +1,7 @@
 //! The HTTP API. Every handler authenticates, checks the role, answers,
 //! records the read when it touches patient data, then serves it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_nats::jetstream;
 use axum::{
@@ -219,12 +219,16 @@ struct Asked<'a> {
 }
 
 impl Asked<'_> {
+    /// Records the read; `exposed`: every patient whose data the answer
+    /// carries (the patient asked about is added).
     async fn record(
         self,
         state: &AppState,
         parameters: BTreeMap<String, String>,
         records: u64,
+        mut exposed: BTreeSet<PatientId>,
     ) -> Result<(), ApiError> {
+        exposed.extend(self.patient.clone());
         state
             .access
             .record(
@@ -233,10 +237,37 @@ impl Asked<'_> {
                 self.query,
                 parameters,
                 self.patient,
+                exposed,
                 records,
             )
             .await
     }
+}
+
+/// The patients of the events at `seqs` (read from the store).
+fn patients_of_seqs(
+    store: &prolo_projector::Store,
+    seqs: &[u64],
+) -> Result<BTreeSet<PatientId>, ApiError> {
+    let mut patients = BTreeSet::new();
+    for seq in seqs {
+        let record = store
+            .event(*seq)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(patient) = record
+            .filter(|r| r.quarantine.is_none())
+            .and_then(|r| prolo_schemas::Envelope::decode(&r.raw).ok())
+            .and_then(|e| e.patient_id)
+        {
+            patients.insert(patient);
+        }
+    }
+    Ok(patients)
+}
+
+/// The patients named by rendered rows (views' and rows' `patient_id`).
+fn patients_named<'a>(ids: impl IntoIterator<Item = &'a str>) -> BTreeSet<PatientId> {
+    ids.into_iter().filter_map(|p| p.parse().ok()).collect()
 }
 
 /// Answers a list of events: a JSON page, or the whole list streamed.
@@ -249,8 +280,9 @@ async fn list_response(
 ) -> Result<Response, ApiError> {
     let format = Format::parse(params.format.as_deref())?;
     if format != Format::Json {
+        let exposed = patients_of_seqs(&state.store, &seqs)?;
         asked
-            .record(state, params.logged(), seqs.len() as u64)
+            .record(state, params.logged(), seqs.len() as u64, exposed)
             .await?;
         return Ok(render::stream_events(
             state.store.clone(),
@@ -261,8 +293,9 @@ async fn list_response(
     }
     let (page, next) = q::page(&seqs, params.cursor, params.limit());
     let items = q::views(&state.store, page, params.as_of)?;
+    let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
     asked
-        .record(state, params.logged(), items.len() as u64)
+        .record(state, params.logged(), items.len() as u64, exposed)
         .await?;
     let mut body = json!({
         "total": seqs.len(),
@@ -357,7 +390,8 @@ async fn patient_summary(
             &clinic,
             QueryKind::PatientSummary,
             BTreeMap::new(),
-            Some(patient),
+            Some(patient.clone()),
+            BTreeSet::from([patient]),
             1,
         )
         .await?;
@@ -383,6 +417,28 @@ async fn investigation(
         params.window_days.unwrap_or(14),
     )?;
     let patient = answer.state.patient_id.parse().ok();
+    let views = std::iter::once(&answer.report)
+        .chain(&answer.updates)
+        .chain(&answer.injection)
+        .chain(&answer.consents_before)
+        .chain(&answer.examinations_before)
+        .chain(&answer.window)
+        .filter_map(|v| v.patient_id.as_deref());
+    let rows = answer
+        .same_lot_injections
+        .iter()
+        .chain(&answer.same_practitioner_injections)
+        .map(|r| r.patient_id.as_str());
+    let adverse = answer
+        .same_lot_adverse_events
+        .iter()
+        .map(|r| r.state.patient_id.as_str());
+    let exposed = patients_named(
+        views
+            .chain(rows)
+            .chain(adverse)
+            .chain(std::iter::once(answer.state.patient_id.as_str())),
+    );
     state
         .access
         .record(
@@ -391,6 +447,7 @@ async fn investigation(
             QueryKind::AdverseEventInvestigation,
             params.logged(),
             patient,
+            exposed,
             answer.records(),
         )
         .await?;
@@ -411,6 +468,18 @@ async fn lot_trace(
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
     let trace = q::lot_trace(&state.store, &clinic, &lot)?;
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
+    let exposed = patients_named(
+        trace
+            .injections
+            .iter()
+            .map(|r| r.patient_id.as_str())
+            .chain(
+                trace
+                    .adverse_events
+                    .iter()
+                    .map(|r| r.state.patient_id.as_str()),
+            ),
+    );
     state
         .access
         .record(
@@ -419,6 +488,7 @@ async fn lot_trace(
             QueryKind::LotTrace,
             params.logged(),
             None,
+            exposed,
             records,
         )
         .await?;
@@ -441,7 +511,7 @@ async fn event_by_id(
     let view = q::event_view(&state.store, seq, None)?.ok_or_else(not_found)?;
     principal.may_read(&view.clinic_id)?;
     let clinic: ClinicId = id(&view.clinic_id)?;
-    let patient = view.patient_id.as_deref().and_then(|p| p.parse().ok());
+    let patient: Option<PatientId> = view.patient_id.as_deref().and_then(|p| p.parse().ok());
     let mut parameters = BTreeMap::new();
     parameters.insert("event_id".to_owned(), event_id.to_string());
     state
@@ -451,7 +521,8 @@ async fn event_by_id(
             &clinic,
             QueryKind::EventById,
             parameters,
-            patient,
+            patient.clone(),
+            patient.into_iter().collect(),
             1,
         )
         .await?;
@@ -575,6 +646,7 @@ async fn findings(
             QueryKind::Findings,
             logged,
             patient,
+            patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
             found.len() as u64,
         )
         .await?;

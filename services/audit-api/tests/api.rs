@@ -880,3 +880,64 @@ async fn out_of_range_parameters_are_refused_naming_the_parameter() {
     api.stop().await;
     recorders.stop().await;
 }
+
+/// The queries on a patient's access log.
+async fn reads_of(api: &Api, patient: &str) -> Vec<String> {
+    let log = api
+        .json(
+            COMPLIANCE,
+            &format!("/v1/clinics/riverside/patients/{patient}/access-log?limit=1000"),
+        )
+        .await;
+    log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"]["query"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_patient_an_answer_exposes_has_the_read_on_their_access_log() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    for patient in ["P-1042", "P-2000", "P-3000"] {
+        let mut injection = example_request("injection.given");
+        injection["patient_id"] = patient.into();
+        record_ok(&client, InjectionGiven, &injection).await;
+    }
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    // A practitioner's history, exported: three patients' injections.
+    let (status, body) = api
+        .get(
+            Some(SAFETY),
+            "/v1/clinics/riverside/practitioners/dr-hale/history?format=jsonl",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().count(), 3);
+    // A lot trace: the same three.
+    api.json(SAFETY, "/v1/clinics/riverside/lots/DX50-2026-114/trace")
+        .await;
+    // Findings of the clinic (no consent for any of them): the same three.
+    api.json(
+        SAFETY,
+        "/v1/clinics/riverside/findings?rule=no_active_consent",
+    )
+    .await;
+    api.caught_up().await;
+    for patient in ["P-1042", "P-2000", "P-3000"] {
+        let reads = reads_of(&api, patient).await;
+        for query in ["practitioner_history", "lot_trace", "findings"] {
+            assert!(
+                reads.iter().any(|r| r == query),
+                "{patient}'s access log lacks {query}: {reads:?}"
+            );
+        }
+    }
+    api.stop().await;
+    recorders.stop().await;
+}

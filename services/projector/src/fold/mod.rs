@@ -369,12 +369,16 @@ impl<'a> Folder<'a> {
                     &[clinic, p.principal_id.as_str().as_bytes()],
                     seq,
                 )?;
-                if let Some(patient) = &p.patient_id {
-                    self.index(
-                        keys::READS_OF_PATIENT,
-                        &[clinic, patient.as_str().as_bytes()],
-                        seq,
-                    )?;
+                // On the access log of the patient asked about and of every
+                // patient whose data the answer carried.
+                let exposed: std::collections::BTreeSet<&str> = p
+                    .patient_id
+                    .iter()
+                    .chain(&p.exposed_patients)
+                    .map(|patient| patient.as_str())
+                    .collect();
+                for patient in exposed {
+                    self.index(keys::READS_OF_PATIENT, &[clinic, patient.as_bytes()], seq)?;
                 }
             }
             Payload::LotRecalled(p) => {
