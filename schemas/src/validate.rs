@@ -335,7 +335,7 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
             c.text(&format!("{p}.query"), &x.query, SHORT_TEXT_MAX_CHARS);
             if x.exposed_patients.len() > ACCESS_PATIENTS_PER_EVENT_MAX {
                 c.problem(
-                    &format!("{p}.exposed_patients"),
+                    format!("{p}.exposed_patients"),
                     ProblemCode::OutOfRange,
                     format!(
                         "{} patients, at most {ACCESS_PATIENTS_PER_EVENT_MAX} per event",
