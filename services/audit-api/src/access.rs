@@ -20,6 +20,21 @@ use crate::{
 /// The service name in `source`.
 pub const SOURCE: &str = "audit-api";
 
+/// One read, as the access log records it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    /// The query run.
+    pub query: QueryKind,
+    /// Its parameters as given.
+    pub parameters: BTreeMap<String, String>,
+    /// The patient the query names, if any.
+    pub patient_id: Option<PatientId>,
+    /// Every patient whose data the answer carries.
+    pub exposed: BTreeSet<PatientId>,
+    /// How many records it held.
+    pub records: u64,
+}
+
 /// Records reads.
 #[derive(Clone)]
 pub struct AccessLog {
@@ -32,49 +47,32 @@ impl AccessLog {
         Self { publisher }
     }
 
-    /// Records that `principal` ran `query` in `clinic` and got `records`
-    /// records carrying the data of the `exposed` patients (`patient_id`:
-    /// the one the query names, if any).
+    /// Records `read` by `principal` in `clinic`: one event, or several of
+    /// at most [`ACCESS_PATIENTS_PER_EVENT_MAX`] exposed patients each.
     pub async fn record(
         &self,
         principal: &Principal,
         clinic: &ClinicId,
-        query: QueryKind,
-        parameters: BTreeMap<String, String>,
-        patient_id: Option<PatientId>,
-        exposed: BTreeSet<PatientId>,
-        records: u64,
+        read: Read,
     ) -> Result<(), ApiError> {
-        let exposed: Vec<PatientId> = exposed.into_iter().collect();
+        let exposed: Vec<PatientId> = read.exposed.iter().cloned().collect();
         let mut chunks: Vec<&[PatientId]> = exposed.chunks(ACCESS_PATIENTS_PER_EVENT_MAX).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
         for chunk in chunks {
-            self.record_one(
-                principal,
-                clinic,
-                query,
-                parameters.clone(),
-                patient_id.clone(),
-                chunk.to_vec(),
-                records,
-            )
-            .await?;
+            self.record_one(principal, clinic, &read, chunk.to_vec())
+                .await?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // one event's fields, named
     async fn record_one(
         &self,
         principal: &Principal,
         clinic: &ClinicId,
-        query: QueryKind,
-        parameters: BTreeMap<String, String>,
-        patient_id: Option<PatientId>,
+        read: &Read,
         exposed_patients: Vec<PatientId>,
-        records: u64,
     ) -> Result<(), ApiError> {
         let now = Utc::now();
         let event_id = uuid::Uuid::now_v7();
@@ -98,11 +96,11 @@ impl AccessLog {
             payload: AccessRecorded {
                 principal_id: principal.id.clone(),
                 role: principal.role,
-                query: query.name().to_owned(),
-                parameters,
-                patient_id,
+                query: read.query.name().to_owned(),
+                parameters: read.parameters.clone(),
+                patient_id: read.patient_id.clone(),
                 exposed_patients,
-                records_returned: records,
+                records_returned: read.records,
             }
             .into(),
         };
@@ -114,8 +112,8 @@ impl AccessLog {
         tracing::info!(
             event_id = %recorded.event_id,
             principal = %principal.id,
-            query = query.name(),
-            records,
+            query = read.query.name(),
+            records = read.records,
             "access recorded"
         );
         Ok(())

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    access::AccessLog,
+    access::{AccessLog, Read},
     auth::{Principal, Principals, QueryKind},
     error::ApiError,
     openapi,
@@ -234,11 +234,13 @@ impl Asked<'_> {
             .record(
                 self.principal,
                 self.clinic,
-                self.query,
-                parameters,
-                self.patient,
-                exposed,
-                records,
+                Read {
+                    query: self.query,
+                    parameters,
+                    patient_id: self.patient,
+                    exposed,
+                    records,
+                },
             )
             .await
     }
@@ -388,11 +390,13 @@ async fn patient_summary(
         .record(
             &principal,
             &clinic,
-            QueryKind::PatientSummary,
-            BTreeMap::new(),
-            Some(patient.clone()),
-            BTreeSet::from([patient]),
-            1,
+            Read {
+                query: QueryKind::PatientSummary,
+                parameters: BTreeMap::new(),
+                patient_id: Some(patient.clone()),
+                exposed: BTreeSet::from([patient]),
+                records: 1,
+            },
         )
         .await?;
     Ok(Json(summary).into_response())
@@ -444,11 +448,13 @@ async fn investigation(
         .record(
             &principal,
             &clinic,
-            QueryKind::AdverseEventInvestigation,
-            params.logged(),
-            patient,
-            exposed,
-            answer.records(),
+            Read {
+                query: QueryKind::AdverseEventInvestigation,
+                parameters: params.logged(),
+                patient_id: patient,
+                exposed,
+                records: answer.records(),
+            },
         )
         .await?;
     Ok(Json(answer).into_response())
@@ -485,11 +491,13 @@ async fn lot_trace(
         .record(
             &principal,
             &clinic,
-            QueryKind::LotTrace,
-            params.logged(),
-            None,
-            exposed,
-            records,
+            Read {
+                query: QueryKind::LotTrace,
+                parameters: params.logged(),
+                patient_id: None,
+                exposed,
+                records,
+            },
         )
         .await?;
     Ok(match format {
@@ -519,11 +527,13 @@ async fn event_by_id(
         .record(
             &principal,
             &clinic,
-            QueryKind::EventById,
-            parameters,
-            patient.clone(),
-            patient.into_iter().collect(),
-            1,
+            Read {
+                query: QueryKind::EventById,
+                parameters,
+                patient_id: patient.clone(),
+                exposed: patient.into_iter().collect(),
+                records: 1,
+            },
         )
         .await?;
     Ok(Json(view).into_response())
@@ -643,11 +653,13 @@ async fn findings(
         .record(
             &principal,
             &clinic,
-            QueryKind::Findings,
-            logged,
-            patient,
-            patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
-            found.len() as u64,
+            Read {
+                query: QueryKind::Findings,
+                parameters: logged,
+                patient_id: patient,
+                exposed: patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
+                records: found.len() as u64,
+            },
         )
         .await?;
     Ok(Json(json!({ "total": found.len(), "items": found })).into_response())
