@@ -116,6 +116,23 @@ impl Principals {
     }
 }
 
+/// The public tokens of `deploy/tokens.example.json`: anyone can read them.
+const EXAMPLE_TOKENS: &[&str] = &[
+    "demo-compliance-token-change-me",
+    "demo-safety-token-change-me-too",
+    "demo-service-token-change-me-3x",
+];
+
+impl Principals {
+    /// Whether any token is one of the published example tokens.
+    pub fn has_example_tokens(&self) -> bool {
+        EXAMPLE_TOKENS.iter().any(|example| {
+            let digest: [u8; 32] = Sha256::digest(example.as_bytes()).into();
+            self.by_token.iter().any(|(d, _)| *d == digest)
+        })
+    }
+}
+
 /// Reads a token's `clinics`: `["*"]` or clinic ids.
 fn scope(clinics: &[String]) -> Result<ClinicScope, String> {
     if clinics.iter().any(|c| c == "*") {

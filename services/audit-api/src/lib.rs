@@ -51,6 +51,12 @@ pub enum ApiRunError {
     /// The listener failed.
     #[error("HTTP on {0}: {1}")]
     Http(SocketAddr, std::io::Error),
+    /// Published example tokens on an address others can reach.
+    #[error(
+        "the tokens include the public examples of deploy/tokens.example.json, and the API would \
+         listen on {0}, which is not loopback: use tokens of your own (or listen on 127.0.0.1)"
+    )]
+    ExampleTokens(SocketAddr),
 }
 
 /// Runs the fold and the API on one database until `shutdown`. `ready` is
@@ -75,6 +81,9 @@ pub async fn run_on(
     shutdown: Shutdown,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ApiRunError> {
+    if !settings.listen.ip().is_loopback() && principals.has_example_tokens() {
+        return Err(ApiRunError::ExampleTokens(settings.listen));
+    }
     let js = jetstream::new(client.clone());
     let state = AppState {
         store: store.clone(),

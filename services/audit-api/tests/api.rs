@@ -941,3 +941,33 @@ async fn every_patient_an_answer_exposes_has_the_read_on_their_access_log() {
     api.stop().await;
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn the_public_example_tokens_are_refused_off_loopback() {
+    let nats = NatsServer::start().await.unwrap();
+    let example = Principals::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tokens.example.json"),
+    )
+    .unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let settings = ApiSettings {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        db: db.path().join("api.sled"),
+        cache_bytes: 8 << 20,
+        projector: ProjectorSettings::default(),
+        broker: None,
+    };
+    let (_trigger, shutdown) = prolo_bus::Shutdown::new();
+    let refused = prolo_audit_api::run(
+        nats.client().await.unwrap(),
+        example,
+        settings,
+        shutdown,
+        |_| {},
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(prolo_audit_api::ApiRunError::ExampleTokens(_))),
+        "{refused:?}"
+    );
+}

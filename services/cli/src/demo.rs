@@ -356,13 +356,11 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
 }
 
 /// Prints queries to try against what was seeded.
-pub fn print_examples(seeded: &Seeded, clinic: &str, api: &str) {
+/// `token` is how to get a compliance token in a shell, e.g. `$(cat data/api-token-compliance)`.
+pub fn print_examples(seeded: &Seeded, clinic: &str, api: &str, token: &str) {
     println!();
-    println!(
-        "seeded {} events. Try (token from deploy/tokens.example.json):",
-        seeded.events
-    );
-    println!("  export PROLO_API_URL={api} PROLO_API_TOKEN=demo-compliance-token-change-me");
+    println!("seeded {} events. Try:", seeded.events);
+    println!("  export PROLO_API_URL={api} PROLO_API_TOKEN={token}");
     println!(
         "  prolo-audit history --clinic {clinic} --patient {}",
         seeded.patient
@@ -393,6 +391,6 @@ pub fn print_examples(seeded: &Seeded, clinic: &str, api: &str) {
         seeded.patient
     );
     println!(
-        "  curl -s -H 'Authorization: Bearer demo-safety-token-change-me-too' {api}/v1/clinics/{clinic}/signals"
+        "  curl -s -H \"Authorization: Bearer $PROLO_API_TOKEN\" {api}/v1/clinics/{clinic}/signals"
     );
 }

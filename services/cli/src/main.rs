@@ -74,6 +74,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 &seeded,
                 args.clinic(),
                 &std::env::var("PROLO_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+                "<your compliance token>",
             );
             Ok(())
         }

@@ -32,13 +32,10 @@ pub struct UpArgs {
     /// Where the audit API listens.
     #[arg(long, env = "PROLO_API_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// The audit API's bearer tokens.
-    #[arg(
-        long,
-        env = "PROLO_API_TOKENS",
-        default_value = "deploy/tokens.example.json"
-    )]
-    tokens: PathBuf,
+    /// The audit API's bearer tokens. When not given, `up` generates a
+    /// tokens file under the data directory (random tokens, mode 0600).
+    #[arg(long, env = "PROLO_API_TOKENS")]
+    tokens: Option<PathBuf>,
     /// The monitoring endpoint of a NATS server found at NATS_URL, to check
     /// that it fsyncs before it acknowledges (default: port 8222 on its host).
     #[arg(long, env = "NATS_MONITOR_URL")]
@@ -111,7 +108,14 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 .with_context(|| format!("the {} service", spec.name))
         });
     }
-    let principals = Principals::load(&args.tokens).map_err(anyhow::Error::msg)?;
+    let (tokens, token_hint) = match &args.tokens {
+        Some(path) => (
+            path.clone(),
+            "<a compliance token from that file>".to_owned(),
+        ),
+        None => generated_tokens(&args.data_dir)?,
+    };
+    let principals = Principals::load(&tokens).map_err(anyhow::Error::msg)?;
     let api_client = prolo_bus::connect(&url, "audit-api")
         .await
         .with_context(|| format!("connecting the audit API to {url}"))?;
@@ -149,7 +153,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     println!("recording services: {}", names.join(", "));
     println!(
         "audit API:          http://{bound} (tokens in {}; OpenAPI at /openapi.json)",
-        args.tokens.display()
+        tokens.display()
     );
     println!("record an event:    prolo-audit record injection.given --file request.json");
     println!("follow the trail:   prolo-audit tail --from-start");
@@ -171,6 +175,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 &seeded,
                 args.demo_args.clinic(),
                 &format!("http://{bound}"),
+                &token_hint,
             );
         }
     }
@@ -191,6 +196,35 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The audit API tokens `up` generates when none are given: a compliance,
+/// a safety and a service token for every clinic, in `api-tokens.json`
+/// under the data directory (kept across runs), plus the compliance token
+/// alone in `api-token-compliance`, both mode 0600. Returns the file and
+/// how to read the compliance token in a shell.
+fn generated_tokens(data_dir: &std::path::Path) -> Result<(PathBuf, String)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let file = data_dir.join("api-tokens.json");
+    let compliance_file = data_dir.join("api-token-compliance");
+    if !file.exists() || !compliance_file.exists() {
+        let compliance = random_hex(24)?;
+        let tokens = serde_json::json!({"tokens": [
+            {"token": compliance, "principal": "local-compliance", "role": "compliance", "clinics": ["*"]},
+            {"token": random_hex(24)?, "principal": "local-safety", "role": "safety", "clinics": ["*"]},
+            {"token": random_hex(24)?, "principal": "local-service", "role": "service", "clinics": ["*"]},
+        ]});
+        write_private(&file, &serde_json::to_string_pretty(&tokens)?)?;
+        write_private(&compliance_file, &compliance)?;
+        println!(
+            "generated API tokens in {} (mode 0600; the compliance token alone in {})",
+            file.display(),
+            compliance_file.display()
+        );
+    }
+    let hint = format!("$(cat {})", compliance_file.display());
+    Ok((file, hint))
 }
 
 /// The one user of a nats-server `up` starts: generated once, kept under

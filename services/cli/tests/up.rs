@@ -6,7 +6,7 @@
 use std::{process::Stdio, time::Duration};
 
 use prolo_bus::Fsync;
-use prolo_tests::{FsyncPolicy, NatsServer, free_port, fsync_of, repo_root};
+use prolo_tests::{FsyncPolicy, NatsServer, free_port, fsync_of};
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines},
     process::{Child, ChildStdout, Command},
@@ -50,14 +50,17 @@ impl Up {
 /// directory, the API on a free port.
 fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Up {
     let mut command = Command::new(env!("CARGO_BIN_EXE_prolo-audit"));
+    // From a directory with nothing of the repository in it, and no tokens
+    // file: `up` must need neither.
     command
+        .current_dir(data)
         .arg("up")
         .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0", "--tokens"])
-        .arg(repo_root().join("deploy/tokens.example.json"))
+        .arg(data.join("data"))
+        .args(["--listen", "127.0.0.1:0"])
         .env("NATS_URL", nats_url)
         .env_remove("NATS_MONITOR_URL")
+        .env_remove("PROLO_API_TOKENS")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
@@ -157,6 +160,8 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("no monitoring URL in {started}"));
     assert_eq!(fsync_of(monitor).await, Fsync::Always, "{started}");
+    let (generated, _) = line_starting_with(&mut lines, &["generated API tokens in"]).await;
+    assert!(generated.contains("api-token-compliance"), "{generated}");
     let (line, _) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
     assert!(
         line.starts_with("durability:") && line.contains("fsyncs before it acknowledges"),
@@ -177,15 +182,21 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
     }
     // …which are the owner's alone…
     use std::os::unix::fs::PermissionsExt;
-    for file in ["nats-password", "nats-auth.conf", "nats-url"] {
-        let mode = std::fs::metadata(data.path().join(file))
+    for file in [
+        "nats-password",
+        "nats-auth.conf",
+        "nats-url",
+        "api-tokens.json",
+        "api-token-compliance",
+    ] {
+        let mode = std::fs::metadata(data.path().join("data").join(file))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
     // …and what the services in `up` use.
-    let with_credentials = std::fs::read_to_string(data.path().join("nats-url")).unwrap();
+    let with_credentials = std::fs::read_to_string(data.path().join("data/nats-url")).unwrap();
     let client = prolo_bus::connect(&with_credentials, "up-test")
         .await
         .unwrap();
