@@ -75,6 +75,12 @@ pub fn router(state: AppState) -> Router {
         // A handler that panics answers 500 JSON and is logged; the
         // connection and the server stay up.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        // No request holds a worker for ever: an answer not started within
+        // 30 s is 503. (A streamed export, once started, is not cut.)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(30),
+        ))
 }
 
 /// The answer to a request whose handler panicked.

@@ -1,0 +1,211 @@
+//! Hostile requests, generated: more than 5,000 random path segments and
+//! query strings against every route of a running API (real nats-server,
+//! fold, HTTP). No answer is a 5xx other than the documented 503
+//! `not_audited`, and no connection is dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use prolo_audit_api::{ApiSettings, Principals};
+use prolo_projector::ProjectorSettings;
+use prolo_schemas::EventType::*;
+use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use proptest::{
+    prelude::*,
+    test_runner::{Config, TestRunner},
+};
+
+const TOKEN: &str = "hostile-compliance-token-0123";
+
+/// Text for a path segment or a query value: valid ids, odd Unicode,
+/// separators, traversal, huge numbers, dates out of range.
+fn text() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "riverside",
+        "P-1042",
+        "dr-hale",
+        "DX50-2026-114",
+        "01a214df-8186-740a-88a3-bcc69fc39d08",
+        "..",
+        "/",
+        "%2F",
+        "%00",
+        "%",
+        "?",
+        "&",
+        "=",
+        "#",
+        "\u{202E}",
+        "\u{200B}",
+        "é",
+        "𝔘",
+        " ",
+        "*",
+        ">",
+        ".",
+        "-1",
+        "0",
+        "18446744073709551616",
+        "1000000000000",
+        "1e400",
+        "NaN",
+        "2026-10-01T00:00:00Z",
+        "+275760-09-13T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "csv",
+        "jsonl",
+        "json",
+        "injection.given",
+        "open",
+        "no_active_consent",
+        "'",
+        "\"",
+        "<script>",
+    ]);
+    prop_oneof![
+        prop::collection::vec(pieces, 0..5).prop_map(|p| p.concat()),
+        ".{0,30}",
+        (1usize..3000).prop_map(|n| "a".repeat(n)),
+    ]
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "type",
+            "from",
+            "to",
+            "as_of",
+            "cursor",
+            "limit",
+            "format",
+            "window_days",
+            "rule",
+            "status",
+            "patient",
+            "practitioner",
+        ])
+        .prop_map(str::to_owned),
+        text(),
+    ]
+}
+
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (nats, recorders, base, _db) = rt.block_on(async {
+        let nats = NatsServer::start().await.unwrap();
+        let recorders = Recorders::start(&nats.url()).await.unwrap();
+        let client = nats.client().await.unwrap();
+        let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+        let mut report = example_request("adverse_event.reported");
+        report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
+        record_ok(&client, AdverseEventReported, &report).await;
+        let principals = Principals::parse(&format!(
+            r#"{{"tokens":[{{"token":"{TOKEN}","principal":"officer-lee","role":"compliance","clinics":["*"]}}]}}"#
+        ))
+        .unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let settings = ApiSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db: db.path().join("api.sled"),
+            cache_bytes: 16 << 20,
+            projector: ProjectorSettings {
+                consumer: "audit-api".into(),
+                idle_wait: Duration::from_millis(50),
+                ..ProjectorSettings::default()
+            },
+            broker: None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (_trigger, shutdown) = prolo_bus::Shutdown::new();
+        let api_client = nats.client().await.unwrap();
+        tokio::spawn(async move {
+            let _ = prolo_audit_api::run(api_client, principals, settings, shutdown, |addr| {
+                let _ = tx.send(addr);
+            })
+            .await;
+            drop(_trigger);
+        });
+        let addr = rx.await.unwrap();
+        (nats, recorders, format!("http://{addr}"), db)
+    });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let routes = [
+        "/v1/status",
+        "/v1/events/{a}",
+        "/v1/clinics/{a}/patients/{b}/history",
+        "/v1/clinics/{a}/patients/{b}/summary",
+        "/v1/clinics/{a}/patients/{b}/access-log",
+        "/v1/clinics/{a}/adverse-events/{b}/investigation",
+        "/v1/clinics/{a}/lots/{b}/trace",
+        "/v1/clinics/{a}/practitioners/{b}/history",
+        "/v1/clinics/{a}/findings",
+        "/v1/clinics/{a}/signals",
+        "/openapi.json",
+    ];
+    let strategy = (
+        prop::sample::select(routes.to_vec()),
+        text(),
+        text(),
+        prop::collection::vec((key(), text()), 0..5),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 5_500,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, u32>::new());
+    runner
+        .run(&strategy, |(route, a, b, query, authorized)| {
+            let path = route
+                .replace("{a}", &escape(&a))
+                .replace("{b}", &escape(&b));
+            let query: Vec<String> = query
+                .iter()
+                .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+                .collect();
+            let url = format!("{base}{path}?{}", query.join("&"));
+            let mut request = http.get(&url);
+            if authorized {
+                request = request.bearer_auth(TOKEN);
+            }
+            let response = rt.block_on(async { request.send().await });
+            let response = response.map_err(|e| {
+                TestCaseError::fail(format!("{url}: no answer (connection dropped?): {e}"))
+            })?;
+            let status = response.status().as_u16();
+            let body = rt.block_on(response.text()).unwrap_or_default();
+            *statuses.borrow_mut().entry(status).or_default() += 1;
+            prop_assert!(
+                status < 500 || (status == 503 && body.contains("not_audited")),
+                "{url}: {status} {body}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    let statuses = statuses.into_inner();
+    eprintln!("statuses over 5,500 generated requests: {statuses:?}");
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(statuses.get(&400).copied().unwrap_or(0) > 0, "{statuses:?}");
+    rt.block_on(recorders.stop());
+    drop(nats);
+}
