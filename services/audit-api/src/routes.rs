@@ -165,13 +165,7 @@ fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams
     let params = query
         .map(|Query(p)| p)
         .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if let Some(limit) = params.limit
-        && !(1..=MAX_LIMIT).contains(&limit)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "limit: {limit} is not between 1 and {MAX_LIMIT}"
-        )));
-    }
+    bounded_limit(params.limit)?;
     if let Some(days) = params.window_days
         && !(1..=MAX_WINDOW_DAYS).contains(&days)
     {
@@ -187,6 +181,17 @@ fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams
 
 /// The largest page.
 const MAX_LIMIT: usize = 1000;
+
+/// The page size asked for (100 when absent), refused outside 1 to [`MAX_LIMIT`].
+fn bounded_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        Some(limit) => Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not between 1 and {MAX_LIMIT}"
+        ))),
+    }
+}
 /// The widest investigation window, days.
 const MAX_WINDOW_DAYS: i64 = 365;
 
@@ -478,7 +483,19 @@ async fn lot_trace(
     let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
-    let trace = q::lot_trace(&state.store, &clinic, &lot)?;
+    let mut trace = q::lot_trace(&state.store, &clinic, &lot)?;
+    // A JSON answer is a page of the injections (the adverse events and
+    // recalls whole); an export streams every injection.
+    let total_injections = trace.injections.len();
+    let mut next_cursor = None;
+    if format == Format::Json {
+        let start = params
+            .cursor
+            .map_or(0, |c| trace.injections.partition_point(|r| r.seq <= c));
+        let end = (start + params.limit()).min(total_injections);
+        next_cursor = (end < total_injections).then(|| trace.injections[end - 1].seq);
+        trace.injections = trace.injections.drain(start..end).collect();
+    }
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
     let exposed = patients_named(
         trace
@@ -507,7 +524,17 @@ async fn lot_trace(
         )
         .await?;
     Ok(match format {
-        Format::Json => Json(trace).into_response(),
+        Format::Json => {
+            let mut body = serde_json::to_value(&trace).unwrap_or_default();
+            if let Some(body) = body.as_object_mut() {
+                body.insert("total_injections".into(), total_injections.into());
+                body.insert(
+                    "next_cursor".into(),
+                    next_cursor.map(|c| c.to_string()).into(),
+                );
+            }
+            Json(body).into_response()
+        }
         _ => render::stream_injections(trace.injections, format),
     })
 }
@@ -603,6 +630,10 @@ pub struct FindingParams {
     from: Option<DateTime<Utc>>,
     /// Clinical time to (RFC 3339).
     to: Option<DateTime<Utc>>,
+    /// How many findings to skip (the `next_cursor` of the previous page).
+    cursor: Option<usize>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
 }
 
 async fn findings(
@@ -617,6 +648,7 @@ async fn findings(
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     within_a_century("from", params.from)?;
     within_a_century("to", params.to)?;
+    let limit = bounded_limit(params.limit)?;
     let clinic: ClinicId = id(&clinic)?;
     let rule = match &params.rule {
         Some(rule) => Some(
@@ -643,12 +675,19 @@ async fn findings(
         to: params.to,
     };
     let found = q::findings(&state.store, &clinic, &filter)?;
+    let total = found.len();
+    let start = params.cursor.unwrap_or(0).min(total);
+    let end = (start + limit).min(total);
+    let next_cursor = (end < total).then_some(end);
+    let found: Vec<_> = found.into_iter().skip(start).take(end - start).collect();
     let mut logged = BTreeMap::new();
     for (k, v) in [
         ("rule", &params.rule),
         ("status", &params.status),
         ("patient", &params.patient),
         ("practitioner", &params.practitioner),
+        ("cursor", &params.cursor.map(|c| c.to_string())),
+        ("limit", &params.limit.map(|l| l.to_string())),
     ] {
         if let Some(v) = v {
             logged.insert(k.to_owned(), v.clone());
@@ -668,7 +707,12 @@ async fn findings(
             },
         )
         .await?;
-    Ok(Json(json!({ "total": found.len(), "items": found })).into_response())
+    Ok(Json(json!({
+        "total": total,
+        "items": found,
+        "next_cursor": next_cursor.map(|c| c.to_string()),
+    }))
+    .into_response())
 }
 
 async fn signals(

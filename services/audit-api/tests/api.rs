@@ -971,3 +971,73 @@ async fn the_public_example_tokens_are_refused_off_loopback() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn findings_and_lot_traces_are_paged() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    for i in 0..5 {
+        let mut injection = example_request("injection.given");
+        injection["patient_id"] = format!("P-PAGE-{i}").into();
+        record_ok(&client, InjectionGiven, &injection).await;
+    }
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/v1/clinics/riverside/findings?rule=no_active_consent&limit=2".to_owned(),
+            Some(c) => {
+                format!("/v1/clinics/riverside/findings?rule=no_active_consent&limit=2&cursor={c}")
+            }
+        };
+        let page = api.json(COMPLIANCE, &path).await;
+        assert_eq!(page["total"], 5, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|f| f["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (5, 5), "{seen:?}");
+
+    let mut patients = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/clinics/riverside/lots/DX50-2026-114/trace?limit=2".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.json(SAFETY, &path).await;
+        assert_eq!(page["total_injections"], 5, "{page}");
+        patients.extend(
+            page["injections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["patient_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        patients,
+        (0..5).map(|i| format!("P-PAGE-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        api.get(Some(SAFETY), "/v1/clinics/riverside/findings?limit=0")
+            .await
+            .0,
+        400
+    );
+    api.stop().await;
+    recorders.stop().await;
+}
