@@ -157,6 +157,7 @@ catalogue! {
     RecordCorrected => "record.corrected", RecordCorrected, v 1, TargetOf;
     RecordEnteredInError => "record.entered_in_error", RecordEnteredInError, v 1, TargetOf;
     AccessRecorded => "access.recorded", AccessRecorded, v 1, Principal;
+    AccessRefused => "access.refused", AccessRefused, v 1, Principal;
 }
 
 impl EventType {
@@ -164,7 +165,7 @@ impl EventType {
     /// The others are written by the system itself (the query service's
     /// access log).
     pub fn is_clinical(self) -> bool {
-        !matches!(self, EventType::AccessRecorded)
+        !matches!(self, EventType::AccessRecorded | EventType::AccessRefused)
     }
 }
 

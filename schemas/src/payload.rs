@@ -686,6 +686,32 @@ pub enum AccessRole {
     Service,
 }
 
+/// `access.refused`: a request to the query service was refused (401: no
+/// or an unknown token, principal `anonymous`; 403: a role or clinic the
+/// token does not cover). The token itself is never recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRefused {
+    /// Who asked, or `anonymous` when the token was missing or unknown.
+    pub principal_id: PrincipalId,
+    /// The role of a known principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<AccessRole>,
+    /// The path asked for (without the query string), at most 500 characters.
+    #[schemars(length(min = 1, max = 500))]
+    pub path: String,
+    /// 401 or 403.
+    #[schemars(range(min = 400, max = 499))]
+    pub status: u16,
+    /// The error code and message answered.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub reason: String,
+    /// The client's address, as the service saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub source_address: Option<String>,
+}
+
 /// `access.recorded`: someone read patient data through the query service.
 /// Reads are audited like writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

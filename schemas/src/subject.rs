@@ -177,6 +177,7 @@ impl Envelope {
             }
             EntityKind::Principal => match &self.payload {
                 Payload::AccessRecorded(x) => Entity::Principal(x.principal_id.clone()),
+                Payload::AccessRefused(x) => Entity::Principal(x.principal_id.clone()),
                 _ => return Err(missing("payload.principal_id", "principal")),
             },
         };

@@ -331,6 +331,17 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
         Payload::RecordEnteredInError(x) => {
             c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
         }
+        Payload::AccessRefused(x) => {
+            c.text(&format!("{p}.path"), &x.path, 500);
+            c.text(&format!("{p}.reason"), &x.reason, SHORT_TEXT_MAX_CHARS);
+            if !(400..=499).contains(&x.status) {
+                c.problem(
+                    format!("{p}.status"),
+                    ProblemCode::OutOfRange,
+                    format!("{} is not a 4xx status", x.status),
+                );
+            }
+        }
         Payload::AccessRecorded(x) => {
             c.text(&format!("{p}.query"), &x.query, SHORT_TEXT_MAX_CHARS);
             if x.exposed_patients.len() > ACCESS_PATIENTS_PER_EVENT_MAX {

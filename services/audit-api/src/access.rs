@@ -20,6 +20,64 @@ use crate::{
 /// The service name in `source`.
 pub const SOURCE: &str = "audit-api";
 
+/// At most this many refusals per client address are recorded per minute,
+/// so that a flood of bad requests cannot fill the stream.
+pub const REFUSALS_PER_MINUTE: u32 = 30;
+
+/// Counts refusals per client address in one-minute windows.
+#[derive(Debug, Default)]
+pub struct RefusalLimiter {
+    windows: std::sync::Mutex<
+        std::collections::HashMap<Option<std::net::IpAddr>, (std::time::Instant, u32)>,
+    >,
+}
+
+impl RefusalLimiter {
+    /// Whether one more refusal from `source` is recorded now.
+    pub fn allow(&self, source: Option<std::net::IpAddr>) -> bool {
+        let now = std::time::Instant::now();
+        let Ok(mut windows) = self.windows.lock() else {
+            return false;
+        };
+        if windows.len() > 10_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 60);
+        }
+        let (start, count) = windows.entry(source).or_insert((now, 0));
+        if now.duration_since(*start).as_secs() >= 60 {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count == REFUSALS_PER_MINUTE + 1 {
+            tracing::warn!(
+                ?source,
+                "refused requests beyond {REFUSALS_PER_MINUTE} a minute from one address are not recorded until the minute ends"
+            );
+        }
+        *count <= REFUSALS_PER_MINUTE
+    }
+}
+
+/// Where a refused request is filed when its path names no clinic.
+pub const UNSCOPED: &str = "_unscoped";
+
+/// A refused request, as the access log records it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// Who asked: a known principal, or `None` (recorded as `anonymous`).
+    pub principal: Option<Principal>,
+    /// The clinic the path names, or [`UNSCOPED`].
+    pub clinic: ClinicId,
+    /// The path, without its query string.
+    pub path: String,
+    /// 401 or 403.
+    pub status: u16,
+    /// The error code and message answered.
+    pub reason: String,
+    /// The client's address.
+    pub source_address: Option<String>,
+}
+
 /// One read, as the access log records it.
 #[derive(Debug, Clone)]
 pub struct Read {
@@ -65,6 +123,66 @@ impl AccessLog {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Records a refused request (`access.refused`). The token is never part of it.
+    pub async fn refused(&self, refusal: Refusal) -> Result<(), ApiError> {
+        let now = Utc::now();
+        let event_id = uuid::Uuid::now_v7();
+        let (principal_id, role) = match &refusal.principal {
+            Some(p) => (p.id.clone(), Some(p.role)),
+            None => (
+                "anonymous"
+                    .parse()
+                    .map_err(|e: prolo_schemas::IdError| ApiError::Internal(e.to_string()))?,
+                None,
+            ),
+        };
+        // Never longer than the contract allows, never a character it refuses.
+        let truncate = |text: &str, max: usize| {
+            text.chars()
+                .map(|c| {
+                    if c.is_control() || prolo_schemas::is_deceptive(c) {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .take(max)
+                .collect::<String>()
+        };
+        let envelope = Envelope {
+            event_id,
+            clinic_id: refusal.clinic.clone(),
+            patient_id: None,
+            occurred_at: now,
+            recorded_at: now,
+            actor: Actor {
+                id: principal_id.to_string(),
+                role: match role {
+                    Some(AccessRole::Compliance) => ActorRole::Compliance,
+                    Some(AccessRole::Safety) => ActorRole::Safety,
+                    _ => ActorRole::Service,
+                },
+            },
+            source: SOURCE.to_owned(),
+            correlation_id: event_id.to_string(),
+            causation_id: None,
+            payload: prolo_schemas::AccessRefused {
+                principal_id,
+                role,
+                path: truncate(&refusal.path, 500),
+                status: refusal.status,
+                reason: truncate(&refusal.reason, 200),
+                source_address: refusal.source_address.clone(),
+            }
+            .into(),
+        };
+        self.publisher
+            .publish(&envelope)
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError::NotAudited(e.to_string()))
     }
 
     async fn record_one(

@@ -181,6 +181,8 @@ pub enum QueryKind {
     Findings,
     /// Adverse-event rates and safety signals.
     Signals,
+    /// Refused requests (401, 403).
+    AccessRefused,
 }
 
 impl QueryKind {
@@ -197,6 +199,7 @@ impl QueryKind {
             QueryKind::PractitionerHistory => "practitioner_history",
             QueryKind::Findings => "findings",
             QueryKind::Signals => "signals",
+            QueryKind::AccessRefused => "access_refused",
         }
     }
 
@@ -206,7 +209,7 @@ impl QueryKind {
         match (self, role) {
             (QueryKind::Status, _) => true,
             (_, AccessRole::Compliance) => true,
-            (QueryKind::AccessLog, AccessRole::Safety) => false,
+            (QueryKind::AccessLog | QueryKind::AccessRefused, AccessRole::Safety) => false,
             (_, AccessRole::Safety) => true,
             (_, AccessRole::Service) => false,
         }

@@ -91,6 +91,7 @@ pub async fn run_on(
         access: access::AccessLog::new(Publisher::new(js.clone(), Duration::from_secs(5))),
         js,
         broker: settings.broker.clone(),
+        refusals: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -107,10 +108,13 @@ pub async fn run_on(
         shutdown.clone(),
     ));
     let mut stop = shutdown.clone();
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stop.wait().await })
-        .await
-        .map_err(|e| ApiRunError::Http(bound, e));
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.wait().await })
+    .await
+    .map_err(|e| ApiRunError::Http(bound, e));
     match fold.await {
         Ok(result) => result?,
         Err(e) => tracing::error!(error = %e, "the fold task panicked"),

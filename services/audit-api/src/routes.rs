@@ -40,6 +40,8 @@ pub struct AppState {
     pub js: jetstream::Context,
     /// The broker's fsync policy, as found at start.
     pub broker: Option<prolo_bus::BrokerDurability>,
+    /// How many refusals each client address may still have recorded.
+    pub refusals: std::sync::Arc<crate::access::RefusalLimiter>,
 }
 
 /// The API's routes.
@@ -71,6 +73,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/clinics/{clinic}/findings", get(findings))
         .route("/v1/clinics/{clinic}/signals", get(signals))
+        .route("/v1/clinics/{clinic}/access-refused", get(access_refused))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_refusals,
+        ))
         .with_state(state)
         // A handler that panics answers 500 JSON and is logged; the
         // connection and the server stay up.
@@ -81,6 +88,80 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(30),
         ))
+}
+
+/// Records every 401 and 403 as `access.refused` (rate-limited per client
+/// address), then sends the answer unchanged.
+async fn record_refusals(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let path = request.uri().path().to_owned();
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status != axum::http::StatusCode::UNAUTHORIZED && status != axum::http::StatusCode::FORBIDDEN
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    if state.refusals.allow(source) {
+        let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let reason = format!(
+            "{}: {}",
+            error["error"]["code"].as_str().unwrap_or("refused"),
+            error["error"]["message"].as_str().unwrap_or("")
+        );
+        let clinic = path
+            .strip_prefix("/v1/clinics/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|c| c.parse::<ClinicId>().ok())
+            .or_else(|| crate::access::UNSCOPED.parse().ok());
+        if let Some(clinic) = clinic {
+            let refusal = crate::access::Refusal {
+                principal: state.principals.authenticate(&headers).ok(),
+                clinic,
+                path,
+                status: status.as_u16(),
+                reason,
+                source_address: source.map(|ip| ip.to_string()),
+            };
+            if let Err(e) = state.access.refused(refusal).await {
+                tracing::warn!(error = %e, "a refused request could not be recorded");
+            }
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The refused requests filed under a clinic (compliance only).
+async fn access_refused(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(clinic): Path<String>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.principals.authenticate(&headers)?;
+    principal.may(QueryKind::AccessRefused)?;
+    principal.may_read(&clinic)?;
+    let params = params(query)?;
+    let clinic: ClinicId = id(&clinic)?;
+    let seqs = q::access_refused(&state.store, &clinic)?;
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::AccessRefused,
+        patient: None,
+    };
+    list_response(&state, asked, &params, seqs, json!({})).await
 }
 
 /// The answer to a request whose handler panicked.

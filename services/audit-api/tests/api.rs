@@ -1041,3 +1041,69 @@ async fn findings_and_lot_traces_are_paged() {
     api.stop().await;
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn refused_requests_are_recorded_without_the_token_and_a_flood_is_capped() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    let history = "/v1/clinics/riverside/patients/P-1042/history";
+    assert_eq!(api.get(None, history).await.0, 401);
+    assert_eq!(
+        api.get(Some("a-token-nobody-has-0123"), history).await.0,
+        401
+    );
+    let access_log = "/v1/clinics/riverside/patients/P-1042/access-log";
+    assert_eq!(api.get(Some(SAFETY), access_log).await.0, 403);
+    api.caught_up().await;
+    let refused = api
+        .json(COMPLIANCE, "/v1/clinics/riverside/access-refused")
+        .await;
+    assert_eq!(refused["total"], 3, "{refused}");
+    let items = refused["items"].as_array().unwrap();
+    let principals: Vec<&str> = items
+        .iter()
+        .map(|e| e["payload"]["principal_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(principals, vec!["anonymous", "anonymous", "reviewer-ng"]);
+    assert_eq!(items[2]["payload"]["status"], 403);
+    assert_eq!(items[2]["payload"]["path"], access_log);
+    assert!(
+        items[2]["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden"),
+        "{}",
+        items[2]
+    );
+    assert!(
+        !refused.to_string().contains("a-token-nobody-has-0123"),
+        "a token was recorded"
+    );
+    // Safety may not list refusals; a riverside token not another clinic's.
+    assert_eq!(
+        api.get(Some(SAFETY), "/v1/clinics/riverside/access-refused")
+            .await
+            .0,
+        403
+    );
+
+    // A flood from one address: at most 30 a minute are recorded.
+    for _ in 0..60 {
+        api.get(None, history).await;
+    }
+    api.caught_up().await;
+    let after = api
+        .json(
+            COMPLIANCE,
+            "/v1/clinics/riverside/access-refused?limit=1000",
+        )
+        .await;
+    assert_eq!(after["total"], 30, "3 + 1 (safety) + 26 of the flood");
+    api.stop().await;
+    recorders.stop().await;
+}

@@ -129,6 +129,21 @@ pub fn access_log(
     )
 }
 
+/// The refused requests (`access.refused`) filed under `clinic`, in order.
+pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, QueryError> {
+    let mut kept = Vec::new();
+    for seq in index(
+        store,
+        keys::BY_TYPE,
+        &[EventType::AccessRefused.as_str().as_bytes()],
+    )? {
+        if envelope(store, seq)?.is_some_and(|e| e.clinic_id == *clinic) {
+            kept.push(seq);
+        }
+    }
+    Ok(kept)
+}
+
 /// The sequence of an event id.
 pub fn seq_of(store: &Store, event_id: &Uuid) -> Result<Option<u64>, QueryError> {
     Ok(store

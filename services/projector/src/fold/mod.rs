@@ -384,6 +384,15 @@ impl<'a> Folder<'a> {
             Payload::LotRecalled(p) => {
                 self.index(keys::BY_LOT, &[p.lot.as_str().as_bytes()], seq)?;
             }
+            // Found through the by-type index (`/v1/access-refused`) and the
+            // principal's.
+            Payload::AccessRefused(p) => {
+                self.index(
+                    keys::BY_PRINCIPAL,
+                    &[clinic, p.principal_id.as_str().as_bytes()],
+                    seq,
+                )?;
+            }
             Payload::ConsentGiven(p) => {
                 let entry = ConsentEntry {
                     origin: origin(e, seq),
