@@ -139,7 +139,7 @@ async fn acknowledged_events_survive_a_sigkill_of_the_broker() {
 
 /// `n` example injections as batch messages, each with its own `Nats-Msg-Id`.
 fn injections(n: usize) -> Vec<prolo_bus::batch::BatchMessage> {
-    prolo_tests::synthetic_events(n * 15, 10)
+    prolo_tests::synthetic_events(n * prolo_schemas::EventType::ALL.len(), 10)
         .filter(|e| e.event_type() == prolo_schemas::EventType::InjectionGiven)
         .take(n)
         .map(|e| prolo_bus::batch::BatchMessage {
