@@ -154,7 +154,10 @@ async fn access_refused(
     principal.may_read(&clinic)?;
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
-    let seqs = q::access_refused(&state.store, &clinic)?;
+    let seqs = {
+        let clinic = clinic.clone();
+        off_worker(&state, move |store| q::access_refused(store, &clinic)).await?
+    };
     let asked = Asked {
         principal: &principal,
         clinic: &clinic,
@@ -162,6 +165,20 @@ async fn access_refused(
         patient: None,
     };
     list_response(&state, asked, &params, seqs, json!({})).await
+}
+
+/// Runs a read of the read models on the blocking pool: sled reads block,
+/// and must not hold up the async workers that serve other requests.
+async fn off_worker<T, F>(state: &AppState, read: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&prolo_projector::Store) -> Result<T, prolo_query::QueryError> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(|e| ApiError::Internal(format!("a read of the store failed: {e}")))?
+        .map_err(ApiError::from)
 }
 
 /// The answer to a request whose handler panicked.
@@ -374,7 +391,12 @@ async fn list_response(
 ) -> Result<Response, ApiError> {
     let format = Format::parse(params.format.as_deref())?;
     if format != Format::Json {
-        let exposed = patients_of_seqs(&state.store, &seqs)?;
+        let exposed = {
+            let (store, seqs) = (state.store.clone(), seqs.clone());
+            tokio::task::spawn_blocking(move || patients_of_seqs(&store, &seqs))
+                .await
+                .map_err(|e| ApiError::Internal(format!("a read of the store failed: {e}")))??
+        };
         asked
             .record(state, params.logged(), seqs.len() as u64, exposed)
             .await?;
@@ -386,7 +408,10 @@ async fn list_response(
         ));
     }
     let (page, next) = q::page(&seqs, params.cursor, params.limit());
-    let items = q::views(&state.store, page, params.as_of)?;
+    let items = {
+        let (page, as_of) = (page.to_vec(), params.as_of);
+        off_worker(state, move |store| q::views(store, &page, as_of)).await?
+    };
     let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
     asked
         .record(state, params.logged(), items.len() as u64, exposed)
@@ -413,7 +438,13 @@ async fn patient_history(
     principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
-    let seqs = q::patient_history(&state.store, &clinic, &patient, &params.filter()?)?;
+    let seqs = {
+        let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
+        off_worker(&state, move |store| {
+            q::patient_history(store, &clinic, &patient, &filter)
+        })
+        .await?
+    };
     let asked = Asked {
         principal: &principal,
         clinic: &clinic,
@@ -434,8 +465,14 @@ async fn practitioner_history(
     principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, practitioner): (ClinicId, PractitionerId) = (id(&clinic)?, id(&practitioner)?);
-    let (summary, seqs) =
-        q::practitioner_history(&state.store, &clinic, &practitioner, &params.filter()?)?;
+    let (summary, seqs) = {
+        let (clinic, practitioner, filter) =
+            (clinic.clone(), practitioner.clone(), params.filter()?);
+        off_worker(&state, move |store| {
+            q::practitioner_history(store, &clinic, &practitioner, &filter)
+        })
+        .await?
+    };
     let extra = json!({ "summary": summary });
     let asked = Asked {
         principal: &principal,
@@ -457,7 +494,10 @@ async fn access_log(
     principal.may_read(&clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
-    let seqs = q::access_log(&state.store, &clinic, &patient)?;
+    let seqs = {
+        let (clinic, patient) = (clinic.clone(), patient.clone());
+        off_worker(&state, move |store| q::access_log(store, &clinic, &patient)).await?
+    };
     let asked = Asked {
         principal: &principal,
         clinic: &clinic,
@@ -476,7 +516,13 @@ async fn patient_summary(
     principal.may(QueryKind::PatientSummary)?;
     principal.may_read(&clinic)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
-    let summary = q::patient_summary(&state.store, &clinic, &patient)?;
+    let summary = {
+        let (clinic, patient) = (clinic.clone(), patient.clone());
+        off_worker(&state, move |store| {
+            q::patient_summary(store, &clinic, &patient)
+        })
+        .await?
+    };
     state
         .access
         .record(
@@ -506,12 +552,13 @@ async fn investigation(
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
     let event_id: uuid::Uuid = id(&event_id)?;
-    let answer = q::investigation(
-        &state.store,
-        &clinic,
-        &event_id,
-        params.window_days.unwrap_or(14),
-    )?;
+    let answer = {
+        let (clinic, window) = (clinic.clone(), params.window_days.unwrap_or(14));
+        off_worker(&state, move |store| {
+            q::investigation(store, &clinic, &event_id, window)
+        })
+        .await?
+    };
     let patient = answer.state.patient_id.parse().ok();
     let views = std::iter::once(&answer.report)
         .chain(&answer.updates)
@@ -564,7 +611,10 @@ async fn lot_trace(
     let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
-    let mut trace = q::lot_trace(&state.store, &clinic, &lot)?;
+    let mut trace = {
+        let (clinic, lot) = (clinic.clone(), lot.clone());
+        off_worker(&state, move |store| q::lot_trace(store, &clinic, &lot)).await?
+    };
     // A JSON answer is a page of the injections (the adverse events and
     // recalls whole); an export streams every injection.
     let total_injections = trace.injections.len();
@@ -629,8 +679,12 @@ async fn event_by_id(
     principal.may(QueryKind::EventById)?;
     let event_id: uuid::Uuid = id(&event_id)?;
     let not_found = || ApiError::NotFound(format!("event {event_id}"));
-    let seq = q::seq_of(&state.store, &event_id)?.ok_or_else(not_found)?;
-    let view = q::event_view(&state.store, seq, None)?.ok_or_else(not_found)?;
+    let view = off_worker(&state, move |store| match q::seq_of(store, &event_id)? {
+        Some(seq) => q::event_view(store, seq, None),
+        None => Ok(None),
+    })
+    .await?
+    .ok_or_else(not_found)?;
     principal.may_read(&view.clinic_id)?;
     let clinic: ClinicId = id(&view.clinic_id)?;
     let patient: Option<PatientId> = view.patient_id.as_deref().and_then(|p| p.parse().ok());
@@ -755,7 +809,10 @@ async fn findings(
         from: params.from,
         to: params.to,
     };
-    let found = q::findings(&state.store, &clinic, &filter)?;
+    let found = {
+        let clinic = clinic.clone();
+        off_worker(&state, move |store| q::findings(store, &clinic, &filter)).await?
+    };
     let total = found.len();
     let start = params.cursor.unwrap_or(0).min(total);
     let end = (start + limit).min(total);
@@ -806,5 +863,6 @@ async fn signals(
     principal.may_read(&clinic)?;
     let clinic: ClinicId = id(&clinic)?;
     // Rates per group hold no patient data: not an access to record.
-    Ok(Json(q::signals(&state.store, &clinic)?).into_response())
+    let signals = off_worker(&state, move |store| q::signals(store, &clinic)).await?;
+    Ok(Json(signals).into_response())
 }
