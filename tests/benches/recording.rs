@@ -32,8 +32,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Publishes `n` events straight to JetStream with `inflight` acks outstanding.
-async fn raw_publish(js: &jetstream::Context, n: usize, inflight: usize, with_msg_id: bool) -> f64 {
+/// The example injection's subject and bytes, what the raw rows publish.
+fn injection_message() -> (String, bytes::Bytes) {
     let template = Envelope::from_json(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -42,8 +42,15 @@ async fn raw_publish(js: &jetstream::Context, n: usize, inflight: usize, with_ms
         .unwrap(),
     )
     .unwrap();
-    let subject = template.subject().unwrap().to_string();
-    let payload = bytes::Bytes::from(template.to_json());
+    (
+        template.subject().unwrap().to_string(),
+        bytes::Bytes::from(template.to_json()),
+    )
+}
+
+/// Publishes `n` events straight to JetStream with `inflight` acks outstanding.
+async fn raw_publish(js: &jetstream::Context, n: usize, inflight: usize, with_msg_id: bool) -> f64 {
+    let (subject, payload) = injection_message();
     let start = Instant::now();
     let mut pending: FuturesUnordered<<PublishAckFuture as IntoFuture>::IntoFuture> =
         FuturesUnordered::new();
@@ -123,16 +130,7 @@ async fn batch_publish(
     size: usize,
     in_flight: usize,
 ) -> f64 {
-    let template = Envelope::from_json(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../schemas/examples/injection.given.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let subject = template.subject().unwrap().to_string();
-    let payload = bytes::Bytes::from(template.to_json());
+    let (subject, payload) = injection_message();
     let batches = n.div_ceil(size);
     let start = Instant::now();
     let mut pending = FuturesUnordered::new();

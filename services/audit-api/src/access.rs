@@ -127,8 +127,6 @@ impl AccessLog {
 
     /// Records a refused request (`access.refused`). The token is never part of it.
     pub async fn refused(&self, refusal: Refusal) -> Result<(), ApiError> {
-        let now = Utc::now();
-        let event_id = uuid::Uuid::now_v7();
         let (principal_id, role) = match &refusal.principal {
             Some(p) => (p.id.clone(), Some(p.role)),
             None => (
@@ -151,38 +149,18 @@ impl AccessLog {
                 .take(max)
                 .collect::<String>()
         };
-        let envelope = Envelope {
-            event_id,
-            clinic_id: refusal.clinic.clone(),
-            patient_id: None,
-            occurred_at: now,
-            recorded_at: now,
-            actor: Actor {
-                id: principal_id.to_string(),
-                role: match role {
-                    Some(AccessRole::Compliance) => ActorRole::Compliance,
-                    Some(AccessRole::Safety) => ActorRole::Safety,
-                    _ => ActorRole::Service,
-                },
-            },
-            source: SOURCE.to_owned(),
-            correlation_id: event_id.to_string(),
-            causation_id: None,
-            payload: prolo_schemas::AccessRefused {
-                principal_id,
-                role,
-                path: truncate(&refusal.path, 500),
-                status: refusal.status,
-                reason: truncate(&refusal.reason, 200),
-                source_address: refusal.source_address.clone(),
-            }
-            .into(),
+        let actor = actor(principal_id.as_str(), role);
+        let payload = prolo_schemas::AccessRefused {
+            principal_id,
+            role,
+            path: truncate(&refusal.path, 500),
+            status: refusal.status,
+            reason: truncate(&refusal.reason, 200),
+            source_address: refusal.source_address.clone(),
         };
-        self.publisher
-            .publish(&envelope)
+        self.publish(&refusal.clinic, actor, payload.into())
             .await
             .map(|_| ())
-            .map_err(|e| ApiError::NotAudited(e.to_string()))
     }
 
     async fn record_one(
@@ -192,6 +170,35 @@ impl AccessLog {
         read: &Read,
         exposed_patients: Vec<PatientId>,
     ) -> Result<(), ApiError> {
+        let payload = AccessRecorded {
+            principal_id: principal.id.clone(),
+            role: principal.role,
+            query: read.query.name().to_owned(),
+            parameters: read.parameters.clone(),
+            patient_id: read.patient_id.clone(),
+            exposed_patients,
+            records_returned: read.records,
+        };
+        let actor = actor(principal.id.as_str(), Some(principal.role));
+        let event_id = self.publish(clinic, actor, payload.into()).await?;
+        tracing::info!(
+            %event_id,
+            principal = %principal.id,
+            query = read.query.name(),
+            records = read.records,
+            "access recorded"
+        );
+        Ok(())
+    }
+
+    /// Stamps `payload` as an event of this service, now, filed under
+    /// `clinic`, and publishes it; its id once JetStream stored it.
+    async fn publish(
+        &self,
+        clinic: &ClinicId,
+        actor: Actor,
+        payload: prolo_schemas::Payload,
+    ) -> Result<uuid::Uuid, ApiError> {
         let now = Utc::now();
         let event_id = uuid::Uuid::now_v7();
         let envelope = Envelope {
@@ -200,40 +207,29 @@ impl AccessLog {
             patient_id: None,
             occurred_at: now,
             recorded_at: now,
-            actor: Actor {
-                id: principal.id.to_string(),
-                role: match principal.role {
-                    AccessRole::Compliance => ActorRole::Compliance,
-                    AccessRole::Safety => ActorRole::Safety,
-                    AccessRole::Service => ActorRole::Service,
-                },
-            },
+            actor,
             source: SOURCE.to_owned(),
             correlation_id: event_id.to_string(),
             causation_id: None,
-            payload: AccessRecorded {
-                principal_id: principal.id.clone(),
-                role: principal.role,
-                query: read.query.name().to_owned(),
-                parameters: read.parameters.clone(),
-                patient_id: read.patient_id.clone(),
-                exposed_patients,
-                records_returned: read.records,
-            }
-            .into(),
+            payload,
         };
-        let recorded = self
-            .publisher
+        self.publisher
             .publish(&envelope)
             .await
-            .map_err(|e| ApiError::NotAudited(e.to_string()))?;
-        tracing::info!(
-            event_id = %recorded.event_id,
-            principal = %principal.id,
-            query = read.query.name(),
-            records = read.records,
-            "access recorded"
-        );
-        Ok(())
+            .map(|recorded| recorded.event_id)
+            .map_err(|e| ApiError::NotAudited(e.to_string()))
+    }
+}
+
+/// The actor of an access event: the principal, in its role (a service
+/// role for an unknown principal).
+fn actor(id: &str, role: Option<AccessRole>) -> Actor {
+    Actor {
+        id: id.to_owned(),
+        role: match role {
+            Some(AccessRole::Compliance) => ActorRole::Compliance,
+            Some(AccessRole::Safety) => ActorRole::Safety,
+            Some(AccessRole::Service) | None => ActorRole::Service,
+        },
     }
 }

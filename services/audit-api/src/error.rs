@@ -59,6 +59,11 @@ impl ApiError {
     }
 }
 
+/// On a 401 or 403 answer: its error code and message, for the access log
+/// of refused requests (`access.refused`).
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -70,6 +75,11 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            response
+                .extensions_mut()
+                .insert(Refused(format!("{code}: {self}")));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -109,17 +109,11 @@ async fn record_refusals(
     {
         return response;
     }
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
     if state.refusals.allow(source) {
-        let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let reason = format!(
-            "{}: {}",
-            error["error"]["code"].as_str().unwrap_or("refused"),
-            error["error"]["message"].as_str().unwrap_or("")
-        );
+        let reason = response
+            .extensions()
+            .get::<crate::error::Refused>()
+            .map_or_else(|| "refused".to_owned(), |r| r.0.clone());
         let clinic = path
             .strip_prefix("/v1/clinics/")
             .and_then(|rest| rest.split('/').next())
@@ -139,7 +133,7 @@ async fn record_refusals(
             }
         }
     }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
+    response
 }
 
 /// The refused requests filed under a clinic (compliance only).
@@ -254,8 +248,9 @@ impl ListParams {
         map
     }
 
+    /// The page size (refused outside its bounds by [`params`]).
     fn limit(&self) -> usize {
-        self.limit.unwrap_or(100).clamp(1, 1000)
+        self.limit.unwrap_or(DEFAULT_LIMIT)
     }
 }
 
@@ -277,13 +272,15 @@ fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams
     Ok(params)
 }
 
+/// The page size when none is asked for.
+const DEFAULT_LIMIT: usize = 100;
 /// The largest page.
 const MAX_LIMIT: usize = 1000;
 
 /// The page size asked for (100 when absent), refused outside 1 to [`MAX_LIMIT`].
 fn bounded_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
-        None => Ok(100),
+        None => Ok(DEFAULT_LIMIT),
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
         Some(limit) => Err(ApiError::BadRequest(format!(
             "limit: {limit} is not between 1 and {MAX_LIMIT}"
@@ -620,12 +617,11 @@ async fn lot_trace(
     let total_injections = trace.injections.len();
     let mut next_cursor = None;
     if format == Format::Json {
-        let start = params
-            .cursor
-            .map_or(0, |c| trace.injections.partition_point(|r| r.seq <= c));
-        let end = (start + params.limit()).min(total_injections);
-        next_cursor = (end < total_injections).then(|| trace.injections[end - 1].seq);
-        trace.injections = trace.injections.drain(start..end).collect();
+        let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
+        let (page, next) = q::page(&seqs, params.cursor, params.limit());
+        let kept: BTreeSet<u64> = page.iter().copied().collect();
+        trace.injections.retain(|r| kept.contains(&r.seq));
+        next_cursor = next;
     }
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
     let exposed = patients_named(

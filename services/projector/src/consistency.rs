@@ -58,30 +58,20 @@ pub async fn remember(js: &jetstream::Context, store: &Store) -> Result<(), Proj
     if store.status_get::<StreamIdentity>(IDENTITY)?.is_some() {
         return Ok(());
     }
-    let info = js
-        .get_stream(STREAM_NAME)
-        .await
-        .map_err(js_err)?
-        .info()
-        .await
-        .map_err(js_err)?
-        .clone();
-    store.status_put(IDENTITY, &identity_of(&info))?;
+    store.status_put(IDENTITY, &identity_of(&stream_info(js).await?))?;
     Ok(())
+}
+
+/// The stream's current information.
+async fn stream_info(js: &jetstream::Context) -> Result<jetstream::stream::Info, ProjectorError> {
+    let mut stream = js.get_stream(STREAM_NAME).await.map_err(js_err)?;
+    stream.info().await.cloned().map_err(js_err)
 }
 
 /// Compares the database with the stream as it is now.
 pub async fn check(js: &jetstream::Context, store: &Store) -> Result<Consistency, ProjectorError> {
-    let info = js
-        .get_stream(STREAM_NAME)
-        .await
-        .map_err(js_err)?
-        .info()
-        .await
-        .map_err(js_err)?
-        .clone();
     judge(
-        &info,
+        &stream_info(js).await?,
         store.applied_seq()?,
         store.status_get::<StreamIdentity>(IDENTITY)?,
     )

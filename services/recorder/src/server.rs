@@ -62,12 +62,12 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let js = jetstream::new(client.clone());
-    let mut stream = ensure_stream(&js, &settings.stream).await?;
-    let replicas = stream
-        .info()
-        .await
-        .map(|info| info.config.num_replicas)
-        .unwrap_or(settings.stream.replicas);
+    // The bucket gets as many replicas as the stream has (as found, not as asked).
+    let replicas = ensure_stream(&js, &settings.stream)
+        .await?
+        .cached_info()
+        .config
+        .num_replicas;
     let claims = Claims::new(js.clone(), replicas);
     // Opened in the background: a bucket not ready yet (a cluster still
     // electing) must not keep the service from answering unkeyed requests.
