@@ -159,6 +159,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
         "/v1/clinics/{a}/practitioners/{b}/history",
         "/v1/clinics/{a}/findings",
         "/v1/clinics/{a}/signals",
+        "/v1/clinics/{a}/access-refused",
         "/openapi.json",
     ];
     let strategy = (
