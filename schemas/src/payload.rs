@@ -739,4 +739,22 @@ pub struct AccessRecorded {
     pub exposed_patients: Vec<PatientId>,
     /// How many records the answer held.
     pub records_returned: u64,
+    /// Set on the second event of a streamed export (JSONL or CSV) that
+    /// ended before its last row: the first event (its `causation_id`) was
+    /// recorded before the body began, this one says how far it got and
+    /// why it stopped. `records_returned` is then the rows handed to the
+    /// connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<IncompleteExport>,
+}
+
+/// How a streamed export ended early.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncompleteExport {
+    /// Rows the answer would have held.
+    pub records_total: u64,
+    /// Why it stopped, e.g. the client went away, or a row could not be read.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub reason: String,
 }

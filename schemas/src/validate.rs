@@ -344,6 +344,13 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
         }
         Payload::AccessRecorded(x) => {
             c.text(&format!("{p}.query"), &x.query, SHORT_TEXT_MAX_CHARS);
+            if let Some(incomplete) = &x.incomplete {
+                c.text(
+                    &format!("{p}.incomplete.reason"),
+                    &incomplete.reason,
+                    SHORT_TEXT_MAX_CHARS,
+                );
+            }
             if x.exposed_patients.len() > ACCESS_PATIENTS_PER_EVENT_MAX {
                 c.problem(
                     format!("{p}.exposed_patients"),

@@ -10,7 +10,10 @@ use prolo_schemas::bounds::ACCESS_PATIENTS_PER_EVENT_MAX;
 
 use chrono::Utc;
 use prolo_bus::Publisher;
-use prolo_schemas::{AccessRecorded, AccessRole, Actor, ActorRole, ClinicId, Envelope, PatientId};
+use prolo_schemas::{
+    AccessRecorded, AccessRole, Actor, ActorRole, ClinicId, Envelope, IncompleteExport, PatientId,
+    bounds::SHORT_TEXT_MAX_CHARS,
+};
 
 use crate::{
     auth::{Principal, QueryKind},
@@ -106,23 +109,57 @@ impl AccessLog {
     }
 
     /// Records `read` by `principal` in `clinic`: one event, or several of
-    /// at most [`ACCESS_PATIENTS_PER_EVENT_MAX`] exposed patients each.
+    /// at most [`ACCESS_PATIENTS_PER_EVENT_MAX`] exposed patients each. The
+    /// first event's id.
     pub async fn record(
         &self,
         principal: &Principal,
         clinic: &ClinicId,
-        read: Read,
-    ) -> Result<(), ApiError> {
+        read: &Read,
+    ) -> Result<uuid::Uuid, ApiError> {
+        self.record_all(principal, clinic, read, None).await
+    }
+
+    /// Records that the streamed export recorded as `first` ended early:
+    /// the same read (so every exposed patient's log shows it), with the
+    /// rows sent, the total and why, caused by `first`.
+    pub async fn record_cut(
+        &self,
+        principal: &Principal,
+        clinic: &ClinicId,
+        mut read: Read,
+        first: uuid::Uuid,
+        cut: crate::render::Cut,
+    ) -> Result<uuid::Uuid, ApiError> {
+        read.records = cut.rows_sent;
+        let incomplete = IncompleteExport {
+            records_total: cut.rows_total,
+            reason: clean_text(&cut.reason, SHORT_TEXT_MAX_CHARS),
+        };
+        self.record_all(principal, clinic, &read, Some((first, incomplete)))
+            .await
+    }
+
+    async fn record_all(
+        &self,
+        principal: &Principal,
+        clinic: &ClinicId,
+        read: &Read,
+        cut: Option<(uuid::Uuid, IncompleteExport)>,
+    ) -> Result<uuid::Uuid, ApiError> {
         let exposed: Vec<PatientId> = read.exposed.iter().cloned().collect();
         let mut chunks: Vec<&[PatientId]> = exposed.chunks(ACCESS_PATIENTS_PER_EVENT_MAX).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
+        let mut first = None;
         for chunk in chunks {
-            self.record_one(principal, clinic, &read, chunk.to_vec())
+            let id = self
+                .record_one(principal, clinic, read, chunk.to_vec(), cut.clone())
                 .await?;
+            first.get_or_insert(id);
         }
-        Ok(())
+        first.ok_or_else(|| ApiError::Internal("no access event recorded".into()))
     }
 
     /// Records a refused request (`access.refused`). The token is never part of it.
@@ -136,29 +173,16 @@ impl AccessLog {
                 None,
             ),
         };
-        // Never longer than the contract allows, never a character it refuses.
-        let truncate = |text: &str, max: usize| {
-            text.chars()
-                .map(|c| {
-                    if c.is_control() || prolo_schemas::is_deceptive(c) {
-                        '?'
-                    } else {
-                        c
-                    }
-                })
-                .take(max)
-                .collect::<String>()
-        };
         let actor = actor(principal_id.as_str(), role);
         let payload = prolo_schemas::AccessRefused {
             principal_id,
             role,
-            path: truncate(&refusal.path, 500),
+            path: clean_text(&refusal.path, 500),
             status: refusal.status,
-            reason: truncate(&refusal.reason, 200),
+            reason: clean_text(&refusal.reason, SHORT_TEXT_MAX_CHARS),
             source_address: refusal.source_address.clone(),
         };
-        self.publish(&refusal.clinic, actor, payload.into())
+        self.publish(&refusal.clinic, actor, payload.into(), None)
             .await
             .map(|_| ())
     }
@@ -169,7 +193,9 @@ impl AccessLog {
         clinic: &ClinicId,
         read: &Read,
         exposed_patients: Vec<PatientId>,
-    ) -> Result<(), ApiError> {
+        cut: Option<(uuid::Uuid, IncompleteExport)>,
+    ) -> Result<uuid::Uuid, ApiError> {
+        let (causation, incomplete) = cut.unzip();
         let payload = AccessRecorded {
             principal_id: principal.id.clone(),
             role: principal.role,
@@ -178,9 +204,12 @@ impl AccessLog {
             patient_id: read.patient_id.clone(),
             exposed_patients,
             records_returned: read.records,
+            incomplete,
         };
         let actor = actor(principal.id.as_str(), Some(principal.role));
-        let event_id = self.publish(clinic, actor, payload.into()).await?;
+        let event_id = self
+            .publish(clinic, actor, payload.into(), causation)
+            .await?;
         tracing::info!(
             %event_id,
             principal = %principal.id,
@@ -188,16 +217,18 @@ impl AccessLog {
             records = read.records,
             "access recorded"
         );
-        Ok(())
+        Ok(event_id)
     }
 
     /// Stamps `payload` as an event of this service, now, filed under
-    /// `clinic`, and publishes it; its id once JetStream stored it.
+    /// `clinic` (caused by `causation`, if given), and publishes it; its id
+    /// once JetStream stored it.
     async fn publish(
         &self,
         clinic: &ClinicId,
         actor: Actor,
         payload: prolo_schemas::Payload,
+        causation: Option<uuid::Uuid>,
     ) -> Result<uuid::Uuid, ApiError> {
         let now = Utc::now();
         let event_id = uuid::Uuid::now_v7();
@@ -210,7 +241,7 @@ impl AccessLog {
             actor,
             source: SOURCE.to_owned(),
             correlation_id: event_id.to_string(),
-            causation_id: None,
+            causation_id: causation,
             payload,
         };
         self.publisher
@@ -219,6 +250,21 @@ impl AccessLog {
             .map(|recorded| recorded.event_id)
             .map_err(|e| ApiError::NotAudited(e.to_string()))
     }
+}
+
+/// `text` as the contract takes it: at most `max` characters, control and
+/// deceptive characters replaced by `?`.
+fn clean_text(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || prolo_schemas::is_deceptive(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .take(max)
+        .collect()
 }
 
 /// The actor of an access event: the principal, in its role (a service

@@ -180,11 +180,106 @@ fn jsonl<T: serde::Serialize>(value: &T) -> Bytes {
     Bytes::from(line)
 }
 
+/// How a streamed export ended before its last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// Rows handed to the connection.
+    pub rows_sent: u64,
+    /// Rows the answer held.
+    pub rows_total: u64,
+    /// Why it stopped.
+    pub reason: String,
+}
+
+/// Called once if an export ends early (the client went away, or a row
+/// could not be read), so that the access log can say so.
+pub type OnCut = Box<dyn FnOnce(Cut) + Send>;
+
+/// The rows of an export, counted as they are handed to the connection.
+/// Dropped before the last row (the connection closed) or stopped by an
+/// unreadable row, it reports the cut once.
+struct Watched<I> {
+    rows: I,
+    sent: u64,
+    total: u64,
+    finished: bool,
+    on_cut: Option<OnCut>,
+}
+
+impl<I> Watched<I> {
+    fn cut(&mut self, reason: String) {
+        if let Some(on_cut) = self.on_cut.take() {
+            tracing::warn!(
+                rows_sent = self.sent,
+                rows_total = self.total,
+                %reason,
+                "export ended early"
+            );
+            on_cut(Cut {
+                rows_sent: self.sent,
+                rows_total: self.total,
+                reason,
+            });
+        }
+    }
+}
+
+impl<I: Iterator<Item = Result<Bytes, String>>> Iterator for Watched<I> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        match self.rows.next() {
+            Some(Ok(row)) => {
+                self.sent += 1;
+                Some(Ok(row))
+            }
+            // The status is sent already: end the body with an error, so
+            // the client sees a broken transfer, never a short file.
+            Some(Err(reason)) => {
+                self.finished = true;
+                self.cut(reason.clone());
+                Some(Err(std::io::Error::other(reason)))
+            }
+            None => {
+                self.finished = true;
+                self.on_cut = None;
+                None
+            }
+        }
+    }
+}
+
+impl<I> Drop for Watched<I> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let reason = format!(
+                "the connection ended after {} of {} rows",
+                self.sent, self.total
+            );
+            self.cut(reason);
+        }
+    }
+}
+
 fn streamed(
     content_type: &'static str,
-    lines: impl Iterator<Item = Bytes> + Send + 'static,
+    header: Option<Bytes>,
+    rows: impl Iterator<Item = Result<Bytes, String>> + Send + 'static,
+    total: u64,
+    on_cut: OnCut,
 ) -> Response {
-    let body = Body::from_stream(futures::stream::iter(lines.map(Ok::<_, std::io::Error>)));
+    let watched = Watched {
+        rows,
+        sent: 0,
+        total,
+        finished: false,
+        on_cut: Some(on_cut),
+    };
+    let lines = header.into_iter().map(Ok).chain(watched);
+    let body = Body::from_stream(futures::stream::iter(lines));
     let mut response = body.into_response();
     response
         .headers_mut()
@@ -192,29 +287,39 @@ fn streamed(
     response
 }
 
-/// Streams the events at `seqs` as JSON Lines or CSV.
+/// Streams the events at `seqs` as JSON Lines or CSV; `on_cut` hears if it
+/// ends before the last row.
 pub fn stream_events(
     store: Store,
     seqs: Vec<u64>,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     format: Format,
+    on_cut: OnCut,
 ) -> Response {
+    let total = seqs.len() as u64;
     let views = seqs
         .into_iter()
         .filter_map(move |seq| match event_view(&store, seq, as_of) {
-            Ok(view) => view,
-            Err(e) => {
-                // Mid-stream the status is sent already: log, and end the row.
-                tracing::error!(seq, error = %e, "export row unreadable");
-                None
-            }
+            Ok(Some(view)) => Some(Ok(view)),
+            // Not visible as of `as_of`: not part of the answer.
+            Ok(None) => None,
+            Err(e) => Some(Err(format!("row {seq} could not be read: {e}"))),
         });
     match format {
         Format::Csv => streamed(
             "text/csv",
-            std::iter::once(csv_line(EVENT_COLUMNS)).chain(views.map(|v| event_csv(&v))),
+            Some(csv_line(EVENT_COLUMNS)),
+            views.map(|v| v.map(|v| event_csv(&v))),
+            total,
+            on_cut,
         ),
-        _ => streamed("application/x-ndjson", views.map(|v| jsonl(&v))),
+        _ => streamed(
+            "application/x-ndjson",
+            None,
+            views.map(|v| v.map(|v| jsonl(&v))),
+            total,
+            on_cut,
+        ),
     }
 }
 
@@ -233,13 +338,16 @@ const INJECTION_COLUMNS: &[&str] = &[
     "guidance",
 ];
 
-/// Streams injection rows (a lot trace) as JSON Lines or CSV.
-pub fn stream_injections(rows: Vec<InjectionRow>, format: Format) -> Response {
+/// Streams injection rows (a lot trace) as JSON Lines or CSV; `on_cut`
+/// hears if it ends before the last row.
+pub fn stream_injections(rows: Vec<InjectionRow>, format: Format, on_cut: OnCut) -> Response {
+    let total = rows.len() as u64;
     match format {
         Format::Csv => streamed(
             "text/csv",
-            std::iter::once(csv_line(INJECTION_COLUMNS)).chain(rows.into_iter().map(|r| {
-                csv_line(&[
+            Some(csv_line(INJECTION_COLUMNS)),
+            rows.into_iter().map(|r| {
+                Ok(csv_line(&[
                     r.seq.to_string(),
                     r.event_id.to_string(),
                     r.clinic_id,
@@ -252,16 +360,86 @@ pub fn stream_injections(rows: Vec<InjectionRow>, format: Format) -> Response {
                     r.lots.join(" "),
                     r.volume_ml.to_string(),
                     r.guidance,
-                ])
-            })),
+                ]))
+            }),
+            total,
+            on_cut,
         ),
-        _ => streamed("application/x-ndjson", rows.into_iter().map(|r| jsonl(&r))),
+        _ => streamed(
+            "application/x-ndjson",
+            None,
+            rows.into_iter().map(|r| Ok(jsonl(&r))),
+            total,
+            on_cut,
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn watched(
+        rows: Vec<Result<Bytes, String>>,
+    ) -> (
+        Watched<impl Iterator<Item = Result<Bytes, String>>>,
+        std::sync::Arc<std::sync::Mutex<Vec<Cut>>>,
+    ) {
+        let cuts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let heard = cuts.clone();
+        let total = rows.len() as u64;
+        let watched = Watched {
+            rows: rows.into_iter(),
+            sent: 0,
+            total,
+            finished: false,
+            on_cut: Some(Box::new(move |cut| heard.lock().unwrap().push(cut))),
+        };
+        (watched, cuts)
+    }
+
+    #[test]
+    fn an_export_read_to_the_end_reports_no_cut() {
+        let (mut rows, cuts) = watched(vec![Ok(Bytes::from("a")), Ok(Bytes::from("b"))]);
+        assert_eq!(rows.by_ref().count(), 2);
+        drop(rows);
+        assert!(cuts.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_export_dropped_early_reports_how_far_it_got() {
+        let (mut rows, cuts) = watched(vec![
+            Ok(Bytes::from("a")),
+            Ok(Bytes::from("b")),
+            Ok(Bytes::from("c")),
+        ]);
+        assert!(rows.next().is_some());
+        drop(rows);
+        let cuts = cuts.lock().unwrap();
+        assert_eq!(cuts.len(), 1);
+        assert_eq!((cuts[0].rows_sent, cuts[0].rows_total), (1, 3));
+        assert!(
+            cuts[0].reason.contains("after 1 of 3 rows"),
+            "{}",
+            cuts[0].reason
+        );
+    }
+
+    #[test]
+    fn an_unreadable_row_ends_the_body_with_an_error_and_reports_once() {
+        let (mut rows, cuts) = watched(vec![
+            Ok(Bytes::from("a")),
+            Err("row 7 could not be read".into()),
+            Ok(Bytes::from("c")),
+        ]);
+        assert!(matches!(rows.next(), Some(Ok(_))));
+        assert!(matches!(rows.next(), Some(Err(_))));
+        assert!(rows.next().is_none(), "nothing after the error");
+        drop(rows);
+        let cuts = cuts.lock().unwrap();
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(cuts[0].reason, "row 7 could not be read");
+    }
 
     #[test]
     fn csv_fields_are_quoted_when_needed_and_formulas_neutralised() {

@@ -326,30 +326,56 @@ struct Asked<'a> {
 
 impl Asked<'_> {
     /// Records the read; `exposed`: every patient whose data the answer
-    /// carries (the patient asked about is added).
+    /// carries (the patient asked about is added). For an export, what its
+    /// early end must record.
     async fn record(
         self,
         state: &AppState,
         parameters: BTreeMap<String, String>,
         records: u64,
         mut exposed: BTreeSet<PatientId>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<render::OnCut, ApiError> {
         exposed.extend(self.patient.clone());
-        state
+        let read = Read {
+            query: self.query,
+            parameters,
+            patient_id: self.patient,
+            exposed,
+            records,
+        };
+        let first = state
             .access
-            .record(
-                self.principal,
-                self.clinic,
-                Read {
-                    query: self.query,
-                    parameters,
-                    patient_id: self.patient,
-                    exposed,
-                    records,
-                },
-            )
-            .await
+            .record(self.principal, self.clinic, &read)
+            .await?;
+        Ok(on_cut(state, self.principal, self.clinic, read, first))
     }
+}
+
+/// What an export that ends early does: records the same read again,
+/// marked incomplete with the rows sent and why, caused by the first record
+/// (`first`). The body is already on its way, so this runs on its own task.
+fn on_cut(
+    state: &AppState,
+    principal: &Principal,
+    clinic: &ClinicId,
+    read: Read,
+    first: uuid::Uuid,
+) -> render::OnCut {
+    let (access, principal, clinic) = (state.access.clone(), principal.clone(), clinic.clone());
+    Box::new(move |cut| {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(%first, "an incomplete export could not be recorded: no runtime");
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = access
+                .record_cut(&principal, &clinic, read, first, cut)
+                .await
+            {
+                tracing::error!(%first, error = %e, "an incomplete export could not be recorded");
+            }
+        });
+    })
 }
 
 /// The patients of the events at `seqs` (read from the store).
@@ -394,7 +420,7 @@ async fn list_response(
                 .await
                 .map_err(|e| ApiError::Internal(format!("a read of the store failed: {e}")))??
         };
-        asked
+        let on_cut = asked
             .record(state, params.logged(), seqs.len() as u64, exposed)
             .await?;
         return Ok(render::stream_events(
@@ -402,6 +428,7 @@ async fn list_response(
             seqs,
             params.as_of,
             format,
+            on_cut,
         ));
     }
     let (page, next) = q::page(&seqs, params.cursor, params.limit());
@@ -410,7 +437,8 @@ async fn list_response(
         off_worker(state, move |store| q::views(store, &page, as_of)).await?
     };
     let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
-    asked
+    // A page is sent whole: nothing to report if it ends early.
+    let _whole_page = asked
         .record(state, params.logged(), items.len() as u64, exposed)
         .await?;
     let mut body = json!({
@@ -525,7 +553,7 @@ async fn patient_summary(
         .record(
             &principal,
             &clinic,
-            Read {
+            &Read {
                 query: QueryKind::PatientSummary,
                 parameters: BTreeMap::new(),
                 patient_id: Some(patient.clone()),
@@ -584,7 +612,7 @@ async fn investigation(
         .record(
             &principal,
             &clinic,
-            Read {
+            &Read {
                 query: QueryKind::AdverseEventInvestigation,
                 parameters: params.logged(),
                 patient_id: patient,
@@ -636,19 +664,14 @@ async fn lot_trace(
                     .map(|r| r.state.patient_id.as_str()),
             ),
     );
-    state
-        .access
-        .record(
-            &principal,
-            &clinic,
-            Read {
-                query: QueryKind::LotTrace,
-                parameters: params.logged(),
-                patient_id: None,
-                exposed,
-                records,
-            },
-        )
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::LotTrace,
+        patient: None,
+    };
+    let on_cut = asked
+        .record(&state, params.logged(), records, exposed)
         .await?;
     Ok(match format {
         Format::Json => {
@@ -662,7 +685,7 @@ async fn lot_trace(
             }
             Json(body).into_response()
         }
-        _ => render::stream_injections(trace.injections, format),
+        _ => render::stream_injections(trace.injections, format, on_cut),
     })
 }
 
@@ -691,7 +714,7 @@ async fn event_by_id(
         .record(
             &principal,
             &clinic,
-            Read {
+            &Read {
                 query: QueryKind::EventById,
                 parameters,
                 patient_id: patient.clone(),
@@ -832,7 +855,7 @@ async fn findings(
         .record(
             &principal,
             &clinic,
-            Read {
+            &Read {
                 query: QueryKind::Findings,
                 parameters: logged,
                 patient_id: patient,

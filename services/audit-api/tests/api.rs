@@ -883,15 +883,8 @@ async fn out_of_range_parameters_are_refused_naming_the_parameter() {
 
 /// The queries on a patient's access log.
 async fn reads_of(api: &Api, patient: &str) -> Vec<String> {
-    let log = api
-        .json(
-            COMPLIANCE,
-            &format!("/v1/clinics/riverside/patients/{patient}/access-log?limit=1000"),
-        )
-        .await;
-    log["items"]
-        .as_array()
-        .unwrap()
+    reads_of_events(api, patient)
+        .await
         .iter()
         .map(|e| e["payload"]["query"].as_str().unwrap().to_owned())
         .collect()
@@ -1106,4 +1099,126 @@ async fn refused_requests_are_recorded_without_the_token_and_a_flood_is_capped()
     assert_eq!(after["total"], 30, "3 + 1 (safety) + 26 of the flood");
     api.stop().await;
     recorders.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_the_client_abandons_is_recorded_as_incomplete() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let nats = NatsServer::start().await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    prolo_bus::ensure_stream(&js, &prolo_bus::StreamSettings::default())
+        .await
+        .unwrap();
+    // One patient with 15,000 events: about 20 MB of JSON Lines, far more
+    // than the sockets between server and client can hold.
+    const EVENTS: usize = 15_000;
+    let stored = prolo_tests::publish_all(
+        &js,
+        prolo_tests::synthetic_events(EVENTS * 2, 1)
+            .filter(|e| e.patient_id.is_some())
+            .take(EVENTS),
+        256,
+    )
+    .await;
+    assert_eq!(stored, EVENTS as u64);
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+
+    // A client that reads the first 64 KiB of the export and goes away.
+    let address = api.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(address).await.unwrap();
+    let request = format!(
+        "GET /v1/clinics/riverside/patients/P-000000/history?format=jsonl HTTP/1.1\r\n\
+         Host: {address}\r\nAuthorization: Bearer {COMPLIANCE}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut received).await.unwrap();
+    assert!(received.starts_with(b"HTTP/1.1 200"));
+    drop(stream);
+
+    // The read was recorded before the body, and its early end after it.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (first, cut) = loop {
+        let events = access_recorded(&js).await;
+        let cut = events.iter().find(|e| e.payload["incomplete"].is_object());
+        if let Some(cut) = cut {
+            break (events[0].clone(), cut.clone());
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "no incomplete export recorded: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(first.payload["query"], "patient_history");
+    assert_eq!(first.payload["records_returned"], EVENTS as u64);
+    assert!(first.payload["incomplete"].is_null());
+    assert_eq!(cut.causation_id, Some(first.event_id.to_string()));
+    assert_eq!(cut.payload["patient_id"], "P-000000");
+    assert_eq!(cut.payload["incomplete"]["records_total"], EVENTS as u64);
+    let sent = cut.payload["records_returned"].as_u64().unwrap();
+    assert!(sent < EVENTS as u64, "{sent} rows sent of {EVENTS}");
+    assert!(
+        cut.payload["incomplete"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("connection ended"),
+        "{cut:?}"
+    );
+    // The patient's access log shows both.
+    api.caught_up().await;
+    let reads = reads_of_events(&api, "P-000000").await;
+    assert!(
+        reads.iter().any(|r| r["payload"]["incomplete"].is_object()),
+        "{reads:?}"
+    );
+    api.stop().await;
+}
+
+/// An `access.recorded` event as the stream holds it.
+#[derive(Debug, Clone)]
+struct AccessEvent {
+    event_id: String,
+    causation_id: Option<String>,
+    payload: Value,
+}
+
+/// Every `access.recorded` event in the stream, in order.
+async fn access_recorded(js: &jetstream::Context) -> Vec<AccessEvent> {
+    use futures::StreamExt;
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: "clinic.*.principal.*.access.recorded".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pending = access_events(js).await;
+    let mut messages = consumer.messages().await.unwrap().take(pending as usize);
+    let mut out = Vec::new();
+    while let Some(message) = messages.next().await {
+        let event: Value = serde_json::from_slice(&message.unwrap().payload).unwrap();
+        out.push(AccessEvent {
+            event_id: event["event_id"].as_str().unwrap().to_owned(),
+            causation_id: event["causation_id"].as_str().map(str::to_owned),
+            payload: event["payload"].clone(),
+        });
+    }
+    out
+}
+
+/// The patient's access log, whole events.
+async fn reads_of_events(api: &Api, patient: &str) -> Vec<Value> {
+    let log = api
+        .json(
+            COMPLIANCE,
+            &format!("/v1/clinics/riverside/patients/{patient}/access-log?limit=1000"),
+        )
+        .await;
+    log["items"].as_array().unwrap().clone()
 }
