@@ -157,6 +157,7 @@ async fn main() {
             ..ProjectorSettings::default()
         },
         broker: None,
+        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
     };
     let store = Store::open(&settings.db, settings.cache_bytes).unwrap();
     let api = tokio::spawn(prolo_audit_api::run_on(

@@ -37,7 +37,15 @@ pub struct ApiSettings {
     pub projector: ProjectorSettings,
     /// What was found of the broker's fsync policy at start (shown by `status`).
     pub broker: Option<prolo_bus::BrokerDurability>,
+    /// Requests answered at once, over all routes; more wait their turn
+    /// (within the request timeout). Bounds the memory and the blocking
+    /// threads a burst can take.
+    pub max_in_flight: usize,
 }
+
+/// Requests answered at once unless configured: a few per blocking thread
+/// of a small machine, far above what a compliance office sends.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// Why the read side stopped.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +118,7 @@ pub async fn run_on(
     let mut stop = shutdown.clone();
     let served = axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, settings.max_in_flight).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { stop.wait().await })
     .await

@@ -40,6 +40,10 @@ struct Args {
     /// when no `prolo-projector` runs: exactly one fold may publish them).
     #[arg(long, env = "PROLO_PUBLISH_DERIVED", default_value_t = false)]
     publish_derived: bool,
+    /// Requests answered at once; more wait their turn (within the 30 s
+    /// request timeout, after which they get 503).
+    #[arg(long, env = "PROLO_API_MAX_IN_FLIGHT", default_value_t = prolo_audit_api::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// sled cache, MiB.
     #[arg(long, env = "PROLO_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
             ..ProjectorSettings::default()
         },
         broker: Some(broker),
+        max_in_flight: args.max_in_flight,
     };
     prolo_audit_api::run(client, principals, settings, Shutdown::on_signals(), |_| {}).await?;
     Ok(())

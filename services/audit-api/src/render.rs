@@ -379,12 +379,11 @@ pub fn stream_injections(rows: Vec<InjectionRow>, format: Format, on_cut: OnCut)
 mod tests {
     use super::*;
 
+    type Heard = std::sync::Arc<std::sync::Mutex<Vec<Cut>>>;
+
     fn watched(
         rows: Vec<Result<Bytes, String>>,
-    ) -> (
-        Watched<impl Iterator<Item = Result<Bytes, String>>>,
-        std::sync::Arc<std::sync::Mutex<Vec<Cut>>>,
-    ) {
+    ) -> (Watched<std::vec::IntoIter<Result<Bytes, String>>>, Heard) {
         let cuts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let heard = cuts.clone();
         let total = rows.len() as u64;

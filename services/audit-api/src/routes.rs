@@ -44,8 +44,8 @@ pub struct AppState {
     pub refusals: std::sync::Arc<crate::access::RefusalLimiter>,
 }
 
-/// The API's routes.
-pub fn router(state: AppState) -> Router {
+/// The API's routes, answering at most `max_in_flight` requests at once.
+pub fn router(state: AppState, max_in_flight: usize) -> Router {
     Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/status", get(status))
@@ -82,6 +82,13 @@ pub fn router(state: AppState) -> Router {
         // A handler that panics answers 500 JSON and is logged; the
         // connection and the server stay up.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        // One budget for all routes: a burst waits its turn instead of
+        // taking every blocking thread and the memory of its answers. The
+        // permit is held until the answer starts (a streamed body is not
+        // counted).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            max_in_flight.max(1),
+        ))
         // No request holds a worker for ever: an answer not started within
         // 30 s is 503. (A streamed export, once started, is not cut.)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -28,6 +28,11 @@ struct Api {
 
 impl Api {
     async fn start(nats: &NatsServer) -> Api {
+        Api::start_limited(nats, prolo_audit_api::DEFAULT_MAX_IN_FLIGHT).await
+    }
+
+    /// An API answering at most `max_in_flight` requests at once.
+    async fn start_limited(nats: &NatsServer, max_in_flight: usize) -> Api {
         let principals = Principals::parse(&format!(
             r#"{{"tokens":[
                 {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
@@ -46,6 +51,7 @@ impl Api {
                 ..ProjectorSettings::default()
             },
             broker: None,
+            max_in_flight,
         };
         let (trigger, shutdown) = prolo_bus::Shutdown::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -949,6 +955,7 @@ async fn the_public_example_tokens_are_refused_off_loopback() {
         cache_bytes: 8 << 20,
         projector: ProjectorSettings::default(),
         broker: None,
+        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
     };
     let (_trigger, shutdown) = prolo_bus::Shutdown::new();
     let refused = prolo_audit_api::run(
@@ -1221,4 +1228,61 @@ async fn reads_of_events(api: &Api, patient: &str) -> Vec<Value> {
         )
         .await;
     log["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let api = Api::start_limited(&nats, 1).await;
+    api.caught_up().await;
+
+    // With the broker paused, a history read holds the only permit while it
+    // waits to record its access (then answers 503 not_audited) ...
+    let signal = |sig: &str| {
+        let pid = nats.pid().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let history = {
+        let (http, base) = (api.http.clone(), api.base.clone());
+        tokio::spawn(async move {
+            let response = http
+                .get(format!(
+                    "{base}/v1/clinics/riverside/patients/P-1042/history"
+                ))
+                .bearer_auth(COMPLIANCE)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), tokio::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... so the OpenAPI document, which needs no broker, is answered only
+    // after it.
+    let (status, _) = api.get(None, "/openapi.json").await;
+    let openapi_answered = tokio::time::Instant::now();
+    signal("-CONT");
+    let (history_status, history_answered) = history.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(history_status, 503, "the read could not be recorded");
+    assert!(
+        openapi_answered >= history_answered,
+        "the second request overtook the one holding the permit"
+    );
+    // With the permit back, requests are answered as before.
+    api.caught_up().await;
+    api.json(COMPLIANCE, "/v1/clinics/riverside/patients/P-1042/summary")
+        .await;
+    api.stop().await;
+    recorders.stop().await;
 }

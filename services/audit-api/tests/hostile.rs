@@ -130,6 +130,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
                 ..ProjectorSettings::default()
             },
             broker: None,
+            max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (_trigger, shutdown) = prolo_bus::Shutdown::new();

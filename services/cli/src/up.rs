@@ -138,6 +138,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             ..ProjectorSettings::default()
         },
         broker: Some(broker),
+        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
     };
     let api_shutdown = shutdown.clone();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
