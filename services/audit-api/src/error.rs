@@ -7,7 +7,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use prolo_query::QueryError;
-use serde_json::json;
+
+use crate::answer::{ErrorAnswer, ErrorCode, ErrorDetail};
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +47,30 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::ClinicForbidden { .. } => (StatusCode::FORBIDDEN, "clinic_forbidden"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::NotAudited(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_audited"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::ClinicForbidden { .. } => (StatusCode::FORBIDDEN, ErrorCode::ClinicForbidden),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::NotAudited(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotAudited),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The code as answered, e.g. `clinic_forbidden`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ClinicForbidden => "clinic_forbidden",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NotAudited => "not_audited",
+            ErrorCode::Internal => "internal",
         }
     }
 }
@@ -70,15 +86,17 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response();
+        let body = ErrorAnswer {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             response
                 .extensions_mut()
-                .insert(Refused(format!("{code}: {self}")));
+                .insert(Refused(format!("{}: {self}", code.as_str())));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

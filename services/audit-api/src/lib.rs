@@ -9,6 +9,7 @@
 //! ([`auth`]).
 
 pub mod access;
+pub mod answer;
 pub mod auth;
 pub mod error;
 pub mod openapi;

@@ -1,144 +1,304 @@
-//! The OpenAPI description served at `/openapi.json`, written here by hand
-//! next to the routes it describes (`routes.rs`).
+//! The OpenAPI 3.1 description served at `/openapi.json`, generated from the
+//! routes table ([`crate::routes::endpoints`]): each endpoint's handler sits
+//! beside its path, its query-parameter type and its answer type, and the
+//! schemas come from those Rust types (schemars, as for the event contract).
+//! The roles come from the authorisation rules themselves
+//! ([`QueryKind::allowed`]). The API tests check every answer against it.
 
-use serde_json::{Value, json};
+use std::sync::OnceLock;
 
-fn param(name: &str, location: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": location, "required": location == "path", "description": description, "schema": schema})
+use axum::routing::MethodRouter;
+use prolo_schemas::AccessRole;
+use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings};
+use serde_json::{Map, Value, json};
+
+use crate::{answer::ErrorAnswer, auth::QueryKind, routes::AppState};
+
+/// Makes the schema of a type.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T` (a reference to it under `#/components/schemas`).
+pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
 }
 
-fn list_params() -> Vec<Value> {
-    vec![
-        param(
-            "type",
-            "query",
-            "Comma-separated event types, e.g. injection.given,adverse_event.reported",
-            json!({"type": "string"}),
-        ),
-        param(
-            "from",
-            "query",
-            "Clinical time from (RFC 3339, inclusive)",
-            json!({"type": "string", "format": "date-time"}),
-        ),
-        param(
-            "to",
-            "query",
-            "Clinical time to (RFC 3339, exclusive)",
-            json!({"type": "string", "format": "date-time"}),
-        ),
-        param(
-            "as_of",
-            "query",
-            "Answer as known at this time: only events JetStream stored up to it (stored_at, the stream's clock), and only the corrections known then",
-            json!({"type": "string", "format": "date-time"}),
-        ),
-        param(
-            "cursor",
-            "query",
-            "next_cursor of the previous page",
-            json!({"type": "string"}),
-        ),
-        param(
-            "limit",
-            "query",
-            "Page size, 1 to 1000 (default 100)",
-            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
-        ),
-        param(
-            "format",
-            "query",
-            "json (paginated), jsonl or csv (the whole answer, streamed)",
-            json!({"type": "string", "enum": ["json", "jsonl", "csv"]}),
-        ),
-    ]
+/// The inline schema of a query-parameter type (its properties become
+/// the parameters).
+pub fn params<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    T::json_schema(generator)
 }
 
-fn path(name: &str, description: &str) -> Value {
-    param(
-        name,
-        "path",
-        description,
-        json!({"type": "string", "pattern": prolo_schemas::ID_PATTERN}),
-    )
+/// A path segment.
+#[derive(Debug, Clone, Copy)]
+pub struct PathParam {
+    /// Its name in the path template.
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+    /// A UUID (else an identifier of the contract's form).
+    pub uuid: bool,
 }
 
-fn op(summary: &str, roles: &str, parameters: Vec<Value>, audited: bool) -> Value {
-    let mut description = format!("Roles: {roles}.");
-    if audited {
-        description.push_str(" Each successful call is recorded as an access.recorded event.");
+/// One route: where, what handles it, what it takes and answers.
+pub struct Endpoint {
+    /// The path template, e.g. `/v1/clinics/{clinic}/findings`.
+    pub path: &'static str,
+    /// Its GET handler.
+    pub handler: MethodRouter<AppState>,
+    /// One line.
+    pub summary: &'static str,
+    /// The query it runs (roles, audit); `None` for the public document.
+    pub query: Option<QueryKind>,
+    /// Its path segments.
+    pub path_params: &'static [PathParam],
+    /// Its query-parameter type.
+    pub query_params: Option<SchemaFn>,
+    /// Its JSON answer.
+    pub answer: SchemaFn,
+    /// What a `jsonl` or `csv` export streams, when it offers them.
+    pub export: Option<&'static str>,
+}
+
+impl QueryKind {
+    /// Whether a successful call is recorded as an `access.recorded` event.
+    /// Status and signals carry no patient data (signals: counts only).
+    pub fn audited(self) -> bool {
+        !matches!(self, QueryKind::Status | QueryKind::Signals)
     }
-    json!({
-        "get": {
-            "summary": summary,
-            "description": description,
-            "security": [{"bearer": []}],
-            "parameters": parameters,
-            "responses": {
-                "200": {"description": "The answer"},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-                "503": {"$ref": "#/components/responses/Error"}
+}
+
+const ROLES: [(AccessRole, &str); 3] = [
+    (AccessRole::Compliance, "compliance"),
+    (AccessRole::Safety, "safety"),
+    (AccessRole::Service, "service"),
+];
+
+/// A schema made fit for a query parameter: the `null` of an `Option` has
+/// no meaning in a query string.
+fn without_null(mut schema: Value) -> Value {
+    if let Some(types) = schema.get_mut("type").and_then(Value::as_array_mut) {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            schema["type"] = types[0].clone();
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(choices) = schema.get(key).and_then(Value::as_array) {
+            let kept: Vec<Value> = choices
+                .iter()
+                .filter(|c| c.get("type") != Some(&json!("null")))
+                .cloned()
+                .collect();
+            if let [only] = kept.as_slice() {
+                let mut merged = only.clone();
+                if let (Some(merged), Some(description)) =
+                    (merged.as_object_mut(), schema.get("description"))
+                {
+                    merged.insert("description".into(), description.clone());
+                }
+                return merged;
             }
         }
-    })
+    }
+    schema
 }
 
-/// The document.
-pub fn document() -> Value {
-    let clinic = path("clinic", "Clinic id");
-    let patient = path("patient", "Pseudonymous patient id");
-    let mut history = vec![clinic.clone(), patient.clone()];
-    history.extend(list_params());
-    let mut practitioner = vec![clinic.clone(), path("practitioner", "Practitioner id")];
-    practitioner.extend(list_params());
+fn query_parameters(params: SchemaFn, generator: &mut SchemaGenerator) -> Vec<Value> {
+    let schema = params(generator).to_value();
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(name, property)| {
+            let mut property = without_null(property.clone());
+            let description = property
+                .as_object_mut()
+                .and_then(|p| p.remove("description"))
+                .unwrap_or_default();
+            json!({
+                "name": name,
+                "in": "query",
+                "required": false,
+                "description": description,
+                "schema": property,
+            })
+        })
+        .collect()
+}
+
+fn operation(endpoint: &Endpoint, generator: &mut SchemaGenerator) -> Value {
+    let mut parameters: Vec<Value> = endpoint
+        .path_params
+        .iter()
+        .map(|p| {
+            let schema = if p.uuid {
+                json!({"type": "string", "format": "uuid"})
+            } else {
+                json!({"type": "string", "pattern": prolo_schemas::ID_PATTERN})
+            };
+            json!({"name": p.name, "in": "path", "required": true, "description": p.description, "schema": schema})
+        })
+        .collect();
+    if let Some(params) = endpoint.query_params {
+        parameters.extend(query_parameters(params, generator));
+    }
+    let mut content = Map::new();
+    content.insert(
+        "application/json".into(),
+        json!({"schema": (endpoint.answer)(generator).to_value()}),
+    );
+    if let Some(rows) = endpoint.export {
+        let streamed = |what: &str| json!({"schema": {"type": "string", "description": what}});
+        content.insert(
+            "application/x-ndjson".into(),
+            streamed(&format!(
+                "format=jsonl: {rows}, one JSON object per line, streamed"
+            )),
+        );
+        content.insert(
+            "text/csv".into(),
+            streamed(&format!(
+                "format=csv: {rows}, a header row then one row each, streamed; cells a spreadsheet would take for a formula begin with '"
+            )),
+        );
+    }
+    let error = json!({"$ref": "#/components/responses/Error"});
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "The answer", "content": content}),
+    );
+    let description = match endpoint.query {
+        None => {
+            responses.insert(
+                "503".into(),
+                json!({"description": "The request was not answered within 30 s"}),
+            );
+            "Public.".to_owned()
+        }
+        Some(query) => {
+            for status in ["400", "401", "403", "404", "500", "503"] {
+                responses.insert(status.into(), error.clone());
+            }
+            let roles: Vec<&str> = ROLES
+                .iter()
+                .filter(|(role, _)| query.allowed(*role))
+                .map(|(_, name)| *name)
+                .collect();
+            let mut text = format!("Roles: {}.", roles.join(", "));
+            if query.audited() {
+                text.push_str(
+                    " Each successful call is recorded as an access.recorded event, naming every patient the answer carries, before the answer is sent (503 not_audited when it cannot be).",
+                );
+            }
+            text
+        }
+    };
+    let mut operation = json!({
+        "summary": endpoint.summary,
+        "description": description,
+        "operationId": endpoint.query.map_or("openapi", QueryKind::name),
+        "parameters": parameters,
+        "responses": responses,
+    });
+    operation["security"] = match endpoint.query {
+        Some(_) => json!([{"bearer": []}]),
+        None => json!([]),
+    };
+    json!({ "get": operation })
+}
+
+/// The document (built once).
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build)
+}
+
+fn build() -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let error = schema::<ErrorAnswer>(&mut generator).to_value();
+    let mut paths = Map::new();
+    for endpoint in crate::routes::endpoints() {
+        paths.insert(endpoint.path.into(), operation(&endpoint, &mut generator));
+    }
+    let schemas = generator.take_definitions(true);
     json!({
         "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "prolo-audit query API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The audit trail of reconstructive-therapy clinics, for compliance officers and safety reviewers. Answers are complete and in stream order. Reads of patient data are themselves recorded."
+            "description": "The audit trail of reconstructive-therapy clinics, for compliance officers and safety reviewers. Answers are complete and in stream order. Reads of patient data are themselves recorded; refused requests (401, 403) are recorded as access.refused. Generated from the handlers' parameter and answer types."
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
                 "Error": {
                     "description": "An error with a stable code",
-                    "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "properties": {"error": {"type": "object", "properties": {
-                            "code": {"type": "string", "enum": ["unauthorized", "forbidden", "bad_request", "not_found", "not_audited", "internal"]},
-                            "message": {"type": "string"}
-                        }}}
-                    }}}
+                    "content": {"application/json": {"schema": error}}
                 }
-            }
+            },
+            "schemas": schemas,
         },
-        "paths": {
-            "/v1/status": op("Stream position, projector lag, quarantine count, chain head, last verification", "compliance, safety, service", vec![], false),
-            "/v1/events/{event_id}": op("One event by id, with its correction marks", "compliance, safety", vec![path("event_id", "Event id (UUID)")], true),
-            "/v1/clinics/{clinic}/patients/{patient}/history": op("Every event of a patient in stream order, with both times, actor, source and correction marks", "compliance, safety", history, true),
-            "/v1/clinics/{clinic}/patients/{patient}/summary": op("The patient's current view: consents, examinations, plan, injections per site, adverse events, corrections", "compliance, safety", vec![clinic.clone(), patient.clone()], true),
-            "/v1/clinics/{clinic}/patients/{patient}/access-log": op("Who read this patient's data (access.recorded events)", "compliance", {
-                let mut p = vec![clinic.clone(), patient.clone()];
-                p.extend(list_params());
-                p
-            }, true),
-            "/v1/clinics/{clinic}/adverse-events/{event_id}/investigation": op("An adverse event with its updates, the injection it follows, the consent and examinations before it, the patient's events around it, other injections and adverse events on the same lots, other injections by the same practitioner", "compliance, safety", vec![clinic.clone(), path("event_id", "The adverse_event.reported event id"), param("window_days", "query", "Days around the onset (default 14)", json!({"type": "integer"}))], true),
-            "/v1/clinics/{clinic}/lots/{lot}/trace": op("Every injection with the lot (patient, site, date, practitioner), the adverse events after them, and the recall", "compliance, safety", vec![clinic.clone(), path("lot", "Lot number"), param("format", "query", "json, jsonl or csv (injection rows)", json!({"type": "string", "enum": ["json", "jsonl", "csv"]}))], true),
-            "/v1/clinics/{clinic}/practitioners/{practitioner}/history": op("A practitioner's credentials, injections and the adverse events after them", "compliance, safety", practitioner, true),
-            "/v1/clinics/{clinic}/findings": op("Compliance findings, each with its rule, severity, evidence event ids, and the event that resolved it", "compliance, safety", vec![
-                clinic.clone(),
-                param("rule", "query", "no_active_consent, site_outside_consent, no_valid_credential, no_examination_or_candidacy, series_without_follow_up_imaging, adverse_event_link_invalid, no_adverse_event_update, late_documentation, expired_or_recalled_lot, axial_site_by_palpation_only, serious_event_reported_late", json!({"type": "string"})),
-                param("status", "query", "open or resolved", json!({"type": "string", "enum": ["open", "resolved"]})),
-                param("patient", "query", "Patient id", json!({"type": "string"})),
-                param("practitioner", "query", "Practitioner id", json!({"type": "string"})),
-                param("from", "query", "Clinical time from", json!({"type": "string", "format": "date-time"})),
-                param("to", "query", "Clinical time to", json!({"type": "string", "format": "date-time"})),
-            ], true),
-            "/v1/clinics/{clinic}/signals": op("Adverse events per 1,000 injections by lot, solution, site, practitioner and guidance, with 95% intervals, the clinic's baseline and the signals raised", "compliance, safety", vec![clinic.clone()], false)
-        }
+        "paths": paths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_with_its_parameters_and_answer() {
+        let doc = document();
+        let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
+        assert_eq!(paths, crate::routes::endpoints().len());
+        let history = &doc["paths"]["/v1/clinics/{clinic}/patients/{patient}/history"]["get"];
+        let names: Vec<&str> = history["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "clinic", "patient", "as_of", "cursor", "format", "from", "limit", "to", "type"
+            ]
+        );
+        let limit = history["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "limit")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
+        assert_eq!(limit["schema"]["type"], "integer", "{limit}");
+        assert!(
+            history["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Roles: compliance, safety.")),
+            "{history}"
+        );
+        let access_log = &doc["paths"]["/v1/clinics/{clinic}/patients/{patient}/access-log"]["get"];
+        assert!(
+            access_log["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Roles: compliance."))
+        );
+        // Every reference resolves.
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let target = reference.split('"').next().unwrap_or_default();
+            let pointer = target.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+        }
+    }
 }

@@ -14,16 +14,16 @@ use axum::{
 use chrono::{DateTime, Utc};
 use prolo_bus::STREAM_NAME;
 use prolo_projector::{Store, VerifyReport, chain};
-use prolo_query as q;
+use prolo_query::{self as q, EventView};
 use prolo_schemas::{ClinicId, EventType, LotNumber, PatientId, PractitionerId};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     access::{AccessLog, Read},
+    answer::{LotTracePage, Page, PractitionerHistory, Status, StreamConsistency},
     auth::{Principal, Principals, QueryKind},
     error::ApiError,
-    openapi,
+    openapi::{self, Endpoint, PathParam},
     render::{self, Format},
 };
 
@@ -44,36 +44,176 @@ pub struct AppState {
     pub refusals: std::sync::Arc<crate::access::RefusalLimiter>,
 }
 
+const CLINIC: PathParam = PathParam {
+    name: "clinic",
+    description: "Clinic id",
+    uuid: false,
+};
+const PATIENT: PathParam = PathParam {
+    name: "patient",
+    description: "Pseudonymous patient id",
+    uuid: false,
+};
+
+/// Every route: its handler beside its parameter and answer types. The
+/// router and the OpenAPI document are both made from this table.
+pub fn endpoints() -> Vec<Endpoint> {
+    use openapi::{params as p, schema as a};
+    vec![
+        Endpoint {
+            path: "/openapi.json",
+            handler: get(|| async { Json(openapi::document()) }),
+            summary: "This document",
+            query: None,
+            path_params: &[],
+            query_params: None,
+            answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/status",
+            handler: get(status),
+            summary: "Stream position, projector lag, quarantine count, chain head, last verification, the broker's fsync policy, the database against the stream",
+            query: Some(QueryKind::Status),
+            path_params: &[],
+            query_params: None,
+            answer: a::<Status>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/events/{event_id}",
+            handler: get(event_by_id),
+            summary: "One event by id, with its correction marks (403 when its clinic is not the token's)",
+            query: Some(QueryKind::EventById),
+            path_params: &[PathParam {
+                name: "event_id",
+                description: "Event id (UUID)",
+                uuid: true,
+            }],
+            query_params: None,
+            answer: a::<EventView>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/patients/{patient}/history",
+            handler: get(patient_history),
+            summary: "Every event of a patient in stream order, with both times, actor, source and correction marks",
+            query: Some(QueryKind::PatientHistory),
+            path_params: &[CLINIC, PATIENT],
+            query_params: Some(p::<ListParams>),
+            answer: a::<Page<EventView>>,
+            export: Some("every event"),
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/patients/{patient}/summary",
+            handler: get(patient_summary),
+            summary: "The patient's current view: consents, examinations, plan, injections per site, adverse events, corrections",
+            query: Some(QueryKind::PatientSummary),
+            path_params: &[CLINIC, PATIENT],
+            query_params: None,
+            answer: a::<prolo_projector::model::PatientSummary>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/patients/{patient}/access-log",
+            handler: get(access_log),
+            summary: "Who read this patient's data (access.recorded events, an incomplete export's second event included)",
+            query: Some(QueryKind::AccessLog),
+            path_params: &[CLINIC, PATIENT],
+            query_params: Some(p::<ListParams>),
+            answer: a::<Page<EventView>>,
+            export: Some("every access event"),
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/adverse-events/{event_id}/investigation",
+            handler: get(investigation),
+            summary: "An adverse event with its updates, the injection it follows, the consent and examinations before it, the patient's events around it, other injections and adverse events on the same lots, other injections by the same practitioner",
+            query: Some(QueryKind::AdverseEventInvestigation),
+            path_params: &[CLINIC, INVESTIGATED],
+            query_params: Some(p::<InvestigationParams>),
+            answer: a::<q::Investigation>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/lots/{lot}/trace",
+            handler: get(lot_trace),
+            summary: "Every injection with the lot (patient, site, date, practitioner), the adverse events after them, and the recall",
+            query: Some(QueryKind::LotTrace),
+            path_params: &[
+                CLINIC,
+                PathParam {
+                    name: "lot",
+                    description: "Lot number",
+                    uuid: false,
+                },
+            ],
+            query_params: Some(p::<TraceParams>),
+            answer: a::<LotTracePage>,
+            export: Some("every injection with the lot"),
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/practitioners/{practitioner}/history",
+            handler: get(practitioner_history),
+            summary: "A practitioner's credentials, injections and the adverse events after them",
+            query: Some(QueryKind::PractitionerHistory),
+            path_params: &[
+                CLINIC,
+                PathParam {
+                    name: "practitioner",
+                    description: "Practitioner id",
+                    uuid: false,
+                },
+            ],
+            query_params: Some(p::<ListParams>),
+            answer: a::<PractitionerHistory>,
+            export: Some("every event"),
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/findings",
+            handler: get(findings),
+            summary: "Compliance findings, each with its rule, severity, evidence event ids, and the event that resolved it",
+            query: Some(QueryKind::Findings),
+            path_params: &[CLINIC],
+            query_params: Some(p::<FindingParams>),
+            answer: a::<Page<prolo_projector::findings::Finding>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/signals",
+            handler: get(signals),
+            summary: "Adverse events per 1,000 injections by lot, solution, site, practitioner and guidance, with 95% intervals, the clinic's baseline and the signals raised (counts only: no patient data)",
+            query: Some(QueryKind::Signals),
+            path_params: &[CLINIC],
+            query_params: None,
+            answer: a::<q::SignalReport>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/access-refused",
+            handler: get(access_refused),
+            summary: "Refused requests (401, 403) filed under the clinic (those naming no clinic under _unscoped), as access.refused events",
+            query: Some(QueryKind::AccessRefused),
+            path_params: &[CLINIC],
+            query_params: Some(p::<ListParams>),
+            answer: a::<Page<EventView>>,
+            export: Some("every refusal"),
+        },
+    ]
+}
+
+const INVESTIGATED: PathParam = PathParam {
+    name: "event_id",
+    description: "The adverse_event.reported event id",
+    uuid: true,
+};
+
 /// The API's routes, answering at most `max_in_flight` requests at once.
 pub fn router(state: AppState, max_in_flight: usize) -> Router {
-    Router::new()
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/v1/status", get(status))
-        .route("/v1/events/{event_id}", get(event_by_id))
-        .route(
-            "/v1/clinics/{clinic}/patients/{patient}/history",
-            get(patient_history),
-        )
-        .route(
-            "/v1/clinics/{clinic}/patients/{patient}/summary",
-            get(patient_summary),
-        )
-        .route(
-            "/v1/clinics/{clinic}/patients/{patient}/access-log",
-            get(access_log),
-        )
-        .route(
-            "/v1/clinics/{clinic}/adverse-events/{event_id}/investigation",
-            get(investigation),
-        )
-        .route("/v1/clinics/{clinic}/lots/{lot}/trace", get(lot_trace))
-        .route(
-            "/v1/clinics/{clinic}/practitioners/{practitioner}/history",
-            get(practitioner_history),
-        )
-        .route("/v1/clinics/{clinic}/findings", get(findings))
-        .route("/v1/clinics/{clinic}/signals", get(signals))
-        .route("/v1/clinics/{clinic}/access-refused", get(access_refused))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, endpoint.handler)
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_refusals,
@@ -165,7 +305,7 @@ async fn access_refused(
         query: QueryKind::AccessRefused,
         patient: None,
     };
-    list_response(&state, asked, &params, seqs, json!({})).await
+    list_response(&state, asked, &params, seqs, page_answer).await
 }
 
 /// Runs a read of the read models on the blocking pool: sled reads block,
@@ -192,27 +332,75 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(format!("the handler failed ({what})")).into_response()
 }
 
-/// Query parameters of the list queries.
-#[derive(Debug, Default, Deserialize)]
+/// Query parameters: bounded (a value outside is refused with 400 naming
+/// it), described in the OpenAPI document from the same type, and recorded
+/// as given in the access log.
+trait QueryParams: serde::de::DeserializeOwned + serde::Serialize {
+    /// Refuses a value outside its bounds.
+    fn check(&self) -> Result<(), ApiError>;
+}
+
+/// The parameters of a request, checked.
+fn params<P: QueryParams>(query: Result<Query<P>, QueryRejection>) -> Result<P, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    params.check()?;
+    Ok(params)
+}
+
+/// The parameters as given, for the access log.
+fn logged<P: serde::Serialize>(params: &P) -> BTreeMap<String, String> {
+    let serde_json::Value::Object(map) = serde_json::to_value(params).unwrap_or_default() else {
+        return BTreeMap::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some((k, s)),
+            other => Some((k, other.to_string())),
+        })
+        .collect()
+}
+
+/// The answer formats of a list.
+const FORMATS: [&str; 3] = ["json", "jsonl", "csv"];
+
+/// Query parameters of the event lists (histories, access logs).
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Comma-separated event types.
-    #[serde(rename = "type")]
+    /// Comma-separated event types, e.g. `injection.given,adverse_event.reported`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     event_type: Option<String>,
-    /// Clinical time from (RFC 3339, inclusive).
+    /// Clinical time from (RFC 3339, inclusive), within 100 years of today.
+    #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<DateTime<Utc>>,
-    /// Clinical time to (exclusive).
+    /// Clinical time to (RFC 3339, exclusive), within 100 years of today.
+    #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<DateTime<Utc>>,
-    /// As known at this time (by recorded_at).
+    /// Answer as known at this time: only events JetStream stored up to it
+    /// (`stored_at`, the stream's clock), and only the corrections known then.
+    #[serde(skip_serializing_if = "Option::is_none")]
     as_of: Option<DateTime<Utc>>,
-    /// Sequence after which the page starts.
+    /// The `next_cursor` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<u64>,
-    /// Page size (default 100, at most 1000).
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     limit: Option<usize>,
-    /// json (default, paginated), jsonl or csv (whole answer, streamed).
+    /// `json` (paginated, the default), `jsonl` or `csv` (the whole answer, streamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = FORMATS))]
     format: Option<String>,
-    /// Investigation window around the onset, days (default 14).
-    window_days: Option<i64>,
+}
+
+impl QueryParams for ListParams {
+    fn check(&self) -> Result<(), ApiError> {
+        bounded_limit(self.limit)?;
+        within_a_century("from", self.from)?;
+        within_a_century("to", self.to)?;
+        within_a_century("as_of", self.as_of)
+    }
 }
 
 impl ListParams {
@@ -235,48 +423,50 @@ impl ListParams {
             as_of: self.as_of,
         })
     }
+}
 
-    /// The parameters as given, for the access log.
-    fn logged(&self) -> BTreeMap<String, String> {
-        let mut map = BTreeMap::new();
-        let mut put = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                map.insert(k.to_owned(), v);
-            }
-        };
-        put("type", self.event_type.clone());
-        put("from", self.from.map(|t| t.to_rfc3339()));
-        put("to", self.to.map(|t| t.to_rfc3339()));
-        put("as_of", self.as_of.map(|t| t.to_rfc3339()));
-        put("cursor", self.cursor.map(|c| c.to_string()));
-        put("limit", self.limit.map(|l| l.to_string()));
-        put("format", self.format.clone());
-        put("window_days", self.window_days.map(|d| d.to_string()));
-        map
-    }
+/// Query parameters of an adverse-event investigation.
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvestigationParams {
+    /// Days around the onset, 1 to 365 (default 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_WINDOW_DAYS))]
+    window_days: Option<i64>,
+}
 
-    /// The page size (refused outside its bounds by [`params`]).
-    fn limit(&self) -> usize {
-        self.limit.unwrap_or(DEFAULT_LIMIT)
+impl QueryParams for InvestigationParams {
+    fn check(&self) -> Result<(), ApiError> {
+        match self.window_days {
+            Some(days) if !(1..=MAX_WINDOW_DAYS).contains(&days) => Err(ApiError::BadRequest(
+                format!("window_days: {days} is not between 1 and {MAX_WINDOW_DAYS}"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
-fn params(query: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, ApiError> {
-    let params = query
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    bounded_limit(params.limit)?;
-    if let Some(days) = params.window_days
-        && !(1..=MAX_WINDOW_DAYS).contains(&days)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "window_days: {days} is not between 1 and {MAX_WINDOW_DAYS}"
-        )));
+/// Query parameters of a lot trace.
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceParams {
+    /// The `next_cursor` of the previous page of injections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<u64>,
+    /// Injections per page, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: Option<usize>,
+    /// `json` (paginated, the default), `jsonl` or `csv` (every injection, streamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = FORMATS))]
+    format: Option<String>,
+}
+
+impl QueryParams for TraceParams {
+    fn check(&self) -> Result<(), ApiError> {
+        bounded_limit(self.limit).map(|_| ())
     }
-    within_a_century("from", params.from)?;
-    within_a_century("to", params.to)?;
-    within_a_century("as_of", params.as_of)?;
-    Ok(params)
 }
 
 /// The page size when none is asked for.
@@ -411,15 +601,22 @@ fn patients_named<'a>(ids: impl IntoIterator<Item = &'a str>) -> BTreeSet<Patien
     ids.into_iter().filter_map(|p| p.parse().ok()).collect()
 }
 
-/// Answers a list of events: a JSON page, or the whole list streamed.
+/// A page of events as the JSON answer.
+fn page_answer(page: Page<EventView>) -> Response {
+    Json(page).into_response()
+}
+
+/// Answers a list of events: a JSON page (made the answer by `answer`), or
+/// the whole list streamed.
 async fn list_response(
     state: &AppState,
     asked: Asked<'_>,
     params: &ListParams,
     seqs: Vec<u64>,
-    extra: serde_json::Value,
+    answer: impl FnOnce(Page<EventView>) -> Response,
 ) -> Result<Response, ApiError> {
     let format = Format::parse(params.format.as_deref())?;
+    let limit = bounded_limit(params.limit)?;
     if format != Format::Json {
         let exposed = {
             let (store, seqs) = (state.store.clone(), seqs.clone());
@@ -428,7 +625,7 @@ async fn list_response(
                 .map_err(|e| ApiError::Internal(format!("a read of the store failed: {e}")))??
         };
         let on_cut = asked
-            .record(state, params.logged(), seqs.len() as u64, exposed)
+            .record(state, logged(params), seqs.len() as u64, exposed)
             .await?;
         return Ok(render::stream_events(
             state.store.clone(),
@@ -438,7 +635,7 @@ async fn list_response(
             on_cut,
         ));
     }
-    let (page, next) = q::page(&seqs, params.cursor, params.limit());
+    let (page, next) = q::page(&seqs, params.cursor, limit);
     let items = {
         let (page, as_of) = (page.to_vec(), params.as_of);
         off_worker(state, move |store| q::views(store, &page, as_of)).await?
@@ -446,17 +643,14 @@ async fn list_response(
     let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
     // A page is sent whole: nothing to report if it ends early.
     let _whole_page = asked
-        .record(state, params.logged(), items.len() as u64, exposed)
+        .record(state, logged(params), items.len() as u64, exposed)
         .await?;
-    let mut body = json!({
-        "total": seqs.len(),
-        "items": items,
-        "next_cursor": next.map(|c| c.to_string()),
-    });
-    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
-    }
-    Ok(Json(body).into_response())
+    let page = Page {
+        total: seqs.len(),
+        items,
+        next_cursor: next.map(|c| c.to_string()),
+    };
+    Ok(answer(page))
 }
 
 async fn patient_history(
@@ -483,7 +677,7 @@ async fn patient_history(
         query: QueryKind::PatientHistory,
         patient: Some(patient),
     };
-    list_response(&state, asked, &params, seqs, json!({})).await
+    list_response(&state, asked, &params, seqs, page_answer).await
 }
 
 async fn practitioner_history(
@@ -505,14 +699,14 @@ async fn practitioner_history(
         })
         .await?
     };
-    let extra = json!({ "summary": summary });
+    let answer = move |page| Json(PractitionerHistory { page, summary }).into_response();
     let asked = Asked {
         principal: &principal,
         clinic: &clinic,
         query: QueryKind::PractitionerHistory,
         patient: None,
     };
-    list_response(&state, asked, &params, seqs, extra).await
+    list_response(&state, asked, &params, seqs, answer).await
 }
 
 async fn access_log(
@@ -536,7 +730,7 @@ async fn access_log(
         query: QueryKind::AccessLog,
         patient: Some(patient),
     };
-    list_response(&state, asked, &params, seqs, json!({})).await
+    list_response(&state, asked, &params, seqs, page_answer).await
 }
 
 async fn patient_summary(
@@ -576,7 +770,7 @@ async fn investigation(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((clinic, event_id)): Path<(String, String)>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<InvestigationParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::AdverseEventInvestigation)?;
@@ -621,7 +815,7 @@ async fn investigation(
             &clinic,
             &Read {
                 query: QueryKind::AdverseEventInvestigation,
-                parameters: params.logged(),
+                parameters: logged(&params),
                 patient_id: patient,
                 exposed,
                 records: answer.records(),
@@ -635,7 +829,7 @@ async fn lot_trace(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((clinic, lot)): Path<(String, String)>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<TraceParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::LotTrace)?;
@@ -653,7 +847,7 @@ async fn lot_trace(
     let mut next_cursor = None;
     if format == Format::Json {
         let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
-        let (page, next) = q::page(&seqs, params.cursor, params.limit());
+        let (page, next) = q::page(&seqs, params.cursor, bounded_limit(params.limit)?);
         let kept: BTreeSet<u64> = page.iter().copied().collect();
         trace.injections.retain(|r| kept.contains(&r.seq));
         next_cursor = next;
@@ -678,20 +872,15 @@ async fn lot_trace(
         patient: None,
     };
     let on_cut = asked
-        .record(&state, params.logged(), records, exposed)
+        .record(&state, logged(&params), records, exposed)
         .await?;
     Ok(match format {
-        Format::Json => {
-            let mut body = serde_json::to_value(&trace).unwrap_or_default();
-            if let Some(body) = body.as_object_mut() {
-                body.insert("total_injections".into(), total_injections.into());
-                body.insert(
-                    "next_cursor".into(),
-                    next_cursor.map(|c| c.to_string()).into(),
-                );
-            }
-            Json(body).into_response()
-        }
+        Format::Json => Json(LotTracePage {
+            trace,
+            total_injections,
+            next_cursor: next_cursor.map(|c| c.to_string()),
+        })
+        .into_response(),
         _ => render::stream_injections(trace.injections, format, on_cut),
     })
 }
@@ -758,43 +947,84 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     // No stream yet (nothing recorded) or the broker away: say so, not 500.
     let consistency = match prolo_projector::consistency::check(&state.js, &state.store).await {
-        Ok(consistency) => serde_json::to_value(consistency).unwrap_or_default(),
-        Err(e) => json!({"state": "unknown", "reason": e.to_string()}),
+        Ok(consistency) => consistency.into(),
+        Err(e) => StreamConsistency::Unknown {
+            reason: e.to_string(),
+        },
     };
-    Ok(Json(json!({
-        "stream": STREAM_NAME,
-        "stream_last_seq": stream_last,
-        "applied_seq": applied,
-        "lag": stream_last.map(|last| last.saturating_sub(applied)),
-        "quarantined": quarantined,
-        "chain_head": chain::hex(&head),
-        "last_verification": verify,
-        "broker": state.broker,
-        "stream_consistency": consistency,
-    }))
+    Ok(Json(Status {
+        stream: STREAM_NAME,
+        stream_last_seq: stream_last,
+        applied_seq: applied,
+        lag: stream_last.map(|last| last.saturating_sub(applied)),
+        quarantined,
+        chain_head: chain::hex(&head),
+        last_verification: verify,
+        broker: state.broker.clone(),
+        stream_consistency: consistency,
+    })
     .into_response())
 }
 
+/// Whether a finding is still open.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    /// Not resolved by a later event.
+    Open,
+    /// Resolved by a later event (`resolved_by`).
+    Resolved,
+}
+
+impl FindingStatus {
+    /// As the query library names it.
+    fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Resolved => "resolved",
+        }
+    }
+}
+
 /// Query parameters of the findings query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindingParams {
-    /// A rule, e.g. `no_active_consent`.
-    rule: Option<String>,
-    /// `open` or `resolved`.
-    status: Option<String>,
-    /// A patient.
+    /// Only this rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<prolo_projector::findings::Rule>,
+    /// Only open or only resolved findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<FindingStatus>,
+    /// Only about this patient.
+    #[serde(skip_serializing_if = "Option::is_none")]
     patient: Option<String>,
-    /// A practitioner.
+    /// Only about this practitioner.
+    #[serde(skip_serializing_if = "Option::is_none")]
     practitioner: Option<String>,
-    /// Clinical time from (RFC 3339).
+    /// Clinical time of the event a finding is about, from (RFC 3339, inclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<DateTime<Utc>>,
-    /// Clinical time to (RFC 3339).
+    /// … to (RFC 3339, exclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<DateTime<Utc>>,
-    /// How many findings to skip (the `next_cursor` of the previous page).
+    /// The `next_cursor` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<usize>,
-    /// Page size (default 100, at most 1000).
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     limit: Option<usize>,
+}
+
+impl QueryParams for FindingParams {
+    fn check(&self) -> Result<(), ApiError> {
+        bounded_limit(self.limit)?;
+        within_a_century("from", self.from)?;
+        within_a_century("to", self.to)
+    }
 }
 
 async fn findings(
@@ -806,30 +1036,13 @@ async fn findings(
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Findings)?;
     principal.may_read(&clinic)?;
-    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    within_a_century("from", params.from)?;
-    within_a_century("to", params.to)?;
+    let params = params(query)?;
     let limit = bounded_limit(params.limit)?;
     let clinic: ClinicId = id(&clinic)?;
-    let rule = match &params.rule {
-        Some(rule) => Some(
-            serde_json::from_value(serde_json::Value::String(rule.clone()))
-                .map_err(|_| ApiError::BadRequest(format!("{rule:?} is not a rule")))?,
-        ),
-        None => None,
-    };
-    if let Some(status) = &params.status
-        && status != "open"
-        && status != "resolved"
-    {
-        return Err(ApiError::BadRequest(format!(
-            "status {status:?} is not open or resolved"
-        )));
-    }
     let patient: Option<PatientId> = params.patient.as_deref().map(id).transpose()?;
     let filter = q::FindingFilter {
-        rule,
-        status: params.status.clone(),
+        rule: params.rule,
+        status: params.status.map(|s| s.as_str().to_owned()),
         patient: patient.clone(),
         practitioner: params.practitioner.as_deref().map(id).transpose()?,
         from: params.from,
@@ -844,19 +1057,6 @@ async fn findings(
     let end = (start + limit).min(total);
     let next_cursor = (end < total).then_some(end);
     let found: Vec<_> = found.into_iter().skip(start).take(end - start).collect();
-    let mut logged = BTreeMap::new();
-    for (k, v) in [
-        ("rule", &params.rule),
-        ("status", &params.status),
-        ("patient", &params.patient),
-        ("practitioner", &params.practitioner),
-        ("cursor", &params.cursor.map(|c| c.to_string())),
-        ("limit", &params.limit.map(|l| l.to_string())),
-    ] {
-        if let Some(v) = v {
-            logged.insert(k.to_owned(), v.clone());
-        }
-    }
     state
         .access
         .record(
@@ -864,18 +1064,18 @@ async fn findings(
             &clinic,
             &Read {
                 query: QueryKind::Findings,
-                parameters: logged,
+                parameters: logged(&params),
                 patient_id: patient,
                 exposed: patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
                 records: found.len() as u64,
             },
         )
         .await?;
-    Ok(Json(json!({
-        "total": total,
-        "items": found,
-        "next_cursor": next_cursor.map(|c| c.to_string()),
-    }))
+    Ok(Json(Page {
+        total,
+        items: found,
+        next_cursor: next_cursor.map(|c| c.to_string()),
+    })
     .into_response())
 }
 

@@ -21,6 +21,10 @@ const SERVICE: &str = "service-token-0123456789abc";
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// The API's own OpenAPI document: every answer is checked against it.
+    openapi: Value,
+    validators:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
     trigger: Trigger,
     task: tokio::task::JoinHandle<()>,
     _db: tempfile::TempDir,
@@ -68,9 +72,20 @@ impl Api {
             .unwrap();
         });
         let addr = rx.await.unwrap();
+        let http = reqwest::Client::new();
+        let openapi = http
+            .get(format!("http://{addr}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         Api {
             base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
+            http,
+            openapi,
+            validators: Default::default(),
             trigger,
             task,
             _db: db,
@@ -84,7 +99,79 @@ impl Api {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.text().await.unwrap();
+        self.conforms(path, status, &content_type, &body);
+        (status, body)
+    }
+
+    /// Checks an answer against the OpenAPI document: its status and media
+    /// type are documented for the path, and a JSON body matches the schema.
+    fn conforms(&self, path: &str, status: u16, content_type: &str, body: &str) {
+        let path_only = path.split('?').next().unwrap();
+        let Some((template, operation)) = self.openapi["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(template, _)| matches_template(template, path_only))
+        else {
+            return;
+        };
+        let mut response = &operation["get"]["responses"][status.to_string()];
+        assert!(
+            !response.is_null(),
+            "{path}: status {status} is not in the OpenAPI document ({body})"
+        );
+        if let Some(reference) = response["$ref"].as_str() {
+            response = self.openapi.pointer(&reference[1..]).unwrap();
+        }
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if body.is_empty() && status != 200 {
+            return; // e.g. the timeout's 503
+        }
+        let content = &response["content"][media];
+        assert!(
+            !content.is_null(),
+            "{path}: {status} {media} is not in the OpenAPI document"
+        );
+        if media != "application/json" {
+            return;
+        }
+        let key = format!("{template} {status}");
+        let validator = self
+            .validators
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert_with(|| {
+                let root = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "components": self.openapi["components"],
+                    "allOf": [content["schema"]],
+                });
+                std::sync::Arc::new(
+                    jsonschema::options()
+                        .should_validate_formats(true)
+                        .build(&root)
+                        .unwrap(),
+                )
+            })
+            .clone();
+        let instance: Value = serde_json::from_str(body).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .take(5)
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{path}: {status} answer does not match the OpenAPI document: {errors:?}"
+        );
     }
 
     async fn json(&self, token: &str, path: &str) -> Value {
@@ -113,6 +200,15 @@ impl Api {
         self.trigger.fire();
         self.task.await.unwrap();
     }
+}
+
+/// Whether `path` is an instance of the OpenAPI path `template`.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
 }
 
 /// How many access.recorded events the stream holds.

@@ -39,7 +39,7 @@ const FIRST_WITH_SYNC_SETTING: ServerVersion = ServerVersion(2, 10, 0);
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(120);
 
 /// When the broker's JetStream writes reach the disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "fsync", rename_all = "snake_case")]
 pub enum Fsync {
     /// Before every acknowledgement: an acknowledged event survives a power cut.
@@ -58,7 +58,7 @@ pub enum Fsync {
 }
 
 /// What is known of the broker's durability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BrokerDurability {
     /// The version the server announced.
     pub server_version: String,

@@ -23,7 +23,9 @@ pub fn hex(hash: &[u8; 32]) -> String {
 }
 
 /// A checkpoint other systems can keep: the chain head at a sequence.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Checkpoint {
     /// Stream sequence.
     pub seq: u64,

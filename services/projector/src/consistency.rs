@@ -17,14 +17,14 @@ use crate::{project::ProjectorError, store::Store};
 pub const IDENTITY: &str = "stream_identity";
 
 /// What identifies a stream across restarts: its creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StreamIdentity {
     /// Creation time, RFC 3339 with nanoseconds.
     pub created: String,
 }
 
 /// The database against the stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Consistency {
     /// Same stream, at least as long as what was applied.

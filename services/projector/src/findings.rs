@@ -15,7 +15,19 @@ use uuid::Uuid;
 use crate::model::{ConsentEntry, CredentialEntry, Origin};
 
 /// The policy rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// An injection without an active consent at its time (none, expired, withdrawn).
@@ -93,7 +105,7 @@ impl Rule {
 }
 
 /// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Documentation quality.
@@ -143,7 +155,7 @@ impl Default for FindingSettings {
 }
 
 /// A finding: a rule broken, with the events that prove it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Deterministic: derived from the rule and the first evidence event.
     pub id: Uuid,
@@ -189,7 +201,7 @@ impl Finding {
 }
 
 /// A finding still open, kept on the summary of whoever can resolve it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OpenFinding {
     /// The finding.
     pub id: Uuid,
@@ -235,7 +247,7 @@ pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
 }
 
 /// Counts of one group for the signal rates.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupCount {
     /// Injections in the group.
     pub injections: u64,
@@ -290,7 +302,7 @@ pub fn signals(group: &GroupCount, baseline: &GroupCount, settings: &FindingSett
 }
 
 /// A raised signal, published and kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signal {
     /// Clinic.
     pub clinic_id: String,

@@ -29,7 +29,7 @@ pub struct EventRecord {
 }
 
 /// Whether a recorded fact still stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Standing {
     /// As recorded.
     AsRecorded,
@@ -54,7 +54,7 @@ impl Standing {
 }
 
 /// Where an entry came from, shared by every summary entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Origin {
     /// The event.
     pub event_id: Uuid,
@@ -69,7 +69,7 @@ pub struct Origin {
 }
 
 /// A consent and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConsentEntry {
     /// The `consent.given` event.
     pub origin: Origin,
@@ -86,7 +86,7 @@ pub struct ConsentEntry {
 }
 
 /// An injection, as the current view shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InjectionEntry {
     /// The `injection.given` event.
     pub origin: Origin,
@@ -107,7 +107,7 @@ pub struct InjectionEntry {
 }
 
 /// An examination, imaging study, candidacy decision, plan or adjunct recommendation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClinicalEntry {
     /// The event.
     pub origin: Origin,
@@ -121,7 +121,7 @@ pub struct ClinicalEntry {
 }
 
 /// A correction or entered-in-error mark made on this patient's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CorrectionEntry {
     /// The correcting event.
     pub origin: Origin,
@@ -134,7 +134,7 @@ pub struct CorrectionEntry {
 }
 
 /// Everything recorded about one patient, current view.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PatientSummary {
     /// Clinic.
     pub clinic_id: String,
@@ -159,7 +159,7 @@ pub struct PatientSummary {
 }
 
 /// One follow-up of an adverse event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AdverseEventUpdate {
     /// The `adverse_event.updated` event.
     pub origin: Origin,
@@ -174,7 +174,7 @@ pub struct AdverseEventUpdate {
 }
 
 /// An adverse event with its follow-up, and the injection it follows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AdverseEventState {
     /// The `adverse_event.reported` event.
     pub origin: Origin,
@@ -215,7 +215,7 @@ pub struct AdverseEventState {
 /// A practitioner's credentials and work. The injections and adverse events
 /// themselves are listed by the practitioner index (`ipr\0`): a summary
 /// that grew with every injection would be rewritten whole each time.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PractitionerSummary {
     /// Clinic.
     pub clinic_id: String,
@@ -232,7 +232,7 @@ pub struct PractitionerSummary {
 }
 
 /// A credential.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CredentialEntry {
     /// The `practitioner.credentialed` event.
     pub origin: Origin,
@@ -245,7 +245,7 @@ pub struct CredentialEntry {
 }
 
 /// Corrections of one event, by sequence.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Marks {
     /// `(seq, corrected?)`: true for `record.corrected`, false for entered in error.
     pub marks: Vec<(u64, bool)>,

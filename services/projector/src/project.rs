@@ -464,7 +464,9 @@ where
 }
 
 /// The result of `verify`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct VerifyReport {
     /// Sequences compared.
     pub checked: u64,

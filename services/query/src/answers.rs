@@ -179,7 +179,7 @@ pub fn views(
 }
 
 /// One injection in a trace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct InjectionRow {
     /// Stream sequence.
     pub seq: u64,
@@ -209,7 +209,7 @@ pub struct InjectionRow {
 }
 
 /// An adverse event in a trace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AdverseEventRow {
     /// Stream sequence of the report.
     pub seq: u64,
@@ -268,7 +268,7 @@ fn adverse_row(
 
 /// Everyone exposed to a lot: its injections (patient, site, date,
 /// practitioner), the adverse events after them, and its recall.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LotTrace {
     /// The lot.
     pub lot: String,
@@ -312,7 +312,7 @@ pub fn lot_trace(
 }
 
 /// Everything around an adverse event, for a safety reviewer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Investigation {
     /// The report, as recorded.
     pub report: EventView,
@@ -587,7 +587,7 @@ pub fn findings(
 }
 
 /// One group's adverse-event rate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GroupRate {
     /// `lot`, `solution`, `site`, `practitioner`, `guidance` (or `clinic` for the baseline).
     pub dimension: String,
@@ -606,7 +606,7 @@ pub struct GroupRate {
 }
 
 /// Adverse-event rates of a clinic: its baseline, every group, the signals raised.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SignalReport {
     /// The whole clinic.
     pub baseline: Option<GroupRate>,

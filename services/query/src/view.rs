@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::QueryError;
 
 /// A later event that corrected or voided this one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Mark {
     /// The correcting event's sequence.
     pub seq: u64,
@@ -19,7 +19,7 @@ pub struct Mark {
 }
 
 /// An event of the trail, as stored, with its correction marks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EventView {
     /// Stream sequence.
     pub seq: u64,
