@@ -152,14 +152,16 @@ impl AccessLog {
         if chunks.is_empty() {
             chunks.push(&[]);
         }
-        let mut first = None;
-        for chunk in chunks {
-            let id = self
-                .record_one(principal, clinic, read, chunk.to_vec(), cut.clone())
-                .await?;
-            first.get_or_insert(id);
-        }
-        first.ok_or_else(|| ApiError::Internal("no access event recorded".into()))
+        // Published together, acknowledged together: a large answer waits
+        // for one round of fsyncs, not one per event.
+        let ids =
+            futures::future::try_join_all(chunks.into_iter().map(|chunk| {
+                self.record_one(principal, clinic, read, chunk.to_vec(), cut.clone())
+            }))
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("no access event recorded".into()))
     }
 
     /// Records a refused request (`access.refused`). The token is never part of it.
