@@ -400,8 +400,8 @@ pub async fn record_ok(
 }
 
 /// `n` valid events cycling through every event type's example, spread
-/// over `patients` patients, each with a fresh UUIDv7: load for crash tests
-/// and benchmarks.
+/// over `patients` patients, each with a fresh UUIDv7 and recorded now:
+/// load for crash tests and benchmarks.
 pub fn synthetic_events(
     n: usize,
     patients: usize,
@@ -425,6 +425,13 @@ pub fn synthetic_events(
     (0..n).map(move |i| {
         let mut event = examples[i % examples.len()].clone();
         event.event_id = uuid::Uuid::now_v7();
+        // Recorded now, as a recording service stamps it (so the stream's
+        // time agrees and no `recorded_at_mismatch` is raised), and it
+        // happened as long before as in the example (documentation delays
+        // as the examples have them).
+        let now = chrono::Utc::now();
+        event.occurred_at = now - (event.recorded_at - event.occurred_at);
+        event.recorded_at = now;
         if event.patient_id.is_some() {
             event.patient_id = Some(patient_ids[(i / examples.len()) % patient_ids.len()].clone());
         }
