@@ -20,6 +20,7 @@ pub mod findings;
 pub mod fold;
 pub mod keys;
 pub mod model;
+pub mod policy;
 pub mod project;
 pub mod rebuild;
 pub mod store;

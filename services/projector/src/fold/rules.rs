@@ -2,19 +2,15 @@
 //! See [`crate::findings`] for the rules themselves.
 
 use chrono::Duration;
-use prolo_schemas::{
-    AdverseEventKind, Envelope, EventType, Guidance, InjectionGiven, Payload, RiskZone,
-};
+use prolo_schemas::{AdverseEventKind, Envelope, EventType, InjectionGiven, Payload};
 use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms, name, solution_label};
 use crate::{
-    findings::{
-        DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, active_consents,
-        credential_valid, signals,
-    },
+    findings::{DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, signals},
     keys,
     model::{PatientSummary, PractitionerSummary},
+    policy,
     store::StoreError,
 };
 
@@ -33,48 +29,15 @@ impl Folder<'_> {
             return Ok(());
         }
         self.expire_awaiting(seq, e)?;
-        let late = e.recorded_at - e.occurred_at;
-        if late > Duration::hours(self.settings.late_documentation_hours) {
-            let detail = format!(
-                "{} recorded {} hours after it happened (limit {})",
-                e.event_type(),
-                late.num_hours(),
-                self.settings.late_documentation_hours
-            );
-            self.raise(
-                seq,
-                Rule::LateDocumentation,
-                &About {
-                    event: e,
-                    practitioner: None,
-                    site_key: None,
-                },
-                vec![e.event_id],
-                detail,
-            )?;
+        if let Some(draft) = policy::late_documentation(e, self.settings) {
+            self.raise_draft(seq, e, draft)?;
         }
         match &e.payload {
             Payload::InjectionGiven(p) => self.injection_rules(seq, e, p)?,
             Payload::AdverseEventReported(p) => {
                 self.link_rule(seq, e, p.linked_injection.as_ref().map(|l| l.event_id))?;
-                let delay = e.recorded_at - p.onset_at;
-                if p.serious && delay > Duration::hours(self.settings.serious_report_hours) {
-                    let detail = format!(
-                        "serious adverse event recorded {} hours after its onset (limit {})",
-                        delay.num_hours(),
-                        self.settings.serious_report_hours
-                    );
-                    self.raise(
-                        seq,
-                        Rule::SeriousEventReportedLate,
-                        &About {
-                            event: e,
-                            practitioner: None,
-                            site_key: None,
-                        },
-                        vec![e.event_id],
-                        detail,
-                    )?;
+                if let Some(draft) = policy::serious_reported_late(e, p, self.settings) {
+                    self.raise_draft(seq, e, draft)?;
                 }
                 if matches!(
                     p.kind,
@@ -94,39 +57,18 @@ impl Folder<'_> {
             Payload::AdverseEventUpdated(p) => {
                 self.awaiting()?.retain(|(_, id)| *id != p.adverse_event_id);
                 let finding = Finding::id_for(Rule::NoAdverseEventUpdate, &p.adverse_event_id);
-                self.resolve_where(seq, e, |f| f.id == finding)?;
+                self.resolve_open(seq, e, |_, f| f.id == finding)?;
             }
+            // A consent, examination, candidacy decision or imaging recorded
+            // late may satisfy findings already raised about the patient.
             Payload::ConsentGiven(_) => {
-                // A consent recorded late may cover injections already flagged.
-                let Some(summary) = self.patient_summary(e)? else {
-                    return Ok(());
-                };
-                self.resolve_where(seq, e, |f| match f.rule {
-                    Rule::NoActiveConsent => active_consents(&summary.consents, f.about_ms)
-                        .next()
-                        .is_some(),
-                    Rule::SiteOutsideConsent => active_consents(&summary.consents, f.about_ms)
-                        .any(|c| f.site_key.as_ref().is_some_and(|s| c.sites.contains(s))),
-                    _ => false,
-                })?;
+                self.resolve_where(seq, e, &[Rule::NoActiveConsent, Rule::SiteOutsideConsent])?;
             }
             Payload::ExaminationDone(_) | Payload::CandidacyAssessed(_) => {
-                let Some(summary) = self.patient_summary(e)? else {
-                    return Ok(());
-                };
-                self.resolve_where(seq, e, |f| {
-                    f.rule == Rule::NoExaminationOrCandidacy
-                        && examined_and_candidate(&summary, f.about_ms)
-                })?;
+                self.resolve_where(seq, e, &[Rule::NoExaminationOrCandidacy])?;
             }
             Payload::ImagingRecorded(_) => {
-                let Some(summary) = self.patient_summary(e)? else {
-                    return Ok(());
-                };
-                self.resolve_where(seq, e, |f| {
-                    f.rule == Rule::SeriesWithoutFollowUpImaging
-                        && follow_up_imaged(&summary, f.about_ms)
-                })?;
+                self.resolve_where(seq, e, &[Rule::SeriesWithoutFollowUpImaging])?;
             }
             Payload::PractitionerCredentialed(p) => {
                 // A credential recorded late may cover injections already flagged.
@@ -138,8 +80,7 @@ impl Folder<'_> {
                                 .open_findings
                                 .iter()
                                 .filter(|f| {
-                                    f.rule == Rule::NoValidCredential
-                                        && credential_valid(&summary.credentials, f.about_ms)
+                                    policy::credential_finding_resolved(&summary.credentials, f)
                                 })
                                 .map(|f| f.id)
                                 .collect();
@@ -205,118 +146,46 @@ impl Folder<'_> {
         e: &Envelope,
         p: &InjectionGiven,
     ) -> Result<(), StoreError> {
-        let at = ms(e.occurred_at);
-        let site = p.site.site_key.as_str().to_owned();
-        let about = |practitioner: Option<String>| About {
-            event: e,
-            practitioner,
-            site_key: Some(site.clone()),
-        };
-        if let Some(summary) = self.patient_summary(e)? {
-            let active: Vec<_> = active_consents(&summary.consents, at).collect();
-            if active.is_empty() {
-                self.raise(
-                    seq,
-                    Rule::NoActiveConsent,
-                    &about(None),
-                    vec![e.event_id],
-                    "no consent was active at the injection".into(),
-                )?;
-            } else if !active.iter().any(|c| c.sites.contains(&site)) {
-                let mut evidence = vec![e.event_id];
-                evidence.extend(active.iter().map(|c| c.origin.event_id));
-                let detail = format!("{site} is outside the scope of the active consents");
-                self.raise(
-                    seq,
-                    Rule::SiteOutsideConsent,
-                    &about(None),
-                    evidence,
-                    detail,
-                )?;
-            }
-            if !examined_and_candidate(&summary, at) {
-                self.raise(
-                    seq,
-                    Rule::NoExaminationOrCandidacy,
-                    &about(None),
-                    vec![e.event_id],
-                    "no earlier examination and positive candidacy decision".into(),
-                )?;
-            }
-            if p.session_number > self.settings.sessions_before_follow_up_imaging
-                && !follow_up_imaged(&summary, at)
-            {
-                let detail = format!(
-                    "session {} without follow-up imaging (required after session {})",
-                    p.session_number, self.settings.sessions_before_follow_up_imaging
-                );
-                self.raise(
-                    seq,
-                    Rule::SeriesWithoutFollowUpImaging,
-                    &about(None),
-                    vec![e.event_id],
-                    detail,
-                )?;
-            }
-        }
-        let practitioner = p.practitioner_id.as_str();
-        let key = keys::practitioner(e.clinic_id.as_str(), practitioner);
-        let credentials = cached(&mut self.practitioners, self.store, key, || None)?
-            .map(|s| s.credentials.clone())
-            .unwrap_or_default();
-        if !credential_valid(&credentials, at) {
-            let detail =
-                format!("{practitioner} held no valid reconstructive-therapy credential that day");
-            self.raise(
-                seq,
-                Rule::NoValidCredential,
-                &about(Some(practitioner.to_owned())),
-                vec![e.event_id],
-                detail,
-            )?;
-        }
-        let day = e.occurred_at.date_naive();
-        for component in &p.solution.components {
-            if component.lot_expiry < day {
-                let detail = format!("lot {} expired on {}", component.lot, component.lot_expiry);
-                self.raise(
-                    seq,
-                    Rule::ExpiredOrRecalledLot,
-                    &about(None),
-                    vec![e.event_id],
-                    detail,
-                )?;
-            }
-            let key = keys::key(keys::LOT_RECALLS, &[component.lot.as_str().as_bytes()]);
+        // Load what the policy looks at into the batch's caches, then ask it
+        // with borrowed views (nothing cloned).
+        let recall_keys: Vec<Vec<u8>> = p
+            .solution
+            .components
+            .iter()
+            .map(|c| keys::key(keys::LOT_RECALLS, &[c.lot.as_str().as_bytes()]))
+            .collect();
+        for key in &recall_keys {
             // Only read: a lot never recalled gets no entry written.
-            let recalls = cached(&mut self.lot_recalls, self.store, key, || None)?
-                .cloned()
-                .unwrap_or_default();
-            if let Some((_, recall)) = recalls.iter().find(|(recalled_at, _)| *recalled_at <= at) {
-                let detail = format!("lot {} had been recalled", component.lot);
-                self.raise(
-                    seq,
-                    Rule::ExpiredOrRecalledLot,
-                    &about(None),
-                    vec![e.event_id, *recall],
-                    detail,
-                )?;
-            }
+            cached(&mut self.lot_recalls, self.store, key.clone(), || None)?;
         }
-        if p.site.site_key.info().risk_zone != RiskZone::Peripheral
-            && p.guidance == Guidance::Palpation
-        {
-            let detail = format!(
-                "{site} ({} risk zone) injected with palpation guidance alone",
-                name(&p.site.site_key.info().risk_zone)
-            );
-            self.raise(
-                seq,
-                Rule::AxialSiteByPalpationOnly,
-                &about(Some(practitioner.to_owned())),
-                vec![e.event_id],
-                detail,
-            )?;
+        let patient_key = e
+            .patient_id
+            .as_ref()
+            .map(|patient| keys::patient(e.clinic_id.as_str(), patient.as_str()));
+        if let Some(key) = &patient_key {
+            cached(&mut self.patients, self.store, key.clone(), || None)?;
+        }
+        let practitioner_key = keys::practitioner(e.clinic_id.as_str(), p.practitioner_id.as_str());
+        cached(
+            &mut self.practitioners,
+            self.store,
+            practitioner_key.clone(),
+            || None,
+        )?;
+        let context = policy::InjectionContext {
+            patient: patient_key.as_ref().and_then(|k| self.patients.get(k)),
+            credentials: self
+                .practitioners
+                .get(&practitioner_key)
+                .map_or(&[][..], |s| &s.credentials[..]),
+            recalls: recall_keys
+                .iter()
+                .map(|k| self.lot_recalls.get(k).map_or(&[][..], |r| &r[..]))
+                .collect(),
+        };
+        let drafts = policy::injection_findings(e, p, &context, self.settings);
+        for draft in drafts {
+            self.raise_draft(seq, e, draft)?;
         }
         self.count_injection(e, p)
     }
@@ -398,12 +267,19 @@ impl Folder<'_> {
         Ok(self.awaiting.get_or_insert_with(Vec::new))
     }
 
-    fn patient_summary(&mut self, e: &Envelope) -> Result<Option<PatientSummary>, StoreError> {
-        let Some(patient) = &e.patient_id else {
-            return Ok(None);
+    /// Raises what the policy asked for, about `e`.
+    fn raise_draft(
+        &mut self,
+        seq: u64,
+        e: &Envelope,
+        draft: policy::Draft,
+    ) -> Result<(), StoreError> {
+        let about = About {
+            event: e,
+            practitioner: draft.practitioner,
+            site_key: draft.site_key,
         };
-        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
-        Ok(cached(&mut self.patients, self.store, key, || None)?.cloned())
+        self.raise(seq, draft.rule, &about, draft.evidence, draft.detail)
     }
 
     /// Raises a finding (once: the id is derived from the rule and the event).
@@ -504,12 +380,20 @@ impl Folder<'_> {
         Ok(())
     }
 
-    /// Resolves the patient's open findings that `satisfied` says the event satisfies.
-    fn resolve_where(
+    /// Resolves the patient's open findings of `rules` that the patient's
+    /// record now satisfies (the policy decides).
+    fn resolve_where(&mut self, seq: u64, e: &Envelope, rules: &[Rule]) -> Result<(), StoreError> {
+        self.resolve_open(seq, e, |summary, f| {
+            rules.contains(&f.rule) && policy::patient_finding_resolved(summary, f)
+        })
+    }
+
+    /// Resolves the patient's open findings for which `satisfied` holds.
+    fn resolve_open(
         &mut self,
         seq: u64,
         e: &Envelope,
-        satisfied: impl Fn(&OpenFinding) -> bool,
+        satisfied: impl Fn(&PatientSummary, &OpenFinding) -> bool,
     ) -> Result<(), StoreError> {
         let Some(patient) = &e.patient_id else {
             return Ok(());
@@ -517,10 +401,11 @@ impl Folder<'_> {
         let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
         let resolved: Vec<Uuid> = match cached(&mut self.patients, self.store, key, || None)? {
             Some(summary) => {
-                let ids = summary
+                let view: &PatientSummary = summary;
+                let ids = view
                     .open_findings
                     .iter()
-                    .filter(|f| satisfied(f))
+                    .filter(|f| satisfied(view, f))
                     .map(|f| f.id)
                     .collect::<Vec<_>>();
                 summary.open_findings.retain(|f| !ids.contains(&f.id));
@@ -655,27 +540,6 @@ impl Folder<'_> {
     }
 }
 
-fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
-    let before = |t: &str, tag: Option<&str>| {
-        summary.clinical.iter().any(|c| {
-            c.origin.standing.counts()
-                && c.event_type == t
-                && c.origin.occurred_at_ms <= at_ms
-                && tag.is_none_or(|tag| c.tag == tag)
-        })
-    };
-    before("examination.done", None) && before("candidacy.assessed", Some("candidate"))
-}
-
-fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
-    summary.clinical.iter().any(|c| {
-        c.origin.standing.counts()
-            && c.event_type == "imaging.recorded"
-            && c.tag == "follow_up"
-            && c.origin.occurred_at_ms <= at_ms
-    })
-}
-
 /// A reference that leaves its patient or clinic: the target, and why.
 pub(super) struct OutsideReference {
     target: Uuid,
@@ -776,27 +640,9 @@ impl Folder<'_> {
         e: &Envelope,
         stamped: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let off = (stamped - e.recorded_at).num_milliseconds();
-        if off.abs() <= self.settings.recorded_at_tolerance_ms {
-            return Ok(());
+        match policy::recorded_at_mismatch(e, stamped, self.settings) {
+            Some(draft) => self.raise_draft(seq, e, draft),
+            None => Ok(()),
         }
-        let detail = format!(
-            "{} says recorded_at {} but JetStream stored it at {} ({:+.1} s); the stream's time is used",
-            e.event_type(),
-            stamped.to_rfc3339(),
-            e.recorded_at.to_rfc3339(),
-            off as f64 / 1000.0
-        );
-        self.raise(
-            seq,
-            Rule::RecordedAtMismatch,
-            &About {
-                event: e,
-                practitioner: None,
-                site_key: None,
-            },
-            vec![e.event_id],
-            detail,
-        )
     }
 }

@@ -1,0 +1,485 @@
+//! The policy: which findings an event raises and which open findings it
+//! resolves. Pure functions of the read models and one event, with no store,
+//! no broker, no clock: the fold loads what they need, asks, and writes what
+//! they answer ([`crate::fold`]). A rule is tested here without sled or NATS.
+
+use chrono::Duration;
+use prolo_schemas::{AdverseEventReported, Envelope, Guidance, InjectionGiven, RiskZone};
+use uuid::Uuid;
+
+use crate::{
+    findings::{FindingSettings, OpenFinding, Rule, active_consents, credential_valid},
+    model::{CredentialEntry, PatientSummary},
+};
+
+/// A finding the policy asks for, about the event being folded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// The rule broken.
+    pub rule: Rule,
+    /// The events that prove it; the first is the one it is about.
+    pub evidence: Vec<Uuid>,
+    /// What is wrong, in words.
+    pub detail: String,
+    /// The practitioner it concerns, when it concerns one.
+    pub practitioner: Option<String>,
+    /// The injection's site, for consent-scope findings.
+    pub site_key: Option<String>,
+}
+
+impl Draft {
+    fn about(rule: Rule, event: Uuid, detail: String) -> Draft {
+        Draft {
+            rule,
+            evidence: vec![event],
+            detail,
+            practitioner: None,
+            site_key: None,
+        }
+    }
+}
+
+fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Documentation too long after the fact (any clinical event).
+pub fn late_documentation(e: &Envelope, settings: &FindingSettings) -> Option<Draft> {
+    let late = e.recorded_at - e.occurred_at;
+    (late > Duration::hours(settings.late_documentation_hours)).then(|| {
+        Draft::about(
+            Rule::LateDocumentation,
+            e.event_id,
+            format!(
+                "{} recorded {} hours after it happened (limit {})",
+                e.event_type(),
+                late.num_hours(),
+                settings.late_documentation_hours
+            ),
+        )
+    })
+}
+
+/// A serious adverse event recorded too long after its onset.
+pub fn serious_reported_late(
+    e: &Envelope,
+    p: &AdverseEventReported,
+    settings: &FindingSettings,
+) -> Option<Draft> {
+    let delay = e.recorded_at - p.onset_at;
+    (p.serious && delay > Duration::hours(settings.serious_report_hours)).then(|| {
+        Draft::about(
+            Rule::SeriousEventReportedLate,
+            e.event_id,
+            format!(
+                "serious adverse event recorded {} hours after its onset (limit {})",
+                delay.num_hours(),
+                settings.serious_report_hours
+            ),
+        )
+    })
+}
+
+/// A `recorded_at` (as the publisher `stamped` it) further than the
+/// tolerance from the stream's own time (now `e.recorded_at`).
+pub fn recorded_at_mismatch(
+    e: &Envelope,
+    stamped: chrono::DateTime<chrono::Utc>,
+    settings: &FindingSettings,
+) -> Option<Draft> {
+    let off = (stamped - e.recorded_at).num_milliseconds();
+    (off.abs() > settings.recorded_at_tolerance_ms).then(|| {
+        Draft::about(
+            Rule::RecordedAtMismatch,
+            e.event_id,
+            format!(
+                "{} says recorded_at {} but JetStream stored it at {} ({:+.1} s); the stream's time is used",
+                e.event_type(),
+                stamped.to_rfc3339(),
+                e.recorded_at.to_rfc3339(),
+                off as f64 / 1000.0
+            ),
+        )
+    })
+}
+
+/// What an injection is checked against: the patient's record (before this
+/// injection), the practitioner's credentials, and each component's recalls.
+pub struct InjectionContext<'a> {
+    /// The patient's summary, if the patient has one.
+    pub patient: Option<&'a PatientSummary>,
+    /// The practitioner's credentials.
+    pub credentials: &'a [CredentialEntry],
+    /// For each solution component (in order), its lot's recalls:
+    /// `(recalled at ms, recall event id)`.
+    pub recalls: Vec<&'a [(i64, Uuid)]>,
+}
+
+/// The findings an injection raises: consent, examination and candidacy,
+/// follow-up imaging, credential, lot expiry and recall, axial site by palpation.
+pub fn injection_findings(
+    e: &Envelope,
+    p: &InjectionGiven,
+    context: &InjectionContext<'_>,
+    settings: &FindingSettings,
+) -> Vec<Draft> {
+    let at = ms(e.occurred_at);
+    let site = p.site.site_key.as_str();
+    let practitioner = p.practitioner_id.as_str();
+    let mut drafts = Vec::new();
+    let mut raise = |rule, evidence: Vec<Uuid>, detail: String, concerns: bool| {
+        drafts.push(Draft {
+            rule,
+            evidence,
+            detail,
+            practitioner: concerns.then(|| practitioner.to_owned()),
+            site_key: Some(site.to_owned()),
+        });
+    };
+    if let Some(summary) = context.patient {
+        let mut active = active_consents(&summary.consents, at).peekable();
+        if active.peek().is_none() {
+            raise(
+                Rule::NoActiveConsent,
+                vec![e.event_id],
+                "no consent was active at the injection".into(),
+                false,
+            );
+        } else {
+            let active: Vec<_> = active.collect();
+            if !active.iter().any(|c| c.sites.iter().any(|s| s == site)) {
+                let mut evidence = vec![e.event_id];
+                evidence.extend(active.iter().map(|c| c.origin.event_id));
+                raise(
+                    Rule::SiteOutsideConsent,
+                    evidence,
+                    format!("{site} is outside the scope of the active consents"),
+                    false,
+                );
+            }
+        }
+        if !examined_and_candidate(summary, at) {
+            raise(
+                Rule::NoExaminationOrCandidacy,
+                vec![e.event_id],
+                "no earlier examination and positive candidacy decision".into(),
+                false,
+            );
+        }
+        if p.session_number > settings.sessions_before_follow_up_imaging
+            && !follow_up_imaged(summary, at)
+        {
+            raise(
+                Rule::SeriesWithoutFollowUpImaging,
+                vec![e.event_id],
+                format!(
+                    "session {} without follow-up imaging (required after session {})",
+                    p.session_number, settings.sessions_before_follow_up_imaging
+                ),
+                false,
+            );
+        }
+    }
+    if !credential_valid(context.credentials, at) {
+        raise(
+            Rule::NoValidCredential,
+            vec![e.event_id],
+            format!("{practitioner} held no valid reconstructive-therapy credential that day"),
+            true,
+        );
+    }
+    let day = e.occurred_at.date_naive();
+    for (i, component) in p.solution.components.iter().enumerate() {
+        if component.lot_expiry < day {
+            raise(
+                Rule::ExpiredOrRecalledLot,
+                vec![e.event_id],
+                format!("lot {} expired on {}", component.lot, component.lot_expiry),
+                false,
+            );
+        }
+        let recalls = context.recalls.get(i).copied().unwrap_or_default();
+        if let Some((_, recall)) = recalls.iter().find(|(recalled_at, _)| *recalled_at <= at) {
+            raise(
+                Rule::ExpiredOrRecalledLot,
+                vec![e.event_id, *recall],
+                format!("lot {} had been recalled", component.lot),
+                false,
+            );
+        }
+    }
+    let zone = p.site.site_key.info().risk_zone;
+    if zone != RiskZone::Peripheral && p.guidance == Guidance::Palpation {
+        raise(
+            Rule::AxialSiteByPalpationOnly,
+            vec![e.event_id],
+            format!(
+                "{site} ({} risk zone) injected with palpation guidance alone",
+                crate::fold::name(&zone)
+            ),
+            true,
+        );
+    }
+    drafts
+}
+
+/// Whether an open finding about the patient is now satisfied by the
+/// patient's record (after a consent, examination, candidacy decision or
+/// imaging was folded into it).
+pub fn patient_finding_resolved(summary: &PatientSummary, open: &OpenFinding) -> bool {
+    match open.rule {
+        Rule::NoActiveConsent => active_consents(&summary.consents, open.about_ms)
+            .next()
+            .is_some(),
+        Rule::SiteOutsideConsent => active_consents(&summary.consents, open.about_ms)
+            .any(|c| open.site_key.as_ref().is_some_and(|s| c.sites.contains(s))),
+        Rule::NoExaminationOrCandidacy => examined_and_candidate(summary, open.about_ms),
+        Rule::SeriesWithoutFollowUpImaging => follow_up_imaged(summary, open.about_ms),
+        _ => false,
+    }
+}
+
+/// Whether a credential finding is now satisfied by the practitioner's credentials.
+pub fn credential_finding_resolved(credentials: &[CredentialEntry], open: &OpenFinding) -> bool {
+    open.rule == Rule::NoValidCredential && credential_valid(credentials, open.about_ms)
+}
+
+/// An examination and a positive candidacy decision, both standing, before `at_ms`.
+pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
+    let before = |t: &str, tag: Option<&str>| {
+        summary.clinical.iter().any(|c| {
+            c.origin.standing.counts()
+                && c.event_type == t
+                && c.origin.occurred_at_ms <= at_ms
+                && tag.is_none_or(|tag| c.tag == tag)
+        })
+    };
+    before("examination.done", None) && before("candidacy.assessed", Some("candidate"))
+}
+
+/// Follow-up imaging, standing, before `at_ms`.
+pub fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
+    summary.clinical.iter().any(|c| {
+        c.origin.standing.counts()
+            && c.event_type == "imaging.recorded"
+            && c.tag == "follow_up"
+            && c.origin.occurred_at_ms <= at_ms
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use prolo_schemas::Payload;
+
+    use super::*;
+    use crate::model::{ClinicalEntry, ConsentEntry, Origin, Standing};
+
+    fn injection() -> (Envelope, InjectionGiven) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../schemas/examples/injection.given.json"
+        );
+        let e = Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+        let Payload::InjectionGiven(p) = e.payload.clone() else {
+            unreachable!("the example is an injection")
+        };
+        (e, p)
+    }
+
+    fn origin(at_ms: i64) -> Origin {
+        Origin {
+            event_id: Uuid::now_v7(),
+            seq: 1,
+            occurred_at_ms: at_ms,
+            recorded_at_ms: at_ms,
+            standing: Standing::AsRecorded,
+        }
+    }
+
+    fn entry(event_type: &str, tag: &str, at_ms: i64) -> ClinicalEntry {
+        ClinicalEntry {
+            origin: origin(at_ms),
+            event_type: event_type.into(),
+            summary: String::new(),
+            tag: tag.into(),
+        }
+    }
+
+    /// A patient consented for `sites`, examined and found a candidate, a day before `at`.
+    fn prepared(at: i64, sites: &[&str]) -> PatientSummary {
+        let day = 86_400_000;
+        PatientSummary {
+            consents: vec![ConsentEntry {
+                origin: origin(at - day),
+                valid_from_ms: at - day,
+                valid_until_ms: Some(at + 90 * day),
+                sites: sites.iter().map(|s| s.to_string()).collect(),
+                solutions: vec!["dextrose".into()],
+                withdrawn: None,
+            }],
+            clinical: vec![
+                entry("examination.done", "", at - day),
+                entry("candidacy.assessed", "candidate", at - day),
+            ],
+            ..PatientSummary::default()
+        }
+    }
+
+    fn credentialed() -> Vec<CredentialEntry> {
+        vec![CredentialEntry {
+            origin: origin(0),
+            credential: "reconstructive_therapy".into(),
+            valid_from: "2020-01-01".into(),
+            valid_until: None,
+        }]
+    }
+
+    fn rules(drafts: &[Draft]) -> Vec<Rule> {
+        drafts.iter().map(|d| d.rule).collect()
+    }
+
+    #[test]
+    fn a_prepared_injection_by_a_credentialed_practitioner_raises_nothing() {
+        let (e, p) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let patient = prepared(at, &["KNEE_MCL"]);
+        let credentials = credentialed();
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![&[], &[]],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(drafts, vec![]);
+    }
+
+    #[test]
+    fn an_unprepared_injection_raises_consent_examination_and_credential_findings() {
+        let (e, p) = injection();
+        let patient = PatientSummary::default();
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &[],
+            recalls: vec![],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(
+            rules(&drafts),
+            [
+                Rule::NoActiveConsent,
+                Rule::NoExaminationOrCandidacy,
+                Rule::NoValidCredential
+            ]
+        );
+        let credential = &drafts[2];
+        assert_eq!(credential.practitioner.as_deref(), Some("dr-hale"));
+        assert_eq!(credential.evidence, [e.event_id]);
+        assert_eq!(drafts[0].site_key.as_deref(), Some("KNEE_MCL"));
+    }
+
+    #[test]
+    fn a_site_outside_the_consent_names_the_consents_in_evidence() {
+        let (e, p) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let patient = prepared(at, &["KNEE_LCL"]);
+        let credentials = credentialed();
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(rules(&drafts), [Rule::SiteOutsideConsent]);
+        assert_eq!(
+            drafts[0].evidence,
+            [e.event_id, patient.consents[0].origin.event_id]
+        );
+    }
+
+    #[test]
+    fn a_lot_recalled_before_the_injection_is_found_and_one_recalled_after_is_not() {
+        let (e, p) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let patient = prepared(at, &["KNEE_MCL"]);
+        let credentials = credentialed();
+        let (before, after) = ([(at - 1, Uuid::now_v7())], [(at + 1, Uuid::now_v7())]);
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![&after, &before],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(rules(&drafts), [Rule::ExpiredOrRecalledLot]);
+        assert_eq!(drafts[0].evidence, [e.event_id, before[0].1]);
+        assert!(
+            drafts[0].detail.contains("LID1-88A"),
+            "{}",
+            drafts[0].detail
+        );
+    }
+
+    #[test]
+    fn an_axial_site_by_palpation_alone_concerns_the_practitioner() {
+        let (e, mut p) = injection();
+        p.site.site_key = prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG;
+        p.site.laterality = None;
+        let at = e.occurred_at.timestamp_millis();
+        let patient = prepared(at, &["LUMBAR_INTERSPINOUS_LIG"]);
+        let credentials = credentialed();
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(rules(&drafts), [Rule::AxialSiteByPalpationOnly]);
+        assert_eq!(drafts[0].practitioner.as_deref(), Some("dr-hale"));
+    }
+
+    #[test]
+    fn a_late_consent_resolves_the_no_consent_finding_it_covers() {
+        let (e, _) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let open = OpenFinding {
+            id: Uuid::now_v7(),
+            rule: Rule::NoActiveConsent,
+            about_ms: at,
+            site_key: Some("KNEE_MCL".into()),
+        };
+        assert!(!patient_finding_resolved(&PatientSummary::default(), &open));
+        assert!(patient_finding_resolved(
+            &prepared(at, &["KNEE_MCL"]),
+            &open
+        ));
+        let outside = OpenFinding {
+            rule: Rule::SiteOutsideConsent,
+            ..open
+        };
+        assert!(!patient_finding_resolved(&prepared(at, &["HIP"]), &outside));
+    }
+
+    #[test]
+    fn documentation_is_late_after_the_configured_hours() {
+        let (mut e, _) = injection();
+        let settings = FindingSettings::default();
+        e.recorded_at = e.occurred_at + Duration::hours(settings.late_documentation_hours);
+        assert_eq!(late_documentation(&e, &settings), None);
+        e.recorded_at += Duration::minutes(1);
+        let draft = late_documentation(&e, &settings).unwrap();
+        assert_eq!(draft.rule, Rule::LateDocumentation);
+    }
+
+    #[test]
+    fn a_recorded_at_within_the_tolerance_of_the_stream_is_accepted() {
+        let (e, _) = injection();
+        let settings = FindingSettings::default();
+        let tolerance = Duration::milliseconds(settings.recorded_at_tolerance_ms);
+        assert_eq!(
+            recorded_at_mismatch(&e, e.recorded_at + tolerance, &settings),
+            None
+        );
+        assert!(recorded_at_mismatch(&e, e.recorded_at - tolerance * 2, &settings).is_some());
+    }
+}
