@@ -55,8 +55,31 @@ pub const FINDINGS_BY_RULE: &[u8] = b"ifr\0";
 pub const FINDINGS_BY_PATIENT: &[u8] = b"ifp\0";
 /// `ifq\0<clinic>\0<practitioner>\0<bucket>`: … about a practitioner.
 pub const FINDINGS_BY_PRACTITIONER: &[u8] = b"ifq\0";
-/// Adverse events waiting for a follow-up: `Vec<(deadline ms, event id)>`.
-pub const AWAITING_UPDATE: &[u8] = b"meta\0awaiting_update";
+/// Where adverse events waiting for a follow-up were kept as one list
+/// (`Vec<(deadline ms, event id)>`) before [`AWAITING`]; moved on first use.
+pub const AWAITING_UPDATE_LIST: &[u8] = b"meta\0awaiting_update";
+/// `aw\0<deadline, sign-flipped BE><event id>` → empty: an infection or
+/// misplaced injection waiting for its follow-up, in deadline order. One
+/// key each, so a batch writes only what changed.
+pub const AWAITING: &[u8] = b"aw\0";
+/// Just past every [`AWAITING`] key.
+pub const AWAITING_END: &[u8] = b"aw\x01";
+
+/// The key of an adverse event waiting for its follow-up until `deadline_ms`.
+pub fn awaiting(deadline_ms: i64, event: &Uuid) -> Vec<u8> {
+    let mut k = AWAITING.to_vec();
+    k.extend_from_slice(&time_bytes(deadline_ms));
+    k.extend_from_slice(event.as_bytes());
+    k
+}
+
+/// The deadline and event of an [`AWAITING`] key.
+pub fn parse_awaiting(key: &[u8]) -> Option<(i64, Uuid)> {
+    let rest = key.strip_prefix(AWAITING)?;
+    let time: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    let id = Uuid::from_slice(rest.get(8..24)?).ok()?;
+    Some(((u64::from_be_bytes(time) ^ (1 << 63)) as i64, id))
+}
 /// `lr\0<lot>` → `Vec<(occurred ms, event id)>`: recalls of a lot.
 pub const LOT_RECALLS: &[u8] = b"lr\0";
 /// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::findings::GroupCount`];
@@ -158,6 +181,14 @@ mod tests {
                 .starts_with(&index_prefix(BY_PATIENT, &[b"C", b"P1"]))
         );
         assert!(by_seq(EVENT, 1) < by_seq(EVENT, 256));
+    }
+
+    #[test]
+    fn awaiting_keys_sort_by_deadline_and_read_back() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(awaiting(-10, &b) < awaiting(5, &a));
+        assert_eq!(parse_awaiting(&awaiting(-10, &b)), Some((-10, b)));
+        assert_eq!(parse_awaiting(b"aw\0short"), None);
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl Store {
     pub async fn commit(&self, pending: Pending, applied_seq: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (key, value) in pending.writes {
-            batch.insert(key, value);
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
         }
         batch.insert(keys::APPLIED_SEQ, &applied_seq.to_be_bytes());
         self.model.apply_batch(batch)?;
@@ -192,10 +195,10 @@ impl Store {
     }
 }
 
-/// The writes of one batch, read back before they are committed.
+/// The writes (and removals) of one batch, read back before they are committed.
 #[derive(Default)]
 pub struct Pending {
-    writes: BTreeMap<Vec<u8>, Vec<u8>>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Pending {
@@ -206,7 +209,8 @@ impl Pending {
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
         match self.writes.get(key) {
-            Some(bytes) => decode(key, bytes).map(Some),
+            Some(Some(bytes)) => decode(key, bytes).map(Some),
+            Some(None) => Ok(None),
             None => store.get(key),
         }
     }
@@ -214,7 +218,7 @@ impl Pending {
     /// Raw bytes as they will be after the batch.
     pub(crate) fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.writes.get(key) {
-            Some(bytes) => Ok(Some(bytes.clone())),
+            Some(bytes) => Ok(bytes.clone()),
             None => Ok(store.model.get(key)?.map(|v| v.to_vec())),
         }
     }
@@ -222,7 +226,7 @@ impl Pending {
     /// Sets a value.
     pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
         let bytes = encode(&key, value)?;
-        self.writes.insert(key, bytes);
+        self.writes.insert(key, Some(bytes));
         Ok(())
     }
 
@@ -239,6 +243,91 @@ impl Pending {
 
     /// Sets raw bytes (index entries use an empty value).
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, value);
+        self.writes.insert(key, Some(value));
+    }
+
+    /// Removes a key (only keys that mark a passing state, such as an
+    /// adverse event awaiting its follow-up: recorded facts are never removed).
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// The keys from `from` (inclusive) to `to` (exclusive), in order, as
+    /// they will be after the batch; at most `limit`.
+    pub fn keys_in(
+        &self,
+        store: &Store,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stored = store.model.range(from..to).keys();
+        let mut next_stored = stored.next().transpose()?.map(|k| k.to_vec());
+        let mut pending = self.writes.range(from.to_vec()..to.to_vec());
+        let mut next_pending = pending.next();
+        let mut keys = Vec::new();
+        while keys.len() < limit {
+            match (next_stored.clone(), next_pending) {
+                (None, None) => break,
+                // Pending first: it overrides (or removes) the stored key.
+                (Some(s), Some((p, v))) if *p <= s => {
+                    if *p == s {
+                        next_stored = stored.next().transpose()?.map(|k| k.to_vec());
+                    }
+                    if v.is_some() {
+                        keys.push(p.clone());
+                    }
+                    next_pending = pending.next();
+                }
+                (Some(s), _) => {
+                    keys.push(s);
+                    next_stored = stored.next().transpose()?.map(|k| k.to_vec());
+                }
+                (None, Some((p, v))) => {
+                    if v.is_some() {
+                        keys.push(p.clone());
+                    }
+                    next_pending = pending.next();
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_in_a_range_are_read_as_after_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sled"), 1 << 20).unwrap();
+        let mut first = Pending::default();
+        for k in ["k-a", "k-c", "k-e"] {
+            first.put_raw(k.as_bytes().to_vec(), Vec::new());
+        }
+        store.commit(first, 1).await.unwrap();
+        let mut pending = Pending::default();
+        pending.put_raw(b"k-b".to_vec(), Vec::new());
+        pending.remove(b"k-c".to_vec());
+        pending.put_raw(b"k-f".to_vec(), Vec::new());
+        pending.put_raw(b"k-e".to_vec(), vec![1]);
+        let keys = |limit| {
+            pending
+                .keys_in(&store, b"k-", b"k.", limit)
+                .unwrap()
+                .into_iter()
+                .map(|k| String::from_utf8(k).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(10), ["k-a", "k-b", "k-e", "k-f"]);
+        assert_eq!(keys(2), ["k-a", "k-b"]);
+        assert_eq!(pending.get_raw(&store, b"k-c").unwrap(), None);
+        store.commit(pending, 2).await.unwrap();
+        assert_eq!(store.model().get(b"k-c").unwrap(), None);
+        assert!(store.model().get(b"k-f").unwrap().is_some());
     }
 }

@@ -47,7 +47,10 @@ pub struct Folder<'a> {
     findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
     groups: BTreeMap<Vec<u8>, GroupCount>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
-    awaiting: Option<Vec<(i64, Uuid)>>,
+    /// The earliest follow-up deadline waiting (`Some(None)`: none), once known in this batch.
+    awaiting_floor: Option<Option<i64>>,
+    /// Whether the old single list of waiting adverse events was looked for.
+    awaiting_migrated: bool,
     notifications: Vec<Notification>,
 }
 
@@ -123,7 +126,8 @@ impl<'a> Folder<'a> {
             findings_at: BTreeMap::new(),
             groups: BTreeMap::new(),
             lot_recalls: BTreeMap::new(),
-            awaiting: None,
+            awaiting_floor: None,
+            awaiting_migrated: false,
             notifications: Vec::new(),
         })
     }
@@ -146,10 +150,6 @@ impl<'a> Folder<'a> {
         self.pending.put_all(std::mem::take(&mut self.groups))?;
         self.pending
             .put_all(std::mem::take(&mut self.lot_recalls))?;
-        if let Some(awaiting) = self.awaiting.take() {
-            self.pending
-                .put(keys::AWAITING_UPDATE.to_vec(), &awaiting)?;
-        }
         Ok((self.pending, self.notifications))
     }
 

@@ -46,16 +46,14 @@ impl Folder<'_> {
                     let deadline = ms(e.occurred_at)
                         + Duration::days(self.settings.adverse_event_update_days)
                             .num_milliseconds();
-                    let awaiting = self.awaiting()?;
-                    let at = awaiting.partition_point(|(d, _)| *d <= deadline);
-                    awaiting.insert(at, (deadline, e.event_id));
+                    self.await_update(deadline, e.event_id);
                 }
                 if let Some(linked) = &p.linked_injection {
                     self.count_adverse_event(seq, e, linked.event_id)?;
                 }
             }
             Payload::AdverseEventUpdated(p) => {
-                self.awaiting()?.retain(|(_, id)| *id != p.adverse_event_id);
+                self.updated(p.adverse_event_id)?;
                 let finding = Finding::id_for(Rule::NoAdverseEventUpdate, &p.adverse_event_id);
                 self.resolve_open(seq, e, |_, f| f.id == finding)?;
             }
@@ -239,10 +237,22 @@ impl Folder<'_> {
     /// recording time of the event being folded), so a rebuild agrees.
     fn expire_awaiting(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
         let now = ms(e.recorded_at);
-        let awaiting = self.awaiting()?;
-        let due = awaiting.partition_point(|(deadline, _)| *deadline < now);
-        let expired: Vec<(i64, Uuid)> = awaiting.drain(..due).collect();
-        for (_, ae) in expired {
+        // Most events find nothing due: one comparison, no read.
+        match self.earliest_awaiting()? {
+            Some(earliest) if earliest < now => {}
+            _ => return Ok(()),
+        }
+        let due = self.pending.keys_in(
+            self.store,
+            keys::AWAITING,
+            &keys::awaiting(now, &Uuid::nil()),
+            usize::MAX,
+        )?;
+        self.awaiting_floor = None;
+        for key in due {
+            let parsed = keys::parse_awaiting(&key);
+            self.pending.remove(key);
+            let Some((_, ae)) = parsed else { continue };
             let Some((_, report)) = self.event_by_id(&ae)? else {
                 continue;
             };
@@ -260,11 +270,59 @@ impl Folder<'_> {
         Ok(())
     }
 
-    fn awaiting(&mut self) -> Result<&mut Vec<(i64, Uuid)>, StoreError> {
-        if self.awaiting.is_none() {
-            self.awaiting = Some(self.store.get(keys::AWAITING_UPDATE)?.unwrap_or_default());
+    /// An adverse event now waits for its follow-up until `deadline`.
+    fn await_update(&mut self, deadline: i64, event: Uuid) {
+        self.pending
+            .put_raw(keys::awaiting(deadline, &event), Vec::new());
+        if let Some(earliest) = &mut self.awaiting_floor {
+            *earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
         }
-        Ok(self.awaiting.get_or_insert_with(Vec::new))
+    }
+
+    /// An adverse event was followed up: it waits no more.
+    fn updated(&mut self, adverse_event: Uuid) -> Result<(), StoreError> {
+        let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
+        let Some(reported_ms) = cached(&mut self.adverse, self.store, key, || None)?
+            .map(|state| state.origin.occurred_at_ms)
+        else {
+            return Ok(());
+        };
+        let deadline = reported_ms
+            + Duration::days(self.settings.adverse_event_update_days).num_milliseconds();
+        self.pending
+            .remove(keys::awaiting(deadline, &adverse_event));
+        self.awaiting_floor = None;
+        Ok(())
+    }
+
+    /// The earliest deadline waiting, as after this batch (read once per
+    /// batch, and again after an expiry or follow-up). The first time, moves
+    /// a list kept by an earlier version into keys.
+    fn earliest_awaiting(&mut self) -> Result<Option<i64>, StoreError> {
+        if let Some(earliest) = self.awaiting_floor {
+            return Ok(earliest);
+        }
+        if !self.awaiting_migrated {
+            self.awaiting_migrated = true;
+            let list: Option<Vec<(i64, Uuid)>> =
+                self.pending.get(self.store, keys::AWAITING_UPDATE_LIST)?;
+            if let Some(list) = list {
+                for (deadline, event) in list {
+                    self.pending
+                        .put_raw(keys::awaiting(deadline, &event), Vec::new());
+                }
+                self.pending.remove(keys::AWAITING_UPDATE_LIST.to_vec());
+            }
+        }
+        let first = self
+            .pending
+            .keys_in(self.store, keys::AWAITING, keys::AWAITING_END, 1)?;
+        let earliest = first
+            .first()
+            .and_then(|k| keys::parse_awaiting(k))
+            .map(|(deadline, _)| deadline);
+        self.awaiting_floor = Some(earliest);
+        Ok(earliest)
     }
 
     /// Raises what the policy asked for, about `e`.
