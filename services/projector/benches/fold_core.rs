@@ -44,7 +44,8 @@ async fn main() {
     let store = Store::open(&dir.path().join("fold.sled"), 256 << 20).unwrap();
     let settings = FindingSettings::default();
     let start = Instant::now();
-    for batch in messages.chunks(1000) {
+    let batch_size: usize = env_or("BENCH_BATCH", 1000);
+    for batch in messages.chunks(batch_size) {
         fold_batch(&store, batch, &settings).await.unwrap();
     }
     let seconds = start.elapsed().as_secs_f64();
