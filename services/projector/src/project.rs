@@ -248,22 +248,30 @@ pub async fn run(
     );
     let mut last_log = Instant::now();
     let mut since_log = 0u64;
+    // The next batch is asked for as soon as this one has arrived, so that
+    // it travels while this one is folded and committed.
+    let mut prefetched: Option<pull::Batch> = None;
     loop {
-        let fetch = consumer
-            .batch()
-            .max_messages(settings.batch_size)
-            .expires(settings.idle_wait)
-            .messages();
-        let mut batch = tokio::select! {
-            _ = shutdown.wait() => break,
-            batch = fetch => match batch {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(error = %e, "fetch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+        let mut batch = match prefetched.take() {
+            Some(batch) => batch,
+            None => {
+                let fetch = consumer
+                    .batch()
+                    .max_messages(settings.batch_size)
+                    .expires(settings.idle_wait)
+                    .messages();
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    batch = fetch => match batch {
+                        Ok(batch) => batch,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "fetch failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    },
                 }
-            },
+            }
         };
         let mut messages = Vec::with_capacity(settings.batch_size);
         let mut last = None;
@@ -285,6 +293,15 @@ pub async fn run(
             last = Some(message);
         }
         let Some(last) = last else { continue };
+        if !shutdown.is_fired() {
+            prefetched = consumer
+                .batch()
+                .max_messages(settings.batch_size)
+                .expires(settings.idle_wait)
+                .messages()
+                .await
+                .ok();
+        }
         let before = store.applied_seq()?;
         if let Some(first) = messages.iter().find(|m| m.seq > before).map(|m| m.seq)
             && first != before + 1
@@ -304,6 +321,7 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gap not filled; repositioning the consumer");
+                    prefetched = None;
                     let _ = stream.delete_consumer(&settings.consumer).await;
                     consumer = self::consumer(&stream, &settings.consumer, before).await?;
                     continue;
