@@ -1,10 +1,7 @@
 //! Running the fold against the stream: the durable consumer, batches
 //! committed before they are acknowledged, checkpoints, rebuild and verify.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{
     self,
@@ -17,7 +14,7 @@ use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
     findings::FindingSettings,
     fold::{Folder, Notification, Outcome},
-    store::{Pending, Store, StoreError, View},
+    store::{Store, StoreError},
 };
 
 /// The durable consumer's default name. Each read side that keeps its own
@@ -113,23 +110,9 @@ pub async fn fold_batch(
     messages: &[StreamMessage],
     settings: &FindingSettings,
 ) -> Result<BatchReport, StoreError> {
-    let (pending, report) = fold_messages(store.view(), messages, settings)?;
-    if let Some(pending) = pending {
-        store.commit(pending, report.applied_seq).await?;
-    }
-    Ok(report)
-}
-
-/// Folds `messages` over `view` into the writes of one batch, the new
-/// applied sequence included; `None` when every message was folded before.
-pub fn fold_messages(
-    view: View<'_>,
-    messages: &[StreamMessage],
-    settings: &FindingSettings,
-) -> Result<(Option<Pending>, BatchReport), StoreError> {
-    let mut applied_seq = view.applied_seq()?;
+    let mut applied_seq = store.applied_seq()?;
     let mut report = BatchReport::default();
-    let mut folder = Folder::new(view, settings)?;
+    let mut folder = Folder::new(store, settings)?;
     for message in messages {
         if message.seq <= applied_seq {
             report.skipped += 1;
@@ -146,28 +129,13 @@ pub fn fold_messages(
         }
         applied_seq = message.seq;
     }
-    report.applied_seq = applied_seq;
-    if report.applied + report.quarantined == 0 {
-        return Ok((None, report));
+    if report.applied + report.quarantined > 0 {
+        let (pending, notifications) = folder.into_pending()?;
+        store.commit(pending, applied_seq).await?;
+        report.notifications = notifications;
     }
-    let (mut pending, notifications) = folder.into_pending()?;
-    pending.set_applied(applied_seq);
-    report.notifications = notifications;
-    Ok((Some(pending), report))
-}
-
-/// A batch being committed while the next one is folded over it.
-struct Committing {
-    /// Its writes, read by the next batch's fold until they are in the store.
-    pending: Arc<Pending>,
-    /// The commit, on the blocking pool.
-    commit: tokio::task::JoinHandle<Result<(), StoreError>>,
-    /// Its last message: acknowledged (AckAll) once it is committed.
-    last: jetstream::Message,
-    /// What it did.
-    report: BatchReport,
-    /// The applied sequence before it.
-    before: u64,
+    report.applied_seq = applied_seq;
+    Ok(report)
 }
 
 /// The durable consumer, positioned just after what the store has applied.
@@ -278,11 +246,8 @@ pub async fn run(
         applied = store.applied_seq()?,
         "projector following {STREAM_NAME}"
     );
-    let mut progress = Progress {
-        last_log: Instant::now(),
-        since_log: 0,
-    };
-    let mut committing: Option<Committing> = None;
+    let mut last_log = Instant::now();
+    let mut since_log = 0u64;
     // The next batch is asked for as soon as this one has arrived, so that
     // it travels while this one is folded and committed.
     let mut prefetched: Option<pull::Batch> = None;
@@ -327,13 +292,7 @@ pub async fn run(
             });
             last = Some(message);
         }
-        let Some(last) = last else {
-            // Idle: finish the batch still being committed.
-            if let Some(done) = committing.take() {
-                finished(done, &client, &store, &settings, &mut progress).await?;
-            }
-            continue;
-        };
+        let Some(last) = last else { continue };
         if !shutdown.is_fired() {
             prefetched = consumer
                 .batch()
@@ -343,9 +302,7 @@ pub async fn run(
                 .await
                 .ok();
         }
-        // The next batch is folded over the one still being committed.
-        let view = View::over(&store, committing.as_ref().map(|c| &*c.pending));
-        let before = view.applied_seq()?;
+        let before = store.applied_seq()?;
         if let Some(first) = messages.iter().find(|m| m.seq > before).map(|m| m.seq)
             && first != before + 1
         {
@@ -365,112 +322,57 @@ pub async fn run(
                 Err(e) => {
                     tracing::warn!(error = %e, "gap not filled; repositioning the consumer");
                     prefetched = None;
-                    if let Some(done) = committing.take() {
-                        finished(done, &client, &store, &settings, &mut progress).await?;
-                    }
                     let _ = stream.delete_consumer(&settings.consumer).await;
                     consumer = self::consumer(&stream, &settings.consumer, before).await?;
                     continue;
                 }
             }
         }
-        let (pending, report) = fold_messages(view, &messages, &settings.findings)?;
-        // The batch before is committed by now (or nearly): acknowledge it,
-        // then start committing this one.
-        if let Some(done) = committing.take() {
-            finished(done, &client, &store, &settings, &mut progress).await?;
+        let report = fold_batch(&store, &messages, &settings.findings).await?;
+        // Committed and flushed: now acknowledge (AckAll covers the batch).
+        if let Err(e) = last.ack().await {
+            tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
         }
-        match pending {
-            Some(pending) => {
-                let pending = Arc::new(pending);
-                let commit = tokio::task::spawn_blocking({
-                    let (store, pending) = (store.clone(), pending.clone());
-                    move || store.commit_blocking(&pending)
-                });
-                committing = Some(Committing {
-                    pending,
-                    commit,
-                    last,
-                    report,
-                    before,
-                });
-            }
-            // Everything was folded before (a redelivery): acknowledge it.
-            None => {
-                if let Err(e) = last.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
-                }
+        // Findings and signals go out once their batch is committed; they are
+        // derived, so a lost notification is still in the read models.
+        let notifications = if settings.publish_derived {
+            &report.notifications[..]
+        } else {
+            &[]
+        };
+        for notification in notifications {
+            if let Err(e) = client
+                .publish(
+                    notification.subject.clone(),
+                    notification.payload.clone().into(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, subject = %notification.subject, "notification not published");
             }
         }
-    }
-    if let Some(done) = committing.take() {
-        finished(done, &client, &store, &settings, &mut progress).await?;
+        if settings.checkpoint_every > 0
+            && report.applied_seq / settings.checkpoint_every > before / settings.checkpoint_every
+        {
+            publish_checkpoint(
+                settings.publish_derived.then_some(&client),
+                &store,
+                report.applied_seq / settings.checkpoint_every * settings.checkpoint_every,
+            )
+            .await?;
+        }
+        since_log += report.applied + report.quarantined;
+        if last_log.elapsed() >= Duration::from_secs(10) && since_log > 0 {
+            tracing::info!(
+                applied_seq = report.applied_seq,
+                rate = (since_log as f64 / last_log.elapsed().as_secs_f64()) as u64,
+                "folding"
+            );
+            last_log = Instant::now();
+            since_log = 0;
+        }
     }
     tracing::info!(applied = store.applied_seq()?, "projector stopped");
-    Ok(())
-}
-
-/// When the fold last logged its rate.
-struct Progress {
-    last_log: Instant,
-    since_log: u64,
-}
-
-/// Waits for a batch's commit, then acknowledges it, publishes its findings
-/// and signals, and its checkpoint when one is due.
-async fn finished(
-    done: Committing,
-    client: &async_nats::Client,
-    store: &Store,
-    settings: &ProjectorSettings,
-    progress: &mut Progress,
-) -> Result<(), ProjectorError> {
-    done.commit
-        .await
-        .map_err(|e| ProjectorError::JetStream(format!("the commit task failed: {e}")))??;
-    let report = done.report;
-    // Committed and flushed: now acknowledge (AckAll covers the batch).
-    if let Err(e) = done.last.ack().await {
-        tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped");
-    }
-    // Findings and signals go out once their batch is committed; they are
-    // derived, so a lost notification is still in the read models.
-    let notifications = if settings.publish_derived {
-        &report.notifications[..]
-    } else {
-        &[]
-    };
-    for notification in notifications {
-        if let Err(e) = client
-            .publish(
-                notification.subject.clone(),
-                notification.payload.clone().into(),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, subject = %notification.subject, "notification not published");
-        }
-    }
-    if settings.checkpoint_every > 0
-        && report.applied_seq / settings.checkpoint_every > done.before / settings.checkpoint_every
-    {
-        publish_checkpoint(
-            settings.publish_derived.then_some(client),
-            store,
-            report.applied_seq / settings.checkpoint_every * settings.checkpoint_every,
-        )
-        .await?;
-    }
-    progress.since_log += report.applied + report.quarantined;
-    if progress.last_log.elapsed() >= Duration::from_secs(10) && progress.since_log > 0 {
-        tracing::info!(
-            applied_seq = report.applied_seq,
-            rate = (progress.since_log as f64 / progress.last_log.elapsed().as_secs_f64()) as u64,
-            "folding"
-        );
-        progress.last_log = Instant::now();
-        progress.since_log = 0;
-    }
     Ok(())
 }
 

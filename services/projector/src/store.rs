@@ -137,35 +137,18 @@ impl Store {
     /// Commits a batch of folded events and the new applied sequence in one
     /// atomic batch, then flushes it to disk: only after this returns may
     /// the messages be acknowledged.
-    pub async fn commit(&self, mut pending: Pending, applied_seq: u64) -> Result<(), StoreError> {
-        pending.set_applied(applied_seq);
-        self.model.apply_batch(pending.into_batch())?;
-        self.model.flush_async().await?;
-        Ok(())
-    }
-
-    /// Like [`Store::commit`] for a batch that was read while it waited (the
-    /// next batch folded over it): its applied sequence is already in it.
-    /// Blocking: run it off the async workers.
-    pub fn commit_blocking(&self, pending: &Pending) -> Result<(), StoreError> {
+    pub async fn commit(&self, pending: Pending, applied_seq: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (key, value) in &pending.writes {
+        for (key, value) in pending.writes {
             match value {
-                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-                None => batch.remove(key.as_slice()),
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
             }
         }
+        batch.insert(keys::APPLIED_SEQ, &applied_seq.to_be_bytes());
         self.model.apply_batch(batch)?;
-        self.model.flush()?;
+        self.model.flush_async().await?;
         Ok(())
-    }
-
-    /// The store as the fold reads it.
-    pub fn view(&self) -> View<'_> {
-        View {
-            store: self,
-            base: None,
-        }
     }
 
     /// SHA-256 over every key and value of the read models, in key order:
@@ -212,104 +195,6 @@ impl Store {
     }
 }
 
-/// The read models as the fold reads them: the store, under the writes of
-/// the batch being committed meanwhile (if any), so that the next batch can
-/// be folded while the last one is written.
-#[derive(Clone, Copy)]
-pub struct View<'a> {
-    store: &'a Store,
-    base: Option<&'a Pending>,
-}
-
-impl<'a> View<'a> {
-    /// `store` under `base`, a batch not yet committed.
-    pub fn over(store: &'a Store, base: Option<&'a Pending>) -> View<'a> {
-        View { store, base }
-    }
-
-    /// Raw bytes.
-    pub fn get_raw(self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.base.and_then(|b| b.writes.get(key)) {
-            Some(bytes) => Ok(bytes.clone()),
-            None => Ok(self.store.model.get(key)?.map(|v| v.to_vec())),
-        }
-    }
-
-    /// A read-model value.
-    pub fn get<T: DeserializeOwned>(self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.base.and_then(|b| b.writes.get(key)) {
-            Some(Some(bytes)) => decode(key, bytes).map(Some),
-            Some(None) => Ok(None),
-            None => self.store.get(key),
-        }
-    }
-
-    fn u64_at(self, key: &[u8]) -> Result<u64, StoreError> {
-        Ok(self
-            .get_raw(key)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes))
-    }
-
-    /// The last applied sequence.
-    pub fn applied_seq(self) -> Result<u64, StoreError> {
-        self.u64_at(keys::APPLIED_SEQ)
-    }
-
-    /// Messages quarantined so far.
-    pub fn quarantined(self) -> Result<u64, StoreError> {
-        self.u64_at(keys::QUARANTINE_COUNT)
-    }
-
-    /// The chain head.
-    pub fn chain_head(self) -> Result<[u8; 32], StoreError> {
-        let applied = self.applied_seq()?;
-        Ok(self
-            .get::<crate::model::EventRecord>(&keys::by_seq(keys::EVENT, applied))?
-            .map_or(crate::chain::GENESIS, |e| e.chain))
-    }
-
-    /// The sequences listed under an index prefix, in stream order.
-    pub fn seqs(self, prefix: &[u8]) -> Result<Vec<u64>, StoreError> {
-        let mut buckets: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-        for entry in self.store.model.scan_prefix(prefix) {
-            let (key, value) = entry?;
-            buckets.insert(key.to_vec(), decode(&key, &value)?);
-        }
-        if let Some(base) = self.base {
-            for (key, value) in base.writes.range(prefix.to_vec()..) {
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                match value {
-                    Some(bytes) => {
-                        buckets.insert(key.clone(), decode(key, bytes)?);
-                    }
-                    None => {
-                        buckets.remove(key);
-                    }
-                }
-            }
-        }
-        Ok(buckets.into_values().flatten().collect())
-    }
-
-    /// Keys from `from` to `to` (exclusive), at most `limit`.
-    pub fn keys_in(self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        match self.base {
-            Some(base) => base.keys_in(self.store.view(), from, to, limit),
-            None => self
-                .store
-                .model
-                .range(from..to)
-                .keys()
-                .take(limit)
-                .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
-                .collect(),
-        }
-    }
-}
-
 /// The writes (and removals) of one batch, read back before they are committed.
 #[derive(Default)]
 pub struct Pending {
@@ -320,7 +205,7 @@ impl Pending {
     /// A value as it will be after the batch: pending first, then the store.
     pub fn get<T: DeserializeOwned>(
         &self,
-        store: View<'_>,
+        store: &Store,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
         match self.writes.get(key) {
@@ -330,34 +215,11 @@ impl Pending {
         }
     }
 
-    /// Records the last applied sequence with the batch.
-    pub fn set_applied(&mut self, applied_seq: u64) {
-        self.put_raw(
-            keys::APPLIED_SEQ.to_vec(),
-            applied_seq.to_be_bytes().to_vec(),
-        );
-    }
-
-    fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.writes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        batch
-    }
-
     /// Raw bytes as they will be after the batch.
-    pub(crate) fn get_raw(
-        &self,
-        store: View<'_>,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.writes.get(key) {
             Some(bytes) => Ok(bytes.clone()),
-            None => store.get_raw(key),
+            None => Ok(store.model.get(key)?.map(|v| v.to_vec())),
         }
     }
 
@@ -394,22 +256,13 @@ impl Pending {
     /// they will be after the batch; at most `limit`.
     pub fn keys_in(
         &self,
-        store: View<'_>,
+        store: &Store,
         from: &[u8],
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        // Below may hold keys this batch removes: read enough of them.
-        let removed = self
-            .writes
-            .range(from.to_vec()..to.to_vec())
-            .filter(|(_, v)| v.is_none())
-            .count();
-        let mut stored = store
-            .keys_in(from, to, limit.saturating_add(removed))?
-            .into_iter()
-            .map(Ok::<_, StoreError>);
-        let mut next_stored = stored.next().transpose()?;
+        let mut stored = store.model.range(from..to).keys();
+        let mut next_stored = stored.next().transpose()?.map(|k| k.to_vec());
         let mut pending = self.writes.range(from.to_vec()..to.to_vec());
         let mut next_pending = pending.next();
         let mut keys = Vec::new();
@@ -419,7 +272,7 @@ impl Pending {
                 // Pending first: it overrides (or removes) the stored key.
                 (Some(s), Some((p, v))) if *p <= s => {
                     if *p == s {
-                        next_stored = stored.next().transpose()?;
+                        next_stored = stored.next().transpose()?.map(|k| k.to_vec());
                     }
                     if v.is_some() {
                         keys.push(p.clone());
@@ -428,7 +281,7 @@ impl Pending {
                 }
                 (Some(s), _) => {
                     keys.push(s);
-                    next_stored = stored.next().transpose()?;
+                    next_stored = stored.next().transpose()?.map(|k| k.to_vec());
                 }
                 (None, Some((p, v))) => {
                     if v.is_some() {
@@ -464,7 +317,7 @@ mod tests {
         pending.put_raw(b"k-e".to_vec(), vec![1]);
         let keys = |limit| {
             pending
-                .keys_in(store.view(), b"k-", b"k.", limit)
+                .keys_in(&store, b"k-", b"k.", limit)
                 .unwrap()
                 .into_iter()
                 .map(|k| String::from_utf8(k).unwrap())
@@ -472,17 +325,7 @@ mod tests {
         };
         assert_eq!(keys(10), ["k-a", "k-b", "k-e", "k-f"]);
         assert_eq!(keys(2), ["k-a", "k-b"]);
-        assert_eq!(pending.get_raw(store.view(), b"k-c").unwrap(), None);
-        // The next batch, folded while this one is being committed, reads
-        // through it: its removal hides k-c, its keys are there.
-        let next = Pending::default();
-        let over = View::over(&store, Some(&pending));
-        assert_eq!(next.get_raw(over, b"k-c").unwrap(), None);
-        assert_eq!(next.get_raw(over, b"k-e").unwrap(), Some(vec![1]));
-        assert_eq!(
-            next.keys_in(over, b"k-", b"k.", 3).unwrap(),
-            [b"k-a".to_vec(), b"k-b".to_vec(), b"k-e".to_vec()]
-        );
+        assert_eq!(pending.get_raw(&store, b"k-c").unwrap(), None);
         store.commit(pending, 2).await.unwrap();
         assert_eq!(store.model().get(b"k-c").unwrap(), None);
         assert!(store.model().get(b"k-f").unwrap().is_some());

@@ -14,7 +14,7 @@ use crate::{
     findings::{Finding, FindingSettings, GroupCount},
     keys,
     model::*,
-    store::{Pending, StoreError, View},
+    store::{Pending, Store, StoreError},
 };
 
 /// What happened to one message.
@@ -33,7 +33,7 @@ pub enum Outcome {
 /// are kept decoded here and written once at the end, so that a patient
 /// with ten events in a batch costs one write, not ten.
 pub struct Folder<'a> {
-    store: View<'a>,
+    store: &'a Store,
     pending: Pending,
     chain_head: [u8; 32],
     quarantined: u64,
@@ -91,7 +91,7 @@ pub fn name<T: serde::Serialize>(value: &T) -> String {
 /// a default) the first time in the batch.
 fn cached<'c, T: serde::de::DeserializeOwned>(
     cache: &'c mut BTreeMap<Vec<u8>, T>,
-    store: View<'_>,
+    store: &Store,
     key: Vec<u8>,
     default: impl FnOnce() -> Option<T>,
 ) -> Result<Option<&'c mut T>, StoreError> {
@@ -109,9 +109,8 @@ fn cached<'c, T: serde::de::DeserializeOwned>(
 }
 
 impl<'a> Folder<'a> {
-    /// Starts a batch after the applied sequence of `store` (the store, or
-    /// the store under a batch still being committed).
-    pub fn new(store: View<'a>, settings: &'a FindingSettings) -> Result<Self, StoreError> {
+    /// Starts a batch after the store's applied sequence.
+    pub fn new(store: &'a Store, settings: &'a FindingSettings) -> Result<Self, StoreError> {
         Ok(Folder {
             store,
             pending: Pending::default(),
@@ -228,7 +227,7 @@ impl<'a> Folder<'a> {
     pub(super) fn posted(&self, prefix: &[u8], parts: &[&[u8]]) -> Result<Vec<u64>, StoreError> {
         let prefix = keys::index_prefix(prefix, parts);
         let mut seqs: std::collections::BTreeSet<u64> =
-            self.store.seqs(&prefix)?.into_iter().collect();
+            self.store.seqs(&prefix).collect::<Result<_, _>>()?;
         for (key, bucket) in self.postings.range(prefix.clone()..) {
             if !key.starts_with(&prefix) {
                 break;
