@@ -422,9 +422,24 @@ pub fn synthetic_events(
                 .unwrap_or_else(|e| panic!("{e}"))
         })
         .collect();
+    // Within one patient's round of examples, references (the injection an
+    // adverse event follows, the event a correction targets, …) point at
+    // that round's own events, as in a real record.
+    let mut fresh_ids = std::collections::HashMap::new();
     (0..n).map(move |i| {
         let mut event = examples[i % examples.len()].clone();
-        event.event_id = uuid::Uuid::now_v7();
+        if i % examples.len() == 0 {
+            fresh_ids.clear();
+        }
+        let fresh = uuid::Uuid::now_v7();
+        fresh_ids.insert(event.event_id, fresh);
+        event.event_id = fresh;
+        let remap = |id: &mut uuid::Uuid| {
+            if let Some(fresh) = fresh_ids.get(id) {
+                *id = *fresh;
+            }
+        };
+        remap_references(&mut event, remap);
         // Recorded now, as a recording service stamps it (so the stream's
         // time agrees and no `recorded_at_mismatch` is raised), and it
         // happened as long before as in the example (documentation delays
@@ -454,6 +469,31 @@ pub fn synthetic_events(
         }
         event
     })
+}
+
+/// Applies `remap` to every event id an event refers to.
+fn remap_references(event: &mut prolo_schemas::Envelope, mut remap: impl FnMut(&mut uuid::Uuid)) {
+    use prolo_schemas::Payload;
+    if let Some(causation) = &mut event.causation_id {
+        remap(causation);
+    }
+    match &mut event.payload {
+        Payload::ConsentWithdrawn(p) => remap(&mut p.consent_event_id),
+        Payload::InjectionGiven(p) => {
+            if let Some(plan) = &mut p.treatment_plan_event_id {
+                remap(plan);
+            }
+        }
+        Payload::AdverseEventReported(p) => {
+            if let Some(linked) = &mut p.linked_injection {
+                remap(&mut linked.event_id);
+            }
+        }
+        Payload::AdverseEventUpdated(p) => remap(&mut p.adverse_event_id),
+        Payload::RecordCorrected(p) => remap(&mut p.target.event_id),
+        Payload::RecordEnteredInError(p) => remap(&mut p.target.event_id),
+        _ => {}
+    }
 }
 
 /// Publishes `events` with up to `in_flight` acknowledgements outstanding;

@@ -52,6 +52,8 @@ pub struct Folder<'a> {
     /// Whether the old single list of waiting adverse events was looked for.
     awaiting_migrated: bool,
     notifications: Vec<Notification>,
+    /// The event [`Folder::event_by_id`] found last.
+    last_found: std::cell::RefCell<Option<(u64, Envelope)>>,
 }
 
 /// A message for other systems about a finding or signal, published on core
@@ -129,6 +131,7 @@ impl<'a> Folder<'a> {
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
+            last_found: std::cell::RefCell::new(None),
         })
     }
 
@@ -480,8 +483,18 @@ impl<'a> Folder<'a> {
         Ok(())
     }
 
-    /// An applied event, decoded, by id.
+    /// An applied event, decoded, by id. The last one found is kept: an
+    /// adverse event asks for its injection three times (its state, the
+    /// link rule, the signal counts), and a stored event never changes.
     pub(super) fn event_by_id(&self, id: &Uuid) -> Result<Option<(u64, Envelope)>, StoreError> {
+        if let Some((seq, envelope)) = self
+            .last_found
+            .borrow()
+            .as_ref()
+            .filter(|(_, e)| e.event_id == *id)
+        {
+            return Ok(Some((*seq, envelope.clone())));
+        }
         let Some(seq) = self
             .pending
             .get_raw(self.store, &keys::by_uuid(keys::EVENT_ID, id))?
@@ -495,7 +508,11 @@ impl<'a> Folder<'a> {
         else {
             return Ok(None);
         };
-        Ok(Envelope::decode(&stored.raw).ok().map(|e| (seq, e)))
+        let found = Envelope::decode(&stored.raw).ok().map(|e| (seq, e));
+        if let Some(found) = &found {
+            *self.last_found.borrow_mut() = Some(found.clone());
+        }
+        Ok(found)
     }
 
     /// The state of a newly reported adverse event, with what its linked
