@@ -22,6 +22,7 @@ pub mod keys;
 pub mod model;
 pub mod policy;
 pub mod project;
+pub mod reads;
 pub mod rebuild;
 pub mod store;
 

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
-    Store, keys,
+    Store,
     model::{AdverseEventState, PatientSummary, PractitionerSummary},
+    reads::Index,
 };
 use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
 use serde::Serialize;
@@ -70,10 +71,8 @@ fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec
     Ok(kept)
 }
 
-fn index(store: &Store, prefix: &[u8], parts: &[&[u8]]) -> Result<Vec<u64>, QueryError> {
-    Ok(store
-        .seqs(&keys::index_prefix(prefix, parts))
-        .collect::<Result<_, _>>()?)
+fn index(store: &Store, index: Index<'_>) -> Result<Vec<u64>, QueryError> {
+    Ok(store.index(index)?)
 }
 
 /// Every event of a patient, in stream order, filtered.
@@ -85,8 +84,10 @@ pub fn patient_history(
 ) -> Result<Vec<u64>, QueryError> {
     let seqs = index(
         store,
-        keys::BY_PATIENT,
-        &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
+        Index::Patient {
+            clinic: clinic.as_str(),
+            patient: patient.as_str(),
+        },
     )?;
     filtered(store, seqs, filter)
 }
@@ -98,7 +99,7 @@ pub fn patient_summary(
     patient: &PatientId,
 ) -> Result<PatientSummary, QueryError> {
     store
-        .get(&keys::patient(clinic.as_str(), patient.as_str()))?
+        .patient_summary(clinic.as_str(), patient.as_str())?
         .ok_or_else(|| QueryError::NotFound(format!("patient {patient} in clinic {clinic}")))
 }
 
@@ -110,9 +111,15 @@ pub fn practitioner_history(
     practitioner: &PractitionerId,
     filter: &HistoryFilter,
 ) -> Result<(Option<PractitionerSummary>, Vec<u64>), QueryError> {
-    let parts: [&[u8]; 2] = [clinic.as_str().as_bytes(), practitioner.as_str().as_bytes()];
-    let summary = store.get(&keys::practitioner(clinic.as_str(), practitioner.as_str()))?;
-    let seqs = filtered(store, index(store, keys::BY_PRACTITIONER, &parts)?, filter)?;
+    let summary = store.practitioner_summary(clinic.as_str(), practitioner.as_str())?;
+    let all = index(
+        store,
+        Index::Practitioner {
+            clinic: clinic.as_str(),
+            practitioner: practitioner.as_str(),
+        },
+    )?;
+    let seqs = filtered(store, all, filter)?;
     Ok((summary, seqs))
 }
 
@@ -124,19 +131,17 @@ pub fn access_log(
 ) -> Result<Vec<u64>, QueryError> {
     index(
         store,
-        keys::READS_OF_PATIENT,
-        &[clinic.as_str().as_bytes(), patient.as_str().as_bytes()],
+        Index::ReadsOfPatient {
+            clinic: clinic.as_str(),
+            patient: patient.as_str(),
+        },
     )
 }
 
 /// The refused requests (`access.refused`) filed under `clinic`, in order.
 pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, QueryError> {
     let mut kept = Vec::new();
-    for seq in index(
-        store,
-        keys::BY_TYPE,
-        &[EventType::AccessRefused.as_str().as_bytes()],
-    )? {
+    for seq in index(store, Index::Type(EventType::AccessRefused))? {
         if envelope(store, seq)?.is_some_and(|e| e.clinic_id == *clinic) {
             kept.push(seq);
         }
@@ -146,12 +151,7 @@ pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, Quer
 
 /// The sequence of an event id.
 pub fn seq_of(store: &Store, event_id: &Uuid) -> Result<Option<u64>, QueryError> {
-    Ok(store
-        .model()
-        .get(keys::by_uuid(keys::EVENT_ID, event_id))
-        .map_err(prolo_projector::store::StoreError::from)?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map(u64::from_be_bytes))
+    Ok(store.seq_of(event_id)?)
 }
 
 /// One page of an answer: the sequences after `cursor` (a sequence), at
@@ -261,8 +261,7 @@ fn adverse_row(
     if e.event_type() != EventType::AdverseEventReported {
         return Ok(None);
     }
-    let state: Option<AdverseEventState> =
-        store.get(&keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id))?;
+    let state: Option<AdverseEventState> = store.adverse_event(&e.event_id)?;
     Ok(state.map(|state| AdverseEventRow { seq, state }))
 }
 
@@ -292,7 +291,7 @@ pub fn lot_trace(
         adverse_events: Vec::new(),
         recalls: Vec::new(),
     };
-    for seq in index(store, keys::BY_LOT, &[lot.as_str().as_bytes()])? {
+    for seq in index(store, Index::Lot(lot.as_str()))? {
         let Some(e) = envelope(store, seq)? else {
             continue;
         };
@@ -358,9 +357,7 @@ pub fn investigation(
     window_days: i64,
 ) -> Result<Investigation, QueryError> {
     let not_found = || QueryError::NotFound(format!("adverse event {id}"));
-    let state: AdverseEventState = store
-        .get(&keys::by_uuid(keys::ADVERSE_EVENT, id))?
-        .ok_or_else(not_found)?;
+    let state: AdverseEventState = store.adverse_event(id)?.ok_or_else(not_found)?;
     if state.clinic_id != clinic.as_str() {
         return Err(not_found());
     }
@@ -415,7 +412,7 @@ pub fn investigation(
     let mut same_lot_adverse_events = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for lot in &state.injection_lots {
-        for seq in index(store, keys::BY_LOT, &[lot.as_bytes()])? {
+        for seq in index(store, Index::Lot(lot))? {
             if !seen.insert(seq) || Some(seq) == state.injection_seq || seq == state.origin.seq {
                 continue;
             }
@@ -431,33 +428,21 @@ pub fn investigation(
     }
     let mut same_practitioner_injections = Vec::new();
     if let Some(practitioner) = &state.injection_practitioner {
-        let parts: [&[u8]; 2] = [clinic.as_str().as_bytes(), practitioner.as_bytes()];
-        let day = |ms: i64| keys::time_bytes(keys::day(ms));
         let span = window.num_milliseconds();
-        let from = keys::index_prefix(
-            keys::PRACTITIONER_DAY,
-            &[parts[0], parts[1], &day(state.onset_at_ms - span)],
-        );
-        let to = keys::index_prefix(
-            keys::PRACTITIONER_DAY,
-            &[
-                parts[0],
-                parts[1],
-                &day(state.onset_at_ms + span + 86_400_000),
-            ],
-        );
-        for entry in store.model().range(from..to) {
-            let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
-            let seqs: Vec<u64> = prolo_projector::store::decode(&key, &value)?;
-            for seq in seqs {
-                if Some(seq) == state.injection_seq {
-                    continue;
-                }
-                if let Some(e) = envelope(store, seq)?
-                    && (e.occurred_at - onset).abs() <= window
-                {
-                    same_practitioner_injections.extend(injection_row(seq, &e));
-                }
+        let seqs = store.practitioner_injections_by_day(
+            clinic.as_str(),
+            practitioner,
+            state.onset_at_ms - span,
+            state.onset_at_ms + span,
+        )?;
+        for seq in seqs {
+            if Some(seq) == state.injection_seq {
+                continue;
+            }
+            if let Some(e) = envelope(store, seq)?
+                && (e.occurred_at - onset).abs() <= window
+            {
+                same_practitioner_injections.extend(injection_row(seq, &e));
             }
         }
     }
@@ -520,30 +505,34 @@ pub fn findings(
     clinic: &ClinicId,
     filter: &FindingFilter,
 ) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
-    use prolo_projector::findings::{Finding, Rule};
-    let c = clinic.as_str().as_bytes();
+    use prolo_projector::findings::Rule;
+    let c = clinic.as_str();
     // The narrowest index the filter allows.
     let mut seqs = match (&filter.patient, &filter.practitioner, filter.rule) {
         (Some(p), _, _) => index(
             store,
-            keys::FINDINGS_BY_PATIENT,
-            &[c, p.as_str().as_bytes()],
+            Index::FindingsOfPatient {
+                clinic: c,
+                patient: p.as_str(),
+            },
         )?,
         (None, Some(p), _) => index(
             store,
-            keys::FINDINGS_BY_PRACTITIONER,
-            &[c, p.as_str().as_bytes()],
+            Index::FindingsOfPractitioner {
+                clinic: c,
+                practitioner: p.as_str(),
+            },
         )?,
-        (None, None, Some(rule)) => {
-            index(store, keys::FINDINGS_BY_RULE, &[c, rule.code().as_bytes()])?
-        }
+        (None, None, Some(rule)) => index(store, Index::FindingsOfRule { clinic: c, rule })?,
         (None, None, None) => {
             let mut all = Vec::new();
             for rule in Rule::ALL {
                 all.extend(index(
                     store,
-                    keys::FINDINGS_BY_RULE,
-                    &[c, rule.code().as_bytes()],
+                    Index::FindingsOfRule {
+                        clinic: c,
+                        rule: *rule,
+                    },
                 )?);
             }
             all.sort_unstable();
@@ -553,11 +542,8 @@ pub fn findings(
     seqs.dedup();
     let mut out = Vec::new();
     for seq in seqs {
-        let ids: Vec<Uuid> = store
-            .get(&keys::by_seq(keys::FINDINGS_AT, seq))?
-            .unwrap_or_default();
-        for id in ids {
-            let Some(finding) = store.get::<Finding>(&keys::by_uuid(keys::FINDING, &id))? else {
+        for id in store.findings_raised_at(seq)? {
+            let Some(finding) = store.finding(&id)? else {
                 continue;
             };
             let about =
@@ -618,28 +604,17 @@ pub struct SignalReport {
 
 /// The rates and signals of `clinic`.
 pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryError> {
-    use prolo_projector::{
-        findings::{GroupCount, Signal},
-        store::decode,
-    };
-    let prefix = keys::index_prefix(keys::GROUP, &[clinic.as_str().as_bytes()]);
     let mut baseline = None;
     let mut groups = Vec::new();
-    for entry in store.model().scan_prefix(&prefix) {
-        let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
-        let count: GroupCount = decode(&key, &value)?;
-        let rest = &key[prefix.len()..];
-        let mut parts = rest.splitn(2, |b| *b == 0);
-        let dimension = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-        let group = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    for counted in store.group_counts(clinic.as_str())? {
         let row = GroupRate {
-            dimension,
-            group,
-            injections: count.injections,
-            adverse_events: count.adverse_events,
-            rate_per_1000: count.rate(),
-            ci95_per_1000: count.interval(),
-            signalled: count.signalled,
+            dimension: counted.dimension,
+            group: counted.group,
+            injections: counted.count.injections,
+            adverse_events: counted.count.adverse_events,
+            rate_per_1000: counted.count.rate(),
+            ci95_per_1000: counted.count.interval(),
+            signalled: counted.count.signalled,
         };
         if row.dimension == "clinic" {
             baseline = Some(row);
@@ -647,13 +622,7 @@ pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryEr
             groups.push(row);
         }
     }
-    let prefix = keys::index_prefix(keys::SIGNAL, &[clinic.as_str().as_bytes()]);
-    let mut raised = Vec::new();
-    for entry in store.model().scan_prefix(&prefix) {
-        let (key, value) = entry.map_err(prolo_projector::store::StoreError::from)?;
-        raised.push(decode::<Signal>(&key, &value)?);
-    }
-    raised.sort_by_key(|s| s.raised_seq);
+    let raised = store.signals_raised(clinic.as_str())?;
     Ok(SignalReport {
         baseline,
         groups,

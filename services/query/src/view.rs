@@ -2,7 +2,7 @@
 //! corrections made to it since.
 
 use chrono::{DateTime, Utc};
-use prolo_projector::{Store, keys, model::Marks};
+use prolo_projector::{Store, model::Marks};
 use prolo_schemas::{Actor, Envelope};
 use serde::Serialize;
 use uuid::Uuid;
@@ -76,9 +76,7 @@ pub fn event_view(
     let Ok(envelope) = Envelope::decode(&record.raw) else {
         return Ok(None);
     };
-    let marks: Marks = store
-        .get(&keys::by_uuid(keys::MARKS, &envelope.event_id))?
-        .unwrap_or_default();
+    let marks: Marks = store.marks(&envelope.event_id)?;
     let mut shown = Vec::new();
     for (mark_seq, corrected) in marks.marks {
         if let Some(as_of) = as_of {

@@ -1,0 +1,224 @@
+//! What the read side may ask of the read models, typed. With the fold, the
+//! only code that knows the key layout ([`crate::keys`]): the query crate
+//! asks for "a patient's events" or "the findings raised at a sequence" and
+//! never builds or parses key bytes.
+
+use uuid::Uuid;
+
+use crate::{
+    findings::{Finding, GroupCount, Rule, Signal},
+    keys,
+    model::{AdverseEventState, Marks, PatientSummary, PractitionerSummary},
+    store::{Store, StoreError, decode},
+};
+
+/// A list of sequences the fold keeps, in stream order.
+#[derive(Debug, Clone, Copy)]
+pub enum Index<'a> {
+    /// A patient's events.
+    Patient {
+        /// Clinic.
+        clinic: &'a str,
+        /// Patient.
+        patient: &'a str,
+    },
+    /// A practitioner's events: credentials, injections, adverse events after them.
+    Practitioner {
+        /// Clinic.
+        clinic: &'a str,
+        /// Practitioner.
+        practitioner: &'a str,
+    },
+    /// Every event of a type.
+    Type(prolo_schemas::EventType),
+    /// A lot's injections, its recalls and the adverse events after it.
+    Lot(&'a str),
+    /// The reads of a patient's data (`access.recorded`).
+    ReadsOfPatient {
+        /// Clinic.
+        clinic: &'a str,
+        /// Patient.
+        patient: &'a str,
+    },
+    /// The sequences that raised findings about a patient.
+    FindingsOfPatient {
+        /// Clinic.
+        clinic: &'a str,
+        /// Patient.
+        patient: &'a str,
+    },
+    /// … about a practitioner.
+    FindingsOfPractitioner {
+        /// Clinic.
+        clinic: &'a str,
+        /// Practitioner.
+        practitioner: &'a str,
+    },
+    /// … of a rule.
+    FindingsOfRule {
+        /// Clinic.
+        clinic: &'a str,
+        /// The rule.
+        rule: Rule,
+    },
+}
+
+/// One signal group's counts: its dimension (`lot`, `site`, …; `clinic` for
+/// the baseline), the group, and the counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupCounts {
+    /// `lot`, `solution`, `site`, `practitioner`, `guidance`, or `clinic`.
+    pub dimension: String,
+    /// The group, e.g. the lot number (`all` for the baseline).
+    pub group: String,
+    /// Its counts.
+    pub count: GroupCount,
+}
+
+impl Store {
+    /// The sequences of an index, in stream order.
+    pub fn index(&self, index: Index<'_>) -> Result<Vec<u64>, StoreError> {
+        let (prefix, parts): (&[u8], Vec<Vec<u8>>) = match index {
+            Index::Patient { clinic, patient } => {
+                (keys::BY_PATIENT, vec![clinic.into(), patient.into()])
+            }
+            Index::Practitioner {
+                clinic,
+                practitioner,
+            } => (
+                keys::BY_PRACTITIONER,
+                vec![clinic.into(), practitioner.into()],
+            ),
+            Index::Type(event_type) => (keys::BY_TYPE, vec![event_type.as_str().into()]),
+            Index::Lot(lot) => (keys::BY_LOT, vec![lot.into()]),
+            Index::ReadsOfPatient { clinic, patient } => {
+                (keys::READS_OF_PATIENT, vec![clinic.into(), patient.into()])
+            }
+            Index::FindingsOfPatient { clinic, patient } => (
+                keys::FINDINGS_BY_PATIENT,
+                vec![clinic.into(), patient.into()],
+            ),
+            Index::FindingsOfPractitioner {
+                clinic,
+                practitioner,
+            } => (
+                keys::FINDINGS_BY_PRACTITIONER,
+                vec![clinic.into(), practitioner.into()],
+            ),
+            Index::FindingsOfRule { clinic, rule } => (
+                keys::FINDINGS_BY_RULE,
+                vec![clinic.into(), rule.code().into_bytes()],
+            ),
+        };
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        self.seqs(&keys::index_prefix(prefix, &parts)).collect()
+    }
+
+    /// A patient's summary.
+    pub fn patient_summary(
+        &self,
+        clinic: &str,
+        patient: &str,
+    ) -> Result<Option<PatientSummary>, StoreError> {
+        self.get(&keys::patient(clinic, patient))
+    }
+
+    /// A practitioner's summary.
+    pub fn practitioner_summary(
+        &self,
+        clinic: &str,
+        practitioner: &str,
+    ) -> Result<Option<PractitionerSummary>, StoreError> {
+        self.get(&keys::practitioner(clinic, practitioner))
+    }
+
+    /// The sequence of an event id.
+    pub fn seq_of(&self, event_id: &Uuid) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .model()
+            .get(keys::by_uuid(keys::EVENT_ID, event_id))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// An adverse event's state (by the id of its report).
+    pub fn adverse_event(&self, id: &Uuid) -> Result<Option<AdverseEventState>, StoreError> {
+        self.get(&keys::by_uuid(keys::ADVERSE_EVENT, id))
+    }
+
+    /// The corrections and entered-in-error marks of an event.
+    pub fn marks(&self, event_id: &Uuid) -> Result<Marks, StoreError> {
+        Ok(self
+            .get(&keys::by_uuid(keys::MARKS, event_id))?
+            .unwrap_or_default())
+    }
+
+    /// A practitioner's injections whose clinical day lies between those of
+    /// `from_ms` and `to_ms` (both included), in day then stream order.
+    pub fn practitioner_injections_by_day(
+        &self,
+        clinic: &str,
+        practitioner: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let day = |ms: i64| keys::time_bytes(keys::day(ms));
+        let parts = |ms: i64| {
+            keys::index_prefix(
+                keys::PRACTITIONER_DAY,
+                &[clinic.as_bytes(), practitioner.as_bytes(), &day(ms)],
+            )
+        };
+        let (from, to) = (parts(from_ms), parts(to_ms + 86_400_000));
+        let mut seqs = Vec::new();
+        for entry in self.model().range(from..to) {
+            let (key, value) = entry?;
+            seqs.extend(decode::<Vec<u64>>(&key, &value)?);
+        }
+        Ok(seqs)
+    }
+
+    /// The ids of the findings raised when `seq` was folded.
+    pub fn findings_raised_at(&self, seq: u64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .get(&keys::by_seq(keys::FINDINGS_AT, seq))?
+            .unwrap_or_default())
+    }
+
+    /// A finding.
+    pub fn finding(&self, id: &Uuid) -> Result<Option<Finding>, StoreError> {
+        self.get(&keys::by_uuid(keys::FINDING, id))
+    }
+
+    /// Every signal group of a clinic with its counts, the baseline included.
+    pub fn group_counts(&self, clinic: &str) -> Result<Vec<GroupCounts>, StoreError> {
+        let prefix = keys::index_prefix(keys::GROUP, &[clinic.as_bytes()]);
+        let mut groups = Vec::new();
+        for entry in self.model().scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let count: GroupCount = decode(&key, &value)?;
+            let mut parts = key[prefix.len()..].splitn(2, |b| *b == 0);
+            let mut text =
+                || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let (dimension, group) = (text(), text());
+            groups.push(GroupCounts {
+                dimension,
+                group,
+                count,
+            });
+        }
+        Ok(groups)
+    }
+
+    /// The signals raised in a clinic, in the order they were raised.
+    pub fn signals_raised(&self, clinic: &str) -> Result<Vec<Signal>, StoreError> {
+        let prefix = keys::index_prefix(keys::SIGNAL, &[clinic.as_bytes()]);
+        let mut raised = Vec::new();
+        for entry in self.model().scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            raised.push(decode::<Signal>(&key, &value)?);
+        }
+        raised.sort_by_key(|s| s.raised_seq);
+        Ok(raised)
+    }
+}
