@@ -239,7 +239,7 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                role: prolo_projector::fold::name(&self.role),
+                role: prolo_projector::names::name(&self.role),
                 query: query.name(),
             })
         }

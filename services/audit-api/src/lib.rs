@@ -56,7 +56,7 @@ pub enum ApiRunError {
     Store(#[from] prolo_projector::store::StoreError),
     /// The fold failed.
     #[error("projector: {0}")]
-    Projector(#[from] prolo_projector::project::ProjectorError),
+    Projector(#[from] prolo_projector::ProjectorError),
     /// The listener failed.
     #[error("HTTP on {0}: {1}")]
     Http(SocketAddr, std::io::Error),

@@ -149,7 +149,7 @@ fn event_csv(v: &EventView) -> Bytes {
         v.clinic_id.clone(),
         v.patient_id.clone().unwrap_or_default(),
         v.actor.id.clone(),
-        prolo_projector::fold::name(&v.actor.role),
+        prolo_projector::names::name(&v.actor.role),
         v.source.clone(),
         v.standing.to_owned(),
         field(p, &["site", "site_key"]),

@@ -55,14 +55,20 @@ const PATIENT: PathParam = PathParam {
     uuid: false,
 };
 
+/// The OpenAPI document of the API (made once, from [`endpoints`]).
+pub fn openapi() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::document(&endpoints()))
+}
+
 /// Every route: its handler beside its parameter and answer types. The
 /// router and the OpenAPI document are both made from this table.
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn endpoints() -> Vec<Endpoint<AppState>> {
     use openapi::{params as p, schema as a};
     vec![
         Endpoint {
             path: "/openapi.json",
-            handler: get(|| async { Json(openapi::document()) }),
+            handler: get(|| async { Json(openapi()) }),
             summary: "This document",
             query: None,
             path_params: &[],
@@ -1091,4 +1097,57 @@ async fn signals(
     // Rates per group hold no patient data: not an access to record.
     let signals = off_worker(&state, move |store| q::signals(store, &clinic)).await?;
     Ok(Json(signals).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_with_its_parameters_and_answer() {
+        let doc = openapi();
+        let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
+        assert_eq!(paths, endpoints().len());
+        let history = &doc["paths"]["/v1/clinics/{clinic}/patients/{patient}/history"]["get"];
+        let names: Vec<&str> = history["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "clinic", "patient", "as_of", "cursor", "format", "from", "limit", "to", "type"
+            ]
+        );
+        let limit = history["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "limit")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
+        assert_eq!(limit["schema"]["type"], "integer", "{limit}");
+        assert!(
+            history["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Roles: compliance, safety.")),
+            "{history}"
+        );
+        let access_log = &doc["paths"]["/v1/clinics/{clinic}/patients/{patient}/access-log"]["get"];
+        assert!(
+            access_log["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Roles: compliance."))
+        );
+        // Every reference resolves.
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let target = reference.split('"').next().unwrap_or_default();
+            let pointer = target.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+        }
+    }
 }

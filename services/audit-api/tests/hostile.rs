@@ -151,7 +151,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
         .unwrap();
     // Every route the API documents (generated from its routes table), with
     // its path segments as `{a}` and `{b}`.
-    let routes: Vec<String> = prolo_audit_api::openapi::document()["paths"]
+    let routes: Vec<String> = prolo_audit_api::routes::openapi()["paths"]
         .as_object()
         .unwrap()
         .keys()

@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use prolo_bus::STREAM_NAME;
 use serde::{Deserialize, Serialize};
 
-use crate::{project::ProjectorError, store::Store};
+use crate::{error::ProjectorError, store::Store};
 
 /// Where the identity of the folded stream is kept.
 pub const IDENTITY: &str = "stream_identity";

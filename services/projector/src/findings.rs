@@ -12,8 +12,6 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{ConsentEntry, CredentialEntry, Origin};
-
 /// The policy rules.
 #[derive(
     Debug,
@@ -81,7 +79,7 @@ impl Rule {
 
     /// The rule's name on the wire and in subjects.
     pub fn code(self) -> String {
-        crate::fold::name(&self)
+        crate::names::name(&self)
     }
 
     /// How much it matters.
@@ -213,39 +211,6 @@ pub struct OpenFinding {
     pub site_key: Option<String>,
 }
 
-fn stands(origin: &Origin) -> bool {
-    origin.standing.counts()
-}
-
-/// The consents active at `at_ms`: given, in their period, not withdrawn by then.
-pub fn active_consents(
-    consents: &[ConsentEntry],
-    at_ms: i64,
-) -> impl Iterator<Item = &ConsentEntry> {
-    consents.iter().filter(move |c| {
-        stands(&c.origin)
-            && c.valid_from_ms <= at_ms
-            && c.valid_until_ms.is_none_or(|until| at_ms < until)
-            && c.withdrawn
-                .is_none_or(|(withdrawn_at, _)| at_ms < withdrawn_at)
-    })
-}
-
-/// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
-pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
-    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
-        .map(|t| t.date_naive().to_string())
-    else {
-        return false;
-    };
-    credentials.iter().any(|c| {
-        stands(&c.origin)
-            && c.credential == "reconstructive_therapy"
-            && c.valid_from <= day
-            && c.valid_until.as_ref().is_none_or(|until| day <= *until)
-    })
-}
-
 /// Counts of one group for the signal rates.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupCount {
@@ -323,7 +288,6 @@ pub struct Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Standing;
 
     #[test]
     fn wilson_interval_brackets_the_rate() {
@@ -395,28 +359,5 @@ mod tests {
         };
         assert!(small.rate() > clinic.rate() * s.signal_factor);
         assert!(!signals(&small, &clinic, &s));
-    }
-
-    #[test]
-    fn standing_matters_for_consents() {
-        let origin = Origin {
-            event_id: Uuid::nil(),
-            seq: 1,
-            occurred_at_ms: 0,
-            recorded_at_ms: 0,
-            standing: Standing::EnteredInError { by_seq: 2 },
-        };
-        let consent = ConsentEntry {
-            origin,
-            valid_from_ms: 0,
-            valid_until_ms: None,
-            sites: vec![],
-            solutions: vec![],
-            withdrawn: None,
-        };
-        assert_eq!(
-            active_consents(std::slice::from_ref(&consent), 5).count(),
-            0
-        );
     }
 }

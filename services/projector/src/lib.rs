@@ -16,15 +16,18 @@
 
 pub mod chain;
 pub mod consistency;
+pub mod error;
 pub mod findings;
 pub mod fold;
 pub mod keys;
 pub mod model;
+pub mod names;
 pub mod policy;
 pub mod project;
 pub mod reads;
 pub mod rebuild;
 pub mod store;
 
+pub use error::ProjectorError;
 pub use project::{ProjectorSettings, VerifyReport, run, verify};
 pub use store::Store;

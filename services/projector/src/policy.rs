@@ -8,8 +8,8 @@ use prolo_schemas::{AdverseEventReported, Envelope, Guidance, InjectionGiven, Ri
 use uuid::Uuid;
 
 use crate::{
-    findings::{FindingSettings, OpenFinding, Rule, active_consents, credential_valid},
-    model::{CredentialEntry, PatientSummary},
+    findings::{FindingSettings, OpenFinding, Rule},
+    model::{ConsentEntry, CredentialEntry, Origin, PatientSummary},
 };
 
 /// A finding the policy asks for, about the event being folded.
@@ -215,12 +215,45 @@ pub fn injection_findings(
             vec![e.event_id],
             format!(
                 "{site} ({} risk zone) injected with palpation guidance alone",
-                crate::fold::name(&zone)
+                crate::names::name(&zone)
             ),
             true,
         );
     }
     drafts
+}
+
+fn stands(origin: &Origin) -> bool {
+    origin.standing.counts()
+}
+
+/// The consents active at `at_ms`: given, in their period, not withdrawn by then.
+pub fn active_consents(
+    consents: &[ConsentEntry],
+    at_ms: i64,
+) -> impl Iterator<Item = &ConsentEntry> {
+    consents.iter().filter(move |c| {
+        stands(&c.origin)
+            && c.valid_from_ms <= at_ms
+            && c.valid_until_ms.is_none_or(|until| at_ms < until)
+            && c.withdrawn
+                .is_none_or(|(withdrawn_at, _)| at_ms < withdrawn_at)
+    })
+}
+
+/// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
+pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
+    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
+        .map(|t| t.date_naive().to_string())
+    else {
+        return false;
+    };
+    credentials.iter().any(|c| {
+        stands(&c.origin)
+            && c.credential == "reconstructive_therapy"
+            && c.valid_from <= day
+            && c.valid_until.as_ref().is_none_or(|until| day <= *until)
+    })
 }
 
 /// Whether an open finding about the patient is now satisfied by the
@@ -458,6 +491,29 @@ mod tests {
             ..open
         };
         assert!(!patient_finding_resolved(&prepared(at, &["HIP"]), &outside));
+    }
+
+    #[test]
+    fn standing_matters_for_consents() {
+        let origin = Origin {
+            event_id: Uuid::nil(),
+            seq: 1,
+            occurred_at_ms: 0,
+            recorded_at_ms: 0,
+            standing: Standing::EnteredInError { by_seq: 2 },
+        };
+        let consent = ConsentEntry {
+            origin,
+            valid_from_ms: 0,
+            valid_until_ms: None,
+            sites: vec![],
+            solutions: vec![],
+            withdrawn: None,
+        };
+        assert_eq!(
+            active_consents(std::slice::from_ref(&consent), 5).count(),
+            0
+        );
     }
 
     #[test]

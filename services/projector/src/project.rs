@@ -12,6 +12,7 @@ use prolo_bus::{STREAM_NAME, Shutdown};
 
 use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
+    error::ProjectorError,
     findings::FindingSettings,
     fold::{Folder, Notification, Outcome},
     store::{Store, StoreError},
@@ -20,17 +21,6 @@ use crate::{
 /// The durable consumer's default name. Each read side that keeps its own
 /// database (the projector binary, the audit API) has its own consumer.
 pub const CONSUMER: &str = "projector";
-
-/// Why the projector stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectorError {
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// JetStream failed.
-    #[error("JetStream: {0}")]
-    JetStream(String),
-}
 
 fn js_err(e: impl std::fmt::Display) -> ProjectorError {
     ProjectorError::JetStream(e.to_string())

@@ -11,8 +11,9 @@ use async_nats::jetstream;
 use prolo_bus::STREAM_NAME;
 
 use crate::{
+    error::ProjectorError,
     findings::FindingSettings,
-    project::{ProjectorError, fold_batch, read_stream},
+    project::{fold_batch, read_stream},
     store::Store,
 };
 

@@ -232,7 +232,7 @@ fn injection_row(seq: u64, e: &Envelope) -> Option<InjectionRow> {
             .map(ToString::to_string)
             .unwrap_or_default(),
         site_key: p.site.site_key.as_str().to_owned(),
-        laterality: p.site.laterality.as_ref().map(prolo_projector::fold::name),
+        laterality: p.site.laterality.as_ref().map(prolo_projector::names::name),
         occurred_at: e.occurred_at,
         practitioner_id: p.practitioner_id.to_string(),
         lots: p
@@ -245,11 +245,11 @@ fn injection_row(seq: u64, e: &Envelope) -> Option<InjectionRow> {
             .solution
             .components
             .iter()
-            .map(prolo_projector::fold::solution_label)
+            .map(prolo_projector::names::solution_label)
             .collect::<Vec<_>>()
             .join(" + "),
         volume_ml: p.volume_ml,
-        guidance: prolo_projector::fold::name(&p.guidance),
+        guidance: prolo_projector::names::name(&p.guidance),
     })
 }
 

@@ -14,6 +14,7 @@ use crate::{
     findings::{Finding, FindingSettings, GroupCount},
     keys,
     model::*,
+    names::{name, solution_label},
     store::{Pending, Store, StoreError},
 };
 
@@ -77,15 +78,6 @@ fn origin(e: &Envelope, seq: u64) -> Origin {
         occurred_at_ms: ms(e.occurred_at),
         recorded_at_ms: ms(e.recorded_at),
         standing: Standing::AsRecorded,
-    }
-}
-
-/// A serde enum's wire name (`"ultrasound"`), for read models and output.
-pub fn name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
     }
 }
 
@@ -717,14 +709,6 @@ impl<'a> Folder<'a> {
             change(summary);
         }
         Ok(())
-    }
-}
-
-/// `dextrose 15%`, `prp`: a component as the signals group it.
-pub fn solution_label(c: &prolo_schemas::SolutionComponent) -> String {
-    match c.concentration_pct {
-        Some(pct) => format!("{} {pct}%", name(&c.agent)),
-        None => name(&c.agent),
     }
 }
 

@@ -5,11 +5,12 @@ use chrono::Duration;
 use prolo_schemas::{AdverseEventKind, Envelope, EventType, InjectionGiven, Payload};
 use uuid::Uuid;
 
-use super::{Folder, Notification, cached, ms, name, solution_label};
+use super::{Folder, Notification, cached, ms};
 use crate::{
     findings::{DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, signals},
     keys,
     model::{PatientSummary, PractitionerSummary},
+    names::{name, solution_label},
     policy,
     store::StoreError,
 };
