@@ -367,6 +367,18 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
         other_injection.event_id.to_string()
     );
     assert_eq!(inv["state"]["status"], "closed");
+    let window: Vec<&str> = inv["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["event_id"].as_str().unwrap())
+        .collect();
+    for near in [&injection.event_id, &ae.event_id] {
+        assert!(
+            window.contains(&near.to_string().as_str()),
+            "{near} is within 14 days of the onset: {window:?}"
+        );
+    }
 
     // Lot trace: both injections, the adverse event, the recall.
     let trace = api

@@ -11,7 +11,10 @@ use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{EventView, QueryError, event_view};
+use crate::{
+    EventView, QueryError, event_view,
+    view::{stored, view_of},
+};
 
 /// Filters of a history.
 #[derive(Debug, Clone, Default)]
@@ -52,10 +55,7 @@ fn envelope(store: &Store, seq: u64) -> Result<Option<Envelope>, QueryError> {
 
 /// The applied event at `seq` and when JetStream stored it (ms).
 fn stored_envelope(store: &Store, seq: u64) -> Result<Option<(Envelope, i64)>, QueryError> {
-    Ok(store
-        .event(seq)?
-        .filter(|r| r.quarantine.is_none())
-        .and_then(|r| Envelope::decode(&r.raw).ok().map(|e| (e, r.stored_at_ms))))
+    Ok(stored(store, seq)?.map(|s| (s.envelope, s.record.stored_at_ms)))
 }
 
 fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec<u64>, QueryError> {
@@ -385,27 +385,31 @@ pub fn investigation(
     let mut consents_before = Vec::new();
     let mut examinations_before = Vec::new();
     let mut around = Vec::new();
-    for seq in history.iter().copied().filter(|s| *s < state.origin.seq) {
-        let Some(e) = envelope(store, seq)? else {
+    // One pass, each event read and decoded once.
+    for seq in history {
+        let Some(event) = stored(store, seq)? else {
             continue;
         };
-        let bucket = match e.event_type() {
+        let bucket = match event.envelope.event_type() {
+            _ if seq >= state.origin.seq => None,
             EventType::ConsentGiven | EventType::ConsentWithdrawn => Some(&mut consents_before),
             EventType::ExaminationDone
             | EventType::ImagingRecorded
             | EventType::CandidacyAssessed => Some(&mut examinations_before),
             _ => None,
         };
-        if let Some(bucket) = bucket {
-            bucket.extend(event_view(store, seq, None)?);
-        }
-    }
-    for seq in history {
-        let Some(e) = envelope(store, seq)? else {
+        let near_onset = (event.envelope.occurred_at - onset).abs() <= window;
+        if bucket.is_none() && !near_onset {
             continue;
-        };
-        if (e.occurred_at - onset).abs() <= window {
-            around.extend(event_view(store, seq, None)?);
+        }
+        let view = view_of(store, event, None)?;
+        match bucket {
+            Some(bucket) if near_onset => {
+                bucket.push(view.clone());
+                around.push(view);
+            }
+            Some(bucket) => bucket.push(view),
+            None => around.push(view),
         }
     }
     let mut same_lot_injections = Vec::new();

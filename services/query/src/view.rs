@@ -60,13 +60,18 @@ pub struct EventView {
     pub standing: &'static str,
 }
 
-/// The event at `seq`, with the marks recorded up to `as_of` (all when
-/// `None`). `None` for a quarantined or missing sequence.
-pub fn event_view(
-    store: &Store,
-    seq: u64,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<Option<EventView>, QueryError> {
+/// An applied event as stored: its record and its envelope, decoded once.
+pub(crate) struct Stored {
+    /// Its sequence.
+    pub seq: u64,
+    /// The record (subject, stored time).
+    pub record: prolo_projector::model::EventRecord,
+    /// The event.
+    pub envelope: Envelope,
+}
+
+/// The applied event at `seq`; `None` for a quarantined or missing sequence.
+pub(crate) fn stored(store: &Store, seq: u64) -> Result<Option<Stored>, QueryError> {
     let Some(record) = store.event(seq)? else {
         return Ok(None);
     };
@@ -76,6 +81,37 @@ pub fn event_view(
     let Ok(envelope) = Envelope::decode(&record.raw) else {
         return Ok(None);
     };
+    Ok(Some(Stored {
+        seq,
+        record,
+        envelope,
+    }))
+}
+
+/// The event at `seq`, with the marks recorded up to `as_of` (all when
+/// `None`). `None` for a quarantined or missing sequence.
+pub fn event_view(
+    store: &Store,
+    seq: u64,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Option<EventView>, QueryError> {
+    match stored(store, seq)? {
+        Some(stored) => view_of(store, stored, as_of).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The view of an event already read, with its marks up to `as_of`.
+pub(crate) fn view_of(
+    store: &Store,
+    stored: Stored,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<EventView, QueryError> {
+    let Stored {
+        seq,
+        record,
+        envelope,
+    } = stored;
     let marks: Marks = store.marks(&envelope.event_id)?;
     let mut shown = Vec::new();
     for (mark_seq, corrected) in marks.marks {
@@ -105,7 +141,7 @@ pub fn event_view(
         Some(_) => "entered_in_error",
     };
     let payload = serde_json::to_value(&envelope.payload).unwrap_or(serde_json::Value::Null);
-    Ok(Some(EventView {
+    Ok(EventView {
         seq,
         subject: record.subject,
         event_id: envelope.event_id,
@@ -123,5 +159,5 @@ pub fn event_view(
         payload,
         marks: shown,
         standing,
-    }))
+    })
 }
