@@ -4,7 +4,9 @@
 //! they answer ([`crate::fold`]). A rule is tested here without sled or NATS.
 
 use chrono::Duration;
-use prolo_schemas::{AdverseEventReported, Envelope, Guidance, InjectionGiven, RiskZone};
+use prolo_schemas::{
+    AdverseEventReported, Envelope, EventType, Guidance, InjectionGiven, Payload, RiskZone,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -256,6 +258,105 @@ pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
     })
 }
 
+/// An adverse event must name an injection in the trail (`found`, if it
+/// is there), of the same patient and clinic.
+pub fn adverse_event_link(e: &Envelope, linked: Uuid, found: Option<&Envelope>) -> Option<Draft> {
+    let detail = match found {
+        None => format!("names injection {linked}, which is not in the trail"),
+        Some(injection) if injection.event_type() != EventType::InjectionGiven => format!(
+            "names {linked}, which is a {} event, not an injection",
+            injection.event_type()
+        ),
+        Some(injection)
+            if injection.patient_id != e.patient_id || injection.clinic_id != e.clinic_id =>
+        {
+            format!("names injection {linked}, which belongs to another patient")
+        }
+        Some(_) => return None,
+    };
+    Some(Draft {
+        rule: Rule::AdverseEventLinkInvalid,
+        evidence: vec![e.event_id, linked],
+        detail,
+        practitioner: None,
+        site_key: None,
+    })
+}
+
+/// A reference that leaves its patient or clinic: the target, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutsideReference {
+    /// The event referred to.
+    pub target: Uuid,
+    /// Why the reference is refused.
+    pub reason: String,
+}
+
+/// The event an update, correction or entered-in-error mark refers to.
+pub fn reference_target(e: &Envelope) -> Option<Uuid> {
+    match &e.payload {
+        Payload::AdverseEventUpdated(p) => Some(p.adverse_event_id),
+        Payload::RecordCorrected(c) => Some(c.target.event_id),
+        Payload::RecordEnteredInError(m) => Some(m.target.event_id),
+        _ => None,
+    }
+}
+
+/// Whether an update, correction or entered-in-error mark reaches outside
+/// its own patient and clinic, or at an access record, or at an event of
+/// another type than it declares; `original` is its target as stored. A
+/// target not (yet) in the trail is not judged here.
+pub fn reference_outside(e: &Envelope, original: Option<&Envelope>) -> Option<OutsideReference> {
+    let (target, declared) = match &e.payload {
+        Payload::AdverseEventUpdated(p) => (p.adverse_event_id, EventType::AdverseEventReported),
+        Payload::RecordCorrected(c) => (c.target.event_id, c.target.event_type),
+        Payload::RecordEnteredInError(m) => (m.target.event_id, m.target.event_type),
+        _ => return None,
+    };
+    let outside = |reason: String| Some(OutsideReference { target, reason });
+    if declared == EventType::AccessRecorded {
+        return outside(format!(
+            "{} names an access record ({target}); access records can never be corrected or voided",
+            e.event_type()
+        ));
+    }
+    let original = original?;
+    let actual = original.event_type();
+    if actual == EventType::AccessRecorded {
+        return outside(format!(
+            "{} targets the access record {target}; access records can never be corrected or voided",
+            e.event_type()
+        ));
+    }
+    if original.clinic_id != e.clinic_id {
+        return outside(format!(
+            "{} filed in clinic {} targets {target} of clinic {}",
+            e.event_type(),
+            e.clinic_id,
+            original.clinic_id
+        ));
+    }
+    if original.patient_id != e.patient_id {
+        let who = |p: &Option<prolo_schemas::PatientId>| {
+            p.as_ref()
+                .map_or_else(|| "no patient".to_owned(), |p| format!("patient {p}"))
+        };
+        return outside(format!(
+            "{} filed for {} targets {target} of {}",
+            e.event_type(),
+            who(&e.patient_id),
+            who(&original.patient_id)
+        ));
+    }
+    if actual != declared {
+        return outside(format!(
+            "{} declares a {declared} target but {target} is a {actual}",
+            e.event_type()
+        ));
+    }
+    None
+}
+
 /// Whether an open finding about the patient is now satisfied by the
 /// patient's record (after a consent, examination, candidacy decision or
 /// imaging was folded into it).
@@ -303,8 +404,6 @@ pub fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
-    use prolo_schemas::Payload;
 
     use super::*;
     use crate::model::{ClinicalEntry, ConsentEntry, Origin, Standing};
@@ -514,6 +613,52 @@ mod tests {
             active_consents(std::slice::from_ref(&consent), 5).count(),
             0
         );
+    }
+
+    fn example(event_type: &str) -> Envelope {
+        let path = format!(
+            "{}/../../schemas/examples/{event_type}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_adverse_event_must_name_an_injection_of_its_own_patient() {
+        let report = example("adverse_event.reported");
+        let (injection, _) = injection();
+        let linked = injection.event_id;
+        assert_eq!(adverse_event_link(&report, linked, Some(&injection)), None);
+        let missing = adverse_event_link(&report, linked, None).unwrap();
+        assert_eq!(missing.rule, Rule::AdverseEventLinkInvalid);
+        assert_eq!(missing.evidence, [report.event_id, linked]);
+        assert!(missing.detail.contains("not in the trail"));
+        let mut someone_else = injection.clone();
+        someone_else.patient_id = Some("P-9999".parse().unwrap());
+        let other = adverse_event_link(&report, linked, Some(&someone_else)).unwrap();
+        assert!(other.detail.contains("another patient"), "{}", other.detail);
+        let consent = example("consent.given");
+        let wrong_type = adverse_event_link(&report, consent.event_id, Some(&consent)).unwrap();
+        assert!(wrong_type.detail.contains("not an injection"));
+    }
+
+    #[test]
+    fn a_correction_may_not_reach_another_patients_record() {
+        let correction = example("record.corrected");
+        let (injection, _) = injection();
+        assert_eq!(reference_target(&correction), Some(injection.event_id));
+        assert_eq!(reference_outside(&correction, Some(&injection)), None);
+        assert_eq!(reference_outside(&correction, None), None, "not judged yet");
+        let mut someone_else = injection.clone();
+        someone_else.patient_id = Some("P-9999".parse().unwrap());
+        let outside = reference_outside(&correction, Some(&someone_else)).unwrap();
+        assert_eq!(outside.target, injection.event_id);
+        assert!(
+            outside.reason.contains("patient P-9999"),
+            "{}",
+            outside.reason
+        );
+        assert_eq!(reference_target(&injection), None);
     }
 
     #[test]

@@ -197,40 +197,11 @@ impl Folder<'_> {
         linked: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let Some(linked) = linked else { return Ok(()) };
-        let problem = match self.event_by_id(&linked)? {
-            None => Some(format!(
-                "names injection {linked}, which is not in the trail"
-            )),
-            Some((_, injection)) if injection.event_type() != EventType::InjectionGiven => {
-                Some(format!(
-                    "names {linked}, which is a {} event, not an injection",
-                    injection.event_type()
-                ))
-            }
-            Some((_, injection))
-                if injection.patient_id != e.patient_id || injection.clinic_id != e.clinic_id =>
-            {
-                Some(format!(
-                    "names injection {linked}, which belongs to another patient"
-                ))
-            }
-            Some(_) => None,
-        };
-        if let Some(detail) = problem {
-            let about = About {
-                event: e,
-                practitioner: None,
-                site_key: None,
-            };
-            self.raise(
-                seq,
-                Rule::AdverseEventLinkInvalid,
-                &about,
-                vec![e.event_id, linked],
-                detail,
-            )?;
+        let found = self.event_by_id(&linked)?;
+        match policy::adverse_event_link(e, linked, found.as_ref().map(|(_, f)| f)) {
+            Some(draft) => self.raise_draft(seq, e, draft),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Raises the no-update finding for every infection or misplaced
@@ -599,73 +570,19 @@ impl Folder<'_> {
     }
 }
 
-/// A reference that leaves its patient or clinic: the target, and why.
-pub(super) struct OutsideReference {
-    target: Uuid,
-    reason: String,
-}
-
 impl Folder<'_> {
     /// Whether an update, correction or entered-in-error mark reaches
-    /// outside its own patient and clinic, or at an access record, or at an
-    /// event of another type than it declares. A target not (yet) in the
-    /// trail is not judged here.
+    /// outside its own patient and clinic (the policy decides, given its
+    /// target as stored).
     pub(super) fn reference_outside(
         &self,
         e: &Envelope,
-    ) -> Result<Option<OutsideReference>, StoreError> {
-        let (target, declared) = match &e.payload {
-            Payload::AdverseEventUpdated(p) => {
-                (p.adverse_event_id, EventType::AdverseEventReported)
-            }
-            Payload::RecordCorrected(c) => (c.target.event_id, c.target.event_type),
-            Payload::RecordEnteredInError(m) => (m.target.event_id, m.target.event_type),
-            _ => return Ok(None),
-        };
-        let outside = |reason: String| Ok(Some(OutsideReference { target, reason }));
-        if declared == EventType::AccessRecorded {
-            return outside(format!(
-                "{} names an access record ({target}); access records can never be corrected or voided",
-                e.event_type()
-            ));
-        }
-        let Some((_, original)) = self.event_by_id(&target)? else {
+    ) -> Result<Option<policy::OutsideReference>, StoreError> {
+        let Some(target) = policy::reference_target(e) else {
             return Ok(None);
         };
-        let actual = original.event_type();
-        if actual == EventType::AccessRecorded {
-            return outside(format!(
-                "{} targets the access record {target}; access records can never be corrected or voided",
-                e.event_type()
-            ));
-        }
-        if original.clinic_id != e.clinic_id {
-            return outside(format!(
-                "{} filed in clinic {} targets {target} of clinic {}",
-                e.event_type(),
-                e.clinic_id,
-                original.clinic_id
-            ));
-        }
-        if original.patient_id != e.patient_id {
-            let who = |p: &Option<prolo_schemas::PatientId>| {
-                p.as_ref()
-                    .map_or_else(|| "no patient".to_owned(), |p| format!("patient {p}"))
-            };
-            return outside(format!(
-                "{} filed for {} targets {target} of {}",
-                e.event_type(),
-                who(&e.patient_id),
-                who(&original.patient_id)
-            ));
-        }
-        if actual != declared {
-            return outside(format!(
-                "{} declares a {declared} target but {target} is a {actual}",
-                e.event_type()
-            ));
-        }
-        Ok(None)
+        let found = self.event_by_id(&target)?;
+        Ok(policy::reference_outside(e, found.as_ref().map(|(_, f)| f)))
     }
 
     /// Raises `reference_outside_patient` for an event that changed nothing.
@@ -673,7 +590,7 @@ impl Folder<'_> {
         &mut self,
         seq: u64,
         e: &Envelope,
-        outside: OutsideReference,
+        outside: policy::OutsideReference,
     ) -> Result<(), StoreError> {
         self.raise(
             seq,
