@@ -108,6 +108,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<prolo_projector::store::StoreError> for ApiError {
+    fn from(e: prolo_projector::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {

@@ -296,9 +296,7 @@ async fn access_refused(
     Path(clinic): Path<String>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::AccessRefused)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::AccessRefused, &clinic)?;
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
     let seqs = {
@@ -510,6 +508,20 @@ fn within_a_century(name: &str, value: Option<DateTime<Utc>>) -> Result<(), ApiE
     Ok(())
 }
 
+/// Who asks, allowed to run `query` in `clinic`: authenticated, in a role
+/// that may, with the clinic in the token's scope.
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: QueryKind,
+    clinic: &str,
+) -> Result<Principal, ApiError> {
+    let principal = state.principals.authenticate(headers)?;
+    principal.may(query)?;
+    principal.may_read(clinic)?;
+    Ok(principal)
+}
+
 fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
 where
     T::Err: std::fmt::Display,
@@ -528,24 +540,49 @@ struct Asked<'a> {
 }
 
 impl Asked<'_> {
-    /// Records the read; `exposed`: every patient whose data the answer
-    /// carries (the patient asked about is added). For an export, what its
-    /// early end must record.
+    /// The read as the access log records it; `exposed`: every patient
+    /// whose data the answer carries (the patient asked about is added).
+    fn read(
+        &self,
+        parameters: BTreeMap<String, String>,
+        records: u64,
+        mut exposed: BTreeSet<PatientId>,
+    ) -> Read {
+        exposed.extend(self.patient.clone());
+        Read {
+            query: self.query,
+            parameters,
+            patient_id: self.patient.clone(),
+            exposed,
+            records,
+        }
+    }
+
+    /// Records the read of an answer sent whole.
     async fn record(
         self,
         state: &AppState,
         parameters: BTreeMap<String, String>,
         records: u64,
-        mut exposed: BTreeSet<PatientId>,
+        exposed: BTreeSet<PatientId>,
+    ) -> Result<(), ApiError> {
+        let read = self.read(parameters, records, exposed);
+        state
+            .access
+            .record(self.principal, self.clinic, &read)
+            .await
+            .map(|_| ())
+    }
+
+    /// Records the read of a streamed export; what its early end must record.
+    async fn record_export(
+        self,
+        state: &AppState,
+        parameters: BTreeMap<String, String>,
+        records: u64,
+        exposed: BTreeSet<PatientId>,
     ) -> Result<render::OnCut, ApiError> {
-        exposed.extend(self.patient.clone());
-        let read = Read {
-            query: self.query,
-            parameters,
-            patient_id: self.patient,
-            exposed,
-            records,
-        };
+        let read = self.read(parameters, records, exposed);
         let first = state
             .access
             .record(self.principal, self.clinic, &read)
@@ -581,27 +618,6 @@ fn on_cut(
     })
 }
 
-/// The patients of the events at `seqs` (read from the store).
-fn patients_of_seqs(
-    store: &prolo_projector::Store,
-    seqs: &[u64],
-) -> Result<BTreeSet<PatientId>, ApiError> {
-    let mut patients = BTreeSet::new();
-    for seq in seqs {
-        let record = store
-            .event(*seq)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Some(patient) = record
-            .filter(|r| r.quarantine.is_none())
-            .and_then(|r| prolo_schemas::Envelope::decode(&r.raw).ok())
-            .and_then(|e| e.patient_id)
-        {
-            patients.insert(patient);
-        }
-    }
-    Ok(patients)
-}
-
 /// The patients named by rendered rows (views' and rows' `patient_id`).
 fn patients_named<'a>(ids: impl IntoIterator<Item = &'a str>) -> BTreeSet<PatientId> {
     ids.into_iter().filter_map(|p| p.parse().ok()).collect()
@@ -625,13 +641,11 @@ async fn list_response(
     let limit = bounded_limit(params.limit)?;
     if format != Format::Json {
         let exposed = {
-            let (store, seqs) = (state.store.clone(), seqs.clone());
-            tokio::task::spawn_blocking(move || patients_of_seqs(&store, &seqs))
-                .await
-                .map_err(|e| ApiError::Internal(format!("a read of the store failed: {e}")))??
+            let seqs = seqs.clone();
+            off_worker(state, move |store| q::patients_of(store, &seqs)).await?
         };
         let on_cut = asked
-            .record(state, logged(params), seqs.len() as u64, exposed)
+            .record_export(state, logged(params), seqs.len() as u64, exposed)
             .await?;
         return Ok(render::stream_events(
             state.store.clone(),
@@ -647,8 +661,7 @@ async fn list_response(
         off_worker(state, move |store| q::views(store, &page, as_of)).await?
     };
     let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
-    // A page is sent whole: nothing to report if it ends early.
-    let _whole_page = asked
+    asked
         .record(state, logged(params), items.len() as u64, exposed)
         .await?;
     let page = Page {
@@ -665,9 +678,7 @@ async fn patient_history(
     Path((clinic, patient)): Path<(String, String)>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::PatientHistory)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::PatientHistory, &clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let seqs = {
@@ -692,9 +703,7 @@ async fn practitioner_history(
     Path((clinic, practitioner)): Path<(String, String)>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::PractitionerHistory)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::PractitionerHistory, &clinic)?;
     let params = params(query)?;
     let (clinic, practitioner): (ClinicId, PractitionerId) = (id(&clinic)?, id(&practitioner)?);
     let (summary, seqs) = {
@@ -721,9 +730,7 @@ async fn access_log(
     Path((clinic, patient)): Path<(String, String)>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::AccessLog)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::AccessLog, &clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let seqs = {
@@ -744,9 +751,7 @@ async fn patient_summary(
     headers: HeaderMap,
     Path((clinic, patient)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::PatientSummary)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::PatientSummary, &clinic)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
     let summary = {
         let (clinic, patient) = (clinic.clone(), patient.clone());
@@ -755,19 +760,14 @@ async fn patient_summary(
         })
         .await?
     };
-    state
-        .access
-        .record(
-            &principal,
-            &clinic,
-            &Read {
-                query: QueryKind::PatientSummary,
-                parameters: BTreeMap::new(),
-                patient_id: Some(patient.clone()),
-                exposed: BTreeSet::from([patient]),
-                records: 1,
-            },
-        )
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::PatientSummary,
+        patient: Some(patient),
+    };
+    asked
+        .record(&state, BTreeMap::new(), 1, BTreeSet::new())
         .await?;
     Ok(Json(summary).into_response())
 }
@@ -778,9 +778,12 @@ async fn investigation(
     Path((clinic, event_id)): Path<(String, String)>,
     query: Result<Query<InvestigationParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::AdverseEventInvestigation)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(
+        &state,
+        &headers,
+        QueryKind::AdverseEventInvestigation,
+        &clinic,
+    )?;
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
     let event_id: uuid::Uuid = id(&event_id)?;
@@ -814,19 +817,14 @@ async fn investigation(
             .chain(adverse)
             .chain(std::iter::once(answer.state.patient_id.as_str())),
     );
-    state
-        .access
-        .record(
-            &principal,
-            &clinic,
-            &Read {
-                query: QueryKind::AdverseEventInvestigation,
-                parameters: logged(&params),
-                patient_id: patient,
-                exposed,
-                records: answer.records(),
-            },
-        )
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::AdverseEventInvestigation,
+        patient,
+    };
+    asked
+        .record(&state, logged(&params), answer.records(), exposed)
         .await?;
     Ok(Json(answer).into_response())
 }
@@ -837,9 +835,7 @@ async fn lot_trace(
     Path((clinic, lot)): Path<(String, String)>,
     query: Result<Query<TraceParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::LotTrace)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::LotTrace, &clinic)?;
     let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
@@ -878,7 +874,7 @@ async fn lot_trace(
         patient: None,
     };
     let on_cut = asked
-        .record(&state, logged(&params), records, exposed)
+        .record_export(&state, logged(&params), records, exposed)
         .await?;
     Ok(match format {
         Format::Json => Json(LotTracePage {
@@ -909,48 +905,28 @@ async fn event_by_id(
     principal.may_read(&view.clinic_id)?;
     let clinic: ClinicId = id(&view.clinic_id)?;
     let patient: Option<PatientId> = view.patient_id.as_deref().and_then(|p| p.parse().ok());
-    let mut parameters = BTreeMap::new();
-    parameters.insert("event_id".to_owned(), event_id.to_string());
-    state
-        .access
-        .record(
-            &principal,
-            &clinic,
-            &Read {
-                query: QueryKind::EventById,
-                parameters,
-                patient_id: patient.clone(),
-                exposed: patient.into_iter().collect(),
-                records: 1,
-            },
-        )
-        .await?;
+    let parameters = BTreeMap::from([("event_id".to_owned(), event_id.to_string())]);
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::EventById,
+        patient,
+    };
+    asked.record(&state, parameters, 1, BTreeSet::new()).await?;
     Ok(Json(view).into_response())
 }
 
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Status)?;
-    let applied = state
-        .store
-        .applied_seq()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let applied = state.store.applied_seq()?;
     let stream_last = match state.js.get_stream(STREAM_NAME).await {
         Ok(mut stream) => stream.info().await.ok().map(|i| i.state.last_sequence),
         Err(_) => None,
     };
-    let head = state
-        .store
-        .chain_head()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let verify: Option<VerifyReport> = state
-        .store
-        .status_get("last_verify")
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let quarantined = state
-        .store
-        .quarantined()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let head = state.store.chain_head()?;
+    let verify: Option<VerifyReport> = state.store.status_get("last_verify")?;
+    let quarantined = state.store.quarantined()?;
     // No stream yet (nothing recorded) or the broker away: say so, not 500.
     let consistency = match prolo_projector::consistency::check(&state.js, &state.store).await {
         Ok(consistency) => consistency.into(),
@@ -1039,9 +1015,7 @@ async fn findings(
     Path(clinic): Path<String>,
     query: Result<Query<FindingParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::Findings)?;
-    principal.may_read(&clinic)?;
+    let principal = admit(&state, &headers, QueryKind::Findings, &clinic)?;
     let params = params(query)?;
     let limit = bounded_limit(params.limit)?;
     let clinic: ClinicId = id(&clinic)?;
@@ -1090,9 +1064,7 @@ async fn signals(
     headers: HeaderMap,
     Path(clinic): Path<String>,
 ) -> Result<Response, ApiError> {
-    let principal = state.principals.authenticate(&headers)?;
-    principal.may(QueryKind::Signals)?;
-    principal.may_read(&clinic)?;
+    admit(&state, &headers, QueryKind::Signals, &clinic)?;
     let clinic: ClinicId = id(&clinic)?;
     // Rates per group hold no patient data: not an access to record.
     let signals = off_worker(&state, move |store| q::signals(store, &clinic)).await?;

@@ -149,6 +149,21 @@ pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, Quer
     Ok(kept)
 }
 
+/// The patients of the applied events at `seqs` (for the access log of an
+/// export, before it is streamed).
+pub fn patients_of(
+    store: &Store,
+    seqs: &[u64],
+) -> Result<std::collections::BTreeSet<PatientId>, QueryError> {
+    let mut patients = std::collections::BTreeSet::new();
+    for seq in seqs {
+        if let Some(patient) = stored(store, *seq)?.and_then(|s| s.envelope.patient_id) {
+            patients.insert(patient);
+        }
+    }
+    Ok(patients)
+}
+
 /// The sequence of an event id.
 pub fn seq_of(store: &Store, event_id: &Uuid) -> Result<Option<u64>, QueryError> {
     Ok(store.seq_of(event_id)?)
