@@ -408,12 +408,16 @@ mod tests {
     use super::*;
     use crate::model::{ClinicalEntry, ConsentEntry, Origin, Standing};
 
-    fn injection() -> (Envelope, InjectionGiven) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../schemas/examples/injection.given.json"
+    fn example(event_type: &str) -> Envelope {
+        let path = format!(
+            "{}/../../schemas/examples/{event_type}.json",
+            env!("CARGO_MANIFEST_DIR")
         );
-        let e = Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+        Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn injection() -> (Envelope, InjectionGiven) {
+        let e = example("injection.given");
         let Payload::InjectionGiven(p) = e.payload.clone() else {
             unreachable!("the example is an injection")
         };
@@ -468,6 +472,22 @@ mod tests {
         }]
     }
 
+    /// The findings of an injection by a credentialed practitioner.
+    fn judged(
+        e: &Envelope,
+        p: &InjectionGiven,
+        patient: &PatientSummary,
+        recalls: Vec<&[(i64, Uuid)]>,
+    ) -> Vec<Draft> {
+        let credentials = credentialed();
+        let context = InjectionContext {
+            patient: Some(patient),
+            credentials: &credentials,
+            recalls,
+        };
+        injection_findings(e, p, &context, &FindingSettings::default())
+    }
+
     fn rules(drafts: &[Draft]) -> Vec<Rule> {
         drafts.iter().map(|d| d.rule).collect()
     }
@@ -477,13 +497,7 @@ mod tests {
         let (e, p) = injection();
         let at = e.occurred_at.timestamp_millis();
         let patient = prepared(at, &["KNEE_MCL"]);
-        let credentials = credentialed();
-        let context = InjectionContext {
-            patient: Some(&patient),
-            credentials: &credentials,
-            recalls: vec![&[], &[]],
-        };
-        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        let drafts = judged(&e, &p, &patient, vec![&[], &[]]);
         assert_eq!(drafts, vec![]);
     }
 
@@ -516,13 +530,7 @@ mod tests {
         let (e, p) = injection();
         let at = e.occurred_at.timestamp_millis();
         let patient = prepared(at, &["KNEE_LCL"]);
-        let credentials = credentialed();
-        let context = InjectionContext {
-            patient: Some(&patient),
-            credentials: &credentials,
-            recalls: vec![],
-        };
-        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        let drafts = judged(&e, &p, &patient, vec![]);
         assert_eq!(rules(&drafts), [Rule::SiteOutsideConsent]);
         assert_eq!(
             drafts[0].evidence,
@@ -535,14 +543,8 @@ mod tests {
         let (e, p) = injection();
         let at = e.occurred_at.timestamp_millis();
         let patient = prepared(at, &["KNEE_MCL"]);
-        let credentials = credentialed();
         let (before, after) = ([(at - 1, Uuid::now_v7())], [(at + 1, Uuid::now_v7())]);
-        let context = InjectionContext {
-            patient: Some(&patient),
-            credentials: &credentials,
-            recalls: vec![&after, &before],
-        };
-        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        let drafts = judged(&e, &p, &patient, vec![&after, &before]);
         assert_eq!(rules(&drafts), [Rule::ExpiredOrRecalledLot]);
         assert_eq!(drafts[0].evidence, [e.event_id, before[0].1]);
         assert!(
@@ -559,13 +561,7 @@ mod tests {
         p.site.laterality = None;
         let at = e.occurred_at.timestamp_millis();
         let patient = prepared(at, &["LUMBAR_INTERSPINOUS_LIG"]);
-        let credentials = credentialed();
-        let context = InjectionContext {
-            patient: Some(&patient),
-            credentials: &credentials,
-            recalls: vec![],
-        };
-        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        let drafts = judged(&e, &p, &patient, vec![]);
         assert_eq!(rules(&drafts), [Rule::AxialSiteByPalpationOnly]);
         assert_eq!(drafts[0].practitioner.as_deref(), Some("dr-hale"));
     }
@@ -613,14 +609,6 @@ mod tests {
             active_consents(std::slice::from_ref(&consent), 5).count(),
             0
         );
-    }
-
-    fn example(event_type: &str) -> Envelope {
-        let path = format!(
-            "{}/../../schemas/examples/{event_type}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
     }
 
     #[test]
