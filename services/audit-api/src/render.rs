@@ -24,6 +24,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// The values of the `format` parameter, as [`Format::parse`] takes them.
+    pub const NAMES: [&'static str; 3] = ["json", "jsonl", "csv"];
+
     /// From the `format` parameter (JSON when absent).
     pub fn parse(value: Option<&str>) -> Result<Format, ApiError> {
         match value {
@@ -395,6 +398,14 @@ mod tests {
             on_cut: Some(Box::new(move |cut| heard.lock().unwrap().push(cut))),
         };
         (watched, cuts)
+    }
+
+    #[test]
+    fn every_documented_format_is_taken_and_no_other() {
+        for name in Format::NAMES {
+            assert!(Format::parse(Some(name)).is_ok(), "{name}");
+        }
+        assert!(Format::parse(Some("xml")).is_err());
     }
 
     #[test]

@@ -365,9 +365,6 @@ fn logged<P: serde::Serialize>(params: &P) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The answer formats of a list.
-const FORMATS: [&str; 3] = ["json", "jsonl", "csv"];
-
 /// Query parameters of the event lists (histories, access logs).
 #[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -394,7 +391,7 @@ pub struct ListParams {
     limit: Option<usize>,
     /// `json` (paginated, the default), `jsonl` or `csv` (the whole answer, streamed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = FORMATS))]
+    #[schemars(extend("enum" = Format::NAMES))]
     format: Option<String>,
 }
 
@@ -463,7 +460,7 @@ pub struct TraceParams {
     limit: Option<usize>,
     /// `json` (paginated, the default), `jsonl` or `csv` (every injection, streamed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("enum" = FORMATS))]
+    #[schemars(extend("enum" = Format::NAMES))]
     format: Option<String>,
 }
 
