@@ -25,13 +25,6 @@ use prolo_tests::{FsyncPolicy, NatsServer, Recorders, example_request};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The example injection's subject and bytes, what the raw rows publish.
 fn injection_message() -> (String, bytes::Bytes) {
     let template = Envelope::from_json(
@@ -168,7 +161,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
-    let batches_in_flight: usize = env_or("BENCH_BATCHES_IN_FLIGHT", 4);
+    let batches_in_flight: usize = prolo_tests::env_or("BENCH_BATCHES_IN_FLIGHT", 4);
     let nats = NatsServer::start_with_fsync(fsync).await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
@@ -232,8 +225,8 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
 
 #[tokio::main]
 async fn main() {
-    let n: usize = env_or("BENCH_EVENTS", 20_000);
-    let inflight: usize = env_or("BENCH_INFLIGHT", 512);
+    let n: usize = prolo_tests::env_or("BENCH_EVENTS", 20_000);
+    let inflight: usize = prolo_tests::env_or("BENCH_INFLIGHT", 512);
     let clients: Vec<usize> = std::env::var("BENCH_CLIENTS")
         .unwrap_or_else(|_| "1,16,64".into())
         .split(',')

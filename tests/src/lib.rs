@@ -399,6 +399,14 @@ pub async fn record_ok(
     }
 }
 
+/// A benchmark setting from the environment, `default` when unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `n` valid events cycling through every event type's example, spread
 /// over `patients` patients, each with a fresh UUIDv7 and recorded now:
 /// load for crash tests and benchmarks.

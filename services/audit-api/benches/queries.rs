@@ -23,13 +23,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TOKEN: &str = "bench-compliance-token-0123";
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn example(event_type: &str) -> Envelope {
     let path = format!(
         "{}/../../schemas/examples/{event_type}.json",
@@ -120,9 +113,9 @@ where
 
 #[tokio::main]
 async fn main() {
-    let n: usize = env_or("BENCH_EVENTS", 1_000_000);
-    let patients: usize = env_or("BENCH_PATIENTS", 100_000);
-    let runs: usize = env_or("BENCH_RUNS", 300);
+    let n: usize = prolo_tests::env_or("BENCH_EVENTS", 1_000_000);
+    let patients: usize = prolo_tests::env_or("BENCH_PATIENTS", 100_000);
+    let runs: usize = prolo_tests::env_or("BENCH_RUNS", 300);
     let nats = NatsServer::start().await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());

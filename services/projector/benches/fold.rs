@@ -23,13 +23,6 @@ use prolo_tests::{FsyncPolicy, NatsServer, publish_all, synthetic_events};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Durable pull consumer, fetching 1,000 at a time and acking the last (AckAll).
 async fn raw_consume(js: &jetstream::Context, n: u64, durable: &str) -> f64 {
     let stream = js.get_stream(STREAM_NAME).await.unwrap();
@@ -132,8 +125,8 @@ async fn fold(
 
 #[tokio::main]
 async fn main() {
-    let n: u64 = env_or("BENCH_EVENTS", 1_000_000);
-    let patients: usize = env_or("BENCH_PATIENTS", 100_000);
+    let n: u64 = prolo_tests::env_or("BENCH_EVENTS", 1_000_000);
+    let patients: usize = prolo_tests::env_or("BENCH_PATIENTS", 100_000);
     // The store is loaded with the lazy default (fast), then each setting is
     // measured on it.
     let mut nats = NatsServer::start_with_fsync(FsyncPolicy::ServerDefault)

@@ -19,17 +19,10 @@ use prolo_projector::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let n: usize = env_or("BENCH_EVENTS", 300_000);
-    let patients: usize = env_or("BENCH_PATIENTS", 30_000);
+    let n: usize = prolo_tests::env_or("BENCH_EVENTS", 300_000);
+    let patients: usize = prolo_tests::env_or("BENCH_PATIENTS", 30_000);
     let messages: Vec<StreamMessage> = prolo_tests::synthetic_events(n, patients)
         .enumerate()
         .map(|(i, e)| StreamMessage {
@@ -44,7 +37,7 @@ async fn main() {
     let store = Store::open(&dir.path().join("fold.sled"), 256 << 20).unwrap();
     let settings = FindingSettings::default();
     let start = Instant::now();
-    let batch_size: usize = env_or("BENCH_BATCH", 1000);
+    let batch_size: usize = prolo_tests::env_or("BENCH_BATCH", 1000);
     for batch in messages.chunks(batch_size) {
         fold_batch(&store, batch, &settings).await.unwrap();
     }
