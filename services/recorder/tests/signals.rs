@@ -15,6 +15,8 @@ async fn the_consent_binary_exits_0_on_sigterm_after_answering() {
     let nats = NatsServer::start().await.unwrap();
     let mut service = Command::new(env!("CARGO_BIN_EXE_consent"))
         .env("NATS_URL", nats.url())
+        // Its own server's monitoring, not whatever answers on port 8222.
+        .env("NATS_MONITOR_URL", nats.monitor_url().unwrap_or_default())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
