@@ -17,7 +17,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use futures::{StreamExt, stream::FuturesUnordered};
 use prolo_bus::batch::{BatchMessage, publish_atomic};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
-use prolo_recorder::command_for;
+use prolo_recorder::{batch::BatchReply, command_for, commands::batch_subject};
 use prolo_schemas::{Envelope, EventType};
 use prolo_tests::{FsyncPolicy, NatsServer, Recorders, example_request};
 
@@ -145,6 +145,58 @@ async fn batch_publish(
     (batches * size) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Sends `n` injections through the batch command, `size` per request and
+/// `in_flight` requests at a time; with `keyed`, each event has its own key.
+async fn batch_command(
+    client: &async_nats::Client,
+    n: usize,
+    size: usize,
+    in_flight: usize,
+    keyed: bool,
+) -> f64 {
+    let (_, command) = command_for(EventType::InjectionGiven).unwrap();
+    let request = example_request("injection.given");
+    let run = uuid::Uuid::now_v7();
+    let batches = n.div_ceil(size);
+    // The requests are made before the clock starts: what is measured is
+    // the service and the broker, not this client's JSON.
+    let bodies: Vec<bytes::Bytes> = (0..batches)
+        .map(|b| {
+            let events: Vec<serde_json::Value> = (0..size)
+                .map(|i| {
+                    let mut request = request.clone();
+                    if keyed {
+                        request["idempotency_key"] = format!("bench-{run}-{b}-{i}").into();
+                    }
+                    serde_json::json!({"command": command.verb, "request": request})
+                })
+                .collect();
+            serde_json::to_vec(&serde_json::json!({ "events": events }))
+                .unwrap()
+                .into()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    for body in bodies {
+        if pending.len() >= in_flight {
+            pending.next().await;
+        }
+        let client = client.clone();
+        pending.push(async move {
+            let reply = client
+                .request(batch_subject("riverside"), body)
+                .await
+                .unwrap();
+            let answer: BatchReply = serde_json::from_slice(&reply.payload)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&reply.payload)));
+            assert_eq!(answer.recorded, size, "{:?}", answer.results.first());
+        });
+    }
+    while pending.next().await.is_some() {}
+    (batches * size) as f64 / start.elapsed().as_secs_f64()
+}
+
 /// One measured row.
 struct Row {
     path: String,
@@ -188,11 +240,23 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             slowest: None,
         },
     ];
-    for size in batch_sizes {
+    for &size in &batch_sizes {
         rows.push(Row {
             path: format!("atomic batch of {size}, Nats-Msg-Id"),
             concurrency: format!("{batches_in_flight} batches in flight"),
             rate: batch_publish(&client, n, size, batches_in_flight).await,
+            slowest: None,
+        });
+        rows.push(Row {
+            path: format!("batch command of {size} (request/reply)"),
+            concurrency: format!("{batches_in_flight} requests in flight"),
+            rate: batch_command(&client, n, size, batches_in_flight, false).await,
+            slowest: None,
+        });
+        rows.push(Row {
+            path: format!("batch command of {size}, each event with its own idempotency key"),
+            concurrency: format!("{batches_in_flight} requests in flight"),
+            rate: batch_command(&client, n, size, batches_in_flight, true).await,
             slowest: None,
         });
     }
@@ -263,6 +327,31 @@ async fn main() {
             a.slowest
                 .map(|w| format!("{:.1} ms", w.as_secs_f64() * 1e3))
                 .unwrap_or_default()
+        );
+    }
+    println!();
+    println!("batch command against the raw atomic batch of the same size (target ≥ 0.8):");
+    println!();
+    println!(
+        "| path | default fsync, vs raw atomic batch | sync_interval: always, vs raw atomic batch |"
+    );
+    println!("|---|---|---|");
+    for (i, (l, a)) in lazy.iter().zip(&always).enumerate() {
+        if !l.path.starts_with("batch command of ") {
+            continue;
+        }
+        // The raw atomic batch of that size is the last "atomic batch" row before it.
+        let Some(raw) = (0..i)
+            .rev()
+            .find(|&j| lazy[j].path.starts_with("atomic batch of "))
+        else {
+            continue;
+        };
+        println!(
+            "| {} | {:.2} | {:.2} |",
+            l.path,
+            l.rate / lazy[raw].rate,
+            a.rate / always[raw].rate
         );
     }
 }

@@ -302,7 +302,7 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The six recording services running in this process, as `up` runs them.
+/// The recording services (the batch one too) running in this process, as `up` runs them.
 pub struct Recorders {
     trigger: prolo_bus::Trigger,
     tasks: tokio::task::JoinSet<()>,

@@ -25,6 +25,7 @@ const USERS: &[&str] = &[
     "TREATMENT",
     "SAFETY",
     "CORRECTIONS",
+    "BATCH",
     "PROJECTOR",
     "AUDIT_API",
     "EHR_RIVERSIDE",
@@ -118,7 +119,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         consent_client,
         &prolo_recorder::commands::CONSENT,
         Default::default(),
-        shutdown,
+        shutdown.clone(),
     ));
     let admin_client = prolo_bus::connect(&url_as(&nats, "ADMIN"), "admin")
         .await
@@ -246,6 +247,41 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     assert_eq!((again.event_id, again.duplicate), (first.event_id, true));
     assert_eq!(stream_messages(&admin).await, 2);
 
+    // The batch service, with its own credentials, stores events of several
+    // types for the EHR in one atomic batch.
+    let batch_client = prolo_bus::connect(&url_as(&nats, "BATCH"), "batch")
+        .await
+        .unwrap();
+    let batch_service = tokio::spawn(prolo_recorder::serve(
+        batch_client,
+        &prolo_recorder::commands::BATCH,
+        Default::default(),
+        shutdown.clone(),
+    ));
+    let events = serde_json::json!({"events": [
+        {"command": "consent.give", "request": example_request("consent.given")},
+        {"command": "injection.give", "request": example_request("injection.given")},
+    ]});
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    let reply: prolo_recorder::batch::BatchReply = loop {
+        match ehr
+            .request(
+                prolo_recorder::commands::batch_subject("riverside"),
+                serde_json::to_vec(&events).unwrap().into(),
+            )
+            .await
+        {
+            Ok(reply) => break serde_json::from_slice(&reply.payload).unwrap(),
+            // Not registered yet.
+            Err(_) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("batch never answered: {e}"),
+        }
+    };
+    assert_eq!((reply.recorded, reply.refused), (2, 0), "{reply:?}");
+    assert_eq!(stream_messages(&admin).await, 4);
+
     // The riverside EHR cannot send northside's commands, and a riverside
     // command naming northside is refused by the service.
     let (ehr_raw, ehr_errors) = watched(&url_as(&nats, "EHR_RIVERSIDE")).await;
@@ -273,7 +309,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         "{:?}",
         ehr_errors.lock().unwrap()
     );
-    assert_eq!(stream_messages(&admin).await, 2);
+    assert_eq!(stream_messages(&admin).await, 4);
 
     // Nobody but admin reads _INBOX.>, or another user's inbox.
     for user in USERS.iter().filter(|u| **u != "ADMIN") {
@@ -339,6 +375,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     projector.await.unwrap().unwrap();
     trigger.fire();
     service.await.unwrap().unwrap();
+    batch_service.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -45,6 +45,11 @@ impl Publisher {
         Self { js, deadline }
     }
 
+    /// How long a publish may wait for its acknowledgement.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// Validates and publishes `envelope`, and returns only once JetStream has
     /// acknowledged it. Retries after a timeout or a broken connection carry
     /// the same `Nats-Msg-Id`, so the stream stores the event once.

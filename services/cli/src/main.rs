@@ -1,6 +1,7 @@
 //! `prolo-audit`: record events through the recording services and follow
 //! the trail live.
 
+mod backfill;
 mod demo;
 mod query;
 mod record;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Record one event through its recording service and print where it was stored.
     Record(record::RecordArgs),
+    /// Load a clinic's history from JSON lines through the batch command, 1,000 events per request.
+    Backfill(backfill::BackfillArgs),
     /// Follow events as they are recorded, filtered by clinic, patient and type.
     Tail(tail::TailArgs),
     /// Run the whole system in one process, starting a local nats-server if none is reachable.
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Record(args) => record::run(&cli.nats_url, args).await,
+        Command::Backfill(args) => backfill::run(&cli.nats_url, args).await,
         Command::Tail(args) => tail::run(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
         Command::Demo(args) => {

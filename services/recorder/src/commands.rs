@@ -20,6 +20,8 @@ pub struct ServiceSpec {
     pub description: &'static str,
     /// The commands it answers.
     pub commands: &'static [Command],
+    /// Whether it answers the batch command ([`BATCH_VERB`]) instead.
+    pub batch: bool,
 }
 
 /// One command: the subject suffix and the event type it records.
@@ -60,6 +62,7 @@ pub const PRACTITIONERS: ServiceSpec = ServiceSpec {
         "practitioner.credential",
         EventType::PractitionerCredentialed,
     )],
+    batch: false,
 };
 
 /// Consent given and withdrawn.
@@ -70,6 +73,7 @@ pub const CONSENT: ServiceSpec = ServiceSpec {
         cmd("consent.give", EventType::ConsentGiven),
         cmd("consent.withdraw", EventType::ConsentWithdrawn),
     ],
+    batch: false,
 };
 
 /// Examination, imaging, candidacy.
@@ -81,6 +85,7 @@ pub const EXAMINATION: ServiceSpec = ServiceSpec {
         cmd("imaging.record", EventType::ImagingRecorded),
         cmd("candidacy.assess", EventType::CandidacyAssessed),
     ],
+    batch: false,
 };
 
 /// Plans, injections, adjunct therapy.
@@ -95,6 +100,7 @@ pub const TREATMENT: ServiceSpec = ServiceSpec {
             EventType::AdjunctTherapyRecommended,
         ),
     ],
+    batch: false,
 };
 
 /// Adverse events and lot recalls.
@@ -106,6 +112,7 @@ pub const SAFETY: ServiceSpec = ServiceSpec {
         cmd("adverse_event.update", EventType::AdverseEventUpdated),
         cmd("lot.recall", EventType::LotRecalled),
     ],
+    batch: false,
 };
 
 /// Corrections and entered-in-error marks.
@@ -119,6 +126,19 @@ pub const CORRECTIONS: ServiceSpec = ServiceSpec {
             EventType::RecordEnteredInError,
         ),
     ],
+    batch: false,
+};
+
+/// The verb of the batch command: `prolo.cmd.<clinic>.batch` records up to
+/// 1,000 events of any types in one request (back-fill, migration).
+pub const BATCH_VERB: &str = "batch";
+
+/// Events of any type, many per request (see [`crate::batch`]).
+pub const BATCH: ServiceSpec = ServiceSpec {
+    name: "batch",
+    description: "Records up to 1,000 events of any types in one request (back-fill, migration)",
+    commands: &[],
+    batch: true,
 };
 
 /// Every recording service.
@@ -129,7 +149,21 @@ pub const ALL_SERVICES: &[ServiceSpec] = &[
     TREATMENT,
     SAFETY,
     CORRECTIONS,
+    BATCH,
 ];
+
+/// The batch command's subject for `clinic`.
+pub fn batch_subject(clinic: &str) -> String {
+    format!("{COMMAND_PREFIX}.{clinic}.{BATCH_VERB}")
+}
+
+/// The command whose verb is `verb` (e.g. `injection.give`).
+pub fn command_by_verb(verb: &str) -> Option<&'static Command> {
+    ALL_SERVICES
+        .iter()
+        .flat_map(|service| service.commands)
+        .find(|c| c.verb == verb)
+}
 
 /// The clinic a command subject is sent for (`prolo.cmd.<clinic>.…`).
 pub fn clinic_of(subject: &str) -> Option<&str> {

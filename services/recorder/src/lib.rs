@@ -12,6 +12,7 @@
 //!
 //! Every service binary in `src/bin/` is one line over [`main_for`].
 
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod idempotency;

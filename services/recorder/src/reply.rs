@@ -74,6 +74,19 @@ impl ErrorReply {
         }
     }
 
+    /// A fault of the service itself: 500.
+    pub fn internal(message: &str) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "internal".into(),
+                status: 500,
+                message: message.to_owned(),
+                event_type: None,
+                problems: Vec::new(),
+            },
+        }
+    }
+
     /// The broker did not acknowledge in time: 503, retry with the same key.
     pub fn not_stored(event_type: &str, message: String) -> Self {
         ErrorReply {

@@ -9,13 +9,14 @@ use std::{sync::Arc, time::Duration};
 use async_nats::{HeaderMap, jetstream, service::ServiceExt};
 use bytes::Bytes;
 use futures::StreamExt;
-use prolo_bus::{PublishError, Publisher, Shutdown, StreamSettings, ensure_stream};
-use prolo_schemas::EventType;
+use prolo_bus::{PublishError, Publisher, Recorded, Shutdown, StreamSettings, ensure_stream};
+use prolo_schemas::{Envelope, EventType};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tracing::Instrument;
 
 use crate::{
-    commands::{COMMAND_PREFIX, ServiceSpec},
+    batch,
+    commands::{BATCH_VERB, COMMAND_PREFIX, ServiceSpec},
     idempotency::{ClaimError, Claimed, Claims, request_sha256},
     reply::ErrorReply,
     request,
@@ -89,14 +90,37 @@ pub async fn serve(
         .map_err(|e| ServeError::Register(spec.name, e.to_string()))?;
     let group = service.group(COMMAND_PREFIX);
     let mut endpoints = Vec::new();
+    let register = |name: String, subject: String, endpoint: Endpoint| {
+        let group = &group;
+        async move {
+            group
+                .endpoint_builder()
+                .name(name)
+                .add(subject)
+                .await
+                .map(|added| added.map(move |request| (endpoint, request)))
+                .map_err(|e| ServeError::Register(spec.name, e.to_string()))
+        }
+    };
     for command in spec.commands {
-        let endpoint = group
-            .endpoint_builder()
-            .name(command.endpoint_name())
-            .add(command.endpoint_subject())
-            .await
-            .map_err(|e| ServeError::Register(spec.name, e.to_string()))?;
-        endpoints.push(endpoint.map(move |request| (command.event_type, request)));
+        endpoints.push(
+            register(
+                command.endpoint_name(),
+                command.endpoint_subject(),
+                Endpoint::One(command.event_type),
+            )
+            .await?,
+        );
+    }
+    if spec.batch {
+        endpoints.push(
+            register(
+                BATCH_VERB.to_owned(),
+                format!("*.{BATCH_VERB}"),
+                Endpoint::Batch,
+            )
+            .await?,
+        );
     }
     let mut requests = futures::stream::select_all(endpoints);
     tracing::info!(
@@ -112,7 +136,7 @@ pub async fn serve(
             _ = shutdown.wait() => break,
             next = requests.next() => next,
         };
-        let Some((event_type, request)) = next else {
+        let Some((endpoint, request)) = next else {
             break;
         };
         // Bounded concurrency: wait here (not in the task) so that excess
@@ -122,8 +146,32 @@ pub async fn serve(
         };
         let publisher = publisher.clone();
         let claims = claims.clone();
+        let client = client.clone();
         in_flight.spawn(async move {
-            handle(spec.name, &publisher, &claims, event_type, request).await;
+            match endpoint {
+                Endpoint::One(event_type) => {
+                    let outcome = record_one(spec.name, &publisher, &claims, event_type, &request)
+                        .await
+                        .map(|recorded| {
+                            tracing::debug!(event_id = %recorded.event_id, seq = recorded.stream_seq, "recorded");
+                            serde_json::to_vec(&recorded).unwrap_or_default()
+                        });
+                    respond(request, Some(event_type), outcome).await;
+                }
+                Endpoint::Batch => {
+                    let outcome = batch::record(
+                        spec.name,
+                        &client,
+                        &publisher,
+                        &claims,
+                        &request.message.subject,
+                        &request.message.payload,
+                    )
+                    .await
+                    .map(|reply| serde_json::to_vec(&reply).unwrap_or_default());
+                    respond(request, None, outcome).await;
+                }
+            }
             drop(permit);
         });
         // Reap finished tasks so the set does not grow without bound.
@@ -142,71 +190,149 @@ pub async fn serve(
     Ok(())
 }
 
-/// Handles one request: parse, stamp, claim its idempotency key (if any),
-/// publish, reply.
-async fn handle(
+/// What an endpoint records.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    /// One event of this type per request.
+    One(EventType),
+    /// Up to 1,000 events of any types per request.
+    Batch,
+}
+
+/// A request made into an event: what is left is claiming its key (if
+/// any) and publishing it. The single and the batch command share it.
+pub(crate) struct Prepared {
+    pub(crate) event_type: EventType,
+    pub(crate) envelope: Envelope,
+    /// The idempotency key and the SHA-256 of the request it was sent with.
+    key: Option<(String, String)>,
+}
+
+/// Where a prepared event stands once its key is claimed.
+pub(crate) enum AfterClaim {
+    /// Publish it; settle the claim at this revision afterwards (keyed only).
+    Publish(Option<u64>),
+    /// The same request was stored already: this is the answer.
+    Stored(Recorded),
+}
+
+impl Prepared {
+    /// Parses `body` as a request for `event_type` sent on `subject`, and
+    /// stamps it (event id, recorded_at, source).
+    pub(crate) fn new(
+        source: &str,
+        event_type: EventType,
+        body: &[u8],
+        subject: &str,
+    ) -> Result<Self, ErrorReply> {
+        let parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
+        request::check_clinic(event_type, &parsed, subject).map_err(ErrorReply::invalid)?;
+        let key = parsed
+            .idempotency_key
+            .clone()
+            .map(|key| (key, request_sha256(event_type, body)));
+        let envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
+            .map_err(ErrorReply::invalid)?;
+        Ok(Self {
+            event_type,
+            envelope,
+            key,
+        })
+    }
+
+    /// The span of everything done for this event.
+    pub(crate) fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "record",
+            event_type = %self.event_type,
+            event_id = %self.envelope.event_id,
+            correlation_id = %self.envelope.correlation_id,
+        )
+    }
+
+    /// Claims the idempotency key: a retry of a stored request is answered
+    /// from the claim; a key bound to other content is refused. The event
+    /// id becomes the one the key is bound to.
+    pub(crate) async fn claim(&mut self, claims: &Claims) -> Result<AfterClaim, ErrorReply> {
+        let Some((key, digest)) = &self.key else {
+            return Ok(AfterClaim::Publish(None));
+        };
+        let event_type = self.event_type.as_str();
+        let claimed = claims
+            .claim(
+                &self.envelope.clinic_id,
+                key,
+                digest,
+                self.envelope.event_id,
+            )
+            .await
+            .map_err(|err| match err {
+                ClaimError::Conflict { event_id } => {
+                    ErrorReply::idempotency_conflict(event_type, event_id, err.to_string())
+                }
+                ClaimError::Unavailable(message) => ErrorReply::not_stored(event_type, message),
+            })?;
+        Ok(match claimed {
+            Claimed::Stored(recorded) => AfterClaim::Stored(recorded),
+            Claimed::Publish { event_id, revision } => {
+                self.envelope.event_id = event_id;
+                AfterClaim::Publish(Some(revision))
+            }
+        })
+    }
+
+    /// Records in the claim where the event was stored, so that later
+    /// retries are answered without publishing.
+    pub(crate) async fn settle(&self, claims: &Claims, revision: Option<u64>, recorded: &Recorded) {
+        if let (Some((key, digest)), Some(revision)) = (&self.key, revision) {
+            claims
+                .settle(&self.envelope.clinic_id, key, digest, revision, recorded)
+                .await;
+        }
+    }
+}
+
+/// One event: parse, stamp, claim its idempotency key (if any), publish,
+/// settle the claim.
+async fn record_one(
     source: &str,
     publisher: &Publisher,
     claims: &Claims,
     event_type: EventType,
+    request: &async_nats::service::Request,
+) -> Result<Recorded, ErrorReply> {
+    let mut prepared = Prepared::new(
+        source,
+        event_type,
+        &request.message.payload,
+        &request.message.subject,
+    )?;
+    let span = prepared.span();
+    let revision = match prepared.claim(claims).instrument(span.clone()).await? {
+        AfterClaim::Stored(recorded) => return Ok(recorded),
+        AfterClaim::Publish(revision) => revision,
+    };
+    let recorded = publish(publisher, &prepared)
+        .instrument(span.clone())
+        .await?;
+    prepared
+        .settle(claims, revision, &recorded)
+        .instrument(span)
+        .await;
+    Ok(recorded)
+}
+
+/// Sends the answer: the body on success; on failure the services API's
+/// error headers and the error body.
+async fn respond(
     request: async_nats::service::Request,
+    event_type: Option<EventType>,
+    outcome: Result<Vec<u8>, ErrorReply>,
 ) {
-    let outcome = async {
-        let body = &request.message.payload;
-        let parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
-        request::check_clinic(event_type, &parsed, &request.message.subject)
-            .map_err(ErrorReply::invalid)?;
-        let key = parsed.idempotency_key.clone();
-        let mut envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
-            .map_err(ErrorReply::invalid)?;
-        let span = tracing::info_span!(
-            "record",
-            event_type = %event_type,
-            event_id = %envelope.event_id,
-            correlation_id = %envelope.correlation_id,
-        );
-        let Some(key) = key else {
-            return publish(publisher, event_type, &envelope)
-                .instrument(span)
-                .await;
-        };
-        let digest = request_sha256(event_type, body);
-        let claimed = claims
-            .claim(&envelope.clinic_id, &key, &digest, envelope.event_id)
-            .instrument(span.clone())
-            .await
-            .map_err(|err| match err {
-                ClaimError::Conflict { event_id } => {
-                    ErrorReply::idempotency_conflict(event_type.as_str(), event_id, err.to_string())
-                }
-                ClaimError::Unavailable(message) => {
-                    ErrorReply::not_stored(event_type.as_str(), message)
-                }
-            })?;
-        match claimed {
-            Claimed::Stored(recorded) => Ok(recorded),
-            Claimed::Publish { event_id, revision } => {
-                envelope.event_id = event_id;
-                let recorded = publish(publisher, event_type, &envelope)
-                    .instrument(span.clone())
-                    .await?;
-                claims
-                    .settle(&envelope.clinic_id, &key, &digest, revision, &recorded)
-                    .instrument(span)
-                    .await;
-                Ok(recorded)
-            }
-        }
-    }
-    .await;
     let sent = match outcome {
-        Ok(recorded) => {
-            tracing::debug!(event_id = %recorded.event_id, seq = recorded.stream_seq, "recorded");
-            let body = serde_json::to_vec(&recorded).unwrap_or_default();
-            request.respond(Ok(Bytes::from(body))).await
-        }
+        Ok(body) => request.respond(Ok(Bytes::from(body))).await,
         Err(reply) => {
-            tracing::info!(event_type = %event_type, code = %reply.error.code, message = %reply.error.message, "request refused");
+            tracing::info!(event_type = event_type.map(|t| t.as_str()), code = %reply.error.code, message = %reply.error.message, "request refused");
             let mut headers = HeaderMap::new();
             headers.insert(
                 async_nats::service::NATS_SERVICE_ERROR,
@@ -228,15 +354,19 @@ async fn handle(
 }
 
 /// Publishes and waits for the acknowledgement; the reply on failure.
-async fn publish(
+pub(crate) async fn publish(
     publisher: &Publisher,
-    event_type: EventType,
-    envelope: &prolo_schemas::Envelope,
-) -> Result<prolo_bus::Recorded, ErrorReply> {
-    publisher.publish(envelope).await.map_err(|err| match err {
-        PublishError::Invalid(err) => ErrorReply::invalid(err),
-        PublishError::NotStored(message) => ErrorReply::not_stored(event_type.as_str(), message),
-    })
+    prepared: &Prepared,
+) -> Result<Recorded, ErrorReply> {
+    publisher
+        .publish(&prepared.envelope)
+        .await
+        .map_err(|err| match err {
+            PublishError::Invalid(err) => ErrorReply::invalid(err),
+            PublishError::NotStored(message) => {
+                ErrorReply::not_stored(prepared.event_type.as_str(), message)
+            }
+        })
 }
 
 /// Header values cannot hold line breaks.
