@@ -136,6 +136,7 @@ async fn batch_publish(
                 subject: subject.clone(),
                 payload: payload.clone(),
                 msg_id: Some(uuid::Uuid::now_v7().to_string()),
+                expect_last_subject_seq: None,
             })
             .collect();
         let client = client.clone();

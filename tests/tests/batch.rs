@@ -177,6 +177,24 @@ async fn a_retried_keyed_batch_is_stored_once_and_answered_with_the_same_places(
         assert!(!a.duplicate && b.duplicate);
         assert_eq!((a.event_id, a.stream_seq), (b.event_id, b.stream_seq));
     }
+    // The first run claimed its 50 new keys (bucket sequences 1–50, since
+    // replaced) and settled them (51–100) each in one atomic write: two
+    // fsyncs, not a hundred; the retry wrote nothing.
+    let mut bucket = js.get_stream("KV_PROLO_IDEMPOTENCY").await.unwrap();
+    assert_eq!(bucket.info().await.unwrap().state.last_sequence, 100);
+    let batch_of = |seq| {
+        let bucket = bucket.clone();
+        async move {
+            let message = bucket.get_raw_message(seq).await.unwrap();
+            message
+                .headers
+                .get("Nats-Batch-Id")
+                .map(|id| id.to_string())
+        }
+    };
+    let settled = batch_of(51).await;
+    assert!(settled.is_some());
+    assert_eq!(batch_of(100).await, settled);
     recorders.stop().await;
 }
 

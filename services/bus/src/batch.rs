@@ -28,6 +28,10 @@ pub struct BatchMessage {
     pub payload: Bytes,
     /// A `Nats-Msg-Id` for deduplication, when wanted.
     pub msg_id: Option<String>,
+    /// `Nats-Expected-Last-Subject-Sequence`: store only if the subject's
+    /// last message has this sequence (0: the subject is new), else refuse
+    /// the whole batch. A key-value create or compare-and-set.
+    pub expect_last_subject_seq: Option<u64>,
 }
 
 /// Where a committed batch was stored.
@@ -98,6 +102,12 @@ pub async fn publish_atomic(
         headers.insert("Nats-Batch-Sequence", (position + 1).to_string().as_str());
         if let Some(id) = &message.msg_id {
             headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        if let Some(seq) = message.expect_last_subject_seq {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                seq.to_string().as_str(),
+            );
         }
         headers
     };

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::{
     commands::{ALL_SERVICES, command_by_verb},
-    idempotency::Claims,
+    idempotency::{Claims, NewClaim, Settlement},
     reply::{ErrorBody, ErrorReply},
     server::{AfterClaim, Prepared, publish},
 };
@@ -191,11 +191,9 @@ pub async fn record(
             Err(reply) => results[index] = Some(Err(reply.error)),
         }
     }
-    let claimed = join_all(prepared.iter_mut().map(|(_, event)| {
-        let span = event.span();
-        event.claim(claims).instrument(span)
-    }))
-    .await;
+    let claimed = claim_keys(claims, &mut prepared)
+        .instrument(span.clone())
+        .await;
 
     // What is left to publish; an event id sent twice in the batch (the
     // same key and content twice) is published once and answered twice.
@@ -220,17 +218,21 @@ pub async fn record(
     let stored = store(client, publisher, &to_publish)
         .instrument(span.clone())
         .await;
-    join_all(
-        to_publish
-            .iter()
-            .zip(&stored)
-            .filter_map(|((_, event, revision), outcome)| {
-                let recorded = outcome.as_ref().ok()?;
-                Some(event.settle(claims, *revision, recorded))
-            }),
-    )
-    .instrument(span.clone())
-    .await;
+    let settlements: Vec<Settlement> = to_publish
+        .iter()
+        .zip(&stored)
+        .filter_map(|((_, event, revision), outcome)| {
+            Some(Settlement {
+                claim: event.new_claim()?,
+                revision: (*revision)?,
+                recorded: outcome.as_ref().ok()?,
+            })
+        })
+        .collect();
+    claims
+        .settle_all(&settlements)
+        .instrument(span.clone())
+        .await;
     for ((index, _, _), outcome) in to_publish.iter().zip(stored) {
         results[*index] = Some(outcome.map_err(|reply| reply.error));
     }
@@ -281,6 +283,35 @@ pub async fn record(
     Ok(reply)
 }
 
+/// Claims the keys of the keyed events: all in one atomic write when none
+/// was used before (a back-fill's first run), else each on its own.
+async fn claim_keys(
+    claims: &Claims,
+    prepared: &mut [(usize, Prepared)],
+) -> Vec<Result<AfterClaim, ErrorReply>> {
+    let new: Vec<NewClaim> = prepared
+        .iter()
+        .filter_map(|(_, event)| event.new_claim())
+        .collect();
+    if !new.is_empty()
+        && let Some(revisions) = claims.claim_all_new(&new).await
+    {
+        let mut revisions = revisions.into_iter();
+        return prepared
+            .iter()
+            .map(|(_, event)| {
+                let revision = event.new_claim().and_then(|_| revisions.next());
+                Ok(AfterClaim::Publish(revision))
+            })
+            .collect();
+    }
+    join_all(prepared.iter_mut().map(|(_, event)| {
+        let span = event.span();
+        event.claim(claims).instrument(span)
+    }))
+    .await
+}
+
 /// Stores the events in one atomic batch; when that is refused or
 /// unanswered, each on its own (deduplicated by event id).
 async fn store(
@@ -303,6 +334,7 @@ async fn store(
             subject,
             payload: envelope.to_json().into(),
             msg_id: Some(envelope.event_id.to_string()),
+            expect_last_subject_seq: None,
         });
     }
     let atomic = tokio::time::timeout(publisher.deadline(), publish_atomic(client, &messages));

@@ -78,12 +78,38 @@ pub enum ClaimError {
     Unavailable(String),
 }
 
+/// A key of a batch to claim.
+#[derive(Debug, Clone)]
+pub struct NewClaim<'a> {
+    /// The clinic the key is scoped to.
+    pub clinic: &'a ClinicId,
+    /// The caller's key.
+    pub key: &'a str,
+    /// SHA-256 (hex) of the command and the canonical request.
+    pub request_sha256: &'a str,
+    /// The event id the key makes.
+    pub event_id: Uuid,
+}
+
+/// A claim to settle: where its event was stored.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    /// The key, as claimed.
+    pub claim: NewClaim<'a>,
+    /// The claim's revision.
+    pub revision: u64,
+    /// Where the event was stored.
+    pub recorded: &'a Recorded,
+}
+
 /// The claimed keys.
 #[derive(Clone)]
 pub struct Claims {
     js: jetstream::Context,
     replicas: usize,
     kv: Arc<OnceCell<kv::Store>>,
+    /// Whether the bucket takes atomic batches (set on first batch).
+    atomic: Arc<OnceCell<bool>>,
 }
 
 impl Claims {
@@ -96,6 +122,7 @@ impl Claims {
             js,
             replicas: replicas.max(1),
             kv: Arc::new(OnceCell::new()),
+            atomic: Arc::new(OnceCell::new()),
         }
     }
 
@@ -205,6 +232,116 @@ impl Claims {
             // Another retry settled it first, or the bucket is away.
             tracing::debug!(error = %e, event_id = %recorded.event_id, "idempotency claim not settled");
         }
+    }
+}
+
+impl Claims {
+    /// Claims every key of `claims` in one atomic write to the bucket (one
+    /// fsync for all) if none of them was claimed before: what a batch's
+    /// first run is. Their revisions, in order; `None` when the write was
+    /// refused whole (a key claimed already, a key twice, a bucket that
+    /// cannot take atomic batches): then claim each with [`Claims::claim`].
+    pub async fn claim_all_new(&self, claims: &[NewClaim<'_>]) -> Option<Vec<u64>> {
+        let messages = claims
+            .iter()
+            .map(|c| {
+                self.message(
+                    c, None, 0, // a create: the key's subject has no message yet
+                )
+            })
+            .collect::<Vec<_>>();
+        let ack = self.write_atomic(&messages).await?;
+        let first = ack.last_seq + 1 - ack.count;
+        Some((first..=ack.last_seq).collect())
+    }
+
+    /// Settles many claims in one atomic write; each on its own with
+    /// [`Claims::settle`] when that is refused.
+    pub async fn settle_all(&self, settled: &[Settlement<'_>]) {
+        let messages = settled
+            .iter()
+            .map(|s| self.message(&s.claim, Some(s.recorded), s.revision))
+            .collect::<Vec<_>>();
+        if self.write_atomic(&messages).await.is_some() {
+            return;
+        }
+        futures::future::join_all(settled.iter().map(|s| {
+            self.settle(
+                s.claim.clinic,
+                s.claim.key,
+                s.claim.request_sha256,
+                s.revision,
+                s.recorded,
+            )
+        }))
+        .await;
+    }
+
+    /// The bucket write of `claim` (stored at `recorded`, once known),
+    /// expected to follow `revision` of its key.
+    fn message(
+        &self,
+        claim: &NewClaim<'_>,
+        recorded: Option<&Recorded>,
+        revision: u64,
+    ) -> prolo_bus::batch::BatchMessage {
+        let value = Claim {
+            event_id: claim.event_id,
+            request_sha256: claim.request_sha256.to_owned(),
+            stored: recorded.map(|r| Recorded {
+                duplicate: false,
+                ..r.clone()
+            }),
+        };
+        prolo_bus::batch::BatchMessage {
+            subject: format!("$KV.{BUCKET}.{}", entry_key(claim.clinic, claim.key)),
+            payload: serde_json::to_vec(&value).unwrap_or_default().into(),
+            msg_id: None,
+            expect_last_subject_seq: Some(revision),
+        }
+    }
+
+    /// One atomic batch to the bucket's stream; `None` if not stored.
+    async fn write_atomic(
+        &self,
+        messages: &[prolo_bus::batch::BatchMessage],
+    ) -> Option<prolo_bus::batch::BatchAck> {
+        if messages.is_empty() || !self.atomic_ready().await {
+            return None;
+        }
+        match prolo_bus::batch::publish_atomic(&self.js.client(), messages).await {
+            Ok(ack) => Some(ack),
+            Err(e) => {
+                tracing::debug!(error = %e, keys = messages.len(), "idempotency keys not written in one batch; one by one");
+                None
+            }
+        }
+    }
+
+    /// Lets the bucket take atomic batches (once; buckets made before did not).
+    async fn atomic_ready(&self) -> bool {
+        *self
+            .atomic
+            .get_or_init(|| async {
+                if self.kv().await.is_err() {
+                    return false;
+                }
+                let stream = format!("KV_{BUCKET}");
+                let allowed = async {
+                    let mut info = self.js.get_stream(&stream).await.ok()?.info().await.ok()?.config.clone();
+                    if !info.allow_atomic_publish {
+                        info.allow_atomic_publish = true;
+                        self.js.update_stream(info).await.ok()?;
+                    }
+                    Some(true)
+                }
+                .await;
+                if allowed.is_none() {
+                    tracing::info!(stream, "the idempotency bucket does not take atomic batches; keyed batch events are claimed one by one");
+                }
+                allowed.unwrap_or(false)
+            })
+            .await
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::{
     batch,
     commands::{BATCH_VERB, COMMAND_PREFIX, ServiceSpec},
-    idempotency::{ClaimError, Claimed, Claims, request_sha256},
+    idempotency::{ClaimError, Claimed, Claims, NewClaim, request_sha256},
     reply::ErrorReply,
     request,
 };
@@ -278,6 +278,16 @@ impl Prepared {
                 self.envelope.event_id = event_id;
                 AfterClaim::Publish(Some(revision))
             }
+        })
+    }
+
+    /// Its idempotency key as a claim to make, if it has one.
+    pub(crate) fn new_claim(&self) -> Option<NewClaim<'_>> {
+        self.key.as_ref().map(|(key, digest)| NewClaim {
+            clinic: &self.envelope.clinic_id,
+            key,
+            request_sha256: digest,
+            event_id: self.envelope.event_id,
         })
     }
 
