@@ -19,22 +19,40 @@ pub const NEEDLE_GAUGE_MIN: u8 = 18;
 /// See [`NEEDLE_GAUGE_MIN`].
 pub const NEEDLE_GAUGE_MAX: u8 = 30;
 
-/// Needle length, mm: 10 mm (superficial) up to a 150 mm spinal needle.
+/// Needle length, mm: 10 mm (superficial) up to 200 mm. Spinal needles
+/// are sold at 3.5" (89 mm), 5" (127 mm), 6" (152 mm) and 7" (178 mm); the
+/// old 150 mm cap refused the standard 6" and 7" ones. A longer needle than
+/// its gauge is made in is refused by [`needle_length_max_mm`].
 pub const NEEDLE_LENGTH_MM_MIN: u16 = 10;
 /// See [`NEEDLE_LENGTH_MM_MIN`].
-pub const NEEDLE_LENGTH_MM_MAX: u16 = 150;
+pub const NEEDLE_LENGTH_MM_MAX: u16 = 200;
 
-/// Session number within a series. Series of 3–6 are typical and up to 8 are
-/// seen; 10 is the hard limit (above 6 deserves re-evaluation, which is a
+/// The longest needle made in `gauge`, mm (a judgement from catalogues of
+/// hypodermic and spinal needles, with a margin): a fine needle cannot be
+/// long, because it would bend. 28–30 G are hypodermic/insulin needles up to
+/// about 1" (25 mm), 50 mm with a margin; 25–27 G spinal needles reach 5"
+/// (127 mm); 18–24 G spinal and chiba needles reach 7–8" (178–200 mm).
+pub fn needle_length_max_mm(gauge: u8) -> u16 {
+    match gauge {
+        28.. => 50,
+        25..=27 => 127,
+        _ => NEEDLE_LENGTH_MM_MAX,
+    }
+}
+
+/// Session number within a series, counting boosters. Series of 3–6 are
+/// typical and up to 8 are seen, and boosters every 4–6 months follow for
+/// years; 30 is the hard limit (above 6 deserves re-evaluation, which is a
 /// finding, not a refusal).
 pub const SESSION_NUMBER_MIN: u8 = 1;
 /// See [`SESSION_NUMBER_MIN`].
-pub const SESSION_NUMBER_MAX: u8 = 10;
+pub const SESSION_NUMBER_MAX: u8 = 30;
 
-/// Days between sessions: weekly at the most often, quarterly at the least.
+/// Days between sessions: weekly at the most often; a booster every 4–6
+/// months, or yearly, at the least often.
 pub const INTERVAL_DAYS_MIN: u16 = 7;
 /// See [`INTERVAL_DAYS_MIN`].
-pub const INTERVAL_DAYS_MAX: u16 = 90;
+pub const INTERVAL_DAYS_MAX: u16 = 366;
 
 /// Concentration of one solution component, % (w/v): above 0 and at most 50,
 /// the strength of undiluted dextrose stock. Per-agent limits are tighter,
@@ -44,10 +62,14 @@ pub const CONCENTRATION_PCT_ABOVE: f64 = 0.0;
 pub const CONCENTRATION_PCT_MAX: f64 = 50.0;
 
 /// Range of motion, degrees. The largest normal arc is ~180° (shoulder
-/// flexion/abduction); 200° leaves room for hypermobile joints. Judgement call.
-pub const ROM_DEGREES_MIN: u16 = 0;
+/// flexion/abduction); 200° leaves room for hypermobile joints. A lag or
+/// contracture is negative: a knee that lacks 90° of extension is the worst
+/// seen. Per movement: [`crate::Movement::degrees_range`]. Judgement call.
+pub const ROM_DEGREES_MIN: i16 = ROM_LAG_DEGREES_MIN;
 /// See [`ROM_DEGREES_MIN`].
-pub const ROM_DEGREES_MAX: u16 = 200;
+pub const ROM_DEGREES_MAX: i16 = 200;
+/// The largest lag or contracture, degrees.
+pub const ROM_LAG_DEGREES_MIN: i16 = -90;
 
 /// Pain on the numeric rating scale (LOINC 72514-3): 0 to 10.
 pub const PAIN_NRS_MIN: u8 = 0;

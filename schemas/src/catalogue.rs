@@ -143,13 +143,13 @@ macro_rules! catalogue {
 
 catalogue! {
     PractitionerCredentialed => "practitioner.credentialed", PractitionerCredentialed, v 1, Practitioner;
-    ConsentGiven => "consent.given", ConsentGiven, v 1, Patient;
+    ConsentGiven => "consent.given", ConsentGiven, v 2, Patient;
     ConsentWithdrawn => "consent.withdrawn", ConsentWithdrawn, v 1, Patient;
-    ExaminationDone => "examination.done", ExaminationDone, v 1, Patient;
+    ExaminationDone => "examination.done", ExaminationDone, v 2, Patient;
     ImagingRecorded => "imaging.recorded", ImagingRecorded, v 1, Patient;
     CandidacyAssessed => "candidacy.assessed", CandidacyAssessed, v 1, Patient;
-    TreatmentPlanned => "treatment.planned", TreatmentPlanned, v 1, Patient;
-    InjectionGiven => "injection.given", InjectionGiven, v 2, Patient;
+    TreatmentPlanned => "treatment.planned", TreatmentPlanned, v 2, Patient;
+    InjectionGiven => "injection.given", InjectionGiven, v 3, Patient;
     AdverseEventReported => "adverse_event.reported", AdverseEventReported, v 1, Patient;
     AdverseEventUpdated => "adverse_event.updated", AdverseEventUpdated, v 1, Patient;
     LotRecalled => "lot.recalled", LotRecalled, v 1, Lot;

@@ -24,9 +24,31 @@ use crate::{
 pub struct Site {
     /// Key from the clinic's controlled site list.
     pub site_key: SiteKey,
-    /// Required for sites that have sides, absent for midline sites.
+    /// Required for sites that have sides (on a consent: absent means
+    /// either side), absent for midline sites; optional for `OTHER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub laterality: Option<Laterality>,
+    /// For `OTHER` only, and required there: the site's SNOMED CT
+    /// body-structure concept id (digits, with its check digit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{5,17}$"))]
+    pub snomed_code: Option<String>,
+    /// For `OTHER` only, and required there: the site in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub description: Option<String>,
+}
+
+impl Site {
+    /// A listed site, on a side or none.
+    pub fn listed(site_key: SiteKey, laterality: Option<Laterality>) -> Self {
+        Site {
+            site_key,
+            laterality,
+            snomed_code: None,
+            description: None,
+        }
+    }
 }
 
 /// A credential a practitioner can hold.
@@ -71,6 +93,10 @@ pub enum Agent {
     Lidocaine,
     /// Local anaesthetic.
     Procaine,
+    /// Long-acting local anaesthetic.
+    Bupivacaine,
+    /// Long-acting local anaesthetic.
+    Ropivacaine,
     /// Normal saline diluent.
     Saline,
     /// Sodium morrhuate, an added sclerosant.
@@ -81,17 +107,25 @@ pub enum Agent {
     Phenol,
     /// Autologous platelet-rich plasma: no concentration applies.
     Prp,
+    /// An agent not on the list: the component names it (`agent_name`).
+    Other,
 }
 
 impl Agent {
     /// Highest plausible concentration (%) of this agent in a syringe, or
     /// `None` where a concentration does not apply (PRP). Dextrose stock is
-    /// 50%; anaesthetics are used up to ~2%; normal saline is 0.9%; sodium
-    /// morrhuate is supplied at 5%; P2G stock is glycerin 25% and phenol 2.5%.
+    /// 50%; lidocaine and procaine are used up to ~2%; bupivacaine is
+    /// supplied at 0.25, 0.5 and 0.75% (0.75% the strongest marketed);
+    /// ropivacaine at 0.2, 0.5, 0.75 and 1% (product labels); normal saline is
+    /// 0.9%; sodium morrhuate is supplied at 5%; P2G stock is glycerin 25% and
+    /// phenol 2.5%; an agent not on the list has only the general bound.
     pub fn max_concentration_pct(self) -> Option<f64> {
         match self {
             Agent::Dextrose => Some(50.0),
             Agent::Lidocaine | Agent::Procaine => Some(2.0),
+            Agent::Bupivacaine => Some(0.75),
+            Agent::Ropivacaine => Some(1.0),
+            Agent::Other => Some(CONCENTRATION_PCT_MAX),
             Agent::Saline => Some(0.9),
             Agent::SodiumMorrhuate => Some(5.0),
             Agent::Glycerin => Some(25.0),
@@ -101,13 +135,14 @@ impl Agent {
     }
 }
 
-/// `consent.given`: the patient consented to a scope for a period.
+/// `consent.given` (schema version 2): the patient consented to a scope for a period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentGiven {
-    /// Sites the consent covers (at least one).
+    /// Sites the consent covers (at least one), each with its side where
+    /// the site has sides (absent: either side, as version 1 recorded).
     #[schemars(length(min = 1))]
-    pub sites: Vec<SiteKey>,
+    pub sites: Vec<Site>,
     /// Agents the consent covers (at least one).
     #[schemars(length(min = 1))]
     pub solutions: Vec<Agent>,
@@ -205,6 +240,26 @@ pub enum Movement {
     Eversion,
 }
 
+impl Movement {
+    /// The degrees a measurement of this movement can hold: from the largest
+    /// lag or contracture to the largest arc seen in hypermobile joints
+    /// (normal maxima from the AAOS tables, plus a margin; a judgement call,
+    /// see `bounds.rs`). Only extension and dorsiflexion are measured below
+    /// zero (an extension lag, a flexion contracture, an equinus).
+    pub fn degrees_range(self) -> (i16, i16) {
+        match self {
+            Movement::Flexion | Movement::Abduction => (0, ROM_DEGREES_MAX),
+            Movement::Extension => (ROM_LAG_DEGREES_MIN, 90),
+            Movement::Dorsiflexion => (-45, 60),
+            Movement::Adduction | Movement::Plantarflexion | Movement::LateralFlexion => (0, 90),
+            Movement::InternalRotation | Movement::ExternalRotation | Movement::Rotation => {
+                (0, 120)
+            }
+            Movement::Inversion | Movement::Eversion => (0, 60),
+        }
+    }
+}
+
 /// One range-of-motion measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -216,9 +271,11 @@ pub struct RangeOfMotion {
     pub laterality: Option<Laterality>,
     /// The movement.
     pub movement: Movement,
-    /// Measured arc in degrees.
+    /// Measured arc in degrees; negative where it means a lag or a
+    /// contracture (an extension lag, an equinus); bounds per movement in
+    /// [`Movement::degrees_range`].
     #[schemars(range(min = ROM_DEGREES_MIN, max = ROM_DEGREES_MAX))]
-    pub degrees: u16,
+    pub degrees: i16,
 }
 
 /// The cause the examiner holds responsible.
@@ -313,7 +370,7 @@ pub struct CandidacyAssessed {
     pub examination_event_id: Option<Uuid>,
 }
 
-/// `treatment.planned`: a series of sessions at target sites.
+/// `treatment.planned` (schema version 2): a series of sessions at target sites.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TreatmentPlanned {
@@ -341,6 +398,10 @@ pub struct SolutionComponent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = CONCENTRATION_PCT_MAX), extend("exclusiveMinimum" = CONCENTRATION_PCT_ABOVE))]
     pub concentration_pct: Option<f64>,
+    /// For `other` only, and required there: the agent's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub agent_name: Option<String>,
     /// Manufacturer's lot (for PRP: the preparation kit's lot).
     pub lot: LotNumber,
     /// Last day the lot may be used.
@@ -381,7 +442,7 @@ pub enum Guidance {
     Ct,
 }
 
-/// `injection.given` (schema version 2): one injection at one site.
+/// `injection.given` (schema version 3): one injection at one site.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectionGiven {

@@ -43,6 +43,18 @@ pub enum Region {
     ElbowRegion,
     /// Ankle joint.
     AnkleJoint,
+    /// Foot: heel, plantar fascia, Achilles insertion.
+    Foot,
+    /// Wrist and hand.
+    WristAndHand,
+    /// Temporomandibular joint.
+    TemporomandibularJoint,
+    /// Pelvis outside the sacroiliac joint: pubic symphysis, coccyx, ischial tuberosity.
+    Pelvis,
+    /// Anterior chest wall: costochondral and sternoclavicular joints.
+    ChestWall,
+    /// Where a site not on the list is: see its own SNOMED CT code.
+    Other,
 }
 
 impl Region {
@@ -56,7 +68,16 @@ impl Region {
             Region::ShoulderRegion => Some("16982005"),
             Region::ElbowRegion => Some("76248009"),
             Region::AnkleJoint => Some("70258002"),
-            Region::ThoracicSpine | Region::CervicalSpine => None,
+            // Not verified against a SNOMED CT release here: left out
+            // rather than guessed (schemas/CLINICAL_NOTES.md).
+            Region::ThoracicSpine
+            | Region::CervicalSpine
+            | Region::Foot
+            | Region::WristAndHand
+            | Region::TemporomandibularJoint
+            | Region::Pelvis
+            | Region::ChestWall
+            | Region::Other => None,
         }
     }
 }
@@ -91,12 +112,12 @@ pub struct SiteInfo {
 }
 
 macro_rules! site_list {
-    ($($key:ident => $region:ident, $structure:literal, $lat:literal, $snomed:expr, $zone:ident;)*) => {
+    ($($(#[$doc:meta])* $key:ident => $region:ident, $structure:literal, $lat:literal, $snomed:expr, $zone:ident;)*) => {
         /// A key from the clinic's controlled site list.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[allow(non_camel_case_types, missing_docs)]
         pub enum SiteKey {
-            $($key,)*
+            $($(#[$doc])* $key,)*
         }
 
         impl SiteKey {
@@ -152,6 +173,29 @@ site_list! {
     THORACIC_INTERSPINOUS_LIG => ThoracicSpine, "thoracic interspinous ligament", false, None, Thoracic;
     CERVICAL_FACET_CAPSULE => CervicalSpine, "cervical facet joint capsule", true, None, Cervical;
     CERVICAL_INTERSPINOUS_LIG => CervicalSpine, "cervical interspinous/nuchal ligament", false, None, Cervical;
+    HIP_IA => HipJoint, "hip joint (intra-articular)", true, None, Peripheral;
+    HAMSTRING_ORIGIN => Pelvis, "hamstring origin at the ischial tuberosity", true, None, Peripheral;
+    PUBIC_SYMPHYSIS => Pelvis, "pubic symphysis", false, None, Peripheral;
+    SACROCOCCYGEAL_LIG => Pelvis, "sacrococcygeal ligaments (coccyx)", false, None, Peripheral;
+    QUADRICEPS_TENDON => KneeRegion, "quadriceps tendon insertion", true, None, Peripheral;
+    ANKLE_DELTOID_LIG => AnkleJoint, "deltoid ligament of ankle", true, None, Peripheral;
+    ACHILLES_TENDON => Foot, "Achilles tendon and its calcaneal insertion", true, None, Peripheral;
+    PLANTAR_FASCIA => Foot, "plantar fascia origin at the calcaneus", true, None, Peripheral;
+    SHOULDER_BICEPS_LONG_HEAD => ShoulderRegion, "long head of biceps tendon", true, None, Peripheral;
+    ACROMIOCLAVICULAR_JOINT => ShoulderRegion, "acromioclavicular joint", true, None, Peripheral;
+    ELBOW_UCL => ElbowRegion, "ulnar collateral ligament of elbow", true, None, Peripheral;
+    WRIST_IA => WristAndHand, "radiocarpal joint (intra-articular)", true, None, Peripheral;
+    WRIST_LIGAMENTS => WristAndHand, "dorsal and volar wrist ligaments, TFCC", true, None, Peripheral;
+    THUMB_CMC => WristAndHand, "first carpometacarpal joint", true, None, Peripheral;
+    FINGER_MCP => WristAndHand, "metacarpophalangeal joint capsule and collateral ligaments", true, None, Peripheral;
+    FINGER_IP => WristAndHand, "interphalangeal joint capsule and collateral ligaments", true, None, Peripheral;
+    TMJ => TemporomandibularJoint, "temporomandibular joint and its capsule", true, None, Peripheral;
+    COSTOCHONDRAL => ChestWall, "costochondral and chondrosternal joints", true, None, Thoracic;
+    STERNOCLAVICULAR_JOINT => ChestWall, "sternoclavicular joint", true, None, Thoracic;
+    THORACIC_FACET_CAPSULE => ThoracicSpine, "thoracic facet joint capsule", true, None, Thoracic;
+    /// A site not on the list: the injection names its SNOMED CT code and
+    /// describes it (`Site::snomed_code`, `Site::description`).
+    OTHER => Other, "a site not on the list (see its SNOMED CT code and description)", false, None, Peripheral;
 }
 
 #[cfg(test)]

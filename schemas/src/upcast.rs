@@ -12,8 +12,40 @@ use crate::{ContractError, EventType, ProblemCode};
 type Upcaster = fn(Map<String, Value>) -> Result<Map<String, Value>, ContractError>;
 
 /// (event type, version it reads, function to the next version).
-const UPCASTERS: &[(EventType, u32, Upcaster)] =
-    &[(EventType::InjectionGiven, 1, injection_given_v1_to_v2)];
+const UPCASTERS: &[(EventType, u32, Upcaster)] = &[
+    (EventType::InjectionGiven, 1, injection_given_v1_to_v2),
+    (EventType::InjectionGiven, 2, unchanged),
+    (EventType::ConsentGiven, 1, consent_given_v1_to_v2),
+    (EventType::ExaminationDone, 1, unchanged),
+    (EventType::TreatmentPlanned, 1, unchanged),
+];
+
+/// A version that only added optional fields or widened bounds (sites not
+/// on the list, agents named, boosters, negative ranges of motion): every
+/// older payload is a valid payload of the next version as it is.
+fn unchanged(payload: Map<String, Value>) -> Result<Map<String, Value>, ContractError> {
+    Ok(payload)
+}
+
+/// `consent.given` v1 listed site keys (`"sites": ["KNEE_MCL"]`); version 2
+/// lists sites with their side (`{"site_key": "KNEE_MCL", "laterality":
+/// "left"}`). A v1 consent named no side, which version 2 reads as "either
+/// side" (laterality absent), so nothing is invented.
+fn consent_given_v1_to_v2(mut v1: Map<String, Value>) -> Result<Map<String, Value>, ContractError> {
+    let Some(Value::Array(keys)) = v1.remove("sites") else {
+        return Err(shape("payload.sites", "is not a list (v1)"));
+    };
+    let sites = keys
+        .into_iter()
+        .map(|key| {
+            let mut site = Map::new();
+            site.insert("site_key".into(), key);
+            Value::Object(site)
+        })
+        .collect();
+    v1.insert("sites".into(), Value::Array(sites));
+    Ok(v1)
+}
 
 /// Upcasts a payload written as `from_version` of `event_type` to the current version.
 pub fn upcast_payload(

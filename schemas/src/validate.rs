@@ -10,7 +10,8 @@ use std::fmt::Display;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{
-    ContractError, EntityKind, Envelope, Payload, Problem, ProblemCode, bounds::*, payload::*,
+    ContractError, EntityKind, Envelope, Payload, Problem, ProblemCode, SiteKey, bounds::*,
+    payload::*,
 };
 
 /// Characters refused in free text because they change how it reads
@@ -123,10 +124,58 @@ impl Check {
         self.problem(path, ProblemCode::Inconsistent, message);
     }
 
+    /// A site where the record says where: a sided site needs its side.
     fn site(&mut self, path: &str, site: &Site) {
+        self.site_with(path, site, false);
+    }
+
+    /// A site on a consent: a sided site may leave its side out (either side).
+    fn consented_site(&mut self, path: &str, site: &Site) {
+        self.site_with(path, site, true);
+    }
+
+    fn site_with(&mut self, path: &str, site: &Site, either_side: bool) {
         let key = site.site_key;
+        if key == SiteKey::OTHER {
+            match &site.snomed_code {
+                None => self.problem(
+                    format!("{path}.snomed_code"),
+                    ProblemCode::MissingField,
+                    "a site not on the list names its SNOMED CT body-structure code",
+                ),
+                Some(code) if !is_sctid(code) => self.problem(
+                    format!("{path}.snomed_code"),
+                    ProblemCode::InvalidValue,
+                    format!("{code:?} is not a SNOMED CT concept id (digits, partition 00 or 10, check digit)"),
+                ),
+                Some(_) => {}
+            }
+            match &site.description {
+                None => self.problem(
+                    format!("{path}.description"),
+                    ProblemCode::MissingField,
+                    "a site not on the list is described in words",
+                ),
+                Some(text) => self.text(&format!("{path}.description"), text, SHORT_TEXT_MAX_CHARS),
+            }
+            return;
+        }
+        for (field, given) in [
+            ("snomed_code", site.snomed_code.is_some()),
+            ("description", site.description.is_some()),
+        ] {
+            if given {
+                self.inconsistent(
+                    &format!("{path}.{field}"),
+                    format!(
+                        "only an OTHER site has one: {} is on the list",
+                        key.as_str()
+                    ),
+                );
+            }
+        }
         match (key.info().takes_laterality, site.laterality) {
-            (true, None) => self.problem(
+            (true, None) if !either_side => self.problem(
                 format!("{path}.laterality"),
                 ProblemCode::MissingField,
                 format!(
@@ -141,6 +190,48 @@ impl Check {
             _ => {}
         }
     }
+}
+
+/// Whether `code` is a SNOMED CT concept identifier: 6–18 digits, no leading
+/// zero, partition identifier `00` (international) or `10` (extension), and
+/// a valid Verhoeff check digit (SNOMED CT Technical Implementation Guide).
+fn is_sctid(code: &str) -> bool {
+    const D: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const P: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    let bytes = code.as_bytes();
+    if !(6..=18).contains(&bytes.len()) || bytes[0] == b'0' || !bytes.iter().all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let partition = &code[code.len() - 3..code.len() - 1];
+    if partition != "00" && partition != "10" {
+        return false;
+    }
+    let mut check = 0u8;
+    for (i, digit) in bytes.iter().rev().enumerate() {
+        check = D[check as usize][P[i % 8][(digit - b'0') as usize] as usize];
+    }
+    check == 0
 }
 
 /// Validates a whole event: envelope fields, payload, and how they fit.
@@ -234,6 +325,9 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
         }
         Payload::ConsentGiven(x) => {
             c.non_empty(&format!("{p}.sites"), &x.sites);
+            for (i, site) in x.sites.iter().enumerate() {
+                c.consented_site(&format!("{p}.sites[{i}]"), site);
+            }
             c.non_empty(&format!("{p}.solutions"), &x.solutions);
             c.non_empty(&format!("{p}.risks_disclosed"), &x.risks_disclosed);
             c.opt_text(
@@ -253,11 +347,12 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
                 c.site(&format!("{p}.palpation_findings[{i}].site"), &f.site);
             }
             for (i, rom) in x.range_of_motion.iter().enumerate() {
+                let (min, max) = rom.movement.degrees_range();
                 c.range(
                     &format!("{p}.range_of_motion[{i}].degrees"),
                     rom.degrees,
-                    ROM_DEGREES_MIN,
-                    ROM_DEGREES_MAX,
+                    min,
+                    max,
                 );
             }
             if let Some(nrs) = x.pain_nrs {
@@ -369,6 +464,17 @@ fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
     c.site(&format!("{p}.site"), &x.site);
     c.non_empty(&format!("{p}.solution.components"), &x.solution.components);
     for (i, component) in x.solution.components.iter().enumerate() {
+        let name_path = format!("{p}.solution.components[{i}].agent_name");
+        match (component.agent, &component.agent_name) {
+            (Agent::Other, None) => c.problem(
+                name_path,
+                ProblemCode::MissingField,
+                "an agent not on the list is named",
+            ),
+            (Agent::Other, Some(name)) => c.text(&name_path, name, SHORT_TEXT_MAX_CHARS),
+            (_, Some(_)) => c.inconsistent(&name_path, "only an `other` agent is named here"),
+            (_, None) => {}
+        }
         let path = format!("{p}.solution.components[{i}].concentration_pct");
         match (
             component.agent.max_concentration_pct(),
@@ -409,6 +515,16 @@ fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
         NEEDLE_LENGTH_MM_MIN,
         NEEDLE_LENGTH_MM_MAX,
     );
+    let longest = needle_length_max_mm(x.needle.gauge);
+    if x.needle.length_mm <= NEEDLE_LENGTH_MM_MAX && x.needle.length_mm > longest {
+        c.inconsistent(
+            &format!("{p}.needle.length_mm"),
+            format!(
+                "no {} G needle is {} mm long (the longest made is about {longest} mm): check gauge and length",
+                x.needle.gauge, x.needle.length_mm
+            ),
+        );
+    }
     c.range(
         &format!("{p}.session_number"),
         x.session_number,
@@ -548,6 +664,34 @@ fn corrected_payload(c: &mut Check, x: &RecordCorrected, p: &str, occurred_at: D
                     .unwrap_or(&problem.path);
                 c.problem(format!("{path}{rest}"), problem.code, problem.message);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod sctid_tests {
+    use super::is_sctid;
+
+    #[test]
+    fn the_verified_codes_pass_and_typos_fail() {
+        for code in [
+            "1627004",
+            "5580002",
+            "59713001",
+            "80108009",
+            "700027005",
+            "7771000",
+            "24028007",
+            "51440002",
+            "39723000",
+            "72696002",
+        ] {
+            assert!(is_sctid(code), "{code}");
+        }
+        for code in [
+            "1627005", "1672004", "01627004", "12345", "16270a4", "1627014",
+        ] {
+            assert!(!is_sctid(code), "{code}");
         }
     }
 }

@@ -136,7 +136,7 @@ fn canonical_json_round_trip_is_byte_identical() {
 }
 
 #[test]
-fn injection_given_v1_is_upcast_to_v2() {
+fn injection_given_v1_is_upcast_to_the_current_version() {
     let v1_bytes = fs::read(dir("examples/v1/injection.given.json")).unwrap();
     assert_eq!(
         read_json(&dir("examples/v1/injection.given.json"))["schema_version"],
@@ -149,10 +149,13 @@ fn injection_given_v1_is_upcast_to_v2() {
     if let Payload::InjectionGiven(injection) = &mut v2.payload {
         injection.solution.components.truncate(1);
     }
-    assert_eq!(v1.schema_version(), 2);
+    assert_eq!(
+        v1.schema_version(),
+        EventType::InjectionGiven.current_version()
+    );
     assert_eq!(
         v1, v2,
-        "v1 upcast must equal the same injection written as v2"
+        "v1 upcast must equal the same injection written in the current version"
     );
     let Payload::InjectionGiven(injection) = &v1.payload else {
         panic!("not an injection")
@@ -167,7 +170,41 @@ fn injection_given_v1_is_upcast_to_v2() {
         (25, 38)
     );
     let rewritten: Value = serde_json::from_slice(&v1.to_json()).unwrap();
-    assert_eq!(rewritten["schema_version"], 2);
+    assert_eq!(rewritten["schema_version"], 3);
+}
+
+#[test]
+fn every_older_example_still_reads_and_validates_after_upcasting() {
+    let mut count = 0;
+    for entry in fs::read_dir(dir("examples/v1")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        let event =
+            Envelope::from_json(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(read_json(&path)["schema_version"], 1);
+        assert_eq!(event.schema_version(), event.event_type().current_version());
+        event.validate().unwrap();
+        // What it is written as now validates against the current schema.
+        let now: Value = serde_json::from_slice(&event.to_json()).unwrap();
+        let errors = schema_errors(&format!("{}.schema.json", event.event_type()), &now);
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        count += 1;
+    }
+    assert!(count >= 2);
+}
+
+#[test]
+fn a_v1_consent_covers_its_sites_on_either_side() {
+    let v1 =
+        Envelope::from_json(&fs::read(dir("examples/v1/consent.given.json")).unwrap()).unwrap();
+    let Payload::ConsentGiven(consent) = &v1.payload else {
+        panic!("not a consent")
+    };
+    assert_eq!(consent.sites.len(), 3);
+    assert!(
+        consent.sites.iter().all(|s| s.laterality.is_none()),
+        "version 1 named no side; none is invented"
+    );
 }
 
 #[test]

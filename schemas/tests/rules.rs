@@ -173,7 +173,119 @@ fn all_problems_are_reported_at_once() {
     let mut e = example("injection.given");
     e["payload"]["volume_ml"] = 80.into();
     e["payload"]["needle"]["gauge"] = 40.into();
-    e["payload"]["session_number"] = 11.into();
+    e["payload"]["session_number"] = 31.into();
     let err = check(&e).unwrap_err();
     assert_eq!(err.problems.len(), 3, "{err}");
+}
+
+/// Records real clinics make, which the first contract refused, and records
+/// no clinic can make, which it must still refuse.
+#[test]
+fn real_procedures_are_recorded_and_impossible_ones_refused() {
+    // A plantar-fascia injection with dextrose and bupivacaine through a
+    // 178 mm (7") 22 G spinal needle, as session 9: a booster six months on.
+    let mut plantar = example("injection.given");
+    plantar["payload"]["site"] = json!({"site_key": "PLANTAR_FASCIA", "laterality": "right"});
+    plantar["payload"]["solution"]["components"][1] = json!({
+        "agent": "bupivacaine", "concentration_pct": 0.25, "lot": "BUP-2291", "lot_expiry": "2027-12-31"
+    });
+    plantar["payload"]["needle"] = json!({"gauge": 22, "length_mm": 178});
+    plantar["payload"]["session_number"] = 9.into();
+    check(&plantar).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut booster_plan = example("treatment.planned");
+    booster_plan["payload"]["interval_days"] = 182.into();
+    booster_plan["payload"]["sessions_planned"] = 12.into();
+    check(&booster_plan).unwrap_or_else(|e| panic!("{e}"));
+
+    // Ropivacaine, an agent not on the list by name, and a site not on the
+    // list with its SNOMED CT code.
+    let mut other = example("injection.given");
+    other["payload"]["solution"]["components"][1] = json!({
+        "agent": "ropivacaine", "concentration_pct": 0.5, "lot": "ROP-11", "lot_expiry": "2027-06-30"
+    });
+    other["payload"]["solution"]["components"].as_array_mut().unwrap().push(json!({
+        "agent": "other", "agent_name": "sodium bicarbonate", "concentration_pct": 8.4, "lot": "BIC-7", "lot_expiry": "2027-01-31"
+    }));
+    other["payload"]["site"] = json!({
+        "site_key": "OTHER", "snomed_code": "1627004", "description": "medial collateral ligament remnant after repair", "laterality": "left"
+    });
+    check(&other).unwrap_or_else(|e| panic!("{e}"));
+
+    // An extension lag of 15°, a dorsiflexion below neutral (equinus).
+    let mut exam = example("examination.done");
+    exam["payload"]["range_of_motion"] = json!([
+        {"region": "knee_region", "laterality": "left", "movement": "extension", "degrees": -15},
+        {"region": "ankle_joint", "laterality": "left", "movement": "dorsiflexion", "degrees": -10}
+    ]);
+    check(&exam).unwrap_or_else(|e| panic!("{e}"));
+
+    // Impossible: a 30 G needle 150 mm long; −200° of anything; flexion below zero.
+    let mut fine_and_long = example("injection.given");
+    fine_and_long["payload"]["needle"] = json!({"gauge": 30, "length_mm": 150});
+    let err = rejected_at(
+        &fine_and_long,
+        "payload.needle.length_mm",
+        ProblemCode::Inconsistent,
+    );
+    assert!(err.to_string().contains("30 G"), "{err}");
+    let mut minus_200 = example("examination.done");
+    minus_200["payload"]["range_of_motion"][0]["degrees"] = (-200).into();
+    rejected_at(
+        &minus_200,
+        "payload.range_of_motion[0].degrees",
+        ProblemCode::OutOfRange,
+    );
+    let mut negative_flexion = example("examination.done");
+    negative_flexion["payload"]["range_of_motion"] = json!([{"region": "knee_region", "laterality": "left", "movement": "flexion", "degrees": -5}]);
+    rejected_at(
+        &negative_flexion,
+        "payload.range_of_motion[0].degrees",
+        ProblemCode::OutOfRange,
+    );
+}
+
+#[test]
+fn a_site_not_on_the_list_names_a_real_snomed_code_and_a_description() {
+    let mut e = example("injection.given");
+    e["payload"]["site"] = json!({"site_key": "OTHER"});
+    rejected_at(&e, "payload.site.snomed_code", ProblemCode::MissingField);
+    rejected_at(&e, "payload.site.description", ProblemCode::MissingField);
+    e["payload"]["site"] = json!({"site_key": "OTHER", "snomed_code": "1627005", "description": "typo in the check digit"});
+    rejected_at(&e, "payload.site.snomed_code", ProblemCode::InvalidValue);
+    e["payload"]["site"] =
+        json!({"site_key": "KNEE_MCL", "laterality": "left", "snomed_code": "1627004"});
+    rejected_at(&e, "payload.site.snomed_code", ProblemCode::Inconsistent);
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][1]["agent"] = "other".into();
+    rejected_at(
+        &e,
+        "payload.solution.components[1].agent_name",
+        ProblemCode::MissingField,
+    );
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][0]["agent_name"] = "dextrose".into();
+    rejected_at(
+        &e,
+        "payload.solution.components[0].agent_name",
+        ProblemCode::Inconsistent,
+    );
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][1]["agent"] = "bupivacaine".into();
+    e["payload"]["solution"]["components"][1]["concentration_pct"] = 1.into();
+    rejected_at(
+        &e,
+        "payload.solution.components[1].concentration_pct",
+        ProblemCode::OutOfRange,
+    );
+}
+
+#[test]
+fn a_consent_names_sides_or_covers_either_and_a_midline_site_has_none() {
+    let mut e = example("consent.given");
+    e["payload"]["sites"] =
+        json!([{"site_key": "KNEE_MCL"}, {"site_key": "LUMBAR_INTERSPINOUS_LIG"}]);
+    check(&e).unwrap_or_else(|err| panic!("{err}"));
+    e["payload"]["sites"][1]["laterality"] = "left".into();
+    rejected_at(&e, "payload.sites[1].laterality", ProblemCode::Inconsistent);
 }

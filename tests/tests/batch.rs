@@ -227,7 +227,10 @@ async fn a_batch_holding_an_event_already_stored_stores_the_rest_and_nothing_twi
     object.remove("idempotency_key");
     object.insert("event_id".into(), json!(event_id));
     object.insert("event_type".into(), json!("consent.given"));
-    object.insert("schema_version".into(), json!(1));
+    object.insert(
+        "schema_version".into(),
+        json!(EventType::ConsentGiven.current_version()),
+    );
     object.insert("recorded_at".into(), json!("2026-10-01T10:00:00Z"));
     object.insert("source".into(), json!("consent"));
     let envelope = prolo_schemas::Envelope::from_json(&serde_json::to_vec(&envelope).unwrap())
@@ -276,7 +279,7 @@ async fn one_key_twice_in_a_batch_is_one_event_and_a_key_with_other_content_is_r
     let mut request = example_request("consent.given");
     request["idempotency_key"] = json!("same");
     let mut other = request.clone();
-    other["payload"]["sites"] = json!(["KNEE_MCL"]);
+    other["payload"]["sites"] = json!([{"site_key": "KNEE_MCL", "laterality": "right"}]);
     other["idempotency_key"] = json!("reused");
     let mut first_use = request.clone();
     first_use["idempotency_key"] = json!("reused");

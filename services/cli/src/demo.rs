@@ -217,7 +217,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             "study_reference": format!("PACS-{}", 50_000 + n),
         })).await?;
         let consent = r.record(EventType::ConsentGiven, Some(&patient), day0 + Duration::minutes(50), me, json!({
-            "sites": [key], "solutions": ["dextrose", "lidocaine"], "series": true,
+            "sites": [site(key, side)], "solutions": ["dextrose", "lidocaine"], "series": true,
             "risks_disclosed": ["pain_flare", "allergy_to_anaesthetic", "infection", "nerve_injury", "bleeding", "dural_puncture", "no_effect"],
             "alternatives_discussed": ["no_treatment", "physical_therapy", "steroid_injection"],
             "investigational_status_disclosed": true,

@@ -127,15 +127,23 @@ pub fn injection_findings(
 ) -> Vec<Draft> {
     let at = ms(e.occurred_at);
     let site = p.site.site_key.as_str();
+    let scope = site_scope(&p.site);
     let practitioner = p.practitioner_id.as_str();
     let mut drafts = Vec::new();
     let mut raise = |rule, evidence: Vec<Uuid>, detail: String, concerns: bool| {
+        // Outside consent names the side too, so that only a consent
+        // covering that side resolves it.
+        let site_key = if rule == Rule::SiteOutsideConsent {
+            scope.clone()
+        } else {
+            site.to_owned()
+        };
         drafts.push(Draft {
             rule,
             evidence,
             detail,
             practitioner: concerns.then(|| practitioner.to_owned()),
-            site_key: Some(site.to_owned()),
+            site_key: Some(site_key),
         });
     };
     if let Some(summary) = context.patient {
@@ -149,13 +157,13 @@ pub fn injection_findings(
             );
         } else {
             let active: Vec<_> = active.collect();
-            if !active.iter().any(|c| c.sites.iter().any(|s| s == site)) {
+            if !active.iter().any(|c| consent_covers(&c.sites, &scope)) {
                 let mut evidence = vec![e.event_id];
                 evidence.extend(active.iter().map(|c| c.origin.event_id));
                 raise(
                     Rule::SiteOutsideConsent,
                     evidence,
-                    format!("{site} is outside the scope of the active consents"),
+                    format!("{scope} is outside the scope of the active consents"),
                     false,
                 );
             }
@@ -227,6 +235,34 @@ pub fn injection_findings(
 
 fn stands(origin: &Origin) -> bool {
     origin.standing.counts()
+}
+
+/// How a consent's site, or an injection's, is kept in the read model:
+/// `KNEE_MCL` (a consent for either side), `KNEE_MCL:left`, and for a site
+/// not on the list its SNOMED CT code, `OTHER/202882003:right`.
+pub fn site_scope(site: &prolo_schemas::Site) -> String {
+    let mut scope = site.site_key.as_str().to_owned();
+    if let Some(code) = &site.snomed_code {
+        scope.push('/');
+        scope.push_str(code);
+    }
+    if let Some(side) = site.laterality {
+        scope.push(':');
+        scope.push_str(&crate::names::name(&side));
+    }
+    scope
+}
+
+/// Whether a consent's sites (as [`site_scope`]s) cover an injection at
+/// `injected` (a [`site_scope`]): the same site on the same side, or a
+/// consent for either side or both.
+pub fn consent_covers(consented: &[String], injected: &str) -> bool {
+    let (site, side) = injected.split_once(':').unwrap_or((injected, ""));
+    consented.iter().any(|c| {
+        c == injected
+            || c == site
+            || (!side.is_empty() && c.strip_suffix(":bilateral") == Some(site))
+    })
 }
 
 /// The consents active at `at_ms`: given, in their period, not withdrawn by then.
@@ -365,8 +401,11 @@ pub fn patient_finding_resolved(summary: &PatientSummary, open: &OpenFinding) ->
         Rule::NoActiveConsent => active_consents(&summary.consents, open.about_ms)
             .next()
             .is_some(),
-        Rule::SiteOutsideConsent => active_consents(&summary.consents, open.about_ms)
-            .any(|c| open.site_key.as_ref().is_some_and(|s| c.sites.contains(s))),
+        Rule::SiteOutsideConsent => active_consents(&summary.consents, open.about_ms).any(|c| {
+            open.site_key
+                .as_ref()
+                .is_some_and(|s| consent_covers(&c.sites, s))
+        }),
         Rule::NoExaminationOrCandidacy => examined_and_candidate(summary, open.about_ms),
         Rule::SeriesWithoutFollowUpImaging => follow_up_imaged(summary, open.about_ms),
         _ => false,
@@ -670,5 +709,28 @@ mod tests {
             None
         );
         assert!(recorded_at_mismatch(&e, e.recorded_at - tolerance * 2, &settings).is_some());
+    }
+
+    #[test]
+    fn a_consent_covers_the_side_it_names_either_side_or_both() {
+        let either = vec!["KNEE_MCL".to_owned()];
+        let left = vec!["KNEE_MCL:left".to_owned()];
+        let both = vec!["KNEE_MCL:bilateral".to_owned()];
+        assert!(consent_covers(&either, "KNEE_MCL:right"));
+        assert!(consent_covers(&left, "KNEE_MCL:left"));
+        assert!(!consent_covers(&left, "KNEE_MCL:right"));
+        assert!(consent_covers(&both, "KNEE_MCL:right"));
+        assert!(!consent_covers(&either, "KNEE_LCL:right"));
+        let site = prolo_schemas::Site {
+            site_key: prolo_schemas::SiteKey::OTHER,
+            laterality: Some(prolo_schemas::Laterality::Left),
+            snomed_code: Some("1627004".into()),
+            description: Some("MCL remnant".into()),
+        };
+        assert_eq!(site_scope(&site), "OTHER/1627004:left");
+        assert!(!consent_covers(
+            &["OTHER/5580002".to_owned()],
+            &site_scope(&site)
+        ));
     }
 }

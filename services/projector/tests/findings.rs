@@ -456,8 +456,10 @@ async fn an_axial_site_needs_image_guidance() {
     trail.prepared().await;
     let mut consent = example("consent.given");
     if let Payload::ConsentGiven(p) = &mut consent.payload {
-        p.sites
-            .push(prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG);
+        p.sites.push(prolo_schemas::Site::listed(
+            prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG,
+            None,
+        ));
     }
     trail.add(&consent).await;
     let spine = |guidance| {

@@ -119,7 +119,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(p.consents[0].origin.event_id, consent.event_id);
     assert_eq!(
         p.consents[0].sites,
-        vec!["KNEE_MCL", "KNEE_IA", "PES_ANSERINUS"]
+        vec!["KNEE_MCL:left", "KNEE_IA:left", "PES_ANSERINUS:left"]
     );
     assert_eq!(p.consents[0].solutions, vec!["dextrose", "lidocaine"]);
     assert_eq!(p.consents[0].withdrawn, None);

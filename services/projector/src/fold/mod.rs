@@ -393,7 +393,7 @@ impl<'a> Folder<'a> {
                     origin: origin(e, seq),
                     valid_from_ms: ms(p.valid_from),
                     valid_until_ms: p.valid_until.map(ms),
-                    sites: p.sites.iter().map(|s| s.as_str().to_owned()).collect(),
+                    sites: p.sites.iter().map(crate::policy::site_scope).collect(),
                     solutions: p.solutions.iter().map(name).collect(),
                     withdrawn: None,
                 };
@@ -640,7 +640,7 @@ impl<'a> Folder<'a> {
                         c.origin = restate(&c.origin);
                         c.valid_from_ms = ms(p.valid_from);
                         c.valid_until_ms = p.valid_until.map(ms);
-                        c.sites = p.sites.iter().map(|s| s.as_str().to_owned()).collect();
+                        c.sites = p.sites.iter().map(crate::policy::site_scope).collect();
                         c.solutions = p.solutions.iter().map(name).collect();
                     }
                 })?;
