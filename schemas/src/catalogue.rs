@@ -156,6 +156,12 @@ catalogue! {
     AdjunctTherapyRecommended => "adjunct_therapy.recommended", AdjunctTherapyRecommended, v 1, Patient;
     RecordCorrected => "record.corrected", RecordCorrected, v 1, TargetOf;
     RecordEnteredInError => "record.entered_in_error", RecordEnteredInError, v 1, TargetOf;
+    ScreeningDone => "screening.done", ScreeningDone, v 1, Patient;
+    ProcedureTimeOut => "procedure.time_out", ProcedureTimeOut, v 1, Patient;
+    ObservationCompleted => "observation.completed", ObservationCompleted, v 1, Patient;
+    OutcomeReported => "outcome.reported", OutcomeReported, v 1, Patient;
+    SeriesCompleted => "series.completed", SeriesCompleted, v 1, Patient;
+    RecordSigned => "record.signed", RecordSigned, v 1, TargetOf;
     AccessRecorded => "access.recorded", AccessRecorded, v 1, Principal;
     AccessRefused => "access.refused", AccessRefused, v 1, Principal;
 }

@@ -691,6 +691,344 @@ pub struct AdjunctTherapyRecommended {
     pub notes: Option<String>,
 }
 
+/// An allergy found at screening.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Allergy {
+    /// What the patient is allergic to, e.g. `lidocaine`, `latex`, `chlorhexidine`.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub substance: String,
+    /// The reaction it causes.
+    pub reaction: AllergyReaction,
+}
+
+/// How an allergy shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum AllergyReaction {
+    Rash,
+    Urticaria,
+    Angioedema,
+    Bronchospasm,
+    Anaphylaxis,
+    Other,
+    Unknown,
+}
+
+/// An anticoagulant or antiplatelet agent (ASRA guidance on interventional
+/// pain procedures names these; peripheral injections are low-risk
+/// procedures, where most are continued).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Anticoagulant {
+    Warfarin,
+    Apixaban,
+    Rivaroxaban,
+    Edoxaban,
+    Dabigatran,
+    UnfractionatedHeparin,
+    LowMolecularWeightHeparin,
+    Aspirin,
+    Clopidogrel,
+    Prasugrel,
+    Ticagrelor,
+    Other,
+}
+
+/// An anticoagulant or antiplatelet the patient takes, and whether it was held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnticoagulantUse {
+    /// The agent.
+    pub agent: Anticoagulant,
+    /// Held before the procedure.
+    pub held: bool,
+    /// For how many days, when held (at most 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 14))]
+    pub held_days: Option<u8>,
+}
+
+/// Pregnancy status at screening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum PregnancyStatus {
+    NotApplicable,
+    NotPregnant,
+    Pregnant,
+    Unknown,
+}
+
+/// A contraindication found at screening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Contraindication {
+    InfectionAtSite,
+    SystemicInfection,
+    BleedingDisorder,
+    AllergyToAgent,
+    UncontrolledDiabetes,
+    MalignancyAtSite,
+    AcuteFracture,
+    Other,
+}
+
+/// What screening decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ScreeningDecision {
+    Proceed,
+    ProceedWithPrecautions,
+    Defer,
+    Decline,
+}
+
+/// `screening.done`: the pre-procedure screening.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScreeningDone {
+    /// Allergies found (none: empty).
+    #[serde(default)]
+    pub allergies: Vec<Allergy>,
+    /// Anticoagulants and antiplatelets taken (none: empty).
+    #[serde(default)]
+    pub anticoagulants: Vec<AnticoagulantUse>,
+    /// Pregnancy status.
+    pub pregnancy: PregnancyStatus,
+    /// Immunosuppressed (drugs or disease).
+    pub immunosuppressed: bool,
+    /// Skin infection at a planned site.
+    pub skin_infection_at_site: bool,
+    /// Contraindications found (none: empty).
+    #[serde(default)]
+    pub contraindications: Vec<Contraindication>,
+    /// The decision.
+    pub decision: ScreeningDecision,
+    /// Notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub notes: Option<String>,
+}
+
+/// A patient identifier checked at the time-out (The Joint Commission's
+/// Universal Protocol asks for at least two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum PatientIdentifier {
+    Name,
+    DateOfBirth,
+    MedicalRecordNumber,
+    Photo,
+    Address,
+}
+
+/// The role of someone at the time-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ParticipantRole {
+    Practitioner,
+    Nurse,
+    Assistant,
+    Sonographer,
+    Radiographer,
+    Other,
+}
+
+/// Someone present at the time-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Participant {
+    /// Their staff id.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub id: String,
+    /// Their role.
+    pub role: ParticipantRole,
+}
+
+/// `procedure.time_out`: the Universal Protocol before an injection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureTimeOut {
+    /// Identity checked against the identifiers used.
+    pub identity_verified: bool,
+    /// The identifiers used (two or more when verified).
+    #[serde(default)]
+    pub identifiers_used: Vec<PatientIdentifier>,
+    /// The sites confirmed (at least one).
+    #[schemars(length(min = 1))]
+    pub sites: Vec<Site>,
+    /// The sites were marked on the skin.
+    pub site_marked: bool,
+    /// The team paused and confirmed patient, procedure and site.
+    pub time_out_performed: bool,
+    /// Who took part (at least one).
+    #[schemars(length(min = 1))]
+    pub participants: Vec<Participant>,
+    /// Concerns raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub concerns: Option<String>,
+}
+
+/// Vital signs taken during observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VitalSigns {
+    /// Systolic blood pressure, mmHg.
+    #[schemars(range(min = 50, max = 260))]
+    pub systolic_mmhg: u16,
+    /// Diastolic blood pressure, mmHg.
+    #[schemars(range(min = 20, max = 160))]
+    pub diastolic_mmhg: u16,
+    /// Heart rate, beats per minute.
+    #[schemars(range(min = 20, max = 250))]
+    pub heart_rate_bpm: u16,
+    /// Oxygen saturation, %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 50, max = 100))]
+    pub spo2_pct: Option<u8>,
+}
+
+/// `observation.completed`: the patient was watched after the injections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationCompleted {
+    /// How long, minutes (at most 8 hours).
+    #[schemars(range(min = 0, max = 480))]
+    pub minutes: u16,
+    /// Vital signs at the end, when taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vital_signs: Option<VitalSigns>,
+    /// Discharged in good condition.
+    pub discharged_well: bool,
+    /// Required when not discharged well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub notes: Option<String>,
+}
+
+/// A patient-reported outcome instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeInstrument {
+    /// Pain, numeric rating scale 0–10 (LOINC 72514-3).
+    PainNrs,
+    /// Knee injury and Osteoarthritis Outcome Score, 0–100 (100 best).
+    Koos,
+    /// WOMAC total, Likert version 0–96 (0 best).
+    Womac,
+    /// Oswestry Disability Index, 0–100 % (0 best).
+    Odi,
+    /// Disabilities of the Arm, Shoulder and Hand, 0–100 (0 best).
+    Dash,
+    /// QuickDASH, 0–100 (0 best).
+    QuickDash,
+    /// Foot Function Index, 0–100 % (0 best).
+    Ffi,
+}
+
+impl OutcomeInstrument {
+    /// The range of the instrument's score (from its published scoring).
+    pub fn score_range(self) -> (f64, f64) {
+        match self {
+            OutcomeInstrument::PainNrs => (0.0, 10.0),
+            OutcomeInstrument::Womac => (0.0, 96.0),
+            _ => (0.0, 100.0),
+        }
+    }
+}
+
+/// `outcome.reported`: a patient-reported outcome score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReported {
+    /// The instrument.
+    pub instrument: OutcomeInstrument,
+    /// The score, in the instrument's range.
+    pub score: f64,
+    /// Weeks since the first session of the series (0: baseline).
+    #[schemars(range(min = 0, max = 520))]
+    pub weeks_since_series_start: u16,
+    /// The region it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    /// The `treatment.planned` event of the series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treatment_plan_event_id: Option<Uuid>,
+}
+
+/// Why a series ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SeriesEndReason {
+    GoalsMet,
+    NoEffect,
+    AdverseEvent,
+    PatientChoice,
+    LostToFollowUp,
+    Other,
+}
+
+/// `series.completed`: the end of a series of sessions, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesCompleted {
+    /// The `treatment.planned` event of the series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treatment_plan_event_id: Option<Uuid>,
+    /// Sessions given.
+    #[schemars(range(min = 0, max = SESSION_NUMBER_MAX))]
+    pub sessions_given: u8,
+    /// Why it ended.
+    pub reason: SeriesEndReason,
+    /// Notes (required when the reason is `other`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
+    pub notes: Option<String>,
+}
+
+/// What a signature means (21 CFR Part 11 §11.50(a)(3)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SignatureMeaning {
+    Authorship,
+    Review,
+    Approval,
+    Responsibility,
+}
+
+/// `record.signed`: an electronic signature on a record (21 CFR Part 11
+/// §11.50: printed name, date and time, meaning; §11.70: linked to the
+/// record by the SHA-256 of its stored bytes, so it cannot be moved to
+/// another record or survive a change to this one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSigned {
+    /// The event signed.
+    pub target: CorrectionTarget,
+    /// The signer's staff id.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub signer_id: String,
+    /// The signer's printed name, as the manifestation shows it.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub signer_name: String,
+    /// What the signature means.
+    pub meaning: SignatureMeaning,
+    /// SHA-256 (lower-case hex) of the signed event's bytes as stored in
+    /// the stream.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub signed_event_sha256: String,
+}
+
 /// Which entity a correction is filed under, when the target is not a patient
 /// event (a patient event's correction carries the envelope's `patient_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -145,6 +145,7 @@ impl Envelope {
         let target = match &self.payload {
             Payload::RecordCorrected(x) => Some(&x.target),
             Payload::RecordEnteredInError(x) => Some(&x.target),
+            Payload::RecordSigned(x) => Some(&x.target),
             _ => None,
         };
         let kind = match target {

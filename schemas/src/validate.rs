@@ -274,7 +274,8 @@ pub(crate) fn envelope(e: &Envelope) -> Result<(), ContractError> {
 fn entity(c: &mut Check, e: &Envelope) {
     let kind = match &e.payload {
         Payload::RecordCorrected(RecordCorrected { target, .. })
-        | Payload::RecordEnteredInError(RecordEnteredInError { target, .. }) => {
+        | Payload::RecordEnteredInError(RecordEnteredInError { target, .. })
+        | Payload::RecordSigned(RecordSigned { target, .. }) => {
             correction_target(c, target);
             target.event_type.entity_kind()
         }
@@ -426,6 +427,132 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
         Payload::RecordEnteredInError(x) => {
             c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
         }
+        Payload::ScreeningDone(x) => screening(c, x, p),
+        Payload::ProcedureTimeOut(x) => {
+            if x.identity_verified {
+                let mut kinds = x.identifiers_used.clone();
+                kinds.sort_by_key(|k| *k as u8);
+                kinds.dedup();
+                if kinds.len() < 2 {
+                    c.problem(
+                        format!("{p}.identifiers_used"),
+                        ProblemCode::MissingField,
+                        "identity is verified with at least two different identifiers (Universal Protocol)",
+                    );
+                }
+            }
+            c.non_empty(&format!("{p}.sites"), &x.sites);
+            for (i, site) in x.sites.iter().enumerate() {
+                c.site(&format!("{p}.sites[{i}]"), site);
+            }
+            c.non_empty(&format!("{p}.participants"), &x.participants);
+            for (i, who) in x.participants.iter().enumerate() {
+                c.text(
+                    &format!("{p}.participants[{i}].id"),
+                    &who.id,
+                    SHORT_TEXT_MAX_CHARS,
+                );
+            }
+            c.opt_text(
+                &format!("{p}.concerns"),
+                x.concerns.as_ref(),
+                TEXT_MAX_CHARS,
+            );
+        }
+        Payload::ObservationCompleted(x) => {
+            c.range(&format!("{p}.minutes"), x.minutes, 0, 480);
+            if let Some(v) = &x.vital_signs {
+                c.range(
+                    &format!("{p}.vital_signs.systolic_mmhg"),
+                    v.systolic_mmhg,
+                    50,
+                    260,
+                );
+                c.range(
+                    &format!("{p}.vital_signs.diastolic_mmhg"),
+                    v.diastolic_mmhg,
+                    20,
+                    160,
+                );
+                c.range(
+                    &format!("{p}.vital_signs.heart_rate_bpm"),
+                    v.heart_rate_bpm,
+                    20,
+                    250,
+                );
+                if let Some(spo2) = v.spo2_pct {
+                    c.range(&format!("{p}.vital_signs.spo2_pct"), spo2, 50, 100);
+                }
+                if v.diastolic_mmhg >= v.systolic_mmhg {
+                    c.inconsistent(
+                        &format!("{p}.vital_signs.diastolic_mmhg"),
+                        "is not below the systolic pressure",
+                    );
+                }
+            }
+            if !x.discharged_well && x.notes.is_none() {
+                c.problem(
+                    format!("{p}.notes"),
+                    ProblemCode::MissingField,
+                    "say why the patient was not discharged well",
+                );
+            }
+            c.opt_text(&format!("{p}.notes"), x.notes.as_ref(), TEXT_MAX_CHARS);
+        }
+        Payload::OutcomeReported(x) => {
+            let (min, max) = x.instrument.score_range();
+            if x.score.is_nan() {
+                c.problem(
+                    format!("{p}.score"),
+                    ProblemCode::OutOfRange,
+                    "is not a number",
+                );
+            } else {
+                c.range(&format!("{p}.score"), x.score, min, max);
+            }
+            c.range(
+                &format!("{p}.weeks_since_series_start"),
+                x.weeks_since_series_start,
+                0,
+                520,
+            );
+        }
+        Payload::SeriesCompleted(x) => {
+            c.range(
+                &format!("{p}.sessions_given"),
+                x.sessions_given,
+                0,
+                SESSION_NUMBER_MAX,
+            );
+            if x.reason == SeriesEndReason::Other && x.notes.is_none() {
+                c.problem(
+                    format!("{p}.notes"),
+                    ProblemCode::MissingField,
+                    "say why, when the reason is other",
+                );
+            }
+            c.opt_text(&format!("{p}.notes"), x.notes.as_ref(), TEXT_MAX_CHARS);
+        }
+        Payload::RecordSigned(x) => {
+            c.text(
+                &format!("{p}.signer_id"),
+                &x.signer_id,
+                SHORT_TEXT_MAX_CHARS,
+            );
+            c.text(
+                &format!("{p}.signer_name"),
+                &x.signer_name,
+                SHORT_TEXT_MAX_CHARS,
+            );
+            let hash = &x.signed_event_sha256;
+            if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                c.problem(
+                    format!("{p}.signed_event_sha256"),
+                    ProblemCode::InvalidValue,
+                    "is not a SHA-256 in lower-case hex (64 characters)",
+                );
+            }
+        }
         Payload::AccessRefused(x) => {
             c.text(&format!("{p}.path"), &x.path, 500);
             c.text(&format!("{p}.reason"), &x.reason, SHORT_TEXT_MAX_CHARS);
@@ -458,6 +585,34 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
             }
         }
     }
+}
+
+fn screening(c: &mut Check, x: &ScreeningDone, p: &str) {
+    for (i, allergy) in x.allergies.iter().enumerate() {
+        c.text(
+            &format!("{p}.allergies[{i}].substance"),
+            &allergy.substance,
+            SHORT_TEXT_MAX_CHARS,
+        );
+    }
+    for (i, taken) in x.anticoagulants.iter().enumerate() {
+        let path = format!("{p}.anticoagulants[{i}].held_days");
+        match (taken.held, taken.held_days) {
+            (false, Some(_)) => c.inconsistent(&path, "is given but the agent was not held"),
+            (true, Some(days)) => c.range(&path, days, 1, 14),
+            _ => {}
+        }
+    }
+    let infection_listed = x
+        .contraindications
+        .contains(&Contraindication::InfectionAtSite);
+    if x.skin_infection_at_site != infection_listed {
+        c.inconsistent(
+            &format!("{p}.contraindications"),
+            "skin_infection_at_site and the contraindication infection_at_site disagree",
+        );
+    }
+    c.opt_text(&format!("{p}.notes"), x.notes.as_ref(), TEXT_MAX_CHARS);
 }
 
 fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {

@@ -81,6 +81,7 @@ const EVENT_COLUMNS: &[&str] = &[
     "actor_role",
     "source",
     "standing",
+    "signatures",
     "site",
     "laterality",
     "solution",
@@ -155,6 +156,24 @@ fn event_csv(v: &EventView) -> Bytes {
         prolo_projector::names::name(&v.actor.role),
         v.source.clone(),
         v.standing.to_owned(),
+        v.signatures
+            .iter()
+            .map(|s| {
+                let unmatched = if s.hash_matches {
+                    ""
+                } else {
+                    " (HASH DOES NOT MATCH)"
+                };
+                format!(
+                    "{} ({}), {}, {}{unmatched}",
+                    s.signer_name,
+                    s.signer_id,
+                    s.meaning,
+                    s.signed_at.to_rfc3339()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
         field(p, &["site", "site_key"]),
         field(p, &["site", "laterality"]),
         solution,

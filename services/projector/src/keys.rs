@@ -101,6 +101,8 @@ pub const PRACTITIONER: &[u8] = b"pr\0";
 pub const ADVERSE_EVENT: &[u8] = b"ae\0";
 /// `mk\0<target uuid>` → [`crate::model::Marks`]: corrections of an event.
 pub const MARKS: &[u8] = b"mk\0";
+/// `es\0<target uuid>` → `Vec<u64>`: the `record.signed` events of an event.
+pub const SIGNATURES: &[u8] = b"es\0";
 
 /// `ps\0<clinic>\0<patient>`: where a patient's summary is.
 pub fn patient(clinic: &str, patient: &str) -> Vec<u8> {

@@ -153,6 +153,13 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// The sequences of the `record.signed` events of an event, in stream order.
+    pub fn signatures(&self, event_id: &Uuid) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .get(&keys::by_uuid(keys::SIGNATURES, event_id))?
+            .unwrap_or_default())
+    }
+
     /// A practitioner's injections whose clinical day lies between those of
     /// `from_ms` and `to_ms` (both included), in day then stream order.
     pub fn practitioner_injections_by_day(

@@ -18,6 +18,27 @@ pub struct Mark {
     pub kind: &'static str,
 }
 
+/// An electronic signature on this event, as 21 CFR Part 11 §11.50 asks
+/// it be shown: printed name, date and time, meaning.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct SignatureView {
+    /// The `record.signed` event's sequence.
+    pub seq: u64,
+    /// The `record.signed` event.
+    pub event_id: Uuid,
+    /// The signer's staff id.
+    pub signer_id: String,
+    /// The signer's printed name.
+    pub signer_name: String,
+    /// `authorship`, `review`, `approval` or `responsibility`.
+    pub meaning: String,
+    /// When it was signed (the signature's clinical time).
+    pub signed_at: DateTime<Utc>,
+    /// Whether the hash it carries is the SHA-256 of this event's stored
+    /// bytes: false means the signature is not of this record as stored.
+    pub hash_matches: bool,
+}
+
 /// An event of the trail, as stored, with its correction marks.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EventView {
@@ -58,6 +79,8 @@ pub struct EventView {
     pub marks: Vec<Mark>,
     /// `as_recorded`, `corrected` or `entered_in_error` (the latest mark).
     pub standing: &'static str,
+    /// Electronic signatures on it (as known at `as_of`).
+    pub signatures: Vec<SignatureView>,
 }
 
 /// An applied event as stored: its record and its envelope, decoded once.
@@ -140,6 +163,7 @@ pub(crate) fn view_of(
         }) => "corrected",
         Some(_) => "entered_in_error",
     };
+    let signatures = signatures_of(store, &envelope.event_id, &record.raw, as_of)?;
     let payload = serde_json::to_value(&envelope.payload).unwrap_or(serde_json::Value::Null);
     Ok(EventView {
         seq,
@@ -159,5 +183,46 @@ pub(crate) fn view_of(
         payload,
         marks: shown,
         standing,
+        signatures,
     })
+}
+
+/// The signatures on the event `event_id` whose stored bytes are `raw`,
+/// known at `as_of`.
+fn signatures_of(
+    store: &Store,
+    event_id: &Uuid,
+    raw: &[u8],
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Vec<SignatureView>, QueryError> {
+    let seqs = store.signatures(event_id)?;
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut shown = Vec::new();
+    for seq in seqs {
+        let Some(signed) = stored(store, seq)? else {
+            continue;
+        };
+        if as_of.is_some_and(|as_of| signed.record.stored_at_ms > as_of.timestamp_millis()) {
+            continue;
+        }
+        if let prolo_schemas::Payload::RecordSigned(p) = &signed.envelope.payload {
+            shown.push(SignatureView {
+                seq,
+                event_id: signed.envelope.event_id,
+                signer_id: p.signer_id.clone(),
+                signer_name: p.signer_name.clone(),
+                meaning: prolo_projector::names::name(&p.meaning),
+                signed_at: signed.envelope.occurred_at,
+                hash_matches: p.signed_event_sha256 == digest,
+            });
+        }
+    }
+    Ok(shown)
 }

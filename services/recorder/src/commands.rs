@@ -79,11 +79,13 @@ pub const CONSENT: ServiceSpec = ServiceSpec {
 /// Examination, imaging, candidacy.
 pub const EXAMINATION: ServiceSpec = ServiceSpec {
     name: "examination",
-    description: "Records examinations, imaging studies and candidacy decisions",
+    description: "Records examinations, imaging studies, candidacy decisions, pre-procedure screening and patient-reported outcomes",
     commands: &[
         cmd("examination.record", EventType::ExaminationDone),
         cmd("imaging.record", EventType::ImagingRecorded),
         cmd("candidacy.assess", EventType::CandidacyAssessed),
+        cmd("screening.record", EventType::ScreeningDone),
+        cmd("outcome.report", EventType::OutcomeReported),
     ],
     batch: false,
 };
@@ -91,10 +93,13 @@ pub const EXAMINATION: ServiceSpec = ServiceSpec {
 /// Plans, injections, adjunct therapy.
 pub const TREATMENT: ServiceSpec = ServiceSpec {
     name: "treatment",
-    description: "Records treatment plans, injections and adjunct therapy",
+    description: "Records treatment plans, time-outs, injections, observation, adjunct therapy and the end of a series",
     commands: &[
         cmd("treatment.plan", EventType::TreatmentPlanned),
+        cmd("procedure.time_out", EventType::ProcedureTimeOut),
         cmd("injection.give", EventType::InjectionGiven),
+        cmd("observation.complete", EventType::ObservationCompleted),
+        cmd("series.complete", EventType::SeriesCompleted),
         cmd(
             "adjunct_therapy.recommend",
             EventType::AdjunctTherapyRecommended,
@@ -118,13 +123,14 @@ pub const SAFETY: ServiceSpec = ServiceSpec {
 /// Corrections and entered-in-error marks.
 pub const CORRECTIONS: ServiceSpec = ServiceSpec {
     name: "corrections",
-    description: "Records corrections and entered-in-error marks; originals are never changed",
+    description: "Records corrections, entered-in-error marks and electronic signatures; originals are never changed",
     commands: &[
         cmd("record.correct", EventType::RecordCorrected),
         cmd(
             "record.mark_entered_in_error",
             EventType::RecordEnteredInError,
         ),
+        cmd("record.sign", EventType::RecordSigned),
     ],
     batch: false,
 };

@@ -43,6 +43,7 @@ pub struct Folder<'a> {
     adverse: BTreeMap<Vec<u8>, AdverseEventState>,
     postings: BTreeMap<Vec<u8>, Vec<u64>>,
     marks: BTreeMap<Vec<u8>, Marks>,
+    signatures: BTreeMap<Vec<u8>, Vec<u64>>,
     settings: &'a FindingSettings,
     findings: BTreeMap<Vec<u8>, Finding>,
     findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
@@ -115,6 +116,7 @@ impl<'a> Folder<'a> {
             adverse: BTreeMap::new(),
             postings: BTreeMap::new(),
             marks: BTreeMap::new(),
+            signatures: BTreeMap::new(),
             settings,
             findings: BTreeMap::new(),
             findings_at: BTreeMap::new(),
@@ -139,6 +141,7 @@ impl<'a> Folder<'a> {
         self.pending.put_all(std::mem::take(&mut self.adverse))?;
         self.pending.put_all(std::mem::take(&mut self.postings))?;
         self.pending.put_all(std::mem::take(&mut self.marks))?;
+        self.pending.put_all(std::mem::take(&mut self.signatures))?;
         self.pending.put_all(std::mem::take(&mut self.findings))?;
         self.pending
             .put_all(std::mem::take(&mut self.findings_at))?;
@@ -416,11 +419,25 @@ impl<'a> Folder<'a> {
                 let corrected = matches!(e.payload, Payload::RecordCorrected(_));
                 self.correction(e, seq, target.event_id, corrected, reason)?;
             }
+            Payload::RecordSigned(p) => {
+                let key = keys::by_uuid(keys::SIGNATURES, &p.target.event_id);
+                if let Some(signatures) =
+                    cached(&mut self.signatures, self.store, key, || Some(Vec::new()))?
+                {
+                    signatures.push(seq);
+                }
+                self.patient(e, seq, |_| {})?;
+            }
             Payload::ExaminationDone(_)
             | Payload::ImagingRecorded(_)
             | Payload::CandidacyAssessed(_)
             | Payload::TreatmentPlanned(_)
-            | Payload::AdjunctTherapyRecommended(_) => {
+            | Payload::AdjunctTherapyRecommended(_)
+            | Payload::ScreeningDone(_)
+            | Payload::ProcedureTimeOut(_)
+            | Payload::ObservationCompleted(_)
+            | Payload::OutcomeReported(_)
+            | Payload::SeriesCompleted(_) => {
                 let entry = clinical_entry(e, seq);
                 self.patient(e, seq, |s| s.clinical.extend(entry))?;
             }
@@ -771,6 +788,68 @@ fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
         Payload::AdjunctTherapyRecommended(p) => {
             p.therapies.iter().map(name).collect::<Vec<_>>().join(", ")
         }
+        Payload::ScreeningDone(p) => {
+            let held: Vec<String> = p
+                .anticoagulants
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {}",
+                        name(&a.agent),
+                        if a.held { "held" } else { "continued" }
+                    )
+                })
+                .collect();
+            let mut line = format!(
+                "screening: {}; {} allergies, {} contraindications",
+                name(&p.decision),
+                p.allergies.len(),
+                p.contraindications.len()
+            );
+            if !held.is_empty() {
+                line.push_str(&format!("; {}", held.join(", ")));
+            }
+            line
+        }
+        Payload::ProcedureTimeOut(p) => format!(
+            "time-out: identity {}, site {}, time-out {}, {} participants",
+            if p.identity_verified {
+                "verified"
+            } else {
+                "NOT verified"
+            },
+            if p.site_marked {
+                "marked"
+            } else {
+                "not marked"
+            },
+            if p.time_out_performed {
+                "performed"
+            } else {
+                "NOT performed"
+            },
+            p.participants.len()
+        ),
+        Payload::ObservationCompleted(p) => format!(
+            "observed {} min, {}",
+            p.minutes,
+            if p.discharged_well {
+                "discharged well"
+            } else {
+                "NOT discharged well"
+            }
+        ),
+        Payload::OutcomeReported(p) => format!(
+            "{} {} at week {}",
+            name(&p.instrument),
+            p.score,
+            p.weeks_since_series_start
+        ),
+        Payload::SeriesCompleted(p) => format!(
+            "series ended after {} sessions: {}",
+            p.sessions_given,
+            name(&p.reason)
+        ),
         _ => return None,
     };
     let tag = match &e.payload {
@@ -781,6 +860,9 @@ fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
             "not_candidate"
         }
         .to_owned(),
+        Payload::ScreeningDone(p) => name(&p.decision),
+        Payload::OutcomeReported(p) => name(&p.instrument),
+        Payload::SeriesCompleted(p) => name(&p.reason),
         _ => String::new(),
     };
     Some(ClinicalEntry {
