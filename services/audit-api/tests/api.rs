@@ -1396,3 +1396,95 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
     api.stop().await;
     recorders.stop().await;
 }
+
+/// A whole clinic day, as the second contract records it: screening,
+/// time-out, injection, observation, outcome, and the practitioner's
+/// electronic signature on the injection, shown beside it in the history and
+/// the CSV export as Part 11 asks (name, time, meaning), with whether the
+/// signature's hash is that of the injection as stored.
+#[tokio::test]
+async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection() {
+    use sha2::Digest;
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let day = [
+        ScreeningDone,
+        ProcedureTimeOut,
+        InjectionGiven,
+        ObservationCompleted,
+        OutcomeReported,
+    ];
+    let mut recorded = Vec::new();
+    for event_type in day {
+        recorded.push(record_ok(&client, event_type, &example_request(event_type.as_str())).await);
+    }
+    let injection = &recorded[2];
+    let stored = js
+        .get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .get_raw_message(injection.stream_seq)
+        .await
+        .unwrap();
+    let hash: String = sha2::Sha256::digest(&stored.payload)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut signature = example_request("record.signed");
+    signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
+    signature["payload"]["signed_event_sha256"] = hash.into();
+    record_ok(&client, RecordSigned, &signature).await;
+    // A signature whose hash is of other bytes is kept, and shown as not matching.
+    let mut stray = signature.clone();
+    stray["payload"]["meaning"] = "review".into();
+    stray["payload"]["signed_event_sha256"] = "0".repeat(64).into();
+    record_ok(&client, RecordSigned, &stray).await;
+
+    let api = Api::start(&nats).await;
+    api.caught_up().await;
+    let history = api
+        .json(COMPLIANCE, "/v1/clinics/riverside/patients/P-1042/history")
+        .await;
+    let items = history["items"].as_array().unwrap();
+    let types: Vec<&str> = items
+        .iter()
+        .map(|i| i["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "screening.done",
+            "procedure.time_out",
+            "injection.given",
+            "observation.completed",
+            "outcome.reported",
+            "record.signed",
+            "record.signed"
+        ]
+    );
+    let signatures = items[2]["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 2, "{}", items[2]);
+    assert_eq!(signatures[0]["signer_name"], "Dr. Morgan Hale");
+    assert_eq!(signatures[0]["meaning"], "authorship");
+    assert_eq!(signatures[0]["signed_at"], "2026-10-08T10:00:00Z");
+    assert_eq!(signatures[0]["hash_matches"], true);
+    assert_eq!(signatures[1]["meaning"], "review");
+    assert_eq!(signatures[1]["hash_matches"], false);
+    assert!(items[0]["signatures"].as_array().unwrap().is_empty());
+
+    let (status, csv) = api
+        .get(
+            Some(COMPLIANCE),
+            "/v1/clinics/riverside/patients/P-1042/history?format=csv",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        csv.contains("Dr. Morgan Hale (dr-hale), authorship, 2026-10-08T10:00:00+00:00; Dr. Morgan Hale (dr-hale), review, 2026-10-08T10:00:00+00:00 (HASH DOES NOT MATCH)"),
+        "{csv}"
+    );
+    api.stop().await;
+    recorders.stop().await;
+}

@@ -83,6 +83,21 @@ impl Recorder<'_> {
         actor: (&str, &str),
         payload: Value,
     ) -> Result<Uuid> {
+        Ok(self
+            .record_stored(event_type, patient, at, actor, payload)
+            .await?
+            .event_id)
+    }
+
+    /// Like [`Recorder::record`], with where the event was stored.
+    async fn record_stored(
+        &mut self,
+        event_type: EventType,
+        patient: Option<&str>,
+        at: DateTime<Utc>,
+        actor: (&str, &str),
+        payload: Value,
+    ) -> Result<prolo_bus::Recorded> {
         let Some((_, command)) = command_for(event_type) else {
             bail!("no command for {event_type}")
         };
@@ -107,7 +122,22 @@ impl Recorder<'_> {
         let recorded: prolo_bus::Recorded =
             serde_json::from_slice(&reply.payload).context("reading the reply")?;
         self.events += 1;
-        Ok(recorded.event_id)
+        Ok(recorded)
+    }
+
+    /// The SHA-256 (hex) of the event stored at `seq`, for a signature;
+    /// `None` when this connection may not read the stream.
+    async fn stored_sha256(&self, seq: u64) -> Option<String> {
+        use sha2::Digest;
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok()?;
+        let message = stream.get_raw_message(seq).await.ok()?;
+        Some(
+            sha2::Sha256::digest(&message.payload)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 }
 
@@ -147,6 +177,24 @@ const DEXTROSE_LOTS: &[&str] = &[
 ];
 const LIDOCAINE_LOTS: &[&str] = &["LID1-88A", "LID1-91C"];
 
+/// A plausible score on `instrument` after `improvement` steps (0: baseline).
+fn outcome_score(instrument: &str, improvement: u64) -> f64 {
+    let step = improvement as f64;
+    match instrument {
+        "koos" => 45.0 + 10.0 * step,            // 100 best
+        "odi" | "quick_dash" => 44.0 - 8.0 * step, // 0 best
+        _ => 7.0 - 1.5 * step,                    // pain NRS
+    }
+}
+
+/// A practitioner's printed name, for signatures.
+fn signer_name(practitioner: &str) -> String {
+    let surname = practitioner.trim_start_matches("dr-");
+    let mut chars = surname.chars();
+    let capital: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    format!("Dr. {capital}{}", chars.as_str())
+}
+
 fn site(key: &str, laterality: Option<&str>) -> Value {
     match laterality {
         Some(l) => json!({"site_key": key, "laterality": l}),
@@ -162,6 +210,10 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         events: 0,
     };
     let mut dice = Dice(0x5eed_0fc1_141c);
+    // The procedure around each injection (screening, time-out, observation,
+    // outcomes, signatures) draws from its own dice, so that the clinic's
+    // patients, lots and adverse events stay those of earlier demos.
+    let mut care = Dice(0x0b5e_7ca7_10f5);
     let start = Utc::now() - Duration::days(150);
     let admin = ("records-1", "clerk");
 
@@ -232,6 +284,34 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         let plan = r.record(EventType::TreatmentPlanned, Some(&patient), day0 + Duration::hours(1), me, json!({
             "sessions_planned": sessions, "interval_days": interval, "target_sites": [site(key, side)], "solutions": ["dextrose", "lidocaine"],
         })).await?;
+        let instrument = match region {
+            "knee_region" => "koos",
+            "lumbar_spine" | "sacroiliac_joint" => "odi",
+            "shoulder_region" | "elbow_region" => "quick_dash",
+            _ => "pain_nrs",
+        };
+        // Not every clinic screens on a form, nor asks for outcomes.
+        if care.below(10) != 0 {
+            let mut anticoagulants = Vec::new();
+            if care.below(6) == 0 {
+                anticoagulants.push(json!({"agent": *care.pick(&["aspirin", "apixaban", "clopidogrel"]), "held": false}));
+            }
+            let allergies = if care.below(12) == 0 {
+                json!([{"substance": "latex", "reaction": "urticaria"}])
+            } else {
+                json!([])
+            };
+            r.record(EventType::ScreeningDone, Some(&patient), day0 + Duration::minutes(40), me, json!({
+                "allergies": allergies, "anticoagulants": anticoagulants, "pregnancy": *care.pick(&["not_applicable", "not_pregnant"]),
+                "immunosuppressed": false, "skin_infection_at_site": false, "contraindications": [], "decision": "proceed",
+            })).await?;
+        }
+        let reports_outcomes = care.below(3) != 0;
+        if reports_outcomes {
+            r.record(EventType::OutcomeReported, Some(&patient), day0 + Duration::minutes(45), me, json!({
+                "instrument": instrument, "score": outcome_score(instrument, 0), "weeks_since_series_start": 0, "region": region,
+            })).await?;
+        }
         let lot = *dice.pick(DEXTROSE_LOTS);
         let guidance = match key {
             // Now and then a spinal site by palpation alone: a finding.
@@ -252,7 +332,14 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 })).await?;
             }
             let volume = if key == "KNEE_IA" { 8.0 } else { 2.5 };
-            let injection = r.record(EventType::InjectionGiven, Some(&patient), at, me, json!({
+            if care.below(15) != 0 {
+                r.record(EventType::ProcedureTimeOut, Some(&patient), at - Duration::minutes(5), me, json!({
+                    "identity_verified": true, "identifiers_used": ["name", "date_of_birth"], "sites": [site(key, side)],
+                    "site_marked": true, "time_out_performed": true,
+                    "participants": [{"id": doctor, "role": "practitioner"}, {"id": "rn-okafor", "role": "nurse"}],
+                })).await?;
+            }
+            let injection = r.record_stored(EventType::InjectionGiven, Some(&patient), at, me, json!({
                 "site": site(key, side),
                 "solution": {"components": [
                     {"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"},
@@ -262,7 +349,37 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 "guidance": guidance, "session_number": session, "practitioner_id": doctor, "aseptic_preparation": true,
                 "treatment_plan_event_id": plan,
             })).await?;
-            injections.push((injection, at));
+            if care.below(2) == 0 {
+                r.record(EventType::ObservationCompleted, Some(&patient), at + Duration::minutes(25), ("rn-okafor", "nurse"), json!({
+                    "minutes": 15 + care.below(16), "discharged_well": true,
+                    "vital_signs": {"systolic_mmhg": 115 + care.below(25), "diastolic_mmhg": 70 + care.below(15), "heart_rate_bpm": 60 + care.below(30)},
+                })).await?;
+            }
+            // The practitioner signs some injections the same day (authorship).
+            if care.below(3) == 0
+                && let Some(hash) = r.stored_sha256(injection.stream_seq).await
+            {
+                r.record(EventType::RecordSigned, Some(&patient), at + Duration::hours(2), me, json!({
+                    "target": {"event_id": injection.event_id, "event_type": "injection.given"},
+                    "signer_id": doctor, "signer_name": signer_name(doctor), "meaning": "authorship", "signed_event_sha256": hash,
+                })).await?;
+            }
+            injections.push((injection.event_id, at));
+        }
+        let given = injections.len() as u8;
+        let series_end = day0 + Duration::days(interval * i64::from(sessions) + 14);
+        if given == sessions && series_end < Utc::now() {
+            if reports_outcomes {
+                r.record(EventType::OutcomeReported, Some(&patient), series_end - Duration::minutes(10), me, json!({
+                    "instrument": instrument, "score": outcome_score(instrument, 1 + care.below(3)),
+                    "weeks_since_series_start": (interval * i64::from(sessions) + 14) / 7, "region": region,
+                    "treatment_plan_event_id": plan,
+                })).await?;
+            }
+            r.record(EventType::SeriesCompleted, Some(&patient), series_end, me, json!({
+                "treatment_plan_event_id": plan, "sessions_given": given,
+                "reason": *care.pick(&["goals_met", "goals_met", "goals_met", "no_effect", "patient_choice"]),
+            })).await?;
         }
         // The infection cluster: lot DX50-2026-114.
         if lot == "DX50-2026-114"
