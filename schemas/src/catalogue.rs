@@ -150,8 +150,8 @@ catalogue! {
     CandidacyAssessed => "candidacy.assessed", CandidacyAssessed, v 1, Patient;
     TreatmentPlanned => "treatment.planned", TreatmentPlanned, v 2, Patient;
     InjectionGiven => "injection.given", InjectionGiven, v 3, Patient;
-    AdverseEventReported => "adverse_event.reported", AdverseEventReported, v 1, Patient;
-    AdverseEventUpdated => "adverse_event.updated", AdverseEventUpdated, v 1, Patient;
+    AdverseEventReported => "adverse_event.reported", AdverseEventReported, v 2, Patient;
+    AdverseEventUpdated => "adverse_event.updated", AdverseEventUpdated, v 2, Patient;
     LotRecalled => "lot.recalled", LotRecalled, v 1, Lot;
     AdjunctTherapyRecommended => "adjunct_therapy.recommended", AdjunctTherapyRecommended, v 1, Patient;
     RecordCorrected => "record.corrected", RecordCorrected, v 1, TargetOf;
@@ -164,6 +164,31 @@ catalogue! {
     RecordSigned => "record.signed", RecordSigned, v 1, TargetOf;
     AccessRecorded => "access.recorded", AccessRecorded, v 1, Principal;
     AccessRefused => "access.refused", AccessRefused, v 1, Principal;
+}
+
+impl Payload {
+    /// The corrected payload of a `record.corrected` event as the current
+    /// version of `event_type`. A correction carries its target's payload
+    /// in the version that was current when it was written, without saying
+    /// which: read it as the current version, else as each older one (the
+    /// newest first) upcast to the current.
+    pub fn from_corrected(
+        event_type: EventType,
+        value: serde_json::Value,
+    ) -> Result<Payload, ContractError> {
+        let current = Payload::from_value(event_type, value.clone());
+        if current.is_ok() {
+            return current;
+        }
+        for version in (1..event_type.current_version()).rev() {
+            if let Ok(upcast) = crate::upcast_payload(event_type, version, value.clone())
+                && let Ok(payload) = Payload::from_value(event_type, upcast)
+            {
+                return Ok(payload);
+            }
+        }
+        current
+    }
 }
 
 impl EventType {

@@ -149,8 +149,8 @@ impl Envelope {
     /// Reads an event from its wire form: checks its shape, upcasts an older
     /// `schema_version`, and validates it. Every error names the field.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, ContractError> {
-        let envelope = Self::decode(bytes)?;
-        envelope.validate()?;
+        let (envelope, written) = Self::decode_written(bytes)?;
+        crate::validate::envelope_as_written(&envelope, written)?;
         Ok(envelope)
     }
 
@@ -158,6 +158,11 @@ impl Envelope {
     /// types and upcasting only. For readers that must accept what the
     /// stream holds even if the rules have since become stricter.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, ContractError> {
+        Self::decode_written(bytes).map(|(envelope, _)| envelope)
+    }
+
+    /// [`Envelope::decode`], and the schema version the event was written in.
+    fn decode_written(bytes: &[u8]) -> Result<(Envelope, u32), ContractError> {
         require_json_object(bytes).map_err(|problem| ContractError {
             event_type: None,
             problems: vec![problem],
@@ -216,7 +221,7 @@ impl Envelope {
                 )));
             }
         };
-        Ok(Envelope {
+        let envelope = Envelope {
             event_id: wire.event_id,
             clinic_id: wire.clinic_id,
             patient_id: wire.patient_id,
@@ -227,7 +232,8 @@ impl Envelope {
             correlation_id: wire.correlation_id,
             causation_id: wire.causation_id,
             payload,
-        })
+        };
+        Ok((envelope, wire.schema_version))
     }
 }
 

@@ -406,6 +406,62 @@ pub struct SolutionComponent {
     pub lot: LotNumber,
     /// Last day the lot may be used.
     pub lot_expiry: NaiveDate,
+    /// The vial it was drawn from, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vial: Option<Vial>,
+}
+
+/// Single- or multi-dose vial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum VialKind {
+    SingleDose,
+    MultiDose,
+}
+
+/// The vial a component was drawn from: a multi-dose vial opened days ago
+/// is how contamination inside a clinic happens (CDC: discard 28 days after
+/// opening unless the manufacturer says otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vial {
+    /// Single- or multi-dose.
+    pub kind: VialKind,
+    /// When it was first opened (required for a multi-dose vial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<DateTime<Utc>>,
+}
+
+/// Skin antiseptic used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SkinAntiseptic {
+    ChlorhexidineAlcohol,
+    PovidoneIodine,
+    Alcohol,
+    Other,
+    None,
+}
+
+/// How the injection was prepared: who drew up the syringe and when, the
+/// skin antiseptic, mask and (for ultrasound guidance) a sterile probe cover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preparation {
+    /// Who drew up the syringe.
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub prepared_by: String,
+    /// When.
+    pub prepared_at: DateTime<Utc>,
+    /// Skin antiseptic.
+    pub skin_antiseptic: SkinAntiseptic,
+    /// The injector wore a mask.
+    pub mask_worn: bool,
+    /// For ultrasound guidance: a sterile probe cover was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sterile_probe_cover: Option<bool>,
 }
 
 /// The solution injected.
@@ -464,6 +520,9 @@ pub struct InjectionGiven {
     pub practitioner_id: PractitionerId,
     /// Skin preparation, sterile gloves and a single-use needle were used.
     pub aseptic_preparation: bool,
+    /// How it was prepared, in detail (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<Preparation>,
     /// The `treatment.planned` event this injection belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub treatment_plan_event_id: Option<Uuid>,
@@ -483,6 +542,10 @@ pub enum AdverseEventKind {
     Pneumothorax,
     DuralPunctureHeadache,
     AllergicReaction,
+    VasovagalReaction,
+    Haematoma,
+    /// Local anaesthetic systemic toxicity (LAST).
+    LocalAnaestheticSystemicToxicity,
     Other,
 }
 
@@ -533,6 +596,36 @@ pub struct Infection {
     pub signs: Vec<InfectionSign>,
     /// A culture was taken.
     pub culture_taken: bool,
+    /// How deep, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<InfectionDepth>,
+    /// The organism grown, when known (e.g. `Staphylococcus aureus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub organism: Option<String>,
+}
+
+/// How deep an infection reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum InfectionDepth {
+    Superficial,
+    Deep,
+    SepticArthritis,
+}
+
+/// A MedDRA term: the code and the dictionary version it is from. No
+/// dictionary ships with prolo-audit (MedDRA is licensed); both are text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeddraTerm {
+    /// The preferred-term code (8 digits).
+    #[schemars(regex(pattern = r"^[0-9]{8}$"))]
+    pub pt_code: String,
+    /// The MedDRA version, e.g. `27.1`.
+    #[schemars(length(min = 1, max = 20))]
+    pub version: String,
 }
 
 /// ICH E2A seriousness criterion.
@@ -544,6 +637,7 @@ pub enum SeriousnessCriterion {
     LifeThreatening,
     Hospitalisation,
     PersistentDisability,
+    CongenitalAnomaly,
     MedicallyImportant,
 }
 
@@ -571,7 +665,7 @@ pub struct LinkedInjection {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// `adverse_event.reported`: something went wrong.
+/// `adverse_event.reported` (schema version 2): something went wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdverseEventReported {
@@ -603,6 +697,12 @@ pub struct AdverseEventReported {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = TEXT_MAX_CHARS))]
     pub description: Option<String>,
+    /// When the clinic became aware of it (ICH E2D "day zero"; version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aware_at: Option<DateTime<Utc>>,
+    /// The MedDRA preferred term, when coded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meddra: Option<MeddraTerm>,
 }
 
 /// WHO-UMC causality category.
@@ -628,7 +728,9 @@ pub enum AdverseEventStatus {
     Closed,
 }
 
-/// `adverse_event.updated`: a follow-up of a reported adverse event.
+/// `adverse_event.updated` (schema version 2): a follow-up of a reported
+/// adverse event. It may escalate: a new kind, seriousness or grade (each
+/// update stays in the trail, so every step is kept).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdverseEventUpdated {
@@ -641,6 +743,19 @@ pub struct AdverseEventUpdated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = CTCAE_GRADE_MIN, max = CTCAE_GRADE_MAX))]
     pub grade: Option<u8>,
+    /// A new kind, when the event turned out to be another (a flare that
+    /// is an infection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AdverseEventKind>,
+    /// Infection details learned since (depth, the organism grown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infection: Option<Infection>,
+    /// Seriousness, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serious: Option<bool>,
+    /// The criteria that now make it serious.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seriousness_criteria: Vec<SeriousnessCriterion>,
     /// Open or closed.
     pub status: AdverseEventStatus,
     /// Outcome so far.

@@ -18,10 +18,13 @@ const UPCASTERS: &[(EventType, u32, Upcaster)] = &[
     (EventType::ConsentGiven, 1, consent_given_v1_to_v2),
     (EventType::ExaminationDone, 1, unchanged),
     (EventType::TreatmentPlanned, 1, unchanged),
+    (EventType::AdverseEventReported, 1, unchanged),
+    (EventType::AdverseEventUpdated, 1, unchanged),
 ];
 
 /// A version that only added optional fields or widened bounds (sites not
-/// on the list, agents named, boosters, negative ranges of motion): every
+/// on the list, agents named, boosters, negative ranges of motion, vials
+/// and preparation, awareness dates, MedDRA terms, escalating updates): every
 /// older payload is a valid payload of the next version as it is.
 fn unchanged(payload: Map<String, Value>) -> Result<Map<String, Value>, ContractError> {
     Ok(payload)

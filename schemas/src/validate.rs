@@ -37,6 +37,10 @@ pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::minutes(5);
 /// Collects problems with their paths.
 struct Check {
     problems: Vec<Problem>,
+    /// The schema version the event was written in: a rule added in a
+    /// later version is not applied to it, so that a record accepted once
+    /// is never quarantined when the stream is folded again.
+    written: u32,
 }
 
 impl Check {
@@ -234,10 +238,17 @@ fn is_sctid(code: &str) -> bool {
     check == 0
 }
 
-/// Validates a whole event: envelope fields, payload, and how they fit.
+/// Validates a whole event written in the current schema version.
 pub(crate) fn envelope(e: &Envelope) -> Result<(), ContractError> {
+    envelope_as_written(e, e.event_type().current_version())
+}
+
+/// Validates a whole event (upcast from `written`): envelope fields,
+/// payload, and how they fit, by the rules of the version it was written in.
+pub(crate) fn envelope_as_written(e: &Envelope, written: u32) -> Result<(), ContractError> {
     let mut c = Check {
         problems: Vec::new(),
+        written,
     };
     if e.event_id.get_version_num() != 7 {
         c.problem(
@@ -348,7 +359,12 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
                 c.site(&format!("{p}.palpation_findings[{i}].site"), &f.site);
             }
             for (i, rom) in x.range_of_motion.iter().enumerate() {
-                let (min, max) = rom.movement.degrees_range();
+                // Version 1 had one range, 0–200°, for every movement.
+                let (min, max) = if c.written >= 2 {
+                    rom.movement.degrees_range()
+                } else {
+                    (0, ROM_DEGREES_MAX)
+                };
                 c.range(
                     &format!("{p}.range_of_motion[{i}].degrees"),
                     rom.degrees,
@@ -394,7 +410,7 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
                 c.site(&format!("{p}.target_sites[{i}]"), site);
             }
         }
-        Payload::InjectionGiven(x) => injection(c, x, p),
+        Payload::InjectionGiven(x) => injection(c, x, p, occurred_at),
         Payload::AdverseEventReported(x) => adverse_event(c, x, p, occurred_at),
         Payload::AdverseEventUpdated(x) => {
             if let Some(grade) = x.grade {
@@ -412,6 +428,35 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
                 }
             }
             c.opt_text(&format!("{p}.note"), x.note.as_ref(), TEXT_MAX_CHARS);
+            match (x.serious, x.seriousness_criteria.is_empty()) {
+                (Some(true), true) => c.problem(
+                    format!("{p}.seriousness_criteria"),
+                    ProblemCode::MissingField,
+                    "a serious event names at least one criterion",
+                ),
+                (Some(false) | None, false) => c.inconsistent(
+                    &format!("{p}.serious"),
+                    "criteria are given: serious must be true",
+                ),
+                _ => {}
+            }
+            match (x.kind, &x.infection) {
+                (Some(AdverseEventKind::MisplacedInjection), _) => c.inconsistent(
+                    &format!("{p}.kind"),
+                    "a misplaced injection is reported on its own, naming the injection and both sites",
+                ),
+                (Some(AdverseEventKind::Infection), None) => c.problem(
+                    format!("{p}.infection"),
+                    ProblemCode::MissingField,
+                    "an update that makes the event an infection names its signs",
+                ),
+                (Some(kind), Some(_)) if kind != AdverseEventKind::Infection => c.inconsistent(
+                    &format!("{p}.infection"),
+                    "only an infection has infection details",
+                ),
+                (_, Some(i)) => infection(c, i, &format!("{p}.infection")),
+                _ => {}
+            }
         }
         Payload::LotRecalled(x) => {
             c.text(&format!("{p}.reason"), &x.reason, TEXT_MAX_CHARS);
@@ -615,7 +660,7 @@ fn screening(c: &mut Check, x: &ScreeningDone, p: &str) {
     c.opt_text(&format!("{p}.notes"), x.notes.as_ref(), TEXT_MAX_CHARS);
 }
 
-fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
+fn injection(c: &mut Check, x: &InjectionGiven, p: &str, occurred_at: DateTime<Utc>) {
     c.site(&format!("{p}.site"), &x.site);
     c.non_empty(&format!("{p}.solution.components"), &x.solution.components);
     for (i, component) in x.solution.components.iter().enumerate() {
@@ -629,6 +674,20 @@ fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
             (Agent::Other, Some(name)) => c.text(&name_path, name, SHORT_TEXT_MAX_CHARS),
             (_, Some(_)) => c.inconsistent(&name_path, "only an `other` agent is named here"),
             (_, None) => {}
+        }
+        if let Some(vial) = &component.vial {
+            let path = format!("{p}.solution.components[{i}].vial.opened_at");
+            match (vial.kind, vial.opened_at) {
+                (VialKind::MultiDose, None) => c.problem(
+                    path,
+                    ProblemCode::MissingField,
+                    "a multi-dose vial says when it was first opened",
+                ),
+                (_, Some(opened)) if opened > occurred_at + CLOCK_SKEW_ALLOWANCE => {
+                    c.inconsistent(&path, "is after the injection")
+                }
+                _ => {}
+            }
         }
         let path = format!("{p}.solution.components[{i}].concentration_pct");
         match (
@@ -670,8 +729,29 @@ fn injection(c: &mut Check, x: &InjectionGiven, p: &str) {
         NEEDLE_LENGTH_MM_MIN,
         NEEDLE_LENGTH_MM_MAX,
     );
+    if let Some(prep) = &x.preparation {
+        c.text(
+            &format!("{p}.preparation.prepared_by"),
+            &prep.prepared_by,
+            SHORT_TEXT_MAX_CHARS,
+        );
+        if prep.prepared_at > occurred_at + CLOCK_SKEW_ALLOWANCE {
+            c.inconsistent(
+                &format!("{p}.preparation.prepared_at"),
+                "is after the injection",
+            );
+        }
+        if prep.sterile_probe_cover.is_some() && x.guidance != Guidance::Ultrasound {
+            c.inconsistent(
+                &format!("{p}.preparation.sterile_probe_cover"),
+                "applies to ultrasound guidance only",
+            );
+        }
+    }
+    // Gauge by length since version 3.
     let longest = needle_length_max_mm(x.needle.gauge);
-    if x.needle.length_mm <= NEEDLE_LENGTH_MM_MAX && x.needle.length_mm > longest {
+    if c.written >= 3 && x.needle.length_mm <= NEEDLE_LENGTH_MM_MAX && x.needle.length_mm > longest
+    {
         c.inconsistent(
             &format!("{p}.needle.length_mm"),
             format!(
@@ -762,9 +842,7 @@ fn adverse_event(c: &mut Check, x: &AdverseEventReported, p: &str, occurred_at: 
             ProblemCode::MissingField,
             "an infection names its signs",
         ),
-        (AdverseEventKind::Infection, Some(i)) => {
-            c.non_empty(&format!("{p}.infection.signs"), &i.signs)
-        }
+        (AdverseEventKind::Infection, Some(i)) => infection(c, i, &format!("{p}.infection")),
         (_, Some(_)) => c.inconsistent(
             &format!("{p}.infection"),
             "only an infection has infection details",
@@ -793,13 +871,46 @@ fn adverse_event(c: &mut Check, x: &AdverseEventReported, p: &str, occurred_at: 
         x.description.as_ref(),
         TEXT_MAX_CHARS,
     );
+    if let Some(aware) = x.aware_at {
+        if aware < x.onset_at {
+            c.inconsistent(
+                &format!("{p}.aware_at"),
+                "is before the onset: nobody can be aware of an event before it begins",
+            );
+        }
+        if aware > occurred_at + CLOCK_SKEW_ALLOWANCE {
+            c.inconsistent(
+                &format!("{p}.aware_at"),
+                "is after the report's occurred_at",
+            );
+        }
+    }
+    if let Some(term) = &x.meddra {
+        if term.pt_code.len() != 8 || !term.pt_code.bytes().all(|b| b.is_ascii_digit()) {
+            c.problem(
+                format!("{p}.meddra.pt_code"),
+                ProblemCode::InvalidValue,
+                "a MedDRA preferred-term code is 8 digits",
+            );
+        }
+        c.text(&format!("{p}.meddra.version"), &term.version, 20);
+    }
+}
+
+fn infection(c: &mut Check, i: &Infection, path: &str) {
+    c.non_empty(&format!("{path}.signs"), &i.signs);
+    c.opt_text(
+        &format!("{path}.organism"),
+        i.organism.as_ref(),
+        SHORT_TEXT_MAX_CHARS,
+    );
 }
 
 /// The corrected payload must be a valid payload of the target's type.
 fn corrected_payload(c: &mut Check, x: &RecordCorrected, p: &str, occurred_at: DateTime<Utc>) {
     let path = format!("{p}.corrected_payload");
     let value = serde_json::Value::Object(x.corrected_payload.clone().into_iter().collect());
-    match Payload::from_value(x.target.event_type, value) {
+    match Payload::from_corrected(x.target.event_type, value) {
         Ok(corrected) => {
             if let Payload::PractitionerCredentialed(credential) = &corrected
                 && x.target.practitioner_id.as_ref() != Some(&credential.practitioner_id)

@@ -289,3 +289,132 @@ fn a_consent_names_sides_or_covers_either_and_a_midline_site_has_none() {
     e["payload"]["sites"][1]["laterality"] = "left".into();
     rejected_at(&e, "payload.sites[1].laterality", ProblemCode::Inconsistent);
 }
+
+/// A rule added in a later version is not applied to events written in an
+/// earlier one: a record accepted once is never quarantined on a rebuild.
+#[test]
+fn stricter_rules_apply_only_to_events_written_under_them() {
+    // 30 G × 150 mm was within the bounds of injection.given v2.
+    let mut old = example("injection.given");
+    old["schema_version"] = 2.into();
+    old["payload"]["needle"] = json!({"gauge": 30, "length_mm": 150});
+    for component in old["payload"]["solution"]["components"]
+        .as_array_mut()
+        .unwrap()
+    {
+        component.as_object_mut().unwrap().remove("vial");
+    }
+    old["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("preparation");
+    check(&old).unwrap_or_else(|e| panic!("{e}"));
+    // 150° of extension was within examination.done v1's 0–200°.
+    let mut old_exam = example("examination.done");
+    old_exam["schema_version"] = 1.into();
+    old_exam["payload"]["range_of_motion"] = json!([{"region": "knee_region", "laterality": "left", "movement": "extension", "degrees": 150}]);
+    check(&old_exam).unwrap_or_else(|e| panic!("{e}"));
+    let mut new_exam = old_exam.clone();
+    new_exam["schema_version"] = 2.into();
+    rejected_at(
+        &new_exam,
+        "payload.range_of_motion[0].degrees",
+        ProblemCode::OutOfRange,
+    );
+}
+
+/// A correction written when consent.given was version 1 carries a v1
+/// payload: it is still read, as the current version.
+#[test]
+fn a_correction_carrying_an_older_payload_is_read_as_the_current_version() {
+    let v1_consent: Value = serde_json::from_slice(
+        &fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/v1/consent.given.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut correction = example("record.corrected");
+    correction["payload"]["target"] =
+        json!({"event_id": v1_consent["event_id"], "event_type": "consent.given"});
+    correction["payload"]["corrected_payload"] = v1_consent["payload"].clone();
+    correction["payload"]["corrected_payload"]["series"] = false.into();
+    check(&correction).unwrap_or_else(|e| panic!("{e}"));
+    let payload = prolo_schemas::Payload::from_corrected(
+        prolo_schemas::EventType::ConsentGiven,
+        correction["payload"]["corrected_payload"].clone(),
+    )
+    .unwrap();
+    let prolo_schemas::Payload::ConsentGiven(consent) = payload else {
+        panic!("not a consent")
+    };
+    assert!(!consent.series);
+    assert_eq!(consent.sites[0].site_key, prolo_schemas::SiteKey::KNEE_MCL);
+}
+
+#[test]
+fn adverse_events_know_awareness_depth_organism_meddra_and_escalate_by_update() {
+    let mut e = example("adverse_event.reported");
+    e["payload"]["aware_at"] = "2026-10-02T08:00:00Z".into();
+    rejected_at(&e, "payload.aware_at", ProblemCode::Inconsistent);
+    let mut e = example("adverse_event.reported");
+    e["payload"]["meddra"] = json!({"pt_code": "1234", "version": "27.1"});
+    rejected_at(&e, "payload.meddra.pt_code", ProblemCode::InvalidValue);
+    let mut e = example("adverse_event.reported");
+    e["payload"]["infection"]["depth"] = "septic_arthritis".into();
+    e["payload"]["infection"]["organism"] = "Staphylococcus aureus".into();
+    e["payload"]["serious"] = true.into();
+    e["payload"]["seriousness_criteria"] = json!(["hospitalisation", "congenital_anomaly"]);
+    check(&e).unwrap_or_else(|err| panic!("{err}"));
+    for kind in [
+        "vasovagal_reaction",
+        "haematoma",
+        "local_anaesthetic_systemic_toxicity",
+    ] {
+        let mut e = example("adverse_event.reported");
+        e["payload"]["kind"] = kind.into();
+        e["payload"].as_object_mut().unwrap().remove("infection");
+        check(&e).unwrap_or_else(|err| panic!("{kind}: {err}"));
+    }
+    // A pain flare that turns out to be a deep infection, and serious.
+    let mut update = example("adverse_event.updated");
+    update["payload"]["kind"] = "infection".into();
+    rejected_at(&update, "payload.infection", ProblemCode::MissingField);
+    update["payload"]["infection"] =
+        json!({"signs": ["swelling", "fever"], "culture_taken": true, "depth": "deep"});
+    update["payload"]["serious"] = true.into();
+    rejected_at(
+        &update,
+        "payload.seriousness_criteria",
+        ProblemCode::MissingField,
+    );
+    update["payload"]["seriousness_criteria"] = json!(["hospitalisation"]);
+    check(&update).unwrap_or_else(|err| panic!("{err}"));
+    update["payload"]["kind"] = "misplaced_injection".into();
+    rejected_at(&update, "payload.kind", ProblemCode::Inconsistent);
+}
+
+#[test]
+fn how_an_injection_was_prepared_is_checked() {
+    let mut e = example("injection.given");
+    e["payload"]["solution"]["components"][0]["vial"] = json!({"kind": "multi_dose"});
+    rejected_at(
+        &e,
+        "payload.solution.components[0].vial.opened_at",
+        ProblemCode::MissingField,
+    );
+    let mut e = example("injection.given");
+    e["payload"]["preparation"]["sterile_probe_cover"] = true.into();
+    rejected_at(
+        &e,
+        "payload.preparation.sterile_probe_cover",
+        ProblemCode::Inconsistent,
+    );
+    e["payload"]["guidance"] = "ultrasound".into();
+    check(&e).unwrap_or_else(|err| panic!("{err}"));
+    let mut e = example("injection.given");
+    e["payload"]["preparation"]["prepared_at"] = "2026-10-02T09:00:00Z".into();
+    rejected_at(
+        &e,
+        "payload.preparation.prepared_at",
+        ProblemCode::Inconsistent,
+    );
+}

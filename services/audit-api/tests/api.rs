@@ -737,6 +737,7 @@ async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_n
     let mut report = example_request("adverse_event.reported");
     report["occurred_at"] = at(now - chrono::Duration::hours(1)).into();
     report["payload"]["onset_at"] = at(now - chrono::Duration::hours(2)).into();
+    report["payload"]["aware_at"] = at(now - chrono::Duration::hours(1)).into();
     record_ok(&client, AdverseEventReported, &report).await;
 
     // Forged: one claims to be recorded 30 days from now (it would be the

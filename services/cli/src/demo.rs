@@ -181,9 +181,9 @@ const LIDOCAINE_LOTS: &[&str] = &["LID1-88A", "LID1-91C"];
 fn outcome_score(instrument: &str, improvement: u64) -> f64 {
     let step = improvement as f64;
     match instrument {
-        "koos" => 45.0 + 10.0 * step,            // 100 best
+        "koos" => 45.0 + 10.0 * step,              // 100 best
         "odi" | "quick_dash" => 44.0 - 8.0 * step, // 0 best
-        _ => 7.0 - 1.5 * step,                    // pain NRS
+        _ => 7.0 - 1.5 * step,                     // pain NRS
     }
 }
 
@@ -191,7 +191,10 @@ fn outcome_score(instrument: &str, improvement: u64) -> f64 {
 fn signer_name(practitioner: &str) -> String {
     let surname = practitioner.trim_start_matches("dr-");
     let mut chars = surname.chars();
-    let capital: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let capital: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     format!("Dr. {capital}{}", chars.as_str())
 }
 

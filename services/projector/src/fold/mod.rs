@@ -349,6 +349,13 @@ impl<'a> Folder<'a> {
                     if let Some(grade) = p.grade {
                         state.grade = grade;
                     }
+                    // An escalation: the update event keeps the step.
+                    if let Some(kind) = &p.kind {
+                        state.kind = name(kind);
+                    }
+                    if let Some(serious) = p.serious {
+                        state.serious = serious;
+                    }
                     state.status = name(&p.status);
                     state.outcome = Some(name(&p.outcome));
                     state.updates.push(AdverseEventUpdate {
@@ -616,7 +623,7 @@ impl<'a> Folder<'a> {
             (Payload::RecordCorrected(c), true) => {
                 let value =
                     serde_json::Value::Object(c.corrected_payload.clone().into_iter().collect());
-                match Payload::from_value(original.event_type(), value) {
+                match Payload::from_corrected(original.event_type(), value) {
                     Ok(payload) => Envelope {
                         payload,
                         ..original.clone()
