@@ -227,3 +227,15 @@ fn unknown_type_and_future_version_are_refused() {
     let err = Envelope::from_json(b"{not json").unwrap_err();
     assert_eq!(err.code(), ProblemCode::MalformedJson);
 }
+
+#[test]
+fn the_clinical_notes_list_every_site_of_the_list() {
+    let notes = fs::read_to_string(dir("CLINICAL_NOTES.md")).unwrap();
+    for key in prolo_schemas::SiteKey::ALL {
+        assert!(
+            notes.contains(&format!("| `{}` |", key.as_str())),
+            "{} is not in schemas/CLINICAL_NOTES.md",
+            key.as_str()
+        );
+    }
+}
