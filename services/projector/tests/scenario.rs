@@ -301,3 +301,79 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(rebuilt.digest().unwrap(), store.digest().unwrap());
     recorders.stop().await;
 }
+
+/// A whole clinic day of the second contract: screening, time-out,
+/// injection, observation, outcome, the end of the series and a signature
+/// are folded into the patient's record, each with its one-line summary.
+#[tokio::test]
+async fn a_clinic_day_is_folded_into_the_patients_record() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    let db = tempfile::tempdir().unwrap();
+    let mut injection = None;
+    for event_type in [
+        ScreeningDone,
+        ProcedureTimeOut,
+        InjectionGiven,
+        ObservationCompleted,
+        OutcomeReported,
+        SeriesCompleted,
+    ] {
+        let recorded = record_ok(&client, event_type, &example_request(event_type.as_str())).await;
+        if event_type == InjectionGiven {
+            injection = Some(recorded);
+        }
+    }
+    let injection = injection.unwrap();
+    let mut signature = example_request("record.signed");
+    signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
+    let signed = record_ok(&client, RecordSigned, &signature).await;
+
+    let projector = Projector::start(&nats.url(), db.path()).await;
+    projector.caught_up(&js).await;
+    let store = projector.stop().await;
+    let p: PatientSummary = store
+        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.event_count, 7);
+    let clinical: Vec<(&str, &str, &str)> = p
+        .clinical
+        .iter()
+        .map(|c| (c.event_type.as_str(), c.summary.as_str(), c.tag.as_str()))
+        .collect();
+    assert_eq!(
+        clinical,
+        [
+            (
+                "screening.done",
+                "screening: proceed; 1 allergies, 0 contraindications; aspirin continued",
+                "proceed"
+            ),
+            (
+                "procedure.time_out",
+                "time-out: identity verified, site marked, time-out performed, 2 participants",
+                ""
+            ),
+            (
+                "observation.completed",
+                "observed 20 min, discharged well",
+                ""
+            ),
+            ("outcome.reported", "koos 61.5 at week 4", "koos"),
+            (
+                "series.completed",
+                "series ended after 4 sessions: goals_met",
+                "goals_met"
+            ),
+        ]
+    );
+    assert_eq!(p.injections.len(), 1);
+    assert_eq!(
+        store.signatures(&injection.event_id).unwrap(),
+        vec![signed.stream_seq]
+    );
+    recorders.stop().await;
+}
