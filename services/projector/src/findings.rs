@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::disproportionality::{Criteria, Measures, Table};
+
 /// The policy rules.
 #[derive(
     Debug,
@@ -126,11 +128,8 @@ pub struct FindingSettings {
     pub late_documentation_hours: i64,
     /// Hours after onset within which a serious adverse event must be recorded.
     pub serious_report_hours: i64,
-    /// A group's adverse-event rate must exceed the clinic's by this factor…
-    pub signal_factor: f64,
-    /// …with at least this many adverse events (and the lower end of its 95%
-    /// interval above the clinic's rate), to raise a signal.
-    pub signal_min_events: u64,
+    /// When a kind stands out in a group (see [`crate::disproportionality`]).
+    pub signal_criteria: Criteria,
     /// Milliseconds an event's `recorded_at` may differ from the time
     /// JetStream stored it before `recorded_at_mismatch` is raised. (Events
     /// sourced later from a clinic edge will be judged against the edge's
@@ -145,8 +144,7 @@ impl Default for FindingSettings {
             adverse_event_update_days: 7,
             late_documentation_hours: 72,
             serious_report_hours: 24,
-            signal_factor: 2.0,
-            signal_min_events: 3,
+            signal_criteria: Criteria::default(),
             recorded_at_tolerance_ms: 5_000,
         }
     }
@@ -211,19 +209,23 @@ pub struct OpenFinding {
     pub site_key: Option<String>,
 }
 
-/// Counts of one group for the signal rates.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+/// Counts of one group for the signal rates: its injections and the
+/// adverse events after them, by kind, so that expected pain flares do not
+/// hide infections.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupCount {
     /// Injections in the group.
     pub injections: u64,
-    /// Adverse events after them.
+    /// Adverse events after them, all kinds.
     pub adverse_events: u64,
-    /// A signal was raised for it.
-    pub signalled: bool,
+    /// Adverse events after them, by kind (`infection`, `pain_flare`, …).
+    pub by_kind: std::collections::BTreeMap<String, u64>,
+    /// The kinds a signal was raised for.
+    pub signalled: std::collections::BTreeSet<String>,
 }
 
 impl GroupCount {
-    /// Adverse events per 1,000 injections.
+    /// Adverse events (all kinds) per 1,000 injections.
     pub fn rate(&self) -> f64 {
         if self.injections == 0 {
             0.0
@@ -248,25 +250,29 @@ impl GroupCount {
             ((centre + half).min(1.0)) * 1000.0,
         )
     }
+
+    /// Events of `kind`.
+    pub fn events(&self, kind: &str) -> u64 {
+        self.by_kind.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The 2×2 table of `kind`: this group against the rest of `clinic`
+    /// (whose counts include this group's).
+    pub fn against_rest(&self, clinic: &GroupCount, kind: &str) -> Table {
+        Table {
+            group_events: self.events(kind),
+            group_injections: self.injections,
+            rest_events: clinic.events(kind).saturating_sub(self.events(kind)),
+            rest_injections: clinic.injections.saturating_sub(self.injections),
+        }
+    }
 }
 
 /// The dimensions adverse-event rates are grouped by.
 pub const DIMENSIONS: &[&str] = &["lot", "solution", "site", "practitioner", "guidance"];
 
-/// Whether `group`'s rate exceeds the clinic `baseline` enough to signal:
-/// by the factor, with the minimum count, and with the lower end of its 95%
-/// interval above the baseline rate (so that three events among a handful
-/// of injections early in a clinic's history do not cry wolf).
-pub fn signals(group: &GroupCount, baseline: &GroupCount, settings: &FindingSettings) -> bool {
-    group.adverse_events >= settings.signal_min_events
-        && baseline.injections > 0
-        && group.rate() > baseline.rate() * settings.signal_factor
-        && group.interval().0 > baseline.rate()
-        // A group that is the whole clinic cannot exceed itself.
-        && group.injections < baseline.injections
-}
-
-/// A raised signal, published and kept.
+/// A raised signal, published and kept: one adverse-event kind standing out
+/// in one group against the rest of the clinic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signal {
     /// Clinic.
@@ -275,10 +281,12 @@ pub struct Signal {
     pub dimension: String,
     /// The group, e.g. the lot number.
     pub group: String,
-    /// Its counts when raised.
-    pub count: GroupCount,
-    /// The clinic's counts then.
-    pub baseline: GroupCount,
+    /// The adverse-event kind, e.g. `infection`.
+    pub kind: String,
+    /// The 2×2 table when raised.
+    pub table: Table,
+    /// Its measures then (PRR with its interval and χ², IC and IC025).
+    pub measures: Measures,
     /// The adverse event whose folding raised it.
     pub raised_by: Uuid,
     /// Its sequence.
@@ -294,7 +302,7 @@ mod tests {
         let g = GroupCount {
             injections: 200,
             adverse_events: 10,
-            signalled: false,
+            ..GroupCount::default()
         };
         let (lo, hi) = g.interval();
         assert!((g.rate() - 50.0).abs() < 1e-9);
@@ -306,58 +314,33 @@ mod tests {
     }
 
     #[test]
-    fn a_signal_needs_both_the_factor_and_the_count() {
-        let s = FindingSettings::default();
-        let base = GroupCount {
-            injections: 1000,
-            adverse_events: 10,
-            signalled: false,
+    fn a_group_is_compared_with_the_rest_of_the_clinic_kind_by_kind() {
+        let counts = |injections, infections, flares| GroupCount {
+            injections,
+            adverse_events: infections + flares,
+            by_kind: [
+                ("infection".to_owned(), infections),
+                ("pain_flare".to_owned(), flares),
+            ]
+            .into(),
+            ..GroupCount::default()
         };
-        assert!(signals(
-            &GroupCount {
-                injections: 100,
-                adverse_events: 5,
-                signalled: false
-            },
-            &base,
-            &s
-        ));
-        assert!(!signals(
-            &GroupCount {
-                injections: 100,
-                adverse_events: 2,
-                signalled: false
-            },
-            &base,
-            &s
-        ));
-        assert!(!signals(
-            &GroupCount {
-                injections: 500,
-                adverse_events: 5,
-                signalled: false
-            },
-            &base,
-            &s
-        ));
-    }
-
-    #[test]
-    fn a_few_events_among_few_injections_do_not_signal() {
-        // Three in twenty is a rate of 150 per 1,000, but its interval starts
-        // near 52: against a clinic at 60 per 1,000 that is no signal.
-        let s = FindingSettings::default();
-        let clinic = GroupCount {
-            injections: 1000,
-            adverse_events: 60,
-            signalled: false,
-        };
-        let small = GroupCount {
-            injections: 20,
-            adverse_events: 3,
-            signalled: false,
-        };
-        assert!(small.rate() > clinic.rate() * s.signal_factor);
-        assert!(!signals(&small, &clinic, &s));
+        let clinic = counts(2000, 6, 60);
+        let lot = counts(250, 4, 7);
+        let infections = lot.against_rest(&clinic, "infection");
+        assert_eq!(
+            infections,
+            Table {
+                group_events: 4,
+                group_injections: 250,
+                rest_events: 2,
+                rest_injections: 1750
+            }
+        );
+        let criteria = Criteria::default();
+        assert!(infections.signals(&criteria));
+        // Pooled with the flares, the same lot would not stand out.
+        assert!(!lot.against_rest(&clinic, "pain_flare").signals(&criteria));
+        assert_eq!(lot.against_rest(&clinic, "nerve_injury").group_events, 0);
     }
 }

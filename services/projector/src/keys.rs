@@ -9,6 +9,8 @@
 
 use uuid::Uuid;
 
+/// The read-model layout ([`crate::store::READ_MODEL_FORMAT`], u32 BE).
+pub const FORMAT: &[u8] = b"meta\0format";
 /// Last applied stream sequence (u64 BE).
 pub const APPLIED_SEQ: &[u8] = b"meta\0applied_seq";
 /// Number of quarantined messages (u64 BE).
@@ -85,7 +87,7 @@ pub const LOT_RECALLS: &[u8] = b"lr\0";
 /// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::findings::GroupCount`];
 /// the clinic's baseline is dimension `clinic`, group `all`.
 pub const GROUP: &[u8] = b"sg\0";
-/// `sig\0<clinic>\0<dimension>\0<group>` → [`crate::findings::Signal`].
+/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::findings::Signal`].
 pub const SIGNAL: &[u8] = b"sig\0";
 /// `iq\0<bucket>`: quarantined sequences.
 pub const QUARANTINED: &[u8] = b"iq\0";

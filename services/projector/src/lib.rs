@@ -16,6 +16,7 @@
 
 pub mod chain;
 pub mod consistency;
+pub mod disproportionality;
 pub mod error;
 pub mod findings;
 pub mod fold;

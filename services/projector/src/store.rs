@@ -24,7 +24,25 @@ pub enum StoreError {
         /// What bincode said.
         message: String,
     },
+    /// The database holds read models in an older layout: they are made
+    /// again from the stream, never read with the wrong layout.
+    #[error(
+        "the read models are in format {found}, this version writes format {expected}: \
+         rebuild them from the stream (`prolo-projector rebuild`, or move the database \
+         aside and start again); the stream is untouched"
+    )]
+    OutdatedFormat {
+        /// The format found (1: before formats were recorded).
+        found: u32,
+        /// The format this code writes.
+        expected: u32,
+    },
 }
+
+/// The layout of the read models this code writes. Raised when a value's
+/// shape changes, so that an old database is rebuilt, not misread.
+/// 2: signal counts per adverse-event kind.
+pub const READ_MODEL_FORMAT: u32 = 2;
 
 fn printable(key: &[u8]) -> String {
     key.iter()
@@ -77,6 +95,20 @@ impl Store {
             .open()?;
         let model = db.open_tree("model")?;
         let status = db.open_tree("status")?;
+        let found = match model.get(keys::FORMAT)? {
+            Some(v) => <[u8; 4]>::try_from(v.as_ref()).map_or(0, u32::from_be_bytes),
+            None if model.get(keys::APPLIED_SEQ)?.is_some() => 1,
+            None => {
+                model.insert(keys::FORMAT, &READ_MODEL_FORMAT.to_be_bytes())?;
+                READ_MODEL_FORMAT
+            }
+        };
+        if found != READ_MODEL_FORMAT {
+            return Err(StoreError::OutdatedFormat {
+                found,
+                expected: READ_MODEL_FORMAT,
+            });
+        }
         Ok(Store { db, model, status })
     }
 
@@ -329,5 +361,39 @@ mod tests {
         store.commit(pending, 2).await.unwrap();
         assert_eq!(store.model().get(b"k-c").unwrap(), None);
         assert!(store.model().get(b"k-f").unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_an_older_layout_is_refused_and_a_new_one_is_marked() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = dir.path().join("fresh");
+        drop(Store::open(&fresh, 1 << 20).unwrap_or_else(|e| panic!("{e}")));
+        assert!(
+            Store::open(&fresh, 1 << 20).is_ok(),
+            "a new database is marked and reopens"
+        );
+
+        // A database folded before formats were recorded: applied, unmarked.
+        let old = dir.path().join("old");
+        {
+            let db = sled::open(&old).unwrap_or_else(|e| panic!("{e}"));
+            let model = db.open_tree("model").unwrap_or_else(|e| panic!("{e}"));
+            model
+                .insert(keys::APPLIED_SEQ, &7u64.to_be_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            db.flush().unwrap_or_else(|e| panic!("{e}"));
+        }
+        match Store::open(&old, 1 << 20) {
+            Err(StoreError::OutdatedFormat { found, expected }) => {
+                assert_eq!((found, expected), (1, READ_MODEL_FORMAT));
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("an old layout was opened"),
+        }
     }
 }

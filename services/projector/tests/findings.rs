@@ -571,13 +571,17 @@ async fn an_infection_cluster_on_one_lot_raises_a_signal_for_that_lot_only() {
         (signals[0].dimension.as_str(), signals[0].group.as_str()),
         ("lot", "DX-BAD")
     );
-    assert_eq!(signals[0].count.injections, 100);
-    assert!(signals[0].count.adverse_events >= 3);
-    let (low, _) = signals[0].count.interval();
-    assert!(low > 0.0);
+    assert_eq!(signals[0].kind, "infection");
+    assert_eq!(signals[0].table.group_injections, 100);
+    assert!(signals[0].table.group_events >= 3);
     assert_eq!(
-        signals[0].baseline.injections, 1000,
-        "measured against the whole clinic"
+        signals[0].table.rest_injections, 900,
+        "measured against the rest of the clinic"
+    );
+    let m = signals[0].measures;
+    assert!(
+        m.prr.unwrap() >= 2.0 && m.chi_square >= 4.0 && m.ic025 > 0.0,
+        "{m:?}"
     );
 }
 

@@ -606,7 +606,25 @@ pub struct GroupRate {
     pub rate_per_1000: f64,
     /// 95% Wilson interval, per 1,000.
     pub ci95_per_1000: (f64, f64),
-    /// A signal was raised for it.
+    /// A signal was raised for it (for some kind).
+    pub signalled: bool,
+    /// Each adverse-event kind seen in the clinic: this group against the
+    /// rest of the clinic (the baseline: the whole clinic's counts).
+    pub by_kind: Vec<KindRate>,
+}
+
+/// One adverse-event kind in one group, against the rest of the clinic.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct KindRate {
+    /// The kind, e.g. `infection`.
+    pub kind: String,
+    /// Its events after the group's injections.
+    pub events: u64,
+    /// The 2×2 table against the rest of the clinic.
+    pub table: prolo_projector::disproportionality::Table,
+    /// PRR with its 95% interval and χ², IC and IC025.
+    pub measures: prolo_projector::disproportionality::Measures,
+    /// A signal was raised for this kind in this group.
     pub signalled: bool,
 }
 
@@ -623,9 +641,29 @@ pub struct SignalReport {
 
 /// The rates and signals of `clinic`.
 pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryError> {
+    let counted = store.group_counts(clinic.as_str())?;
+    let whole = counted
+        .iter()
+        .find(|c| c.dimension == "clinic")
+        .map(|c| c.count.clone())
+        .unwrap_or_default();
     let mut baseline = None;
     let mut groups = Vec::new();
-    for counted in store.group_counts(clinic.as_str())? {
+    for counted in counted {
+        let by_kind = whole
+            .by_kind
+            .keys()
+            .map(|kind| {
+                let table = counted.count.against_rest(&whole, kind);
+                KindRate {
+                    kind: kind.clone(),
+                    events: counted.count.events(kind),
+                    table,
+                    measures: table.measures(),
+                    signalled: counted.count.signalled.contains(kind),
+                }
+            })
+            .collect();
         let row = GroupRate {
             dimension: counted.dimension,
             group: counted.group,
@@ -633,7 +671,8 @@ pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryEr
             adverse_events: counted.count.adverse_events,
             rate_per_1000: counted.count.rate(),
             ci95_per_1000: counted.count.interval(),
-            signalled: counted.count.signalled,
+            signalled: !counted.count.signalled.is_empty(),
+            by_kind,
         };
         if row.dimension == "clinic" {
             baseline = Some(row);

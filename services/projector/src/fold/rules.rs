@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
 use crate::{
-    findings::{DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, signals},
+    findings::{DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal},
     keys,
     model::{PatientSummary, PractitionerSummary},
     names::{name, solution_label},
@@ -518,14 +518,19 @@ impl Folder<'_> {
         Ok(())
     }
 
-    /// Counts an adverse event in the groups of the injection it follows,
-    /// and raises a signal for any group that now stands out.
+    /// Counts an adverse event of `kind` in the groups of the injection it
+    /// follows, and raises a signal for any group in which that kind now
+    /// stands out against the rest of the clinic.
     fn count_adverse_event(
         &mut self,
         seq: u64,
         e: &Envelope,
         injection: Uuid,
     ) -> Result<(), StoreError> {
+        let Payload::AdverseEventReported(report) = &e.payload else {
+            return Ok(());
+        };
+        let kind = name(&report.kind);
         let Some((_, injection)) = self.event_by_id(&injection)? else {
             return Ok(());
         };
@@ -535,29 +540,38 @@ impl Folder<'_> {
         let clinic = e.clinic_id.as_str();
         let groups = Self::groups_of(p);
         for (dimension, group) in &groups {
-            self.group(clinic, dimension, group)?.adverse_events += 1;
+            let count = self.group(clinic, dimension, group)?;
+            count.adverse_events += 1;
+            *count.by_kind.entry(kind.clone()).or_default() += 1;
         }
-        let baseline = *self.group(clinic, "clinic", "all")?;
+        let whole = self.group(clinic, "clinic", "all")?.clone();
+        let criteria = self.settings.signal_criteria;
         for (dimension, group) in groups.into_iter().skip(1) {
-            let settings = self.settings.clone();
             let count = self.group(clinic, dimension, &group)?;
-            if count.signalled || !signals(count, &baseline, &settings) {
+            let table = count.against_rest(&whole, &kind);
+            if count.signalled.contains(&kind) || !table.signals(&criteria) {
                 continue;
             }
-            count.signalled = true;
+            count.signalled.insert(kind.clone());
             let signal = Signal {
                 clinic_id: clinic.to_owned(),
                 dimension: dimension.to_owned(),
                 group: group.clone(),
-                count: *count,
-                baseline,
+                kind: kind.clone(),
+                table,
+                measures: table.measures(),
                 raised_by: e.event_id,
                 raised_seq: seq,
             };
             self.pending.put(
                 keys::key(
                     keys::SIGNAL,
-                    &[clinic.as_bytes(), dimension.as_bytes(), group.as_bytes()],
+                    &[
+                        clinic.as_bytes(),
+                        dimension.as_bytes(),
+                        group.as_bytes(),
+                        kind.as_bytes(),
+                    ],
                 ),
                 &signal,
             )?;
