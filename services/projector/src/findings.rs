@@ -130,6 +130,10 @@ pub struct FindingSettings {
     pub serious_report_hours: i64,
     /// When a kind stands out in a group (see [`crate::disproportionality`]).
     pub signal_criteria: Criteria,
+    /// Kinds expected after injections: measured and shown, never raised
+    /// (a pain flare up to 72 h follows ~10% of injections in trials; with
+    /// five dimensions watched after every event it would cry wolf).
+    pub expected_kinds: Vec<String>,
     /// Milliseconds an event's `recorded_at` may differ from the time
     /// JetStream stored it before `recorded_at_mismatch` is raised. (Events
     /// sourced later from a clinic edge will be judged against the edge's
@@ -145,6 +149,7 @@ impl Default for FindingSettings {
             late_documentation_hours: 72,
             serious_report_hours: 24,
             signal_criteria: Criteria::default(),
+            expected_kinds: vec!["pain_flare".to_owned()],
             recorded_at_tolerance_ms: 5_000,
         }
     }
@@ -222,7 +227,15 @@ pub struct GroupCount {
     pub by_kind: std::collections::BTreeMap<String, u64>,
     /// The kinds a signal was raised for.
     pub signalled: std::collections::BTreeSet<String>,
+    /// The latest adverse events of each kind (at most
+    /// [`EVENTS_KEPT_PER_KIND`]), to tell whether another group's signal
+    /// already explains this group's events.
+    pub recent: std::collections::BTreeMap<String, Vec<Uuid>>,
 }
+
+/// How many event ids a group keeps per kind: enough for a cluster of rare
+/// events; a kind with more is not explained away by a handful.
+pub const EVENTS_KEPT_PER_KIND: usize = 64;
 
 impl GroupCount {
     /// Adverse events (all kinds) per 1,000 injections.

@@ -265,6 +265,22 @@ pub fn consent_covers(consented: &[String], injected: &str) -> bool {
     })
 }
 
+/// Whether a group's events of a kind (`events`) are explained by groups
+/// already signalled for it (`signalled`, each with its events): fewer than
+/// `events_min` of them lie outside every such group. The practitioner and
+/// the site of a contaminated lot's patients share its infections; they are
+/// not signals of their own.
+pub fn explained_by_signalled(events: &[Uuid], signalled: &[Vec<Uuid>], events_min: u64) -> bool {
+    if signalled.is_empty() {
+        return false;
+    }
+    let unexplained = events
+        .iter()
+        .filter(|id| !signalled.iter().any(|s| s.contains(id)))
+        .count();
+    (unexplained as u64) < events_min
+}
+
 /// The consents active at `at_ms`: given, in their period, not withdrawn by then.
 pub fn active_consents(
     consents: &[ConsentEntry],
@@ -732,5 +748,18 @@ mod tests {
             &["OTHER/5580002".to_owned()],
             &site_scope(&site)
         ));
+    }
+
+    #[test]
+    fn a_groups_events_are_explained_by_a_signalled_group_that_holds_them() {
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+        let lot = vec![ids[0], ids[1], ids[2], ids[3]];
+        // The practitioner's infections are the lot's, plus one: explained.
+        assert!(explained_by_signalled(&[ids[0], ids[1], ids[2], ids[4]], &[lot.clone()], 3));
+        // Nothing signalled yet: nothing is explained.
+        assert!(!explained_by_signalled(&ids[..4], &[], 3));
+        // Three of its own: a signal in its own right.
+        let others: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        assert!(!explained_by_signalled(&others, &[lot], 3));
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
 use crate::{
-    findings::{DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal},
+    findings::{DIMENSIONS, EVENTS_KEPT_PER_KIND, Finding, GroupCount, OpenFinding, Rule, Signal},
     keys,
     model::{PatientSummary, PractitionerSummary},
     names::{name, solution_label},
@@ -543,16 +543,36 @@ impl Folder<'_> {
             let count = self.group(clinic, dimension, group)?;
             count.adverse_events += 1;
             *count.by_kind.entry(kind.clone()).or_default() += 1;
+            let recent = count.recent.entry(kind.clone()).or_default();
+            recent.push(e.event_id);
+            if recent.len() > EVENTS_KEPT_PER_KIND {
+                recent.remove(0);
+            }
+        }
+        if self.settings.expected_kinds.contains(&kind) {
+            return Ok(());
         }
         let whole = self.group(clinic, "clinic", "all")?.clone();
         let criteria = self.settings.signal_criteria;
+        // In dimension order (lot first): a group whose events are those of
+        // a group already signalled is explained by it, not a signal.
+        let mut signalled: Vec<Vec<Uuid>> = Vec::new();
         for (dimension, group) in groups.into_iter().skip(1) {
             let count = self.group(clinic, dimension, &group)?;
-            let table = count.against_rest(&whole, &kind);
-            if count.signalled.contains(&kind) || !table.signals(&criteria) {
+            let events = count.recent.get(&kind).cloned().unwrap_or_default();
+            if count.signalled.contains(&kind) {
+                signalled.push(events);
                 continue;
             }
+            let table = count.against_rest(&whole, &kind);
+            if !table.signals(&criteria)
+                || policy::explained_by_signalled(&events, &signalled, criteria.events_min)
+            {
+                continue;
+            }
+            let count = self.group(clinic, dimension, &group)?;
             count.signalled.insert(kind.clone());
+            signalled.push(events);
             let signal = Signal {
                 clinic_id: clinic.to_owned(),
                 dimension: dimension.to_owned(),
