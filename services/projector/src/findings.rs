@@ -300,10 +300,30 @@ pub struct Signal {
     pub table: Table,
     /// Its measures then (PRR with its interval and χ², IC and IC025).
     pub measures: Measures,
-    /// The adverse event whose folding raised it.
+    /// The adverse event whose folding raised it (last raised).
     pub raised_by: Uuid,
     /// Its sequence.
     pub raised_seq: u64,
+    /// Raised and not cleared since.
+    pub active: bool,
+    /// Every time it was raised or cleared, in order.
+    pub transitions: Vec<SignalTransition>,
+}
+
+/// A signal raised or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SignalTransition {
+    /// `raised` or `cleared`.
+    pub state: String,
+    /// The adverse event whose folding did it.
+    pub by: Uuid,
+    /// Its sequence.
+    pub seq: u64,
+    /// Why (for a clearing: no longer meets the criteria, or explained by
+    /// another group's signal).
+    pub reason: String,
+    /// The table then.
+    pub table: Table,
 }
 
 #[cfg(test)]

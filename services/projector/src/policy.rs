@@ -755,7 +755,11 @@ mod tests {
         let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
         let lot = vec![ids[0], ids[1], ids[2], ids[3]];
         // The practitioner's infections are the lot's, plus one: explained.
-        assert!(explained_by_signalled(&[ids[0], ids[1], ids[2], ids[4]], &[lot.clone()], 3));
+        assert!(explained_by_signalled(
+            &[ids[0], ids[1], ids[2], ids[4]],
+            &[lot.clone()],
+            3
+        ));
         // Nothing signalled yet: nothing is explained.
         assert!(!explained_by_signalled(&ids[..4], &[], 3));
         // Three of its own: a signal in its own right.

@@ -729,3 +729,68 @@ async fn an_access_record_another_clinics_event_or_a_mistyped_target_cannot_be_v
     assert_eq!(marks(&trail, &adjunct), 1);
     assert_eq!(trail.findings(Rule::ReferenceOutsidePatient).len(), 4);
 }
+
+/// A signal has a lifecycle: raised while its kind stands out in the group,
+/// cleared (and kept, with both transitions) when it no longer does.
+#[tokio::test]
+async fn a_signal_is_cleared_when_its_group_no_longer_stands_out() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let mut events = Vec::new();
+    let mut by_lot: Vec<(&str, Envelope)> = Vec::new();
+    for (lot, count) in [("DX-A", 100), ("DX-B", 900)] {
+        for i in 0..count {
+            let mut e = injection(|p| {
+                p.solution.components.truncate(1);
+                p.solution.components[0].lot = lot.parse().unwrap();
+            });
+            e.patient_id = Some(format!("P-{lot}-{i}").parse().unwrap());
+            by_lot.push((lot, e.clone()));
+            events.push(e);
+        }
+    }
+    trail.add_all(&events).await;
+    let infection_after = |injection: &Envelope| {
+        let mut ae = example("adverse_event.reported");
+        ae.patient_id = injection.patient_id.clone();
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = injection.event_id;
+        }
+        ae
+    };
+    let of = |lot: &str| -> Vec<Envelope> {
+        by_lot
+            .iter()
+            .filter(|(l, _)| *l == lot)
+            .map(|(_, e)| e.clone())
+            .collect()
+    };
+    let (a, b) = (of("DX-A"), of("DX-B"));
+    // Three infections after DX-A: raised.
+    let early: Vec<Envelope> = a[..3].iter().map(infection_after).collect();
+    trail.add_all(&early).await;
+    let signals = trail.store.signals_raised("riverside").unwrap();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert!(signals[0].active && signals[0].group == "DX-A");
+    // Thirty after DX-B, then one more after DX-A: DX-A is now like the rest.
+    let later: Vec<Envelope> = b[..30]
+        .iter()
+        .chain(&a[3..4])
+        .map(infection_after)
+        .collect();
+    trail.add_all(&later).await;
+    let signals = trail.store.signals_raised("riverside").unwrap();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    let s = &signals[0];
+    assert!(!s.active, "{s:?}");
+    let states: Vec<&str> = s.transitions.iter().map(|t| t.state.as_str()).collect();
+    assert_eq!(states, ["raised", "cleared"]);
+    assert_eq!(s.transitions[1].reason, "no longer meets the criteria");
+    assert_eq!(
+        (
+            s.transitions[1].table.group_events,
+            s.transitions[1].table.rest_events
+        ),
+        (4, 30)
+    );
+}

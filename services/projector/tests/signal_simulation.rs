@@ -175,6 +175,7 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
     let settings = FindingSettings::default();
     let mut seq = 0;
     let (mut found, mut false_signals, mut injections, mut adverse) = (0, 0, 0, 0);
+    let mut still_active = 0;
     println!("| clinic | injections | adverse events | planted lot signalled | false signals |");
     println!("|---|---|---|---|---|");
     for n in 0..CLINICS {
@@ -196,23 +197,30 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
         }
         let clinic_id = format!("sim-{n:02}");
         let signals = store.signals_raised(&clinic_id).unwrap();
-        let planted = signals
+        let planted = signals.iter().any(|s| {
+            s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection" && s.active
+        });
+        still_active += signals
             .iter()
-            .any(|s| s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection");
+            .filter(|s| {
+                s.active && !(s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection")
+            })
+            .count();
         let wrong: Vec<String> = signals
             .iter()
             .filter(|s| !(s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection"))
             .map(|s| {
                 let t = s.table;
                 format!(
-                    "{} {} {}: {}/{} against {}/{}",
+                    "{} {} {}: {}/{} against {}/{}{}",
                     s.dimension,
                     s.group,
                     s.kind,
                     t.group_events,
                     t.group_injections,
                     t.rest_events,
-                    t.rest_injections
+                    t.rest_injections,
+                    if s.active { "" } else { ", cleared" }
                 )
             })
             .collect();
@@ -239,8 +247,9 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
     let false_per_clinic = false_signals as f64 / CLINICS as f64;
     println!();
     println!(
-        "{CLINICS} clinics, {injections} injections, {adverse} adverse events: planted lot signalled in {:.0}% of clinics, {false_per_clinic:.2} false signals per clinic",
-        detection * 100.0
+        "{CLINICS} clinics, {injections} injections, {adverse} adverse events: planted lot signalled (and active at the end) in {:.0}% of clinics, {false_per_clinic:.2} false signals raised per clinic, {:.2} still active at the end",
+        detection * 100.0,
+        still_active as f64 / CLINICS as f64
     );
     assert_eq!(store.applied_seq().unwrap(), seq);
     assert_eq!(

@@ -635,7 +635,7 @@ pub struct SignalReport {
     pub baseline: Option<GroupRate>,
     /// Every group, by dimension then group.
     pub groups: Vec<GroupRate>,
-    /// Signals raised, as they were when raised.
+    /// Every signal raised, active or cleared, with its transitions.
     pub signals: Vec<prolo_projector::findings::Signal>,
 }
 

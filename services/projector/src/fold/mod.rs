@@ -48,6 +48,8 @@ pub struct Folder<'a> {
     findings: BTreeMap<Vec<u8>, Finding>,
     findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
     groups: BTreeMap<Vec<u8>, GroupCount>,
+    /// Signals raised or cleared in this batch (and loaded to change).
+    signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
     /// The earliest follow-up deadline waiting (`Some(None)`: none), once known in this batch.
     awaiting_floor: Option<Option<i64>>,
@@ -121,6 +123,7 @@ impl<'a> Folder<'a> {
             findings: BTreeMap::new(),
             findings_at: BTreeMap::new(),
             groups: BTreeMap::new(),
+            signals_raised: BTreeMap::new(),
             lot_recalls: BTreeMap::new(),
             awaiting_floor: None,
             awaiting_migrated: false,
@@ -146,6 +149,8 @@ impl<'a> Folder<'a> {
         self.pending
             .put_all(std::mem::take(&mut self.findings_at))?;
         self.pending.put_all(std::mem::take(&mut self.groups))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.signals_raised))?;
         self.pending
             .put_all(std::mem::take(&mut self.lot_recalls))?;
         Ok((self.pending, self.notifications))

@@ -7,7 +7,11 @@ use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
 use crate::{
-    findings::{DIMENSIONS, EVENTS_KEPT_PER_KIND, Finding, GroupCount, OpenFinding, Rule, Signal},
+    disproportionality::Table,
+    findings::{
+        DIMENSIONS, EVENTS_KEPT_PER_KIND, Finding, GroupCount, OpenFinding, Rule, Signal,
+        SignalTransition,
+    },
     keys,
     model::{PatientSummary, PractitionerSummary},
     names::{name, solution_label},
@@ -560,31 +564,116 @@ impl Folder<'_> {
         for (dimension, group) in groups.into_iter().skip(1) {
             let count = self.group(clinic, dimension, &group)?;
             let events = count.recent.get(&kind).cloned().unwrap_or_default();
+            let table = count.against_rest(&whole, &kind);
             if count.signalled.contains(&kind) {
-                signalled.push(events);
+                if table.signals(&criteria) {
+                    signalled.push(events);
+                } else {
+                    let reason = "no longer meets the criteria".to_owned();
+                    self.clear_signal(seq, e, (dimension, &group), &kind, table, reason)?;
+                }
                 continue;
             }
-            let table = count.against_rest(&whole, &kind);
             if !table.signals(&criteria)
                 || policy::explained_by_signalled(&events, &signalled, criteria.events_min)
             {
                 continue;
             }
-            let count = self.group(clinic, dimension, &group)?;
-            count.signalled.insert(kind.clone());
+            self.raise_signal(seq, e, (dimension, &group), &kind, table)?;
+            // Signals raised before whose events this one explains clear.
+            for (other_dimension, other_group) in self.active_signals(clinic, &kind)? {
+                if other_dimension == dimension && other_group == group {
+                    continue;
+                }
+                let other = self.group(clinic, &other_dimension, &other_group)?;
+                let other_events = other.recent.get(&kind).cloned().unwrap_or_default();
+                let other_table = other.against_rest(&whole, &kind);
+                if policy::explained_by_signalled(
+                    &other_events,
+                    std::slice::from_ref(&events),
+                    criteria.events_min,
+                ) {
+                    let reason = format!("explained by the signal of {dimension} {group}");
+                    self.clear_signal(
+                        seq,
+                        e,
+                        (&other_dimension, &other_group),
+                        &kind,
+                        other_table,
+                        reason,
+                    )?;
+                }
+            }
             signalled.push(events);
-            let signal = Signal {
-                clinic_id: clinic.to_owned(),
-                dimension: dimension.to_owned(),
-                group: group.clone(),
-                kind: kind.clone(),
-                table,
-                measures: table.measures(),
-                raised_by: e.event_id,
-                raised_seq: seq,
-            };
-            self.pending.put(
-                keys::key(
+        }
+        Ok(())
+    }
+}
+
+impl Folder<'_> {
+    /// The signal record of (`dimension`, `group`) for `kind`, loaded once per batch.
+    fn signal_record(
+        &mut self,
+        clinic: &str,
+        (dimension, group): (&str, &str),
+        kind: &str,
+    ) -> Result<Option<&mut Signal>, StoreError> {
+        let key = keys::key(
+            keys::SIGNAL,
+            &[
+                clinic.as_bytes(),
+                dimension.as_bytes(),
+                group.as_bytes(),
+                kind.as_bytes(),
+            ],
+        );
+        cached(&mut self.signals_raised, self.store, key, || None)
+    }
+
+    /// Raises (or raises again) the signal of `kind` in a group.
+    fn raise_signal(
+        &mut self,
+        seq: u64,
+        e: &Envelope,
+        (dimension, group): (&str, &str),
+        kind: &str,
+        table: Table,
+    ) -> Result<(), StoreError> {
+        let clinic = e.clinic_id.as_str();
+        self.group(clinic, dimension, group)?
+            .signalled
+            .insert(kind.to_owned());
+        let transition = SignalTransition {
+            state: "raised".into(),
+            by: e.event_id,
+            seq,
+            reason: "meets the criteria".into(),
+            table,
+        };
+        let signal = match self.signal_record(clinic, (dimension, group), kind)? {
+            Some(signal) => {
+                signal.table = table;
+                signal.measures = table.measures();
+                signal.raised_by = e.event_id;
+                signal.raised_seq = seq;
+                signal.active = true;
+                signal.transitions.push(transition);
+                signal.clone()
+            }
+            None => {
+                let signal = Signal {
+                    clinic_id: clinic.to_owned(),
+                    dimension: dimension.to_owned(),
+                    group: group.to_owned(),
+                    kind: kind.to_owned(),
+                    table,
+                    measures: table.measures(),
+                    raised_by: e.event_id,
+                    raised_seq: seq,
+                    active: true,
+                    transitions: vec![transition],
+                };
+                let key = keys::key(
                     keys::SIGNAL,
                     &[
                         clinic.as_bytes(),
@@ -592,15 +681,80 @@ impl Folder<'_> {
                         group.as_bytes(),
                         kind.as_bytes(),
                     ],
-                ),
-                &signal,
-            )?;
-            self.notifications.push(Notification {
-                subject: format!("prolo.signal.{clinic}.raised"),
-                payload: serde_json::to_vec(&signal).unwrap_or_default(),
-            });
-        }
+                );
+                self.signals_raised.insert(key, signal.clone());
+                signal
+            }
+        };
+        self.notifications.push(Notification {
+            subject: format!("prolo.signal.{clinic}.raised"),
+            payload: serde_json::to_vec(&signal).unwrap_or_default(),
+        });
         Ok(())
+    }
+
+    /// Clears the active signal of `kind` in a group, saying why.
+    fn clear_signal(
+        &mut self,
+        seq: u64,
+        e: &Envelope,
+        (dimension, group): (&str, &str),
+        kind: &str,
+        table: Table,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        let clinic = e.clinic_id.as_str();
+        self.group(clinic, dimension, group)?.signalled.remove(kind);
+        let Some(signal) = self.signal_record(clinic, (dimension, group), kind)? else {
+            return Ok(());
+        };
+        signal.active = false;
+        signal.table = table;
+        signal.measures = table.measures();
+        signal.transitions.push(SignalTransition {
+            state: "cleared".into(),
+            by: e.event_id,
+            seq,
+            reason,
+            table,
+        });
+        let signal = signal.clone();
+        self.notifications.push(Notification {
+            subject: format!("prolo.signal.{clinic}.cleared"),
+            payload: serde_json::to_vec(&signal).unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    /// The (dimension, group) of every active signal of `kind` in a clinic,
+    /// as this batch left them.
+    fn active_signals(
+        &self,
+        clinic: &str,
+        kind: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut active = std::collections::BTreeMap::new();
+        for signal in self.store.signals_raised(clinic)? {
+            if signal.kind == kind {
+                active.insert(
+                    (signal.dimension.clone(), signal.group.clone()),
+                    signal.active,
+                );
+            }
+        }
+        for signal in self.signals_raised.values() {
+            if signal.clinic_id == clinic && signal.kind == kind {
+                active.insert(
+                    (signal.dimension.clone(), signal.group.clone()),
+                    signal.active,
+                );
+            }
+        }
+        Ok(active
+            .into_iter()
+            .filter(|(_, is_active)| *is_active)
+            .map(|(group, _)| group)
+            .collect())
     }
 }
 
