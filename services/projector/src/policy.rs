@@ -757,7 +757,7 @@ mod tests {
         // The practitioner's infections are the lot's, plus one: explained.
         assert!(explained_by_signalled(
             &[ids[0], ids[1], ids[2], ids[4]],
-            &[lot.clone()],
+            std::slice::from_ref(&lot),
             3
         ));
         // Nothing signalled yet: nothing is explained.
