@@ -281,8 +281,19 @@ impl GroupCount {
     }
 }
 
-/// The dimensions adverse-event rates are grouped by.
-pub const DIMENSIONS: &[&str] = &["lot", "solution", "site", "practitioner", "guidance"];
+/// The dimensions adverse-event rates are grouped by. `vial` (a multi-dose
+/// vial: its lot and the day it was opened) and `preparation` (who drew up
+/// the syringes, and the day) count only injections that record them: they
+/// tell a contamination inside the clinic from a bad manufacturer's lot.
+pub const DIMENSIONS: &[&str] = &[
+    "vial",
+    "preparation",
+    "lot",
+    "solution",
+    "site",
+    "practitioner",
+    "guidance",
+];
 
 /// A raised signal, published and kept: one adverse-event kind standing out
 /// in one group against the rest of the clinic.

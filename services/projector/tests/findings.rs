@@ -523,6 +523,8 @@ async fn an_infection_cluster_on_one_lot_raises_a_signal_for_that_lot_only() {
             let mut e = injection(|p| {
                 p.solution.components.truncate(1);
                 p.solution.components[0].lot = lot_name.parse().unwrap();
+                // Many vials: the lot, not one vial.
+                p.solution.components[0].vial = None;
             });
             e.patient_id = Some(format!("P-{lot}-{i}").parse().unwrap());
             injections.push((lot_name, e.event_id));
@@ -743,6 +745,7 @@ async fn a_signal_is_cleared_when_its_group_no_longer_stands_out() {
             let mut e = injection(|p| {
                 p.solution.components.truncate(1);
                 p.solution.components[0].lot = lot.parse().unwrap();
+                p.solution.components[0].vial = None;
             });
             e.patient_id = Some(format!("P-{lot}-{i}").parse().unwrap());
             by_lot.push((lot, e.clone()));
@@ -792,5 +795,58 @@ async fn a_signal_is_cleared_when_its_group_no_longer_stands_out() {
             s.transitions[1].table.rest_events
         ),
         (4, 30)
+    );
+}
+
+/// Infections after the syringes drawn from one multi-dose vial are a
+/// contamination inside the clinic: the vial is signalled, and its lot,
+/// whose other vials were clean, is explained by it.
+#[tokio::test]
+async fn a_contaminated_multi_dose_vial_is_told_from_a_bad_lot() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let mut events = Vec::new();
+    let mut from_vial = Vec::new();
+    for i in 0..600 {
+        let lot = if i < 300 { "DX-V" } else { "DX-W" };
+        let opened = if i < 40 {
+            "2026-09-28T08:00:00Z"
+        } else {
+            "2026-09-30T08:00:00Z"
+        };
+        let mut e = injection(|p| {
+            p.solution.components.truncate(1);
+            p.solution.components[0].lot = lot.parse().unwrap();
+            p.solution.components[0].vial = Some(prolo_schemas::Vial {
+                kind: prolo_schemas::VialKind::MultiDose,
+                opened_at: Some(t(opened)),
+            });
+        });
+        e.patient_id = Some(format!("P-{i}").parse().unwrap());
+        if i < 40 {
+            from_vial.push(e.clone());
+        }
+        events.push(e);
+    }
+    for injection in from_vial.iter().take(4) {
+        let mut ae = example("adverse_event.reported");
+        ae.patient_id = injection.patient_id.clone();
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = injection.event_id;
+        }
+        events.push(ae);
+    }
+    trail.add_all(&events).await;
+    let active: Vec<(String, String)> = trail
+        .store
+        .signals_raised("riverside")
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.active)
+        .map(|s| (s.dimension, s.group))
+        .collect();
+    assert_eq!(
+        active,
+        [("vial".to_owned(), "DX-V opened 2026-09-28".to_owned())]
     );
 }

@@ -478,17 +478,39 @@ impl Folder<'_> {
         });
     }
 
-    /// The groups an injection counts in, with the clinic's baseline first.
+    /// The groups an injection counts in, with the clinic's baseline first,
+    /// then from the most specific to the broadest: signals are evaluated
+    /// in this order, and a broader group whose events a more specific
+    /// signal holds is explained by it (a contaminated multi-dose vial, not
+    /// its whole lot; a lot, not the practitioners who used it).
     fn groups_of(p: &InjectionGiven) -> Vec<(&'static str, String)> {
         let mut groups = vec![("clinic", "all".to_owned())];
         for c in &p.solution.components {
-            groups.push((DIMENSIONS[0], c.lot.to_string()));
-            groups.push((DIMENSIONS[1], solution_label(c)));
+            if let Some(prolo_schemas::Vial {
+                kind: prolo_schemas::VialKind::MultiDose,
+                opened_at: Some(opened),
+            }) = &c.vial
+            {
+                groups.push(("vial", format!("{} opened {}", c.lot, opened.date_naive())));
+            }
         }
-        groups.push((DIMENSIONS[2], p.site.site_key.as_str().to_owned()));
-        groups.push((DIMENSIONS[3], p.practitioner_id.to_string()));
-        groups.push((DIMENSIONS[4], name(&p.guidance)));
+        if let Some(prep) = &p.preparation {
+            groups.push((
+                "preparation",
+                format!("{} on {}", prep.prepared_by, prep.prepared_at.date_naive()),
+            ));
+        }
+        for c in &p.solution.components {
+            groups.push(("lot", c.lot.to_string()));
+        }
+        for c in &p.solution.components {
+            groups.push(("solution", solution_label(c)));
+        }
+        groups.push(("site", p.site.site_key.as_str().to_owned()));
+        groups.push(("practitioner", p.practitioner_id.to_string()));
+        groups.push(("guidance", name(&p.guidance)));
         groups.dedup();
+        debug_assert!(groups.iter().skip(1).all(|(d, _)| DIMENSIONS.contains(d)));
         groups
     }
 
