@@ -104,6 +104,9 @@ pub struct InjectionEntry {
     pub guidance: String,
     /// Volume, mL.
     pub volume_ml: f64,
+    /// The signal groups it is counted in, `(dimension, group)`, the
+    /// clinic's baseline first: moved when a correction changes them.
+    pub groups: Vec<(String, String)>,
 }
 
 /// An examination, imaging study, candidacy decision, plan or adjunct recommendation.
@@ -173,6 +176,15 @@ pub struct AdverseEventUpdate {
     pub outcome: String,
 }
 
+/// How an adverse event is counted for the signals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Counted {
+    /// The kind it is counted as.
+    pub kind: String,
+    /// The groups, `(dimension, group)`, the clinic's baseline first.
+    pub groups: Vec<(String, String)>,
+}
+
 /// An adverse event with its follow-up, and the injection it follows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AdverseEventState {
@@ -206,6 +218,10 @@ pub struct AdverseEventState {
     pub injection_solutions: Vec<String>,
     /// Follow-ups in order.
     pub updates: Vec<AdverseEventUpdate>,
+    /// How it is counted in the signal groups, if it is: its kind and the
+    /// groups of its injection. Moved or removed when a correction, a
+    /// mark or an update changes them.
+    pub counted: Option<Counted>,
     /// `open` until an update closes it.
     pub status: String,
     /// Latest outcome.

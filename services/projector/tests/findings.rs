@@ -14,7 +14,7 @@ use prolo_projector::{
     keys,
     project::{StreamMessage, fold_batch},
 };
-use prolo_schemas::{Envelope, Payload};
+use prolo_schemas::{AdverseEventKind, Envelope, Payload};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -848,5 +848,119 @@ async fn a_contaminated_multi_dose_vial_is_told_from_a_bad_lot() {
     assert_eq!(
         active,
         [("vial".to_owned(), "DX-V opened 2026-09-28".to_owned())]
+    );
+}
+
+/// The signal counts follow the record: an adverse event entered in error
+/// leaves them, a corrected injection moves to its corrected lot with the
+/// adverse events after it, an injection entered in error leaves with
+/// them, and an update that makes a flare an infection moves its kind.
+#[tokio::test]
+async fn signal_counts_follow_corrections_marks_and_updates() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let on_lot = |lot: &str, patient: &str| {
+        let mut e = injection(|p| {
+            p.solution.components.truncate(1);
+            p.solution.components[0].lot = lot.parse().unwrap();
+            p.solution.components[0].vial = None;
+        });
+        e.patient_id = Some(patient.parse().unwrap());
+        e
+    };
+    let after = |injection: &Envelope, kind: AdverseEventKind| {
+        let mut ae = example("adverse_event.reported");
+        ae.patient_id = injection.patient_id.clone();
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = injection.event_id;
+            p.kind = kind;
+            if kind != AdverseEventKind::Infection {
+                p.infection = None;
+            }
+        }
+        ae
+    };
+    let mark = |event: &Envelope, corrected: Option<serde_json::Value>| {
+        let mut m = match corrected {
+            Some(_) => example("record.corrected"),
+            None => example("record.entered_in_error"),
+        };
+        m.patient_id = event.patient_id.clone();
+        match &mut m.payload {
+            Payload::RecordCorrected(c) => {
+                c.target.event_id = event.event_id;
+                c.target.event_type = event.event_type();
+                c.corrected_payload = serde_json::from_value(corrected.unwrap()).unwrap();
+            }
+            Payload::RecordEnteredInError(c) => {
+                c.target.event_id = event.event_id;
+                c.target.event_type = event.event_type();
+            }
+            _ => unreachable!(),
+        }
+        m
+    };
+    let counts = |trail: &Trail, lot: &str| {
+        let groups = trail.store.group_counts("riverside").unwrap();
+        let g = groups
+            .iter()
+            .find(|g| g.dimension == "lot" && g.group == lot)
+            .map(|g| g.count.clone())
+            .unwrap_or_default();
+        (g.injections, g.events("infection"), g.events("pain_flare"))
+    };
+
+    let i1 = on_lot("DX-A", "P-1");
+    let i2 = on_lot("DX-A", "P-2");
+    let ae1 = after(&i1, AdverseEventKind::Infection);
+    let ae2 = after(&i2, AdverseEventKind::PainFlare);
+    for e in [&i1, &i2, &ae1, &ae2] {
+        trail.add(e).await;
+    }
+    assert_eq!(counts(&trail, "DX-A"), (2, 1, 1));
+
+    // The infection was entered in error: it counts no more.
+    trail.add(&mark(&ae1, None)).await;
+    assert_eq!(counts(&trail, "DX-A"), (2, 0, 1));
+
+    // The flare was an infection.
+    let mut update = example("adverse_event.updated");
+    update.patient_id = i2.patient_id.clone();
+    if let Payload::AdverseEventUpdated(p) = &mut update.payload {
+        p.adverse_event_id = ae2.event_id;
+        p.kind = Some(AdverseEventKind::Infection);
+        p.infection = Some(prolo_schemas::Infection {
+            signs: vec![prolo_schemas::InfectionSign::Swelling],
+            culture_taken: true,
+            depth: None,
+            organism: None,
+        });
+    }
+    trail.add(&update).await;
+    assert_eq!(counts(&trail, "DX-A"), (2, 1, 0));
+
+    // Injection 2 was from lot DX-B: it moves, with its infection.
+    let Payload::InjectionGiven(p2) = &i2.payload else {
+        unreachable!()
+    };
+    let mut corrected = serde_json::to_value(p2).unwrap();
+    corrected["solution"]["components"][0]["lot"] = "DX-B".into();
+    trail.add(&mark(&i2, Some(corrected))).await;
+    assert_eq!(counts(&trail, "DX-A"), (1, 0, 0));
+    assert_eq!(counts(&trail, "DX-B"), (1, 1, 0));
+
+    // Injection 2 was entered in error altogether: nothing of it counts.
+    trail.add(&mark(&i2, None)).await;
+    assert_eq!(counts(&trail, "DX-B"), (0, 0, 0));
+    let clinic = trail
+        .store
+        .group_counts("riverside")
+        .unwrap()
+        .into_iter()
+        .find(|g| g.dimension == "clinic")
+        .unwrap();
+    assert_eq!(
+        (clinic.count.injections, clinic.count.adverse_events),
+        (1, 0)
     );
 }

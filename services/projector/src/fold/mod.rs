@@ -349,6 +349,7 @@ impl<'a> Folder<'a> {
                 self.patient(e, seq, |s| s.adverse_events.push(e.event_id))?;
             }
             Payload::AdverseEventUpdated(p) => {
+                let mut recount = None;
                 let key = keys::by_uuid(keys::ADVERSE_EVENT, &p.adverse_event_id);
                 if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
                     if let Some(grade) = p.grade {
@@ -357,6 +358,17 @@ impl<'a> Folder<'a> {
                     // An escalation: the update event keeps the step.
                     if let Some(kind) = &p.kind {
                         state.kind = name(kind);
+                        if let Some(counted) = &state.counted
+                            && counted.kind != state.kind
+                        {
+                            recount = Some((
+                                counted.clone(),
+                                crate::model::Counted {
+                                    kind: state.kind.clone(),
+                                    groups: counted.groups.clone(),
+                                },
+                            ));
+                        }
                     }
                     if let Some(serious) = p.serious {
                         state.serious = serious;
@@ -370,6 +382,10 @@ impl<'a> Folder<'a> {
                         status: name(&p.status),
                         outcome: name(&p.outcome),
                     });
+                }
+                // A flare that turned out to be an infection counts as one.
+                if let Some((before, after)) = recount {
+                    self.recount_adverse_event(e, p.adverse_event_id, &before, Some(after))?;
                 }
                 self.patient(e, seq, |_| {})?;
             }
@@ -567,6 +583,7 @@ impl<'a> Folder<'a> {
             serious: p.serious,
             onset_at_ms: ms(p.onset_at),
             linked_injection: linked,
+            counted: None,
             injection_seq: injection.as_ref().map(|(s, _)| *s),
             injection_practitioner: injection
                 .as_ref()
@@ -650,18 +667,28 @@ impl<'a> Folder<'a> {
         match &current.payload {
             Payload::InjectionGiven(p) => {
                 let entry = injection_entry(&current, target_seq, p);
+                let mut counted_before = None;
+                let mut adverse_events = Vec::new();
                 self.patient_quiet(&current, |s| {
+                    adverse_events = s.adverse_events.clone();
                     if let Some(i) = s
                         .injections
                         .iter_mut()
                         .find(|i| i.origin.event_id == target)
                     {
+                        counted_before = Some(i.groups.clone());
                         *i = InjectionEntry {
                             origin: restate(&i.origin),
-                            ..entry
+                            ..entry.clone()
                         };
                     }
                 })?;
+                // The counts follow the record: a corrected injection counts
+                // in its corrected groups, one entered in error in none.
+                if let Some(before) = counted_before {
+                    let after = corrected.then_some(entry.groups);
+                    self.recount_injection(&current, target, &before, after, &adverse_events)?;
+                }
             }
             Payload::ConsentGiven(p) => {
                 self.patient_quiet(&current, |s| {
@@ -695,12 +722,35 @@ impl<'a> Folder<'a> {
             }
             Payload::AdverseEventReported(p) => {
                 let key = keys::by_uuid(keys::ADVERSE_EVENT, &target);
+                let mut before = None;
                 if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
                     state.origin = restate(&state.origin);
                     state.kind = name(&p.kind);
                     state.grade = p.grade;
                     state.serious = p.serious;
                     state.onset_at_ms = ms(p.onset_at);
+                    before = state.counted.clone();
+                }
+                // Counted as corrected (its kind; the groups of the injection
+                // it now names), or not at all once entered in error.
+                if let Some(before) = before {
+                    let after = match (corrected, &p.linked_injection) {
+                        (true, Some(linked)) => self
+                            .event_by_id(&linked.event_id)?
+                            .and_then(|(_, injection)| match &injection.payload {
+                                Payload::InjectionGiven(i) => Some(Folder::groups_of(i)),
+                                _ => None,
+                            })
+                            .map(|groups| crate::model::Counted {
+                                kind: name(&p.kind),
+                                groups: groups
+                                    .into_iter()
+                                    .map(|(d, g)| (d.to_owned(), g))
+                                    .collect(),
+                            }),
+                        _ => None,
+                    };
+                    self.recount_adverse_event(&current, target, &before, after)?;
                 }
             }
             _ => {
@@ -756,6 +806,10 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
         session_number: p.session_number,
         guidance: name(&p.guidance),
         volume_ml: p.volume_ml,
+        groups: Folder::groups_of(p)
+            .into_iter()
+            .map(|(d, g)| (d.to_owned(), g))
+            .collect(),
     }
 }
 

@@ -483,7 +483,7 @@ impl Folder<'_> {
     /// in this order, and a broader group whose events a more specific
     /// signal holds is explained by it (a contaminated multi-dose vial, not
     /// its whole lot; a lot, not the practitioners who used it).
-    fn groups_of(p: &InjectionGiven) -> Vec<(&'static str, String)> {
+    pub(super) fn groups_of(p: &InjectionGiven) -> Vec<(&'static str, String)> {
         let mut groups = vec![("clinic", "all".to_owned())];
         for c in &p.solution.components {
             if let Some(prolo_schemas::Vial {
@@ -565,15 +565,17 @@ impl Folder<'_> {
         };
         let clinic = e.clinic_id.as_str();
         let groups = Self::groups_of(p);
-        for (dimension, group) in &groups {
-            let count = self.group(clinic, dimension, group)?;
-            count.adverse_events += 1;
-            *count.by_kind.entry(kind.clone()).or_default() += 1;
-            let recent = count.recent.entry(kind.clone()).or_default();
-            recent.push(e.event_id);
-            if recent.len() > EVENTS_KEPT_PER_KIND {
-                recent.remove(0);
-            }
+        let counted = crate::model::Counted {
+            kind: kind.clone(),
+            groups: groups
+                .iter()
+                .map(|(d, g)| ((*d).to_owned(), g.clone()))
+                .collect(),
+        };
+        self.add_adverse_count(clinic, e.event_id, &counted, 1)?;
+        let key = keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id);
+        if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
+            state.counted = Some(counted);
         }
         if self.settings.expected_kinds.contains(&kind) {
             return Ok(());
@@ -633,6 +635,94 @@ impl Folder<'_> {
 }
 
 impl Folder<'_> {
+    /// Adds (`sign` 1) or takes away (-1) an adverse event counted as `counted`.
+    fn add_adverse_count(
+        &mut self,
+        clinic: &str,
+        event: Uuid,
+        counted: &crate::model::Counted,
+        sign: i8,
+    ) -> Result<(), StoreError> {
+        for (dimension, group) in &counted.groups {
+            let count = self.group(clinic, dimension, group)?;
+            let kind = count.by_kind.entry(counted.kind.clone()).or_default();
+            let recent = count.recent.entry(counted.kind.clone()).or_default();
+            if sign > 0 {
+                *kind += 1;
+                count.adverse_events += 1;
+                recent.push(event);
+                if recent.len() > EVENTS_KEPT_PER_KIND {
+                    recent.remove(0);
+                }
+            } else {
+                *kind = kind.saturating_sub(1);
+                count.adverse_events = count.adverse_events.saturating_sub(1);
+                recent.retain(|id| *id != event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves an injection's counts from the groups it was counted in
+    /// (`before`) to `after` (`None`: entered in error), and the adverse
+    /// events that name it with it.
+    pub(super) fn recount_injection(
+        &mut self,
+        e: &Envelope,
+        injection: Uuid,
+        before: &[(String, String)],
+        after: Option<Vec<(String, String)>>,
+        adverse_events: &[Uuid],
+    ) -> Result<(), StoreError> {
+        let clinic = e.clinic_id.as_str();
+        for (dimension, group) in before {
+            let count = self.group(clinic, dimension, group)?;
+            count.injections = count.injections.saturating_sub(1);
+        }
+        for (dimension, group) in after.iter().flatten() {
+            self.group(clinic, dimension, group)?.injections += 1;
+        }
+        for id in adverse_events {
+            let key = keys::by_uuid(keys::ADVERSE_EVENT, id);
+            let Some(state) = cached(&mut self.adverse, self.store, key, || None)? else {
+                continue;
+            };
+            if state.linked_injection != Some(injection) {
+                continue;
+            }
+            let Some(counted) = state.counted.clone() else {
+                continue;
+            };
+            let moved = after.clone().map(|groups| crate::model::Counted {
+                kind: counted.kind.clone(),
+                groups,
+            });
+            self.recount_adverse_event(e, *id, &counted, moved)?;
+        }
+        Ok(())
+    }
+
+    /// Moves an adverse event's counts from `before` to `after` (`None`:
+    /// counted nowhere: entered in error, or its injection was).
+    pub(super) fn recount_adverse_event(
+        &mut self,
+        e: &Envelope,
+        adverse_event: Uuid,
+        before: &crate::model::Counted,
+        after: Option<crate::model::Counted>,
+    ) -> Result<(), StoreError> {
+        let clinic = e.clinic_id.as_str();
+        self.add_adverse_count(clinic, adverse_event, before, -1)?;
+        if let Some(after) = &after {
+            self.add_adverse_count(clinic, adverse_event, after, 1)?;
+        }
+        let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
+        if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
+            state.counted = after;
+        }
+        Ok(())
+    }
+
     /// The signal record of (`dimension`, `group`) for `kind`, loaded once per batch.
     fn signal_record(
         &mut self,
