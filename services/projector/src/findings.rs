@@ -130,6 +130,9 @@ pub struct FindingSettings {
     pub serious_report_hours: i64,
     /// When a kind stands out in a group (see [`crate::disproportionality`]).
     pub signal_criteria: Criteria,
+    /// Days before its onset within which an adverse event that names no
+    /// injection is attributed to the patient's latest injection.
+    pub attribution_window_days: i64,
     /// Kinds expected after injections: measured and shown, never raised
     /// (a pain flare up to 72 h follows ~10% of injections in trials; with
     /// five dimensions watched after every event it would cry wolf).
@@ -150,6 +153,7 @@ impl Default for FindingSettings {
             serious_report_hours: 24,
             signal_criteria: Criteria::default(),
             expected_kinds: vec!["pain_flare".to_owned()],
+            attribution_window_days: 30,
             recorded_at_tolerance_ms: 5_000,
         }
     }

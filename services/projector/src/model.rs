@@ -183,6 +183,12 @@ pub struct Counted {
     pub kind: String,
     /// The groups, `(dimension, group)`, the clinic's baseline first.
     pub groups: Vec<(String, String)>,
+    /// The injection it is counted after: the one it names, or, when it
+    /// names none, the patient's latest injection before its onset within
+    /// the attribution window.
+    pub injection: Uuid,
+    /// Inferred (it named no injection).
+    pub inferred: bool,
 }
 
 /// An adverse event with its follow-up, and the injection it follows.

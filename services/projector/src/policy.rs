@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     findings::{FindingSettings, OpenFinding, Rule},
+    model::Standing,
     model::{ConsentEntry, CredentialEntry, Origin, PatientSummary},
 };
 
@@ -263,6 +264,58 @@ pub fn consent_covers(consented: &[String], injected: &str) -> bool {
             || c == site
             || (!side.is_empty() && c.strip_suffix(":bilateral") == Some(site))
     })
+}
+
+/// The injection an adverse event is counted after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// The injection.
+    pub injection: Uuid,
+    /// Its signal groups, as it stands.
+    pub groups: Vec<(String, String)>,
+    /// Inferred (the adverse event named none).
+    pub inferred: bool,
+}
+
+/// The injection an adverse event is counted after, its groups, and
+/// whether that was inferred: the injection it names, among the patient's
+/// injections as they now stand; or, when it names none, the patient's
+/// latest injection at or before the onset and at most `window_ms` before
+/// it. Injections entered in error count for nothing. `None` when there is
+/// no such injection (or it names another patient's).
+pub fn attributed_injection(
+    injections: &[crate::model::InjectionEntry],
+    linked: Option<Uuid>,
+    onset_ms: i64,
+    window_ms: i64,
+) -> Option<Attribution> {
+    let standing = |i: &&crate::model::InjectionEntry| {
+        !matches!(i.origin.standing, Standing::EnteredInError { .. })
+    };
+    match linked {
+        Some(id) => injections
+            .iter()
+            .filter(standing)
+            .find(|i| i.origin.event_id == id)
+            .map(|i| Attribution {
+                injection: id,
+                groups: i.groups.clone(),
+                inferred: false,
+            }),
+        None => injections
+            .iter()
+            .filter(standing)
+            .filter(|i| {
+                i.origin.occurred_at_ms <= onset_ms
+                    && onset_ms - i.origin.occurred_at_ms <= window_ms
+            })
+            .max_by_key(|i| i.origin.occurred_at_ms)
+            .map(|i| Attribution {
+                injection: i.origin.event_id,
+                groups: i.groups.clone(),
+                inferred: true,
+            }),
+    }
 }
 
 /// Whether a group's events of a kind (`events`) are explained by groups
@@ -765,5 +818,53 @@ mod tests {
         // Three of its own: a signal in its own right.
         let others: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         assert!(!explained_by_signalled(&others, &[lot], 3));
+    }
+
+    #[test]
+    fn an_adverse_event_naming_no_injection_is_attributed_to_the_latest_before_its_onset() {
+        let day = 86_400_000;
+        let entry = |at: i64, lot: &str, standing: Standing| crate::model::InjectionEntry {
+            origin: crate::model::Origin {
+                event_id: Uuid::now_v7(),
+                seq: 1,
+                occurred_at_ms: at,
+                recorded_at_ms: at,
+                standing,
+            },
+            site_key: "KNEE_MCL".into(),
+            laterality: None,
+            lots: vec![lot.into()],
+            practitioner_id: "dr-hale".into(),
+            session_number: 1,
+            guidance: "palpation".into(),
+            volume_ml: 2.0,
+            groups: vec![("lot".into(), lot.into())],
+        };
+        let injections = vec![
+            entry(0, "A", Standing::AsRecorded),
+            entry(10 * day, "B", Standing::AsRecorded),
+            entry(12 * day, "C", Standing::EnteredInError { by_seq: 9 }),
+            entry(20 * day, "D", Standing::AsRecorded),
+        ];
+        let window = 30 * day;
+        // Onset on day 15: B (C was entered in error, D came after).
+        let found = attributed_injection(&injections, None, 15 * day, window).unwrap();
+        assert_eq!(
+            (found.injection, found.inferred),
+            (injections[1].origin.event_id, true)
+        );
+        assert_eq!(found.groups, vec![("lot".to_owned(), "B".to_owned())]);
+        // Onset 45 days after the last injection: outside the window.
+        assert!(attributed_injection(&injections, None, 65 * day, window).is_none());
+        // A named injection is used as it stands, not inferred.
+        let named = injections[0].origin.event_id;
+        assert_eq!(
+            attributed_injection(&injections, Some(named), 15 * day, window)
+                .map(|a| (a.injection, a.inferred)),
+            Some((named, false))
+        );
+        // One entered in error counts for nothing.
+        let voided = injections[2].origin.event_id;
+        assert!(attributed_injection(&injections, Some(voided), 15 * day, window).is_none());
     }
 }

@@ -365,7 +365,7 @@ impl<'a> Folder<'a> {
                                 counted.clone(),
                                 crate::model::Counted {
                                     kind: state.kind.clone(),
-                                    groups: counted.groups.clone(),
+                                    ..counted.clone()
                                 },
                             ));
                         }
@@ -734,21 +734,25 @@ impl<'a> Folder<'a> {
                 // Counted as corrected (its kind; the groups of the injection
                 // it now names), or not at all once entered in error.
                 if let Some(before) = before {
-                    let after = match (corrected, &p.linked_injection) {
-                        (true, Some(linked)) => self
-                            .event_by_id(&linked.event_id)?
-                            .and_then(|(_, injection)| match &injection.payload {
-                                Payload::InjectionGiven(i) => Some(Folder::groups_of(i)),
-                                _ => None,
-                            })
-                            .map(|groups| crate::model::Counted {
-                                kind: name(&p.kind),
-                                groups: groups
-                                    .into_iter()
-                                    .map(|(d, g)| (d.to_owned(), g))
-                                    .collect(),
-                            }),
-                        _ => None,
+                    // As corrected: its kind, the injection it now names
+                    // (or the one attributed before, when it names none).
+                    let after = if corrected {
+                        let injections = self.patient_injections(&current)?;
+                        let window = chrono::Duration::days(self.settings.attribution_window_days);
+                        crate::policy::attributed_injection(
+                            &injections,
+                            p.linked_injection.as_ref().map(|l| l.event_id),
+                            ms(p.onset_at),
+                            window.num_milliseconds(),
+                        )
+                        .map(|a| crate::model::Counted {
+                            kind: name(&p.kind),
+                            groups: a.groups,
+                            injection: a.injection,
+                            inferred: a.inferred,
+                        })
+                    } else {
+                        None
                     };
                     self.recount_adverse_event(&current, target, &before, after)?;
                 }
@@ -775,6 +779,17 @@ impl<'a> Folder<'a> {
     }
 
     /// Changes a patient's summary without counting an event for it.
+    /// The patient's injections as they now stand.
+    fn patient_injections(&mut self, e: &Envelope) -> Result<Vec<InjectionEntry>, StoreError> {
+        let Some(patient) = &e.patient_id else {
+            return Ok(Vec::new());
+        };
+        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
+        Ok(cached(&mut self.patients, self.store, key, || None)?
+            .map(|s| s.injections.clone())
+            .unwrap_or_default())
+    }
+
     fn patient_quiet(
         &mut self,
         e: &Envelope,

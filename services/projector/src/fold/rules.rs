@@ -53,9 +53,7 @@ impl Folder<'_> {
                             .num_milliseconds();
                     self.await_update(deadline, e.event_id);
                 }
-                if let Some(linked) = &p.linked_injection {
-                    self.count_adverse_event(seq, e, linked.event_id)?;
-                }
+                self.count_adverse_event(seq, e, p.linked_injection.as_ref().map(|l| l.event_id))?;
             }
             Payload::AdverseEventUpdated(p) => {
                 self.updated(p.adverse_event_id)?;
@@ -551,26 +549,44 @@ impl Folder<'_> {
         &mut self,
         seq: u64,
         e: &Envelope,
-        injection: Uuid,
+        linked: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let Payload::AdverseEventReported(report) = &e.payload else {
             return Ok(());
         };
         let kind = name(&report.kind);
-        let Some((_, injection)) = self.event_by_id(&injection)? else {
-            return Ok(());
-        };
-        let Payload::InjectionGiven(p) = &injection.payload else {
-            return Ok(());
-        };
         let clinic = e.clinic_id.as_str();
-        let groups = Self::groups_of(p);
+        // The patient's injections as they now stand (corrections applied).
+        let injections = match &e.patient_id {
+            Some(patient) => {
+                let key = keys::patient(clinic, patient.as_str());
+                cached(&mut self.patients, self.store, key, || None)?
+                    .map(|s| s.injections.clone())
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let window = chrono::Duration::days(self.settings.attribution_window_days);
+        let Some(policy::Attribution {
+            injection,
+            groups,
+            inferred,
+        }) = policy::attributed_injection(
+            &injections,
+            linked,
+            ms(report.onset_at),
+            window.num_milliseconds(),
+        )
+        else {
+            // It names an injection of another patient or none in the
+            // window: no group to count it in.
+            return Ok(());
+        };
         let counted = crate::model::Counted {
             kind: kind.clone(),
-            groups: groups
-                .iter()
-                .map(|(d, g)| ((*d).to_owned(), g.clone()))
-                .collect(),
+            groups: groups.clone(),
+            injection,
+            inferred,
         };
         self.add_adverse_count(clinic, e.event_id, &counted, 1)?;
         let key = keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id);
@@ -586,7 +602,7 @@ impl Folder<'_> {
         // a group already signalled is explained by it, not a signal.
         let mut signalled: Vec<Vec<Uuid>> = Vec::new();
         for (dimension, group) in groups.into_iter().skip(1) {
-            let count = self.group(clinic, dimension, &group)?;
+            let count = self.group(clinic, &dimension, &group)?;
             let events = count.recent.get(&kind).cloned().unwrap_or_default();
             let table = count.against_rest(&whole, &kind);
             if count.signalled.contains(&kind) {
@@ -594,7 +610,7 @@ impl Folder<'_> {
                     signalled.push(events);
                 } else {
                     let reason = "no longer meets the criteria".to_owned();
-                    self.clear_signal(seq, e, (dimension, &group), &kind, table, reason)?;
+                    self.clear_signal(seq, e, (&dimension, &group), &kind, table, reason)?;
                 }
                 continue;
             }
@@ -603,7 +619,7 @@ impl Folder<'_> {
             {
                 continue;
             }
-            self.raise_signal(seq, e, (dimension, &group), &kind, table)?;
+            self.raise_signal(seq, e, (&dimension, &group), &kind, table)?;
             // Signals raised before whose events this one explains clear.
             for (other_dimension, other_group) in self.active_signals(clinic, &kind)? {
                 if other_dimension == dimension && other_group == group {
@@ -687,15 +703,15 @@ impl Folder<'_> {
             let Some(state) = cached(&mut self.adverse, self.store, key, || None)? else {
                 continue;
             };
-            if state.linked_injection != Some(injection) {
-                continue;
-            }
             let Some(counted) = state.counted.clone() else {
                 continue;
             };
+            if counted.injection != injection {
+                continue;
+            }
             let moved = after.clone().map(|groups| crate::model::Counted {
-                kind: counted.kind.clone(),
                 groups,
+                ..counted.clone()
             });
             self.recount_adverse_event(e, *id, &counted, moved)?;
         }
