@@ -231,6 +231,18 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             "practitioner_id": p, "credential": "reconstructive_therapy", "issuer": "Hackett Hemwall Patterson Foundation",
             "valid_from": "2024-01-01", "valid_until": until,
         })).await?;
+        // Guided injections need their own credential; dr-moreau never
+        // trained in fluoroscopy (a finding when he uses it).
+        let mut guidance = vec!["ultrasound_guidance"];
+        if *p != "dr-moreau" {
+            guidance.push("fluoroscopy_guidance");
+        }
+        for credential in guidance {
+            r.record(EventType::PractitionerCredentialed, None, start - Duration::days(30), admin, json!({
+                "practitioner_id": p, "credential": credential, "issuer": "Musculoskeletal image-guided injection course",
+                "valid_from": "2024-01-01", "valid_until": "2028-12-31",
+            })).await?;
+        }
     }
 
     let mut first_patient = String::new();

@@ -42,7 +42,8 @@ pub enum Rule {
     SeriesWithoutFollowUpImaging,
     /// An adverse event linked to an injection that does not exist or is another patient's.
     AdverseEventLinkInvalid,
-    /// An infection or misplaced-injection report with no update within D days.
+    /// An infection, misplaced injection or serious adverse event with no
+    /// update within D days.
     NoAdverseEventUpdate,
     /// Recorded long after it happened.
     LateDocumentation,
@@ -59,6 +60,15 @@ pub enum Rule {
     /// An event whose `recorded_at` differs from the stream's own time by
     /// more than the bound: the stream's time is used.
     RecordedAtMismatch,
+    /// An injection of an agent no active consent names.
+    AgentOutsideConsent,
+    /// An ultrasound- or fluoroscopy-guided injection by a practitioner
+    /// without a valid credential for that guidance.
+    GuidanceWithoutCredential,
+    /// An injection recorded without aseptic preparation.
+    AsepsisNotDone,
+    /// An injection after the patient's latest candidacy decision said no.
+    InjectionAfterNegativeCandidacy,
 }
 
 impl Rule {
@@ -77,6 +87,10 @@ impl Rule {
         Rule::SeriousEventReportedLate,
         Rule::ReferenceOutsidePatient,
         Rule::RecordedAtMismatch,
+        Rule::AgentOutsideConsent,
+        Rule::GuidanceWithoutCredential,
+        Rule::AsepsisNotDone,
+        Rule::InjectionAfterNegativeCandidacy,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -90,9 +104,13 @@ impl Rule {
             Rule::NoActiveConsent
             | Rule::ExpiredOrRecalledLot
             | Rule::AdverseEventLinkInvalid
-            | Rule::ReferenceOutsidePatient => Severity::High,
+            | Rule::ReferenceOutsidePatient
+            | Rule::AsepsisNotDone
+            | Rule::InjectionAfterNegativeCandidacy => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
+            | Rule::AgentOutsideConsent
+            | Rule::GuidanceWithoutCredential
             | Rule::NoValidCredential
             | Rule::AxialSiteByPalpationOnly
             | Rule::SeriousEventReportedLate

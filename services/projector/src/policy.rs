@@ -169,6 +169,32 @@ pub fn injection_findings(
                 );
             }
         }
+        let consented_agents: Vec<&String> = active_consents(&summary.consents, at)
+            .flat_map(|c| &c.solutions)
+            .collect();
+        if !consented_agents.is_empty() {
+            for component in &p.solution.components {
+                let agent = crate::names::name(&component.agent);
+                if !consented_agents.contains(&&agent) {
+                    raise(
+                        Rule::AgentOutsideConsent,
+                        vec![e.event_id],
+                        format!("{agent} is not among the agents the active consents name"),
+                        false,
+                    );
+                }
+            }
+        }
+        if let Some(decision) = latest_candidacy(summary, at)
+            && decision.tag == "not_candidate"
+        {
+            raise(
+                Rule::InjectionAfterNegativeCandidacy,
+                vec![e.event_id, decision.origin.event_id],
+                "the latest candidacy decision before the injection said not a candidate".into(),
+                false,
+            );
+        }
         if !examined_and_candidate(summary, at) {
             raise(
                 Rule::NoExaminationOrCandidacy,
@@ -190,6 +216,29 @@ pub fn injection_findings(
                 false,
             );
         }
+    }
+    let needed = match p.guidance {
+        Guidance::Ultrasound => Some("ultrasound_guidance"),
+        Guidance::Fluoroscopy => Some("fluoroscopy_guidance"),
+        Guidance::Palpation | Guidance::Ct => None,
+    };
+    if let Some(needed) = needed
+        && !credential_valid_for(context.credentials, needed, at)
+    {
+        raise(
+            Rule::GuidanceWithoutCredential,
+            vec![e.event_id],
+            format!("{practitioner} held no valid {needed} credential that day"),
+            true,
+        );
+    }
+    if !p.aseptic_preparation {
+        raise(
+            Rule::AsepsisNotDone,
+            vec![e.event_id],
+            "recorded without skin preparation, sterile gloves and a single-use needle".into(),
+            true,
+        );
     }
     if !credential_valid(context.credentials, at) {
         raise(
@@ -350,6 +399,11 @@ pub fn active_consents(
 
 /// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
 pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
+    credential_valid_for(credentials, "reconstructive_therapy", at_ms)
+}
+
+/// Whether a credential of `kind` was valid on the day of `at_ms`.
+pub fn credential_valid_for(credentials: &[CredentialEntry], kind: &str, at_ms: i64) -> bool {
     let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
         .map(|t| t.date_naive().to_string())
     else {
@@ -357,7 +411,7 @@ pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
     };
     credentials.iter().any(|c| {
         stands(&c.origin)
-            && c.credential == "reconstructive_therapy"
+            && c.credential == kind
             && c.valid_from <= day
             && c.valid_until.as_ref().is_none_or(|until| day <= *until)
     })
@@ -499,6 +553,22 @@ pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
     before("examination.done", None) && before("candidacy.assessed", Some("candidate"))
 }
 
+/// The latest standing candidacy decision at or before `at_ms`.
+pub fn latest_candidacy(
+    summary: &PatientSummary,
+    at_ms: i64,
+) -> Option<&crate::model::ClinicalEntry> {
+    summary
+        .clinical
+        .iter()
+        .filter(|c| {
+            c.origin.standing.counts()
+                && c.event_type == "candidacy.assessed"
+                && c.origin.occurred_at_ms <= at_ms
+        })
+        .max_by_key(|c| (c.origin.occurred_at_ms, c.origin.seq))
+}
+
 /// Follow-up imaging, standing, before `at_ms`.
 pub fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
     summary.clinical.iter().any(|c| {
@@ -560,7 +630,7 @@ mod tests {
                 valid_from_ms: at - day,
                 valid_until_ms: Some(at + 90 * day),
                 sites: sites.iter().map(|s| s.to_string()).collect(),
-                solutions: vec!["dextrose".into()],
+                solutions: vec!["dextrose".into(), "lidocaine".into()],
                 withdrawn: None,
             }],
             clinical: vec![
@@ -866,5 +936,59 @@ mod tests {
         // One entered in error counts for nothing.
         let voided = injections[2].origin.event_id;
         assert!(attributed_injection(&injections, Some(voided), 15 * day, window).is_none());
+    }
+
+    #[test]
+    fn agents_guidance_asepsis_and_a_negative_candidacy_each_raise_their_rule() {
+        let (e, mut p) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let mut patient = prepared(at, &["KNEE_MCL"]);
+        // Bupivacaine is not among the consented agents (dextrose, lidocaine).
+        p.solution.components[1].agent = prolo_schemas::Agent::Bupivacaine;
+        p.solution.components[1].concentration_pct = Some(0.25);
+        // Ultrasound guidance without that credential; no aseptic preparation.
+        p.guidance = Guidance::Ultrasound;
+        p.aseptic_preparation = false;
+        // A later candidacy decision said no.
+        patient
+            .clinical
+            .push(entry("candidacy.assessed", "not_candidate", at - 1000));
+        let drafts = judged(&e, &p, &patient, vec![&[], &[]]);
+        assert_eq!(
+            rules(&drafts),
+            [
+                Rule::AgentOutsideConsent,
+                Rule::InjectionAfterNegativeCandidacy,
+                Rule::GuidanceWithoutCredential,
+                Rule::AsepsisNotDone,
+            ]
+        );
+        assert!(
+            drafts[0].detail.contains("bupivacaine"),
+            "{}",
+            drafts[0].detail
+        );
+        assert_eq!(
+            drafts[1].evidence.len(),
+            2,
+            "the injection and the decision"
+        );
+        assert_eq!(drafts[2].practitioner.as_deref(), Some("dr-hale"));
+
+        // With the ultrasound credential, guidance raises nothing.
+        let mut credentials = credentialed();
+        credentials.push(CredentialEntry {
+            origin: origin(0),
+            credential: "ultrasound_guidance".into(),
+            valid_from: "2020-01-01".into(),
+            valid_until: None,
+        });
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![&[], &[]],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert!(!rules(&drafts).contains(&Rule::GuidanceWithoutCredential));
     }
 }

@@ -44,10 +44,12 @@ impl Folder<'_> {
                 if let Some(draft) = policy::serious_reported_late(e, p, self.settings) {
                     self.raise_draft(seq, e, draft)?;
                 }
-                if matches!(
-                    p.kind,
-                    AdverseEventKind::Infection | AdverseEventKind::MisplacedInjection
-                ) {
+                if p.serious
+                    || matches!(
+                        p.kind,
+                        AdverseEventKind::Infection | AdverseEventKind::MisplacedInjection
+                    )
+                {
                     let deadline = ms(e.occurred_at)
                         + Duration::days(self.settings.adverse_event_update_days)
                             .num_milliseconds();
