@@ -69,6 +69,14 @@ pub enum Rule {
     AsepsisNotDone,
     /// An injection after the patient's latest candidacy decision said no.
     InjectionAfterNegativeCandidacy,
+    /// A consent recorded (occurred) after an injection its period would
+    /// cover: back-dating `valid_from` does not make it prior consent.
+    ConsentAfterInjection,
+    /// A second or later session under consents for a single session only.
+    SeriesUnderSingleSessionConsent,
+    /// An injection in a spinal, thoracic or cervical risk zone whose risk
+    /// (dural puncture, pneumothorax, spinal cord injury) no active consent disclosed.
+    RiskNotDisclosed,
 }
 
 impl Rule {
@@ -91,6 +99,9 @@ impl Rule {
         Rule::GuidanceWithoutCredential,
         Rule::AsepsisNotDone,
         Rule::InjectionAfterNegativeCandidacy,
+        Rule::ConsentAfterInjection,
+        Rule::SeriesUnderSingleSessionConsent,
+        Rule::RiskNotDisclosed,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -106,10 +117,13 @@ impl Rule {
             | Rule::AdverseEventLinkInvalid
             | Rule::ReferenceOutsidePatient
             | Rule::AsepsisNotDone
-            | Rule::InjectionAfterNegativeCandidacy => Severity::High,
+            | Rule::InjectionAfterNegativeCandidacy
+            | Rule::ConsentAfterInjection
+            | Rule::RiskNotDisclosed => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::AgentOutsideConsent
+            | Rule::SeriesUnderSingleSessionConsent
             | Rule::GuidanceWithoutCredential
             | Rule::NoValidCredential
             | Rule::AxialSiteByPalpationOnly

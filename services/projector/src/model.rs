@@ -81,6 +81,10 @@ pub struct ConsentEntry {
     pub sites: Vec<String>,
     /// Agents covered.
     pub solutions: Vec<String>,
+    /// Consented to a series, not one session.
+    pub series: bool,
+    /// Risks disclosed, e.g. `pneumothorax`.
+    pub risks: Vec<String>,
     /// When it was withdrawn (occurred_at ms) and by which sequence.
     pub withdrawn: Option<(i64, u64)>,
 }

@@ -185,6 +185,39 @@ pub fn injection_findings(
                 }
             }
         }
+        let active: Vec<&ConsentEntry> = active_consents(&summary.consents, at).collect();
+        if p.session_number > 1 && !active.is_empty() && active.iter().all(|c| !c.series) {
+            let mut evidence = vec![e.event_id];
+            evidence.extend(active.iter().map(|c| c.origin.event_id));
+            raise(
+                Rule::SeriesUnderSingleSessionConsent,
+                evidence,
+                format!(
+                    "session {} under consents for a single session",
+                    p.session_number
+                ),
+                false,
+            );
+        }
+        let zone_risk = match p.site.site_key.info().risk_zone {
+            RiskZone::Spinal => Some("dural_puncture"),
+            RiskZone::Thoracic => Some("pneumothorax"),
+            RiskZone::Cervical => Some("spinal_cord_injury"),
+            RiskZone::Peripheral => None,
+        };
+        if let Some(risk) = zone_risk
+            && !active.is_empty()
+            && !active.iter().any(|c| c.risks.iter().any(|r| r == risk))
+        {
+            let mut evidence = vec![e.event_id];
+            evidence.extend(active.iter().map(|c| c.origin.event_id));
+            raise(
+                Rule::RiskNotDisclosed,
+                evidence,
+                format!("{site} carries the risk of {risk}, which no active consent disclosed"),
+                false,
+            );
+        }
         if let Some(decision) = latest_candidacy(summary, at)
             && decision.tag == "not_candidate"
         {
@@ -365,6 +398,44 @@ pub fn attributed_injection(
                 inferred: true,
             }),
     }
+}
+
+/// `consent_after_injection`: a consent that occurred after injections its
+/// period covers (a back-dated `valid_from` does not make consent prior).
+/// The injections are the patient's, as they stand.
+pub fn consent_after_injection(
+    e: &Envelope,
+    consent: &ConsentEntry,
+    injections: &[crate::model::InjectionEntry],
+) -> Option<Draft> {
+    let given = ms(e.occurred_at);
+    let covered: Vec<Uuid> = injections
+        .iter()
+        .filter(|i| {
+            i.origin.standing.counts()
+                && i.origin.occurred_at_ms < given
+                && consent.valid_from_ms <= i.origin.occurred_at_ms
+                && consent
+                    .valid_until_ms
+                    .is_none_or(|until| i.origin.occurred_at_ms < until)
+        })
+        .map(|i| i.origin.event_id)
+        .collect();
+    if covered.is_empty() {
+        return None;
+    }
+    let mut evidence = vec![e.event_id];
+    evidence.extend(&covered);
+    Some(Draft {
+        rule: Rule::ConsentAfterInjection,
+        evidence,
+        detail: format!(
+            "consent given after {} injection(s) its period covers (valid_from back-dated)",
+            covered.len()
+        ),
+        practitioner: None,
+        site_key: None,
+    })
 }
 
 /// Whether a group's events of a kind (`events`) are explained by groups
@@ -631,6 +702,8 @@ mod tests {
                 valid_until_ms: Some(at + 90 * day),
                 sites: sites.iter().map(|s| s.to_string()).collect(),
                 solutions: vec!["dextrose".into(), "lidocaine".into()],
+                series: true,
+                risks: vec!["pain_flare".into(), "dural_puncture".into()],
                 withdrawn: None,
             }],
             clinical: vec![
@@ -781,6 +854,8 @@ mod tests {
             valid_until_ms: None,
             sites: vec![],
             solutions: vec![],
+            series: false,
+            risks: vec![],
             withdrawn: None,
         };
         assert_eq!(
@@ -990,5 +1065,77 @@ mod tests {
         };
         let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
         assert!(!rules(&drafts).contains(&Rule::GuidanceWithoutCredential));
+    }
+
+    #[test]
+    fn consent_scope_rules_single_session_undisclosed_risk_and_consent_after_the_fact() {
+        let (e, mut p) = injection();
+        let at = e.occurred_at.timestamp_millis();
+        let mut patient = prepared(at, &["LUMBAR_INTERSPINOUS_LIG"]);
+        patient.consents[0].series = false;
+        patient.consents[0].risks = vec!["pain_flare".into()];
+        p.site = prolo_schemas::Site::listed(prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG, None);
+        p.guidance = Guidance::Fluoroscopy;
+        p.session_number = 2;
+        let mut credentials = credentialed();
+        credentials.push(CredentialEntry {
+            origin: origin(0),
+            credential: "fluoroscopy_guidance".into(),
+            valid_from: "2020-01-01".into(),
+            valid_until: None,
+        });
+        let context = InjectionContext {
+            patient: Some(&patient),
+            credentials: &credentials,
+            recalls: vec![&[], &[]],
+        };
+        let drafts = injection_findings(&e, &p, &context, &FindingSettings::default());
+        assert_eq!(
+            rules(&drafts),
+            [
+                Rule::SeriesUnderSingleSessionConsent,
+                Rule::RiskNotDisclosed
+            ]
+        );
+        assert!(
+            drafts[1].detail.contains("dural_puncture"),
+            "{}",
+            drafts[1].detail
+        );
+
+        // A consent given a week after an injection its back-dated period covers.
+        let day = 86_400_000;
+        let injection_entry = crate::model::InjectionEntry {
+            origin: origin(at),
+            site_key: "KNEE_MCL".into(),
+            laterality: None,
+            lots: vec![],
+            practitioner_id: "dr-hale".into(),
+            session_number: 1,
+            guidance: "palpation".into(),
+            volume_ml: 2.0,
+            groups: vec![],
+        };
+        let mut consent_event = e.clone();
+        consent_event.occurred_at += chrono::Duration::days(7);
+        let back_dated = ConsentEntry {
+            valid_from_ms: at - day,
+            ..patient.consents[0].clone()
+        };
+        let draft = consent_after_injection(
+            &consent_event,
+            &back_dated,
+            std::slice::from_ref(&injection_entry),
+        )
+        .unwrap();
+        assert_eq!(draft.rule, Rule::ConsentAfterInjection);
+        assert_eq!(
+            draft.evidence,
+            [consent_event.event_id, injection_entry.origin.event_id]
+        );
+        // Given before the injection: nothing.
+        let mut earlier = e.clone();
+        earlier.occurred_at -= chrono::Duration::days(2);
+        assert!(consent_after_injection(&earlier, &back_dated, &[injection_entry]).is_none());
     }
 }

@@ -426,6 +426,8 @@ impl<'a> Folder<'a> {
                     valid_until_ms: p.valid_until.map(ms),
                     sites: p.sites.iter().map(crate::policy::site_scope).collect(),
                     solutions: p.solutions.iter().map(name).collect(),
+                    series: p.series,
+                    risks: p.risks_disclosed.iter().map(name).collect(),
                     withdrawn: None,
                 };
                 self.patient(e, seq, |s| s.consents.push(entry))?;
@@ -698,6 +700,8 @@ impl<'a> Folder<'a> {
                         c.valid_until_ms = p.valid_until.map(ms);
                         c.sites = p.sites.iter().map(crate::policy::site_scope).collect();
                         c.solutions = p.solutions.iter().map(name).collect();
+                        c.series = p.series;
+                        c.risks = p.risks_disclosed.iter().map(name).collect();
                     }
                 })?;
             }

@@ -66,6 +66,22 @@ impl Folder<'_> {
             // late may satisfy findings already raised about the patient.
             Payload::ConsentGiven(_) => {
                 self.resolve_where(seq, e, &[Rule::NoActiveConsent, Rule::SiteOutsideConsent])?;
+                let draft = match &e.patient_id {
+                    Some(patient) => {
+                        let key = keys::patient(e.clinic_id.as_str(), patient.as_str());
+                        cached(&mut self.patients, self.store, key, || None)?.and_then(|s| {
+                            let consent = s
+                                .consents
+                                .iter()
+                                .find(|c| c.origin.event_id == e.event_id)?;
+                            policy::consent_after_injection(e, consent, &s.injections)
+                        })
+                    }
+                    None => None,
+                };
+                if let Some(draft) = draft {
+                    self.raise_draft(seq, e, draft)?;
+                }
             }
             Payload::ExaminationDone(_) | Payload::CandidacyAssessed(_) => {
                 self.resolve_where(seq, e, &[Rule::NoExaminationOrCandidacy])?;
