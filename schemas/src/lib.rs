@@ -30,3 +30,8 @@ pub use sites::{Laterality, Region, RiskZone, SiteInfo, SiteKey};
 pub use subject::{Entity, Subject, SubjectError};
 pub use upcast::upcast_payload;
 pub use validate::is_deceptive;
+
+/// The `source` of events recorded through the batch command: a declared
+/// back-fill (an EHR's history, a migration), documented elsewhere at the
+/// time, so not judged as late documentation.
+pub const BACKFILL_SOURCE: &str = "batch";

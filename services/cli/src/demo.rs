@@ -68,10 +68,27 @@ impl Dice {
     }
 }
 
+/// Records the demo clinic as a clinic would: what happened in the last
+/// three days through the single commands, close to its clinical time; the
+/// older history as a declared back-fill through the batch command (events
+/// `source: batch`, which late documentation does not judge), 1,000 per
+/// request. Back-filled events carry idempotency keys, so their ids are
+/// known before they are sent and a re-run stores nothing twice.
 struct Recorder<'a> {
     client: &'a async_nats::Client,
     clinic: String,
     events: usize,
+    /// Events before this are back-filled.
+    live_from: DateTime<Utc>,
+    /// Back-fill requests not sent yet.
+    batch: Vec<Value>,
+    /// Where each event was stored, once known.
+    stored: std::collections::HashMap<Uuid, u64>,
+    /// Signatures waiting for their injection to be stored: (injection, at, signer, request payload).
+    to_sign: Vec<(Uuid, DateTime<Utc>, String, String)>,
+    /// This run, in the keys (a second demo is a second clinic history).
+    run: Uuid,
+    keys: u64,
 }
 
 impl Recorder<'_> {
@@ -83,27 +100,13 @@ impl Recorder<'_> {
         actor: (&str, &str),
         payload: Value,
     ) -> Result<Uuid> {
-        Ok(self
-            .record_stored(event_type, patient, at, actor, payload)
-            .await?
-            .event_id)
-    }
-
-    /// Like [`Recorder::record`], with where the event was stored.
-    async fn record_stored(
-        &mut self,
-        event_type: EventType,
-        patient: Option<&str>,
-        at: DateTime<Utc>,
-        actor: (&str, &str),
-        payload: Value,
-    ) -> Result<prolo_bus::Recorded> {
         let Some((_, command)) = command_for(event_type) else {
             bail!("no command for {event_type}")
         };
+        let occurred_at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut request = json!({
             "clinic_id": self.clinic,
-            "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "occurred_at": occurred_at,
             "actor": {"id": actor.0, "role": actor.1},
             "payload": payload,
         });
@@ -111,6 +114,24 @@ impl Recorder<'_> {
             request["patient_id"] = patient.into();
             request["correlation_id"] = format!("demo-{patient}").into();
         }
+        self.events += 1;
+        if at < self.live_from {
+            self.keys += 1;
+            let key = format!("demo-{}-{}", self.run, self.keys);
+            request["idempotency_key"] = key.clone().into();
+            let clinic: prolo_schemas::ClinicId = self.clinic.parse()?;
+            let occurred: DateTime<Utc> = occurred_at.parse()?;
+            let event_id =
+                prolo_recorder::request::derived_event_id(&clinic, event_type, &key, occurred);
+            self.batch
+                .push(json!({"command": command.verb, "request": request}));
+            if self.batch.len() >= prolo_bus::batch::MAX_BATCH {
+                self.flush().await?;
+            }
+            return Ok(event_id);
+        }
+        // Live: the history it may refer to is stored first.
+        self.flush().await?;
         let body = serde_json::to_vec(&request)?;
         let reply = client_request(self.client, command.subject(&self.clinic), body).await?;
         if reply.headers.is_some() {
@@ -121,14 +142,96 @@ impl Recorder<'_> {
         }
         let recorded: prolo_bus::Recorded =
             serde_json::from_slice(&reply.payload).context("reading the reply")?;
-        self.events += 1;
-        Ok(recorded)
+        self.stored.insert(recorded.event_id, recorded.stream_seq);
+        Ok(recorded.event_id)
     }
 
-    /// The SHA-256 (hex) of the event stored at `seq`, for a signature;
-    /// `None` when this connection may not read the stream.
-    async fn stored_sha256(&self, seq: u64) -> Option<String> {
+    /// Sends the back-fill waiting, then the signatures its injections
+    /// were waiting for.
+    async fn flush(&mut self) -> Result<()> {
+        while !self.batch.is_empty() {
+            let events = std::mem::take(&mut self.batch);
+            let body = serde_json::to_vec(&json!({ "events": events }))?;
+            let subject = prolo_recorder::commands::batch_subject(&self.clinic);
+            let reply = client_request(self.client, subject, body).await?;
+            let answer: prolo_recorder::batch::BatchReply = serde_json::from_slice(&reply.payload)
+                .with_context(|| {
+                    format!(
+                        "the batch was refused: {}",
+                        String::from_utf8_lossy(&reply.payload)
+                    )
+                })?;
+            for result in answer.results {
+                match (result.recorded, result.error) {
+                    (Some(recorded), _) => {
+                        self.stored.insert(recorded.event_id, recorded.stream_seq);
+                    }
+                    (None, Some(error)) => bail!("back-filled event refused: {}", error.message),
+                    (None, None) => bail!("the batch answered nothing for an event"),
+                }
+            }
+            // Signatures whose injection is now stored (with its hash).
+            let waiting = std::mem::take(&mut self.to_sign);
+            for (injection, at, patient, payload) in waiting {
+                let Some(hash) = self.stored_sha256(injection).await else {
+                    continue;
+                };
+                let mut payload: Value = serde_json::from_str(&payload)?;
+                payload["signed_event_sha256"] = hash.into();
+                let signer = payload["signer_id"].as_str().unwrap_or_default().to_owned();
+                Box::pin(self.record(
+                    EventType::RecordSigned,
+                    Some(&patient),
+                    at,
+                    (&signer, "practitioner"),
+                    payload,
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The practitioner signs an injection (authorship), once it is stored.
+    async fn sign(
+        &mut self,
+        injection: Uuid,
+        patient: &str,
+        at: DateTime<Utc>,
+        signer: &str,
+    ) -> Result<()> {
+        let payload = json!({
+            "target": {"event_id": injection, "event_type": "injection.given"},
+            "signer_id": signer, "signer_name": signer_name(signer), "meaning": "authorship",
+        });
+        self.to_sign
+            .push((injection, at, patient.to_owned(), payload.to_string()));
+        if self.stored.contains_key(&injection) {
+            // Stored already (live): sign now.
+            let waiting = self.to_sign.pop();
+            if let Some((injection, at, patient, payload)) = waiting
+                && let Some(hash) = self.stored_sha256(injection).await
+            {
+                let mut payload: Value = serde_json::from_str(&payload)?;
+                payload["signed_event_sha256"] = hash.into();
+                self.record(
+                    EventType::RecordSigned,
+                    Some(&patient),
+                    at,
+                    (signer, "practitioner"),
+                    payload,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The SHA-256 (hex) of a stored event, for a signature; `None` when
+    /// this connection may not read the stream.
+    async fn stored_sha256(&self, event: Uuid) -> Option<String> {
         use sha2::Digest;
+        let seq = *self.stored.get(&event)?;
         let js = async_nats::jetstream::new(self.client.clone());
         let stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok()?;
         let message = stream.get_raw_message(seq).await.ok()?;
@@ -211,6 +314,12 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         client,
         clinic: args.clinic.clone(),
         events: 0,
+        live_from: Utc::now() - Duration::days(3),
+        batch: Vec::new(),
+        stored: std::collections::HashMap::new(),
+        to_sign: Vec::new(),
+        run: Uuid::now_v7(),
+        keys: 0,
     };
     let mut dice = Dice(0x5eed_0fc1_141c);
     // The procedure around each injection (screening, time-out, observation,
@@ -354,7 +463,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                     "participants": [{"id": doctor, "role": "practitioner"}, {"id": "rn-okafor", "role": "nurse"}],
                 })).await?;
             }
-            let injection = r.record_stored(EventType::InjectionGiven, Some(&patient), at, me, json!({
+            let injection = r.record(EventType::InjectionGiven, Some(&patient), at, me, json!({
                 "site": site(key, side),
                 "solution": {"components": [
                     {"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"},
@@ -371,15 +480,11 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 })).await?;
             }
             // The practitioner signs some injections the same day (authorship).
-            if care.below(3) == 0
-                && let Some(hash) = r.stored_sha256(injection.stream_seq).await
-            {
-                r.record(EventType::RecordSigned, Some(&patient), at + Duration::hours(2), me, json!({
-                    "target": {"event_id": injection.event_id, "event_type": "injection.given"},
-                    "signer_id": doctor, "signer_name": signer_name(doctor), "meaning": "authorship", "signed_event_sha256": hash,
-                })).await?;
+            if care.below(3) == 0 {
+                r.sign(injection, &patient, at + Duration::hours(2), doctor)
+                    .await?;
             }
-            injections.push((injection.event_id, at));
+            injections.push((injection, at));
         }
         let given = injections.len() as u8;
         let series_end = day0 + Duration::days(interval * i64::from(sessions) + 14);
@@ -478,6 +583,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             eprintln!("  seeded {} patients, {} events", n + 1, r.events);
         }
     }
+    r.flush().await?;
     Ok(Seeded {
         events: r.events,
         patient: first_patient,

@@ -48,6 +48,11 @@ fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
 
 /// Documentation too long after the fact (any clinical event).
 pub fn late_documentation(e: &Envelope, settings: &FindingSettings) -> Option<Draft> {
+    // A declared back-fill is late by nature; a serious adverse event in it
+    // is still judged by `serious_event_reported_late`.
+    if e.source == prolo_schemas::BACKFILL_SOURCE {
+        return None;
+    }
     let late = e.recorded_at - e.occurred_at;
     (late > Duration::hours(settings.late_documentation_hours)).then(|| {
         Draft::about(
@@ -1137,5 +1142,15 @@ mod tests {
         let mut earlier = e.clone();
         earlier.occurred_at -= chrono::Duration::days(2);
         assert!(consent_after_injection(&earlier, &back_dated, &[injection_entry]).is_none());
+    }
+
+    #[test]
+    fn a_declared_back_fill_is_not_late_documentation() {
+        let (mut e, _) = injection();
+        e.recorded_at = e.occurred_at + chrono::Duration::days(90);
+        let settings = FindingSettings::default();
+        assert!(late_documentation(&e, &settings).is_some());
+        e.source = prolo_schemas::BACKFILL_SOURCE.to_owned();
+        assert!(late_documentation(&e, &settings).is_none());
     }
 }

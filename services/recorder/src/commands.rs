@@ -141,7 +141,7 @@ pub const BATCH_VERB: &str = "batch";
 
 /// Events of any type, many per request (see [`crate::batch`]).
 pub const BATCH: ServiceSpec = ServiceSpec {
-    name: "batch",
+    name: prolo_schemas::BACKFILL_SOURCE,
     description: "Records up to 1,000 events of any types in one request (back-fill, migration)",
     commands: &[],
     batch: true,
