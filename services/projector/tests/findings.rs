@@ -964,3 +964,40 @@ async fn signal_counts_follow_corrections_marks_and_updates() {
         (1, 0)
     );
 }
+
+/// A back-filled history arrives long after its deadlines: a follow-up
+/// that happened in time stops the wait before the stream's clock can
+/// expire it; one that happened late is still a finding (then resolved).
+#[tokio::test]
+async fn a_back_filled_follow_up_in_time_raises_nothing_and_a_late_one_still_does() {
+    for (update_at, raised) in [
+        ("2026-10-05T09:00:00Z", false),
+        ("2026-10-20T09:00:00Z", true),
+    ] {
+        let mut trail = Trail::new();
+        trail.prepared().await;
+        let injected = trail.add(&injection(|_| {})).await;
+        let now = chrono::Utc::now();
+        let mut ae = example("adverse_event.reported");
+        ae.recorded_at = now;
+        ae.source = prolo_schemas::BACKFILL_SOURCE.into();
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.linked_injection.as_mut().unwrap().event_id = injected;
+        }
+        let mut update = example("adverse_event.updated");
+        update.occurred_at = t(update_at);
+        update.recorded_at = now;
+        update.source = prolo_schemas::BACKFILL_SOURCE.into();
+        if let Payload::AdverseEventUpdated(p) = &mut update.payload {
+            p.adverse_event_id = ae.event_id;
+        }
+        trail.add_all(&[ae, update]).await;
+        let found = trail.findings(Rule::NoAdverseEventUpdate);
+        assert_eq!(
+            !found.is_empty(),
+            raised,
+            "update at {update_at}: {found:?}"
+        );
+        assert!(found.iter().all(|f| f.resolved_by.is_some()));
+    }
+}

@@ -33,6 +33,12 @@ impl Folder<'_> {
         if !e.event_type().is_clinical() {
             return Ok(());
         }
+        // A follow-up that happened within the deadline (its clinical time)
+        // stops the wait before the stream's clock can expire it: a
+        // back-filled history arrives long after its deadlines.
+        if let Payload::AdverseEventUpdated(p) = &e.payload {
+            self.updated_by(p.adverse_event_id, Some(ms(e.occurred_at)))?;
+        }
         self.expire_awaiting(seq, e)?;
         if let Some(draft) = policy::late_documentation(e, self.settings) {
             self.raise_draft(seq, e, draft)?;
@@ -273,6 +279,12 @@ impl Folder<'_> {
 
     /// An adverse event was followed up: it waits no more.
     fn updated(&mut self, adverse_event: Uuid) -> Result<(), StoreError> {
+        self.updated_by(adverse_event, None)
+    }
+
+    /// Stops the wait of an adverse event followed up at `at_ms` (clinical
+    /// time), when that is within its deadline; `None`: whenever it was.
+    fn updated_by(&mut self, adverse_event: Uuid, at_ms: Option<i64>) -> Result<(), StoreError> {
         let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
         let Some(reported_ms) = cached(&mut self.adverse, self.store, key, || None)?
             .map(|state| state.origin.occurred_at_ms)
@@ -281,6 +293,9 @@ impl Folder<'_> {
         };
         let deadline = reported_ms
             + Duration::days(self.settings.adverse_event_update_days).num_milliseconds();
+        if at_ms.is_some_and(|at| at > deadline) {
+            return Ok(());
+        }
         self.pending
             .remove(keys::awaiting(deadline, &adverse_event));
         self.awaiting_floor = None;
