@@ -90,3 +90,33 @@ pub const SHORT_TEXT_MAX_CHARS: usize = 200;
 /// is recorded in several events (all before it is sent), so that each
 /// event stays a small document.
 pub const ACCESS_PATIENTS_PER_EVENT_MAX: usize = 500;
+
+/// Days an anticoagulant was held before the procedure: 1 to 14 (the
+/// longest interruption ASRA guidance asks for is about a week; two leave room).
+pub const HELD_DAYS_MIN: u8 = 1;
+/// See [`HELD_DAYS_MIN`].
+pub const HELD_DAYS_MAX: u8 = 14;
+
+/// Post-injection observation, minutes: at most 8 hours (longer is an admission).
+pub const OBSERVATION_MINUTES_MAX: u16 = 480;
+
+/// Systolic blood pressure, mmHg, that a living patient can have.
+pub const SYSTOLIC_MMHG_MIN: u16 = 50;
+/// See [`SYSTOLIC_MMHG_MIN`].
+pub const SYSTOLIC_MMHG_MAX: u16 = 260;
+/// Diastolic blood pressure, mmHg.
+pub const DIASTOLIC_MMHG_MIN: u16 = 20;
+/// See [`DIASTOLIC_MMHG_MIN`].
+pub const DIASTOLIC_MMHG_MAX: u16 = 160;
+/// Heart rate, beats per minute.
+pub const HEART_RATE_BPM_MIN: u16 = 20;
+/// See [`HEART_RATE_BPM_MIN`].
+pub const HEART_RATE_BPM_MAX: u16 = 250;
+/// Oxygen saturation, %.
+pub const SPO2_PCT_MIN: u8 = 50;
+/// See [`SPO2_PCT_MIN`].
+pub const SPO2_PCT_MAX: u8 = 100;
+
+/// Weeks since the start of a series at which an outcome is reported: up to
+/// ten years of follow-up.
+pub const OUTCOME_WEEKS_MAX: u16 = 520;

@@ -862,7 +862,7 @@ pub struct AnticoagulantUse {
     pub held: bool,
     /// For how many days, when held (at most 14).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 14))]
+    #[schemars(range(min = HELD_DAYS_MIN, max = HELD_DAYS_MAX))]
     pub held_days: Option<u8>,
 }
 
@@ -997,17 +997,17 @@ pub struct ProcedureTimeOut {
 #[serde(deny_unknown_fields)]
 pub struct VitalSigns {
     /// Systolic blood pressure, mmHg.
-    #[schemars(range(min = 50, max = 260))]
+    #[schemars(range(min = SYSTOLIC_MMHG_MIN, max = SYSTOLIC_MMHG_MAX))]
     pub systolic_mmhg: u16,
     /// Diastolic blood pressure, mmHg.
-    #[schemars(range(min = 20, max = 160))]
+    #[schemars(range(min = DIASTOLIC_MMHG_MIN, max = DIASTOLIC_MMHG_MAX))]
     pub diastolic_mmhg: u16,
     /// Heart rate, beats per minute.
-    #[schemars(range(min = 20, max = 250))]
+    #[schemars(range(min = HEART_RATE_BPM_MIN, max = HEART_RATE_BPM_MAX))]
     pub heart_rate_bpm: u16,
     /// Oxygen saturation, %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 50, max = 100))]
+    #[schemars(range(min = SPO2_PCT_MIN, max = SPO2_PCT_MAX))]
     pub spo2_pct: Option<u8>,
 }
 
@@ -1016,7 +1016,7 @@ pub struct VitalSigns {
 #[serde(deny_unknown_fields)]
 pub struct ObservationCompleted {
     /// How long, minutes (at most 8 hours).
-    #[schemars(range(min = 0, max = 480))]
+    #[schemars(range(min = 0, max = OBSERVATION_MINUTES_MAX))]
     pub minutes: u16,
     /// Vital signs at the end, when taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1069,7 +1069,7 @@ pub struct OutcomeReported {
     /// The score, in the instrument's range.
     pub score: f64,
     /// Weeks since the first session of the series (0: baseline).
-    #[schemars(range(min = 0, max = 520))]
+    #[schemars(range(min = 0, max = OUTCOME_WEEKS_MAX))]
     pub weeks_since_series_start: u16,
     /// The region it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -505,28 +505,38 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
             );
         }
         Payload::ObservationCompleted(x) => {
-            c.range(&format!("{p}.minutes"), x.minutes, 0, 480);
+            c.range(
+                &format!("{p}.minutes"),
+                x.minutes,
+                0,
+                OBSERVATION_MINUTES_MAX,
+            );
             if let Some(v) = &x.vital_signs {
                 c.range(
                     &format!("{p}.vital_signs.systolic_mmhg"),
                     v.systolic_mmhg,
-                    50,
-                    260,
+                    SYSTOLIC_MMHG_MIN,
+                    SYSTOLIC_MMHG_MAX,
                 );
                 c.range(
                     &format!("{p}.vital_signs.diastolic_mmhg"),
                     v.diastolic_mmhg,
-                    20,
-                    160,
+                    DIASTOLIC_MMHG_MIN,
+                    DIASTOLIC_MMHG_MAX,
                 );
                 c.range(
                     &format!("{p}.vital_signs.heart_rate_bpm"),
                     v.heart_rate_bpm,
-                    20,
-                    250,
+                    HEART_RATE_BPM_MIN,
+                    HEART_RATE_BPM_MAX,
                 );
                 if let Some(spo2) = v.spo2_pct {
-                    c.range(&format!("{p}.vital_signs.spo2_pct"), spo2, 50, 100);
+                    c.range(
+                        &format!("{p}.vital_signs.spo2_pct"),
+                        spo2,
+                        SPO2_PCT_MIN,
+                        SPO2_PCT_MAX,
+                    );
                 }
                 if v.diastolic_mmhg >= v.systolic_mmhg {
                     c.inconsistent(
@@ -559,7 +569,7 @@ fn payload(c: &mut Check, payload: &Payload, p: &str, occurred_at: DateTime<Utc>
                 &format!("{p}.weeks_since_series_start"),
                 x.weeks_since_series_start,
                 0,
-                520,
+                OUTCOME_WEEKS_MAX,
             );
         }
         Payload::SeriesCompleted(x) => {
@@ -644,7 +654,7 @@ fn screening(c: &mut Check, x: &ScreeningDone, p: &str) {
         let path = format!("{p}.anticoagulants[{i}].held_days");
         match (taken.held, taken.held_days) {
             (false, Some(_)) => c.inconsistent(&path, "is given but the agent was not held"),
-            (true, Some(days)) => c.range(&path, days, 1, 14),
+            (true, Some(days)) => c.range(&path, days, HELD_DAYS_MIN, HELD_DAYS_MAX),
             _ => {}
         }
     }

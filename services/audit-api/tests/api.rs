@@ -1405,7 +1405,6 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
 /// signature's hash is that of the injection as stored.
 #[tokio::test]
 async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection() {
-    use sha2::Digest;
     let nats = NatsServer::start().await.unwrap();
     let recorders = Recorders::start(&nats.url()).await.unwrap();
     let client = nats.client().await.unwrap();
@@ -1429,10 +1428,7 @@ async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection(
         .get_raw_message(injection.stream_seq)
         .await
         .unwrap();
-    let hash: String = sha2::Sha256::digest(&stored.payload)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = prolo_projector::chain::stored_sha256(&stored.payload);
     let mut signature = example_request("record.signed");
     signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
     signature["payload"]["signed_event_sha256"] = hash.into();

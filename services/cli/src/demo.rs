@@ -84,8 +84,10 @@ struct Recorder<'a> {
     batch: Vec<Value>,
     /// Where each event was stored, once known.
     stored: std::collections::HashMap<Uuid, u64>,
-    /// Signatures waiting for their injection to be stored: (injection, at, signer, request payload).
+    /// Signatures waiting for their injection to be stored: (injection, at, patient, signer).
     to_sign: Vec<(Uuid, DateTime<Utc>, String, String)>,
+    /// The stream, once opened to read what a signature signs.
+    stream: Option<async_nats::jetstream::stream::Stream>,
     /// This run, in the keys (a second demo is a second clinic history).
     run: Uuid,
     keys: u64,
@@ -170,24 +172,7 @@ impl Recorder<'_> {
                     (None, None) => bail!("the batch answered nothing for an event"),
                 }
             }
-            // Signatures whose injection is now stored (with its hash).
-            let waiting = std::mem::take(&mut self.to_sign);
-            for (injection, at, patient, payload) in waiting {
-                let Some(hash) = self.stored_sha256(injection).await else {
-                    continue;
-                };
-                let mut payload: Value = serde_json::from_str(&payload)?;
-                payload["signed_event_sha256"] = hash.into();
-                let signer = payload["signer_id"].as_str().unwrap_or_default().to_owned();
-                Box::pin(self.record(
-                    EventType::RecordSigned,
-                    Some(&patient),
-                    at,
-                    (&signer, "practitioner"),
-                    payload,
-                ))
-                .await?;
-            }
+            Box::pin(self.sign_stored()).await?;
         }
         Ok(())
     }
@@ -200,47 +185,49 @@ impl Recorder<'_> {
         at: DateTime<Utc>,
         signer: &str,
     ) -> Result<()> {
-        let payload = json!({
-            "target": {"event_id": injection, "event_type": "injection.given"},
-            "signer_id": signer, "signer_name": signer_name(signer), "meaning": "authorship",
-        });
         self.to_sign
-            .push((injection, at, patient.to_owned(), payload.to_string()));
-        if self.stored.contains_key(&injection) {
-            // Stored already (live): sign now.
-            let waiting = self.to_sign.pop();
-            if let Some((injection, at, patient, payload)) = waiting
-                && let Some(hash) = self.stored_sha256(injection).await
-            {
-                let mut payload: Value = serde_json::from_str(&payload)?;
-                payload["signed_event_sha256"] = hash.into();
-                self.record(
-                    EventType::RecordSigned,
-                    Some(&patient),
-                    at,
-                    (signer, "practitioner"),
-                    payload,
-                )
-                .await?;
-            }
+            .push((injection, at, patient.to_owned(), signer.to_owned()));
+        self.sign_stored().await
+    }
+
+    /// Records the signatures whose injection is stored (with its hash);
+    /// the others keep waiting for their back-fill to be sent.
+    async fn sign_stored(&mut self) -> Result<()> {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_sign)
+            .into_iter()
+            .partition(|(injection, ..)| self.stored.contains_key(injection));
+        self.to_sign = waiting;
+        for (injection, at, patient, signer) in ready {
+            let Some(hash) = self.stored_sha256(injection).await else {
+                continue;
+            };
+            let payload = json!({
+                "target": {"event_id": injection, "event_type": "injection.given"},
+                "signer_id": signer, "signer_name": signer_name(&signer), "meaning": "authorship",
+                "signed_event_sha256": hash,
+            });
+            Box::pin(self.record(
+                EventType::RecordSigned,
+                Some(&patient),
+                at,
+                (&signer, "practitioner"),
+                payload,
+            ))
+            .await?;
         }
         Ok(())
     }
 
-    /// The SHA-256 (hex) of a stored event, for a signature; `None` when
-    /// this connection may not read the stream.
-    async fn stored_sha256(&self, event: Uuid) -> Option<String> {
-        use sha2::Digest;
+    /// The hash a signature names of a stored event; `None` when this
+    /// connection may not read the stream.
+    async fn stored_sha256(&mut self, event: Uuid) -> Option<String> {
         let seq = *self.stored.get(&event)?;
-        let js = async_nats::jetstream::new(self.client.clone());
-        let stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok()?;
-        let message = stream.get_raw_message(seq).await.ok()?;
-        Some(
-            sha2::Sha256::digest(&message.payload)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        if self.stream.is_none() {
+            let js = async_nats::jetstream::new(self.client.clone());
+            self.stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok();
+        }
+        let message = self.stream.as_ref()?.get_raw_message(seq).await.ok()?;
+        Some(prolo_projector::chain::stored_sha256(&message.payload))
     }
 }
 
@@ -318,6 +305,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         batch: Vec::new(),
         stored: std::collections::HashMap::new(),
         to_sign: Vec::new(),
+        stream: None,
         run: Uuid::now_v7(),
         keys: 0,
     };

@@ -22,6 +22,12 @@ pub fn hex(hash: &[u8; 32]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What an electronic signature names of the event it signs: the SHA-256
+/// of the event's bytes as stored, in lower-case hex.
+pub fn stored_sha256(stored: &[u8]) -> String {
+    hex(&Sha256::digest(stored).into())
+}
+
 /// A checkpoint other systems can keep: the chain head at a sequence.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,

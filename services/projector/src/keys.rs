@@ -89,6 +89,18 @@ pub const LOT_RECALLS: &[u8] = b"lr\0";
 pub const GROUP: &[u8] = b"sg\0";
 /// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::findings::Signal`].
 pub const SIGNAL: &[u8] = b"sig\0";
+/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>`: where a signal is.
+pub fn signal(clinic: &str, dimension: &str, group: &str, kind: &str) -> Vec<u8> {
+    key(
+        SIGNAL,
+        &[
+            clinic.as_bytes(),
+            dimension.as_bytes(),
+            group.as_bytes(),
+            kind.as_bytes(),
+        ],
+    )
+}
 /// `iq\0<bucket>`: quarantined sequences.
 pub const QUARANTINED: &[u8] = b"iq\0";
 

@@ -720,12 +720,21 @@ mod tests {
     }
 
     fn credentialed() -> Vec<CredentialEntry> {
-        vec![CredentialEntry {
-            origin: origin(0),
-            credential: "reconstructive_therapy".into(),
-            valid_from: "2020-01-01".into(),
-            valid_until: None,
-        }]
+        credentialed_with(&[])
+    }
+
+    /// A reconstructive-therapy credential and the `others` named, all valid since 2020.
+    fn credentialed_with(others: &[&str]) -> Vec<CredentialEntry> {
+        ["reconstructive_therapy"]
+            .iter()
+            .chain(others)
+            .map(|kind| CredentialEntry {
+                origin: origin(0),
+                credential: (*kind).into(),
+                valid_from: "2020-01-01".into(),
+                valid_until: None,
+            })
+            .collect()
     }
 
     /// The findings of an injection by a credentialed practitioner.
@@ -1056,13 +1065,7 @@ mod tests {
         assert_eq!(drafts[2].practitioner.as_deref(), Some("dr-hale"));
 
         // With the ultrasound credential, guidance raises nothing.
-        let mut credentials = credentialed();
-        credentials.push(CredentialEntry {
-            origin: origin(0),
-            credential: "ultrasound_guidance".into(),
-            valid_from: "2020-01-01".into(),
-            valid_until: None,
-        });
+        let credentials = credentialed_with(&["ultrasound_guidance"]);
         let context = InjectionContext {
             patient: Some(&patient),
             credentials: &credentials,
@@ -1082,13 +1085,7 @@ mod tests {
         p.site = prolo_schemas::Site::listed(prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG, None);
         p.guidance = Guidance::Fluoroscopy;
         p.session_number = 2;
-        let mut credentials = credentialed();
-        credentials.push(CredentialEntry {
-            origin: origin(0),
-            credential: "fluoroscopy_guidance".into(),
-            valid_from: "2020-01-01".into(),
-            valid_until: None,
-        });
+        let credentials = credentialed_with(&["fluoroscopy_guidance"]);
         let context = InjectionContext {
             patient: Some(&patient),
             credentials: &credentials,

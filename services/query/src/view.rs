@@ -199,11 +199,7 @@ fn signatures_of(
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
-    use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = prolo_projector::chain::stored_sha256(raw);
     let mut shown = Vec::new();
     for seq in seqs {
         let Some(signed) = stored(store, seq)? else {

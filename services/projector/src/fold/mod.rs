@@ -783,8 +783,11 @@ impl<'a> Folder<'a> {
     }
 
     /// Changes a patient's summary without counting an event for it.
-    /// The patient's injections as they now stand.
-    fn patient_injections(&mut self, e: &Envelope) -> Result<Vec<InjectionEntry>, StoreError> {
+    /// The patient's injections as they now stand (corrections applied).
+    pub(super) fn patient_injections(
+        &mut self,
+        e: &Envelope,
+    ) -> Result<Vec<InjectionEntry>, StoreError> {
         let Some(patient) = &e.patient_id else {
             return Ok(Vec::new());
         };

@@ -589,16 +589,7 @@ impl Folder<'_> {
         };
         let kind = name(&report.kind);
         let clinic = e.clinic_id.as_str();
-        // The patient's injections as they now stand (corrections applied).
-        let injections = match &e.patient_id {
-            Some(patient) => {
-                let key = keys::patient(clinic, patient.as_str());
-                cached(&mut self.patients, self.store, key, || None)?
-                    .map(|s| s.injections.clone())
-                    .unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
+        let injections = self.patient_injections(e)?;
         let window = chrono::Duration::days(self.settings.attribution_window_days);
         let Some(policy::Attribution {
             injection,
@@ -779,15 +770,7 @@ impl Folder<'_> {
         (dimension, group): (&str, &str),
         kind: &str,
     ) -> Result<Option<&mut Signal>, StoreError> {
-        let key = keys::key(
-            keys::SIGNAL,
-            &[
-                clinic.as_bytes(),
-                dimension.as_bytes(),
-                group.as_bytes(),
-                kind.as_bytes(),
-            ],
-        );
+        let key = keys::signal(clinic, dimension, group, kind);
         cached(&mut self.signals_raised, self.store, key, || None)
     }
 
@@ -834,16 +817,8 @@ impl Folder<'_> {
                     active: true,
                     transitions: vec![transition],
                 };
-                let key = keys::key(
-                    keys::SIGNAL,
-                    &[
-                        clinic.as_bytes(),
-                        dimension.as_bytes(),
-                        group.as_bytes(),
-                        kind.as_bytes(),
-                    ],
-                );
-                self.signals_raised.insert(key, signal.clone());
+                self.signals_raised
+                    .insert(keys::signal(clinic, dimension, group, kind), signal.clone());
                 signal
             }
         };
