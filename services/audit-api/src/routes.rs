@@ -1064,7 +1064,12 @@ async fn signals(
     admit(&state, &headers, QueryKind::Signals, &clinic)?;
     let clinic: ClinicId = id(&clinic)?;
     // Rates per group hold no patient data: not an access to record.
-    let signals = off_worker(&state, move |store| q::signals(store, &clinic)).await?;
+    let signals = off_worker(&state, move |store| {
+        // The fold's raising rule (its settings are the defaults).
+        let criteria = prolo_projector::findings::FindingSettings::default().signal_criteria;
+        q::signals(store, &clinic, &criteria)
+    })
+    .await?;
     Ok(Json(signals).into_response())
 }
 

@@ -16,6 +16,14 @@
 //! The denominator is injections (the clinic knows them, unlike a
 //! spontaneous-reporting database), and the comparison is always the rest
 //! of the clinic, never a baseline that includes the group itself.
+//!
+//! A signal is raised when the criteria hold for the group over the
+//! rolling window (its injections given in the last
+//! [`Criteria::window_days`] days by the stream's clock, and the adverse
+//! events after them) against the rest of the clinic over all time (a
+//! disjoint comparator: the longer history estimates the background), and
+//! cleared when they no longer do: a cluster of last spring does not stay
+//! raised for good. The all-time figures are shown beside the window's.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +77,20 @@ pub struct Criteria {
     pub events_min: u64,
     /// IC025 above this (0: the lower bound excludes "as expected").
     pub ic025_above: f64,
+    /// The rolling window, in days of the stream's clock (90).
+    #[serde(default = "default_window_days")]
+    pub window_days: i64,
+}
+
+fn default_window_days() -> i64 {
+    90
+}
+
+impl Criteria {
+    /// The first day (since 1970-01-01, UTC) in the window that ends on `today`.
+    pub fn window_from(&self, today: i64) -> i64 {
+        today - self.window_days.max(1) + 1
+    }
 }
 
 impl Default for Criteria {
@@ -78,6 +100,7 @@ impl Default for Criteria {
             chi_square_min: 4.0,
             events_min: 3,
             ic025_above: 0.0,
+            window_days: default_window_days(),
         }
     }
 }

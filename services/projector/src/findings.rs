@@ -9,6 +9,8 @@
 //! are not written to `CLINIC_EVENTS`: the stream holds facts, and findings
 //! can always be derived again by a rebuild.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -252,7 +254,7 @@ pub struct OpenFinding {
 
 /// Counts of one group for the signal rates: its injections and the
 /// adverse events after them, by kind, so that expected pain flares do not
-/// hide infections.
+/// hide infections; all-time, and day by day over the rolling window.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupCount {
     /// Injections in the group.
@@ -260,20 +262,127 @@ pub struct GroupCount {
     /// Adverse events after them, all kinds.
     pub adverse_events: u64,
     /// Adverse events after them, by kind (`infection`, `pain_flare`, …).
-    pub by_kind: std::collections::BTreeMap<String, u64>,
-    /// The kinds a signal was raised for.
+    pub by_kind: BTreeMap<String, u64>,
+    /// The kinds a signal is active for.
     pub signalled: std::collections::BTreeSet<String>,
     /// The latest adverse events of each kind (at most
-    /// [`EVENTS_KEPT_PER_KIND`]), to tell whether another group's signal
-    /// already explains this group's events.
-    pub recent: std::collections::BTreeMap<String, Vec<Uuid>>,
+    /// [`EVENTS_KEPT_PER_KIND`]) with the day of the injection they
+    /// follow, to tell whether another group's signal already explains
+    /// this group's events.
+    pub recent: BTreeMap<String, Vec<(Uuid, i64)>>,
+    /// The same counts by the day of the injection (days since 1970-01-01,
+    /// UTC), for the days of the rolling window only: older days are
+    /// dropped as the stream's clock moves on.
+    pub days: BTreeMap<i64, DayCount>,
+}
+
+/// One day of a group: the injections given that day and the adverse
+/// events that followed them, by kind.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DayCount {
+    /// Injections given that day.
+    pub injections: u64,
+    /// Adverse events after them, by kind.
+    pub by_kind: BTreeMap<String, u64>,
 }
 
 /// How many event ids a group keeps per kind: enough for a cluster of rare
 /// events; a kind with more is not explained away by a handful.
 pub const EVENTS_KEPT_PER_KIND: usize = 64;
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The day (since 1970-01-01, UTC) of a time in milliseconds.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// Adds `sign` (±1) to a count, never below zero.
+fn bump(count: &mut u64, sign: i8) {
+    if sign > 0 {
+        *count += 1;
+    } else {
+        *count = count.saturating_sub(1);
+    }
+}
+
 impl GroupCount {
+    /// Counts (`sign` 1) or takes away (-1) an injection given on `day`.
+    /// Days before `window_from` are not kept.
+    pub fn add_injection(&mut self, day: i64, sign: i8, window_from: i64) {
+        bump(&mut self.injections, sign);
+        if day >= window_from {
+            bump(&mut self.days.entry(day).or_default().injections, sign);
+        }
+        self.days = self.days.split_off(&window_from);
+    }
+
+    /// Counts (`sign` 1) or takes away (-1) adverse event `event` of `kind`
+    /// after an injection given on `day`.
+    pub fn add_event(&mut self, kind: &str, event: Uuid, day: i64, sign: i8, window_from: i64) {
+        bump(&mut self.adverse_events, sign);
+        bump(self.by_kind.entry(kind.to_owned()).or_default(), sign);
+        if day >= window_from {
+            let today = self.days.entry(day).or_default();
+            bump(today.by_kind.entry(kind.to_owned()).or_default(), sign);
+        }
+        self.days = self.days.split_off(&window_from);
+        let recent = self.recent.entry(kind.to_owned()).or_default();
+        if sign > 0 {
+            recent.push((event, day));
+            if recent.len() > EVENTS_KEPT_PER_KIND {
+                recent.remove(0);
+            }
+        } else {
+            recent.retain(|(id, _)| *id != event);
+        }
+    }
+
+    /// The group's counts over the window from `from_day` on: its
+    /// injections of those days and the adverse events after them.
+    pub fn window(&self, from_day: i64) -> GroupCount {
+        let mut window = GroupCount {
+            signalled: self.signalled.clone(),
+            ..GroupCount::default()
+        };
+        for day in self.days.range(from_day..).map(|(_, d)| d) {
+            window.injections += day.injections;
+            for (kind, n) in &day.by_kind {
+                window.adverse_events += n;
+                *window.by_kind.entry(kind.clone()).or_default() += n;
+            }
+        }
+        window
+    }
+
+    /// The adverse events of `kind` it keeps after injections given from
+    /// day `from` on, oldest first.
+    pub fn recent_events(&self, kind: &str, from: i64) -> Vec<Uuid> {
+        self.recent
+            .get(kind)
+            .map(|events| {
+                let kept = events.iter().filter(|(_, day)| *day >= from);
+                kept.map(|(id, _)| *id).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The 2×2 table a signal is judged on: this group's injections given
+    /// in the window from day `from` and the events of `kind` after them,
+    /// against the rest of `clinic` over all its history (the rest never
+    /// includes the group: the two are disjoint). The window says whether
+    /// a cluster is current; the longer history estimates the background
+    /// (a 90-day window of a small clinic holds too few background events
+    /// for χ² to tell four infections from chance).
+    pub fn in_window_against_rest(&self, clinic: &GroupCount, kind: &str, from: i64) -> Table {
+        let window = self.window(from);
+        Table {
+            group_events: window.events(kind),
+            group_injections: window.injections,
+            ..self.against_rest(clinic, kind)
+        }
+    }
+
     /// Adverse events (all kinds) per 1,000 injections.
     pub fn rate(&self) -> f64 {
         if self.injections == 0 {

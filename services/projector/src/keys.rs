@@ -9,6 +9,9 @@
 
 use uuid::Uuid;
 
+/// The day (i64 BE, days since 1970-01-01 UTC) of the stream's clock up to
+/// which the signals' rolling window was last moved.
+pub const SIGNAL_DAY: &[u8] = b"meta\0signal_day";
 /// The read-model layout ([`crate::store::READ_MODEL_FORMAT`], u32 BE).
 pub const FORMAT: &[u8] = b"meta\0format";
 /// Last applied stream sequence (u64 BE).

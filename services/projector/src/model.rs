@@ -193,6 +193,9 @@ pub struct Counted {
     pub injection: Uuid,
     /// Inferred (it named no injection).
     pub inferred: bool,
+    /// The day that injection was given (see [`crate::findings::day_of`]):
+    /// where it counts in the rolling window.
+    pub day: i64,
 }
 
 /// An adverse event with its follow-up, and the injection it follows.

@@ -362,6 +362,8 @@ pub struct Attribution {
     pub groups: Vec<(String, String)>,
     /// Inferred (the adverse event named none).
     pub inferred: bool,
+    /// The day it was given (see [`crate::findings::day_of`]).
+    pub day: i64,
 }
 
 /// The injection an adverse event is counted after, its groups, and
@@ -388,6 +390,7 @@ pub fn attributed_injection(
                 injection: id,
                 groups: i.groups.clone(),
                 inferred: false,
+                day: crate::findings::day_of(i.origin.occurred_at_ms),
             }),
         None => injections
             .iter()
@@ -401,6 +404,7 @@ pub fn attributed_injection(
                 injection: i.origin.event_id,
                 groups: i.groups.clone(),
                 inferred: true,
+                day: crate::findings::day_of(i.origin.occurred_at_ms),
             }),
     }
 }

@@ -217,6 +217,26 @@ impl Store {
         Ok(groups)
     }
 
+    /// The day of the stream's clock the signals' rolling window ends on
+    /// (`None` before the first clinical event).
+    pub fn signal_day(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .model()
+            .get(keys::SIGNAL_DAY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes))
+    }
+
+    /// The signals raised in every clinic.
+    pub fn signals_all(&self) -> Result<Vec<Signal>, StoreError> {
+        let mut raised = Vec::new();
+        for entry in self.model().scan_prefix(keys::SIGNAL) {
+            let (key, value) = entry?;
+            raised.push(decode::<Signal>(&key, &value)?);
+        }
+        Ok(raised)
+    }
+
     /// The signals raised in a clinic, in the order they were raised.
     pub fn signals_raised(&self, clinic: &str) -> Result<Vec<Signal>, StoreError> {
         let prefix = keys::index_prefix(keys::SIGNAL, &[clinic.as_bytes()]);

@@ -42,7 +42,8 @@ pub enum StoreError {
 /// The layout of the read models this code writes. Raised when a value's
 /// shape changes, so that an old database is rebuilt, not misread.
 /// 2: signal counts per adverse-event kind.
-pub const READ_MODEL_FORMAT: u32 = 2;
+/// 3: signal counts day by day over the rolling window.
+pub const READ_MODEL_FORMAT: u32 = 3;
 
 fn printable(key: &[u8]) -> String {
     key.iter()

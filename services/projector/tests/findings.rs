@@ -798,6 +798,114 @@ async fn a_signal_is_cleared_when_its_group_no_longer_stands_out() {
     );
 }
 
+/// The signal is judged over a rolling 90-day window by the stream's clock:
+/// once the window has moved past its events, it clears (on the first event
+/// of a new day, whatever the event); a new cluster raises it again.
+#[tokio::test]
+async fn a_signal_clears_when_the_window_moves_past_its_events_and_can_be_raised_again() {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let given = |lot: &str, i: usize, at: &str| {
+        let mut e = injection(|p| {
+            p.solution.components.truncate(1);
+            p.solution.components[0].lot = lot.parse().unwrap();
+            p.solution.components[0].vial = None;
+            p.preparation = None;
+        });
+        e.event_id = Uuid::now_v7();
+        e.patient_id = Some(format!("P-{lot}-{i}").parse().unwrap());
+        e.occurred_at = t(at);
+        e.recorded_at = t(at) + Duration::minutes(5);
+        e
+    };
+    let infection_after = |injection: &Envelope| {
+        let mut ae = example("adverse_event.reported");
+        ae.event_id = Uuid::now_v7();
+        ae.patient_id = injection.patient_id.clone();
+        ae.occurred_at = injection.occurred_at + Duration::days(2);
+        ae.recorded_at = ae.occurred_at + Duration::hours(1);
+        if let Payload::AdverseEventReported(p) = &mut ae.payload {
+            p.onset_at = injection.occurred_at + Duration::days(1);
+            p.aware_at = Some(ae.occurred_at);
+            let link = p.linked_injection.as_mut().unwrap();
+            link.event_id = injection.event_id;
+            link.occurred_at = injection.occurred_at;
+        }
+        ae
+    };
+    let mut events: Vec<Envelope> = (0..900)
+        .map(|i| given("DX-B", i, "2026-10-01T09:00:00Z"))
+        .collect();
+    let first: Vec<Envelope> = (0..100)
+        .map(|i| given("DX-A", i, "2026-10-01T10:00:00Z"))
+        .collect();
+    events.extend(first.clone());
+    events.extend(first[..3].iter().map(infection_after));
+    for e in &events {
+        e.validate().unwrap();
+    }
+    trail.add_all(&events).await;
+    assert_eq!(trail.store.quarantined().unwrap(), 0);
+    let signal = |trail: &Trail| trail.store.signals_raised("riverside").unwrap();
+    let s = &signal(&trail)[0];
+    assert!(s.active && s.group == "DX-A", "{s:?}");
+    assert_eq!(s.table.group_events, 3);
+
+    // 89 days after the injections they are still in the window.
+    let mut exam = example("examination.done");
+    exam.occurred_at = t("2026-12-29T09:00:00Z");
+    exam.recorded_at = exam.occurred_at;
+    trail.add(&exam).await;
+    assert!(signal(&trail)[0].active);
+    // 90 days after: the window starts on 2 October; the signal clears.
+    exam.event_id = Uuid::now_v7();
+    exam.occurred_at = t("2026-12-30T09:00:00Z");
+    exam.recorded_at = exam.occurred_at;
+    let tick = trail.add(&exam).await;
+    let s = &signal(&trail)[0];
+    assert!(!s.active, "{s:?}");
+    let last = s.transitions.last().unwrap();
+    assert_eq!(
+        (last.state.as_str(), last.reason.as_str(), last.by),
+        (
+            "cleared",
+            "no longer meets the criteria in the 90-day window",
+            tick
+        )
+    );
+    assert_eq!(
+        (last.table.group_events, last.table.group_injections),
+        (0, 0),
+        "nothing of the lot is left in the window"
+    );
+    assert_eq!(
+        trail.store.signal_day().unwrap(),
+        Some(t("2026-12-30T00:00:00Z").timestamp() / 86_400)
+    );
+
+    // A new cluster on the same lot, in the new window: raised again.
+    let second: Vec<Envelope> = (100..130)
+        .map(|i| given("DX-A", i, "2027-01-04T10:00:00Z"))
+        .collect();
+    let mut events = second.clone();
+    events.extend(second[..3].iter().map(infection_after));
+    trail.add_all(&events).await;
+    let s = &signal(&trail)[0];
+    let states: Vec<&str> = s.transitions.iter().map(|t| t.state.as_str()).collect();
+    assert_eq!(states, ["raised", "cleared", "raised"]);
+    assert!(s.active);
+    // Judged over the window (30 injections of the lot) against the rest
+    // of the clinic over all time (900).
+    assert_eq!(
+        (
+            s.table.group_events,
+            s.table.group_injections,
+            s.table.rest_injections
+        ),
+        (3, 30, 900)
+    );
+}
+
 /// Infections after the syringes drawn from one multi-dose vial are a
 /// contamination inside the clinic: the vial is signalled, and its lot,
 /// whose other vials were clean, is explained by it.

@@ -606,10 +606,15 @@ pub struct GroupRate {
     pub rate_per_1000: f64,
     /// 95% Wilson interval, per 1,000.
     pub ci95_per_1000: (f64, f64),
-    /// A signal was raised for it (for some kind).
+    /// A signal is active for it (for some kind).
     pub signalled: bool,
+    /// Injections in the rolling window.
+    pub window_injections: u64,
+    /// Adverse events after them.
+    pub window_adverse_events: u64,
     /// Each adverse-event kind seen in the clinic: this group against the
-    /// rest of the clinic (the baseline: the whole clinic's counts).
+    /// rest of the clinic (the baseline: the whole clinic's counts),
+    /// all-time and over the rolling window.
     pub by_kind: Vec<KindRate>,
 }
 
@@ -624,13 +629,35 @@ pub struct KindRate {
     pub table: prolo_projector::disproportionality::Table,
     /// PRR with its 95% interval and χ², IC and IC025.
     pub measures: prolo_projector::disproportionality::Measures,
-    /// A signal was raised for this kind in this group.
+    /// Its events over the rolling window.
+    pub window_events: u64,
+    /// The 2×2 table a signal is judged on: the group over the rolling
+    /// window against the rest of the clinic over all time.
+    pub window_table: prolo_projector::disproportionality::Table,
+    /// Its measures.
+    pub window_measures: prolo_projector::disproportionality::Measures,
+    /// A signal is active for this kind in this group.
     pub signalled: bool,
+}
+
+/// The rolling window the signals are judged over.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SignalWindow {
+    /// Its length in days.
+    pub days: i64,
+    /// Its first day (injections given on or after it), by the stream's clock.
+    pub from: Option<chrono::NaiveDate>,
+    /// Its last day: the day of the last clinical event folded.
+    pub to: Option<chrono::NaiveDate>,
 }
 
 /// Adverse-event rates of a clinic: its baseline, every group, the signals raised.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SignalReport {
+    /// The rolling window.
+    pub window: SignalWindow,
+    /// The raising rule.
+    pub criteria: prolo_projector::disproportionality::Criteria,
     /// The whole clinic.
     pub baseline: Option<GroupRate>,
     /// Every group, by dimension then group.
@@ -640,26 +667,39 @@ pub struct SignalReport {
 }
 
 /// The rates and signals of `clinic`.
-pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryError> {
+pub fn signals(
+    store: &Store,
+    clinic: &ClinicId,
+    criteria: &prolo_projector::disproportionality::Criteria,
+) -> Result<SignalReport, QueryError> {
     let counted = store.group_counts(clinic.as_str())?;
     let whole = counted
         .iter()
         .find(|c| c.dimension == "clinic")
         .map(|c| c.count.clone())
         .unwrap_or_default();
+    let today = store.signal_day()?;
+    // Before any clinical event there is no window: nothing counts in it.
+    let from = today.map_or(i64::MAX, |day| criteria.window_from(day));
+    let date = |day: i64| chrono::DateTime::from_timestamp(day * 86_400, 0).map(|t| t.date_naive());
     let mut baseline = None;
     let mut groups = Vec::new();
     for counted in counted {
+        let window = counted.count.window(from);
         let by_kind = whole
             .by_kind
             .keys()
             .map(|kind| {
                 let table = counted.count.against_rest(&whole, kind);
+                let window_table = counted.count.in_window_against_rest(&whole, kind, from);
                 KindRate {
                     kind: kind.clone(),
                     events: counted.count.events(kind),
                     table,
                     measures: table.measures(),
+                    window_events: window.events(kind),
+                    window_table,
+                    window_measures: window_table.measures(),
                     signalled: counted.count.signalled.contains(kind),
                 }
             })
@@ -672,6 +712,8 @@ pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryEr
             rate_per_1000: counted.count.rate(),
             ci95_per_1000: counted.count.interval(),
             signalled: !counted.count.signalled.is_empty(),
+            window_injections: window.injections,
+            window_adverse_events: window.adverse_events,
             by_kind,
         };
         if row.dimension == "clinic" {
@@ -682,6 +724,12 @@ pub fn signals(store: &Store, clinic: &ClinicId) -> Result<SignalReport, QueryEr
     }
     let raised = store.signals_raised(clinic.as_str())?;
     Ok(SignalReport {
+        window: SignalWindow {
+            days: criteria.window_days,
+            from: today.and_then(|day| date(criteria.window_from(day))),
+            to: today.and_then(date),
+        },
+        criteria: *criteria,
         baseline,
         groups,
         signals: raised,

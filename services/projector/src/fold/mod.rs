@@ -51,6 +51,8 @@ pub struct Folder<'a> {
     /// Signals raised or cleared in this batch (and loaded to change).
     signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    /// The day of the stream's clock the signals' window was last moved to.
+    signal_day: Option<i64>,
     /// The earliest follow-up deadline waiting (`Some(None)`: none), once known in this batch.
     awaiting_floor: Option<Option<i64>>,
     /// Whether the old single list of waiting adverse events was looked for.
@@ -125,6 +127,7 @@ impl<'a> Folder<'a> {
             groups: BTreeMap::new(),
             signals_raised: BTreeMap::new(),
             lot_recalls: BTreeMap::new(),
+            signal_day: store.signal_day()?,
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
@@ -138,6 +141,10 @@ impl<'a> Folder<'a> {
             keys::QUARANTINE_COUNT.to_vec(),
             self.quarantined.to_be_bytes().to_vec(),
         );
+        if let Some(day) = self.signal_day {
+            self.pending
+                .put_raw(keys::SIGNAL_DAY.to_vec(), day.to_be_bytes().to_vec());
+        }
         self.pending.put_all(std::mem::take(&mut self.patients))?;
         self.pending
             .put_all(std::mem::take(&mut self.practitioners))?;
@@ -678,7 +685,10 @@ impl<'a> Folder<'a> {
                         .iter_mut()
                         .find(|i| i.origin.event_id == target)
                     {
-                        counted_before = Some(i.groups.clone());
+                        counted_before = Some((
+                            i.groups.clone(),
+                            crate::findings::day_of(i.origin.occurred_at_ms),
+                        ));
                         *i = InjectionEntry {
                             origin: restate(&i.origin),
                             ..entry.clone()
@@ -687,9 +697,10 @@ impl<'a> Folder<'a> {
                 })?;
                 // The counts follow the record: a corrected injection counts
                 // in its corrected groups, one entered in error in none.
-                if let Some(before) = counted_before {
+                if let Some((before, day)) = counted_before {
                     let after = corrected.then_some(entry.groups);
-                    self.recount_injection(&current, target, &before, after, &adverse_events)?;
+                    let counted = (target, day);
+                    self.recount_injection(&current, counted, &before, after, &adverse_events)?;
                 }
             }
             Payload::ConsentGiven(p) => {
@@ -754,6 +765,7 @@ impl<'a> Folder<'a> {
                             groups: a.groups,
                             injection: a.injection,
                             inferred: a.inferred,
+                            day: a.day,
                         })
                     } else {
                         None

@@ -9,8 +9,7 @@ use super::{Folder, Notification, cached, ms};
 use crate::{
     disproportionality::Table,
     findings::{
-        DIMENSIONS, EVENTS_KEPT_PER_KIND, Finding, GroupCount, OpenFinding, Rule, Signal,
-        SignalTransition,
+        DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, SignalTransition, day_of,
     },
     keys,
     model::{PatientSummary, PractitionerSummary},
@@ -40,6 +39,7 @@ impl Folder<'_> {
             self.updated_by(p.adverse_event_id, Some(ms(e.occurred_at)))?;
         }
         self.expire_awaiting(seq, e)?;
+        self.move_window(seq, e)?;
         if let Some(draft) = policy::late_documentation(e, self.settings) {
             self.raise_draft(seq, e, draft)?;
         }
@@ -567,10 +567,18 @@ impl Folder<'_> {
         }
     }
 
+    /// The first day of the signals' rolling window, by the stream's clock at `e`.
+    fn window_from(&self, e: &Envelope) -> i64 {
+        self.settings
+            .signal_criteria
+            .window_from(day_of(ms(e.recorded_at)))
+    }
+
     fn count_injection(&mut self, e: &Envelope, p: &InjectionGiven) -> Result<(), StoreError> {
+        let (day, from) = (day_of(ms(e.occurred_at)), self.window_from(e));
         for (dimension, group) in Self::groups_of(p) {
             self.group(e.clinic_id.as_str(), dimension, &group)?
-                .injections += 1;
+                .add_injection(day, 1, from);
         }
         Ok(())
     }
@@ -595,6 +603,7 @@ impl Folder<'_> {
             injection,
             groups,
             inferred,
+            day,
         }) = policy::attributed_injection(
             &injections,
             linked,
@@ -611,8 +620,10 @@ impl Folder<'_> {
             groups: groups.clone(),
             injection,
             inferred,
+            day,
         };
-        self.add_adverse_count(clinic, e.event_id, &counted, 1)?;
+        let from = self.window_from(e);
+        self.add_adverse_count(clinic, e.event_id, &counted, 1, from)?;
         let key = keys::by_uuid(keys::ADVERSE_EVENT, &e.event_id);
         if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
             state.counted = Some(counted);
@@ -620,85 +631,104 @@ impl Folder<'_> {
         if self.settings.expected_kinds.contains(&kind) {
             return Ok(());
         }
+        // Judged over the rolling window.
         let whole = self.group(clinic, "clinic", "all")?.clone();
         let criteria = self.settings.signal_criteria;
-        // In dimension order (lot first): a group whose events are those of
-        // a group already signalled is explained by it, not a signal.
-        let mut signalled: Vec<Vec<Uuid>> = Vec::new();
+        // A group whose events are those of an active signal is explained
+        // by it, not a signal, when that signal is of a more specific
+        // dimension (a vial before its lot, a lot before the practitioners
+        // who used it), or of the same one with more events, or as many and
+        // a stronger disproportion (IC025): of two lots given to the same
+        // patients, the one that holds the cluster more tightly.
+        let rank = |dimension: &str| DIMENSIONS.iter().position(|d| *d == dimension);
+        let explains = |(by, by_strength): (&str, (usize, f64)),
+                        (of, of_strength): (&str, (usize, f64))| {
+            rank(by) < rank(of) || (rank(by) == rank(of) && by_strength >= of_strength)
+        };
+        let strength = |events: &[Uuid], table: &Table| (events.len(), table.measures().ic025);
+        let mut active = Vec::new();
+        for (dimension, group) in self.active_signals(clinic, &kind)? {
+            let count = self.group(clinic, &dimension, &group)?;
+            let events = count.recent_events(&kind, from);
+            let table = count.in_window_against_rest(&whole, &kind, from);
+            let strength = strength(&events, &table);
+            active.push(((dimension, group), events, strength));
+        }
         for (dimension, group) in groups.into_iter().skip(1) {
             let count = self.group(clinic, &dimension, &group)?;
-            let events = count.recent.get(&kind).cloned().unwrap_or_default();
-            let table = count.against_rest(&whole, &kind);
+            let events = count.recent_events(&kind, from);
+            let table = count.in_window_against_rest(&whole, &kind, from);
             if count.signalled.contains(&kind) {
-                if table.signals(&criteria) {
-                    signalled.push(events);
-                } else {
+                if !table.signals(&criteria) {
                     let reason = "no longer meets the criteria".to_owned();
-                    self.clear_signal(seq, e, (&dimension, &group), &kind, table, reason)?;
+                    let at = (dimension.as_str(), group.as_str());
+                    self.clear_signal(seq, e, (clinic, at), &kind, table, reason)?;
+                    active.retain(|((d, g), ..)| (d, g) != (&dimension, &group));
                 }
                 continue;
             }
+            let explaining: Vec<Vec<Uuid>> = active
+                .iter()
+                .filter(|((d, _), _, by)| {
+                    explains((d, *by), (&dimension, strength(&events, &table)))
+                })
+                .map(|(_, events, _)| events.clone())
+                .collect();
             if !table.signals(&criteria)
-                || policy::explained_by_signalled(&events, &signalled, criteria.events_min)
+                || policy::explained_by_signalled(&events, &explaining, criteria.events_min)
             {
                 continue;
             }
             self.raise_signal(seq, e, (&dimension, &group), &kind, table)?;
-            // Signals raised before whose events this one explains clear.
-            for (other_dimension, other_group) in self.active_signals(clinic, &kind)? {
-                if other_dimension == dimension && other_group == group {
-                    continue;
-                }
-                let other = self.group(clinic, &other_dimension, &other_group)?;
-                let other_events = other.recent.get(&kind).cloned().unwrap_or_default();
-                let other_table = other.against_rest(&whole, &kind);
-                if policy::explained_by_signalled(
-                    &other_events,
-                    std::slice::from_ref(&events),
-                    criteria.events_min,
-                ) {
-                    let reason = format!("explained by the signal of {dimension} {group}");
-                    self.clear_signal(
-                        seq,
-                        e,
-                        (&other_dimension, &other_group),
-                        &kind,
-                        other_table,
-                        reason,
-                    )?;
-                }
+            // Active signals of the same or a broader dimension whose
+            // events this one explains clear.
+            let explained: Vec<(String, String)> = active
+                .iter()
+                .filter(|((d, _), other, of)| {
+                    explains((&dimension, strength(&events, &table)), (d, *of))
+                        && policy::explained_by_signalled(
+                            other,
+                            std::slice::from_ref(&events),
+                            criteria.events_min,
+                        )
+                })
+                .map(|(at, ..)| at.clone())
+                .collect();
+            for (other_dimension, other_group) in explained {
+                let other_table = self
+                    .group(clinic, &other_dimension, &other_group)?
+                    .in_window_against_rest(&whole, &kind, from);
+                let reason = format!("explained by the signal of {dimension} {group}");
+                let at = (other_dimension.as_str(), other_group.as_str());
+                self.clear_signal(seq, e, (clinic, at), &kind, other_table, reason)?;
+                active.retain(|((d, g), ..)| (d, g) != (&other_dimension, &other_group));
             }
-            signalled.push(events);
+            let strength = strength(&events, &table);
+            active.push(((dimension, group), events, strength));
         }
         Ok(())
     }
 }
 
 impl Folder<'_> {
-    /// Adds (`sign` 1) or takes away (-1) an adverse event counted as `counted`.
+    /// Adds (`sign` 1) or takes away (-1) an adverse event counted as
+    /// `counted`; the window starts on day `from`.
     fn add_adverse_count(
         &mut self,
         clinic: &str,
         event: Uuid,
         counted: &crate::model::Counted,
         sign: i8,
+        from: i64,
     ) -> Result<(), StoreError> {
         for (dimension, group) in &counted.groups {
-            let count = self.group(clinic, dimension, group)?;
-            let kind = count.by_kind.entry(counted.kind.clone()).or_default();
-            let recent = count.recent.entry(counted.kind.clone()).or_default();
-            if sign > 0 {
-                *kind += 1;
-                count.adverse_events += 1;
-                recent.push(event);
-                if recent.len() > EVENTS_KEPT_PER_KIND {
-                    recent.remove(0);
-                }
-            } else {
-                *kind = kind.saturating_sub(1);
-                count.adverse_events = count.adverse_events.saturating_sub(1);
-                recent.retain(|id| *id != event);
-            }
+            self.group(clinic, dimension, group)?.add_event(
+                &counted.kind,
+                event,
+                counted.day,
+                sign,
+                from,
+            );
         }
         Ok(())
     }
@@ -706,21 +736,24 @@ impl Folder<'_> {
     /// Moves an injection's counts from the groups it was counted in
     /// (`before`) to `after` (`None`: entered in error), and the adverse
     /// events that name it with it.
+    /// `injection` is the injection and the day it was given.
     pub(super) fn recount_injection(
         &mut self,
         e: &Envelope,
-        injection: Uuid,
+        (injection, day): (Uuid, i64),
         before: &[(String, String)],
         after: Option<Vec<(String, String)>>,
         adverse_events: &[Uuid],
     ) -> Result<(), StoreError> {
         let clinic = e.clinic_id.as_str();
+        let from = self.window_from(e);
         for (dimension, group) in before {
-            let count = self.group(clinic, dimension, group)?;
-            count.injections = count.injections.saturating_sub(1);
+            self.group(clinic, dimension, group)?
+                .add_injection(day, -1, from);
         }
         for (dimension, group) in after.iter().flatten() {
-            self.group(clinic, dimension, group)?.injections += 1;
+            self.group(clinic, dimension, group)?
+                .add_injection(day, 1, from);
         }
         for id in adverse_events {
             let key = keys::by_uuid(keys::ADVERSE_EVENT, id);
@@ -751,10 +784,10 @@ impl Folder<'_> {
         before: &crate::model::Counted,
         after: Option<crate::model::Counted>,
     ) -> Result<(), StoreError> {
-        let clinic = e.clinic_id.as_str();
-        self.add_adverse_count(clinic, adverse_event, before, -1)?;
+        let (clinic, from) = (e.clinic_id.as_str(), self.window_from(e));
+        self.add_adverse_count(clinic, adverse_event, before, -1, from)?;
         if let Some(after) = &after {
-            self.add_adverse_count(clinic, adverse_event, after, 1)?;
+            self.add_adverse_count(clinic, adverse_event, after, 1, from)?;
         }
         let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
         if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
@@ -829,17 +862,16 @@ impl Folder<'_> {
         Ok(())
     }
 
-    /// Clears the active signal of `kind` in a group, saying why.
+    /// Clears the active signal of `kind` in a clinic's group, saying why.
     fn clear_signal(
         &mut self,
         seq: u64,
         e: &Envelope,
-        (dimension, group): (&str, &str),
+        (clinic, (dimension, group)): (&str, (&str, &str)),
         kind: &str,
         table: Table,
         reason: String,
     ) -> Result<(), StoreError> {
-        let clinic = e.clinic_id.as_str();
         self.group(clinic, dimension, group)?.signalled.remove(kind);
         let Some(signal) = self.signal_record(clinic, (dimension, group), kind)? else {
             return Ok(());
@@ -859,6 +891,49 @@ impl Folder<'_> {
             subject: format!("prolo.signal.{clinic}.cleared"),
             payload: serde_json::to_vec(&signal).unwrap_or_default(),
         });
+        Ok(())
+    }
+
+    /// Moves the signals' rolling window to the stream's clock at `e`: on
+    /// the first event of a new day, every active signal (of any clinic)
+    /// is judged over the new window and cleared if it no longer meets the
+    /// criteria there.
+    fn move_window(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
+        let today = day_of(ms(e.recorded_at));
+        if self.signal_day.is_some_and(|day| day >= today) {
+            return Ok(());
+        }
+        self.signal_day = Some(today);
+        let criteria = self.settings.signal_criteria;
+        let from = criteria.window_from(today);
+        let mut active = std::collections::BTreeMap::new();
+        for signal in self.store.signals_all()? {
+            let key = keys::signal(
+                &signal.clinic_id,
+                &signal.dimension,
+                &signal.group,
+                &signal.kind,
+            );
+            active.insert(key, signal);
+        }
+        for (key, signal) in &self.signals_raised {
+            active.insert(key.clone(), signal.clone());
+        }
+        for signal in active.into_values().filter(|s| s.active) {
+            let clinic = signal.clinic_id.as_str();
+            let whole = self.group(clinic, "clinic", "all")?.clone();
+            let table = self
+                .group(clinic, &signal.dimension, &signal.group)?
+                .in_window_against_rest(&whole, &signal.kind, from);
+            if !table.signals(&criteria) {
+                let reason = format!(
+                    "no longer meets the criteria in the {}-day window",
+                    criteria.window_days
+                );
+                let group = (signal.dimension.as_str(), signal.group.as_str());
+                self.clear_signal(seq, e, (clinic, group), &signal.kind, table, reason)?;
+            }
+        }
         Ok(())
     }
 
