@@ -133,6 +133,25 @@ impl Agent {
             Agent::Prp => None,
         }
     }
+
+    /// The most of this local anaesthetic a patient should receive in one
+    /// session, in mg, or `None` for an agent that is not one. These are the
+    /// labels' maximum single doses for an adult without adrenaline, not
+    /// weighed per kg (the contract records no weight): lidocaine 300 mg
+    /// (4.5 mg/kg, at most 300 mg: UK SmPC, Xylocaine US label), bupivacaine
+    /// 150 mg (UK SmPC, Marcain; the US label allows 175 mg), ropivacaine
+    /// 225 mg (UK SmPC, Naropin, field block), procaine 1,000 mg (US label,
+    /// Novocain). A mixture is judged by the sum of each agent's share of
+    /// its maximum (their toxicity adds up).
+    pub fn max_session_dose_mg(self) -> Option<f64> {
+        match self {
+            Agent::Lidocaine => Some(300.0),
+            Agent::Bupivacaine => Some(150.0),
+            Agent::Ropivacaine => Some(225.0),
+            Agent::Procaine => Some(1000.0),
+            _ => None,
+        }
+    }
 }
 
 /// `consent.given` (schema version 2): the patient consented to a scope for a period.

@@ -79,6 +79,20 @@ pub enum Rule {
     /// An injection in a spinal, thoracic or cervical risk zone whose risk
     /// (dural puncture, pneumothorax, spinal cord injury) no active consent disclosed.
     RiskNotDisclosed,
+    /// An injection at a site or side, or of an agent, outside its treatment plan.
+    OutsideTreatmentPlan,
+    /// A session beyond the number its treatment plan planned.
+    SessionsBeyondPlan,
+    /// A session sooner after the previous one than its plan's interval,
+    /// by more than the tolerance.
+    IntervalShorterThanPlanned,
+    /// More local anaesthetic in one session than the agent's maximum
+    /// single dose (mixtures by the sum of each agent's share).
+    LocalAnaestheticAboveMaximum,
+    /// A back-filled event that happened after the clinic began recording
+    /// live, recorded later than the late-documentation limit: care that
+    /// should have been recorded as it happened.
+    BackfillAfterGoLive,
 }
 
 impl Rule {
@@ -104,6 +118,11 @@ impl Rule {
         Rule::ConsentAfterInjection,
         Rule::SeriesUnderSingleSessionConsent,
         Rule::RiskNotDisclosed,
+        Rule::OutsideTreatmentPlan,
+        Rule::SessionsBeyondPlan,
+        Rule::IntervalShorterThanPlanned,
+        Rule::LocalAnaestheticAboveMaximum,
+        Rule::BackfillAfterGoLive,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -121,7 +140,8 @@ impl Rule {
             | Rule::AsepsisNotDone
             | Rule::InjectionAfterNegativeCandidacy
             | Rule::ConsentAfterInjection
-            | Rule::RiskNotDisclosed => Severity::High,
+            | Rule::RiskNotDisclosed
+            | Rule::LocalAnaestheticAboveMaximum => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::AgentOutsideConsent
@@ -130,10 +150,14 @@ impl Rule {
             | Rule::NoValidCredential
             | Rule::AxialSiteByPalpationOnly
             | Rule::SeriousEventReportedLate
-            | Rule::NoAdverseEventUpdate => Severity::Medium,
+            | Rule::NoAdverseEventUpdate
+            | Rule::OutsideTreatmentPlan
+            | Rule::SessionsBeyondPlan
+            | Rule::BackfillAfterGoLive => Severity::Medium,
             Rule::NoExaminationOrCandidacy
             | Rule::SeriesWithoutFollowUpImaging
-            | Rule::LateDocumentation => Severity::Low,
+            | Rule::LateDocumentation
+            | Rule::IntervalShorterThanPlanned => Severity::Low,
         }
     }
 }
@@ -171,6 +195,9 @@ pub struct FindingSettings {
     /// (a pain flare up to 72 h follows ~10% of injections in trials; with
     /// five dimensions watched after every event it would cry wolf).
     pub expected_kinds: Vec<String>,
+    /// Days a session may come sooner than its plan's interval before
+    /// `interval_shorter_than_planned` (a clinic books around weekends).
+    pub plan_interval_tolerance_days: i64,
     /// Milliseconds an event's `recorded_at` may differ from the time
     /// JetStream stored it before `recorded_at_mismatch` is raised. (Events
     /// sourced later from a clinic edge will be judged against the edge's
@@ -189,6 +216,7 @@ impl Default for FindingSettings {
             expected_kinds: vec!["pain_flare".to_owned()],
             attribution_window_days: 30,
             recorded_at_tolerance_ms: 5_000,
+            plan_interval_tolerance_days: 3,
         }
     }
 }

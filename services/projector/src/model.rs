@@ -89,6 +89,21 @@ pub struct ConsentEntry {
     pub withdrawn: Option<(i64, u64)>,
 }
 
+/// A treatment plan, as it stands, for the plan rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanEntry {
+    /// The `treatment.planned` event.
+    pub origin: Origin,
+    /// Sessions planned.
+    pub sessions_planned: u8,
+    /// Days planned between sessions.
+    pub interval_days: u16,
+    /// Sites planned, as consent scopes (`KNEE_MCL:left`, `KNEE_MCL` for either side).
+    pub sites: Vec<String>,
+    /// Agents planned (empty: the plan names none).
+    pub solutions: Vec<String>,
+}
+
 /// An injection, as the current view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InjectionEntry {
@@ -111,6 +126,11 @@ pub struct InjectionEntry {
     /// The signal groups it is counted in, `(dimension, group)`, the
     /// clinic's baseline first: moved when a correction changes them.
     pub groups: Vec<(String, String)>,
+    /// Its plan, when named.
+    pub plan: Option<Uuid>,
+    /// Each local anaesthetic it carried and how much, mg (concentration ×
+    /// volume: 1% is 10 mg/mL).
+    pub anaesthetic_mg: Vec<(String, f64)>,
 }
 
 /// An examination, imaging study, candidacy decision, plan or adjunct recommendation.
@@ -157,6 +177,8 @@ pub struct PatientSummary {
     pub clinical: Vec<ClinicalEntry>,
     /// Injections, in stream order.
     pub injections: Vec<InjectionEntry>,
+    /// Treatment plans, in stream order.
+    pub plans: Vec<PlanEntry>,
     /// Adverse events reported for this patient (state under `ae\0`).
     pub adverse_events: Vec<Uuid>,
     /// Corrections and entered-in-error marks.

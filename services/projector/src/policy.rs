@@ -3,6 +3,8 @@
 //! no broker, no clock: the fold loads what they need, asks, and writes what
 //! they answer ([`crate::fold`]). A rule is tested here without sled or NATS.
 
+use std::collections::BTreeMap;
+
 use chrono::Duration;
 use prolo_schemas::{
     AdverseEventReported, Envelope, EventType, Guidance, InjectionGiven, Payload, RiskZone,
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     findings::{FindingSettings, OpenFinding, Rule},
     model::Standing,
-    model::{ConsentEntry, CredentialEntry, Origin, PatientSummary},
+    model::{ConsentEntry, CredentialEntry, Origin, PatientSummary, PlanEntry},
 };
 
 /// A finding the policy asks for, about the event being folded.
@@ -61,6 +63,39 @@ pub fn late_documentation(e: &Envelope, settings: &FindingSettings) -> Option<Dr
             format!(
                 "{} recorded {} hours after it happened (limit {})",
                 e.event_type(),
+                late.num_hours(),
+                settings.late_documentation_hours
+            ),
+        )
+    })
+}
+
+/// `backfill_after_go_live`: a back-filled event that happened after the
+/// clinic began recording live (`live_since_ms`, stream time) and was
+/// recorded later than the late-documentation limit. A back-fill of the
+/// history before go-live is what back-fills are for; care given while the
+/// clinic recorded live and back-filled days later should have been
+/// recorded as it happened.
+pub fn backfill_after_go_live(
+    e: &Envelope,
+    live_since_ms: Option<i64>,
+    settings: &FindingSettings,
+) -> Option<Draft> {
+    let live_since = live_since_ms?;
+    let late = e.recorded_at - e.occurred_at;
+    let after_go_live = ms(e.occurred_at) >= live_since;
+    (e.source == prolo_schemas::BACKFILL_SOURCE
+        && after_go_live
+        && late > Duration::hours(settings.late_documentation_hours))
+    .then(|| {
+        let live = chrono::DateTime::from_timestamp_millis(live_since).unwrap_or_default();
+        Draft::about(
+            Rule::BackfillAfterGoLive,
+            e.event_id,
+            format!(
+                "{} happened after the clinic began recording live ({}) and was back-filled {} hours later (limit {})",
+                e.event_type(),
+                live.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 late.num_hours(),
                 settings.late_documentation_hours
             ),
@@ -233,6 +268,15 @@ pub fn injection_findings(
                 false,
             );
         }
+        plan_findings(e, p, summary, &scope, settings, &mut raise);
+        if let Some((share, evidence, detail)) = anaesthetic_above_maximum(e, p, summary) {
+            raise(
+                Rule::LocalAnaestheticAboveMaximum,
+                evidence,
+                format!("{detail}: {:.0}% of the maximum", share * 100.0),
+                true,
+            );
+        }
         if !examined_and_candidate(summary, at) {
             raise(
                 Rule::NoExaminationOrCandidacy,
@@ -319,6 +363,195 @@ pub fn injection_findings(
         );
     }
     drafts
+}
+
+/// The treatment plan an injection follows: the one it names, else the
+/// patient's latest standing plan made before it.
+fn plan_of<'s>(
+    e: &Envelope,
+    p: &InjectionGiven,
+    summary: &'s PatientSummary,
+) -> Option<&'s PlanEntry> {
+    let mut standing = summary.plans.iter().filter(|plan| stands(&plan.origin));
+    match p.treatment_plan_event_id {
+        Some(id) => standing.find(|plan| plan.origin.event_id == id),
+        None => standing.rfind(|plan| plan.origin.occurred_at_ms <= ms(e.occurred_at)),
+    }
+}
+
+/// `outside_treatment_plan`, `sessions_beyond_plan` and
+/// `interval_shorter_than_planned`, each with the injection and the plan
+/// (and the previous session's injection) as evidence.
+fn plan_findings(
+    e: &Envelope,
+    p: &InjectionGiven,
+    summary: &PatientSummary,
+    scope: &str,
+    settings: &FindingSettings,
+    raise: &mut impl FnMut(Rule, Vec<Uuid>, String, bool),
+) {
+    let Some(plan) = plan_of(e, p, summary) else {
+        return;
+    };
+    let evidence = vec![e.event_id, plan.origin.event_id];
+    if !consent_covers(&plan.sites, scope) {
+        raise(
+            Rule::OutsideTreatmentPlan,
+            evidence.clone(),
+            format!("{scope} is not among the plan's sites"),
+            true,
+        );
+    }
+    if !plan.solutions.is_empty() {
+        for component in &p.solution.components {
+            let agent = crate::names::name(&component.agent);
+            if !plan.solutions.contains(&agent) {
+                raise(
+                    Rule::OutsideTreatmentPlan,
+                    evidence.clone(),
+                    format!("{agent} is not among the plan's agents"),
+                    true,
+                );
+            }
+        }
+    }
+    if p.session_number > plan.sessions_planned {
+        raise(
+            Rule::SessionsBeyondPlan,
+            evidence.clone(),
+            format!(
+                "session {} of a plan for {}",
+                p.session_number, plan.sessions_planned
+            ),
+            true,
+        );
+    }
+    // The previous session: the latest standing injection of this plan
+    // (or, with no plan named, of the patient) with a lower session number.
+    // Only a session's first injection is judged (its other points are
+    // the same visit).
+    let at = ms(e.occurred_at);
+    let earlier = summary
+        .injections
+        .iter()
+        .filter(|i| stands(&i.origin) && i.origin.event_id != e.event_id)
+        .filter(|i| i.origin.occurred_at_ms <= at)
+        .filter(|i| p.treatment_plan_event_id.is_none() || i.plan == p.treatment_plan_event_id);
+    let first_of_session = !earlier
+        .clone()
+        .any(|i| i.session_number == p.session_number);
+    let previous = earlier
+        .filter(|i| i.session_number < p.session_number)
+        .max_by_key(|i| i.origin.occurred_at_ms);
+    if let Some(previous) = previous.filter(|_| first_of_session) {
+        let days = (at - previous.origin.occurred_at_ms) / 86_400_000;
+        let shortest = i64::from(plan.interval_days) - settings.plan_interval_tolerance_days;
+        if days < shortest {
+            let mut evidence = evidence;
+            evidence.push(previous.origin.event_id);
+            raise(
+                Rule::IntervalShorterThanPlanned,
+                evidence,
+                format!(
+                    "session {} came {days} days after session {} (plan: every {} days, tolerance {})",
+                    p.session_number,
+                    previous.session_number,
+                    plan.interval_days,
+                    settings.plan_interval_tolerance_days
+                ),
+                true,
+            );
+        }
+    }
+}
+
+/// Each local anaesthetic an injection carries and how much, mg: its final
+/// concentration times the volume (1% w/v is 10 mg/mL).
+pub fn anaesthetic_mg(p: &InjectionGiven) -> Vec<(String, f64)> {
+    p.solution
+        .components
+        .iter()
+        .filter(|c| c.agent.max_session_dose_mg().is_some())
+        .filter_map(|c| {
+            Some((
+                crate::names::name(&c.agent),
+                c.concentration_pct? * 10.0 * p.volume_ml,
+            ))
+        })
+        .collect()
+}
+
+/// The maximum session dose of the agent named `agent`, mg.
+fn max_session_dose_mg(agent: &str) -> Option<f64> {
+    let value = serde_json::Value::String(agent.to_owned());
+    serde_json::from_value::<prolo_schemas::Agent>(value)
+        .ok()?
+        .max_session_dose_mg()
+}
+
+/// The session's local anaesthetic, if this injection takes it above the
+/// maximum while the session's earlier injections had not: its share of
+/// the maximum (the sum over agents of mg / maximum mg), the evidence (this
+/// injection, then the session's earlier ones) and the amounts in words.
+/// A session is the patient's standing injections of the same session
+/// number on the same day.
+fn anaesthetic_above_maximum(
+    e: &Envelope,
+    p: &InjectionGiven,
+    summary: &PatientSummary,
+) -> Option<(f64, Vec<Uuid>, String)> {
+    let share = |amounts: &[(String, f64)]| -> f64 {
+        amounts
+            .iter()
+            .filter_map(|(agent, mg)| {
+                let max = max_session_dose_mg(agent)?;
+                Some(mg / max)
+            })
+            .sum()
+    };
+    let this = anaesthetic_mg(p);
+    if this.is_empty() {
+        return None;
+    }
+    let day = e.occurred_at.date_naive();
+    let earlier: Vec<&crate::model::InjectionEntry> = summary
+        .injections
+        .iter()
+        .filter(|i| stands(&i.origin) && i.origin.event_id != e.event_id)
+        .filter(|i| i.session_number == p.session_number)
+        .filter(|i| {
+            chrono::DateTime::from_timestamp_millis(i.origin.occurred_at_ms)
+                .is_some_and(|t| t.date_naive() == day)
+        })
+        .collect();
+    let before: Vec<(String, f64)> = earlier
+        .iter()
+        .flat_map(|i| i.anaesthetic_mg.iter().cloned())
+        .collect();
+    let mut total = before.clone();
+    total.extend(this);
+    let (was, now) = (share(&before), share(&total));
+    if now <= 1.0 || was > 1.0 {
+        return None;
+    }
+    let mut by_agent: BTreeMap<&str, f64> = BTreeMap::new();
+    for (agent, mg) in &total {
+        *by_agent.entry(agent).or_default() += mg;
+    }
+    let amounts: Vec<String> = by_agent
+        .iter()
+        .map(|(agent, mg)| {
+            let max = max_session_dose_mg(agent).unwrap_or(f64::NAN);
+            format!("{agent} {mg:.0} mg (maximum {max:.0} mg)")
+        })
+        .collect();
+    let mut evidence = vec![e.event_id];
+    evidence.extend(earlier.iter().map(|i| i.origin.event_id));
+    Some((
+        now,
+        evidence,
+        format!("session {}: {}", p.session_number, amounts.join(", ")),
+    ))
 }
 
 fn stands(origin: &Origin) -> bool {
@@ -1002,6 +1235,8 @@ mod tests {
             guidance: "palpation".into(),
             volume_ml: 2.0,
             groups: vec![("lot".into(), lot.into())],
+            plan: None,
+            anaesthetic_mg: vec![],
         };
         let injections = vec![
             entry(0, "A", Standing::AsRecorded),
@@ -1121,6 +1356,8 @@ mod tests {
             guidance: "palpation".into(),
             volume_ml: 2.0,
             groups: vec![],
+            plan: None,
+            anaesthetic_mg: vec![],
         };
         let mut consent_event = e.clone();
         consent_event.occurred_at += chrono::Duration::days(7);

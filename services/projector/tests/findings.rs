@@ -1109,3 +1109,228 @@ async fn a_back_filled_follow_up_in_time_raises_nothing_and_a_late_one_still_doe
         assert!(found.iter().all(|f| f.resolved_by.is_some()));
     }
 }
+
+/// A patient ready to inject, with the example plan: 4 sessions every 28
+/// days at the left knee's MCL and joint, dextrose and lidocaine.
+async fn planned() -> (Trail, Uuid) {
+    let mut trail = Trail::new();
+    trail.prepared().await;
+    let plan = trail.add(&example("treatment.planned")).await;
+    (trail, plan)
+}
+
+/// An injection of session `session` under `plan` (`None`: naming none),
+/// `days` after the example's day.
+fn session(
+    plan: Option<Uuid>,
+    session: u8,
+    days: i64,
+    edit: impl FnOnce(&mut prolo_schemas::InjectionGiven),
+) -> Envelope {
+    let mut e = injection(|p| {
+        p.session_number = session;
+        p.treatment_plan_event_id = plan;
+        if let Some(prep) = &mut p.preparation {
+            prep.prepared_at += Duration::days(days);
+        }
+        edit(p);
+    });
+    e.event_id = Uuid::now_v7();
+    e.occurred_at += Duration::days(days);
+    e.recorded_at += Duration::days(days);
+    e
+}
+
+#[tokio::test]
+async fn an_injection_outside_its_plan_is_raised_and_one_within_it_is_not() {
+    let (mut trail, plan) = planned().await;
+    trail.add(&session(Some(plan), 1, 0, |_| {})).await;
+    assert!(trail.findings(Rule::OutsideTreatmentPlan).is_empty());
+    // The other side: outside the plan (which names the left knee).
+    let right = trail
+        .add(&session(Some(plan), 1, 0, |p| {
+            p.site.laterality = Some(prolo_schemas::Laterality::Right)
+        }))
+        .await;
+    // An agent the plan does not name.
+    let bupivacaine = trail
+        .add(&session(Some(plan), 1, 0, |p| {
+            p.solution.components[1].agent = prolo_schemas::Agent::Bupivacaine;
+            p.solution.components[1].concentration_pct = Some(0.25);
+        }))
+        .await;
+    let mut found = trail.findings(Rule::OutsideTreatmentPlan);
+    found.sort_by_key(|f| f.raised_seq);
+    let details: Vec<(Uuid, &str)> = found
+        .iter()
+        .map(|f| (f.evidence[0], f.detail.as_str()))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            (right, "KNEE_MCL:right is not among the plan's sites"),
+            (bupivacaine, "bupivacaine is not among the plan's agents")
+        ]
+    );
+    assert!(found.iter().all(|f| f.evidence[1] == plan));
+    assert_eq!(found[0].practitioner_id.as_deref(), Some("dr-hale"));
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_plan_and_sooner_than_its_interval_are_raised() {
+    let (mut trail, plan) = planned().await;
+    let first = trail.add(&session(Some(plan), 1, 0, |_| {})).await;
+    // 26 days later: within the 3-day tolerance of 28.
+    let second = trail.add(&session(Some(plan), 2, 26, |_| {})).await;
+    assert!(trail.findings(Rule::IntervalShorterThanPlanned).is_empty());
+    // 14 days after the second: too soon.
+    let third = trail.add(&session(Some(plan), 3, 40, |_| {})).await;
+    let found = trail.findings(Rule::IntervalShorterThanPlanned);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].evidence, [third, plan, second]);
+    assert_eq!(
+        found[0].detail,
+        "session 3 came 14 days after session 2 (plan: every 28 days, tolerance 3)"
+    );
+    // A second point of the same session that day is not a new session.
+    trail.add(&session(Some(plan), 3, 40, |_| {})).await;
+    assert_eq!(trail.findings(Rule::IntervalShorterThanPlanned).len(), 1);
+    assert!(trail.findings(Rule::SessionsBeyondPlan).is_empty());
+    trail.add(&session(Some(plan), 4, 68, |_| {})).await;
+    assert!(trail.findings(Rule::SessionsBeyondPlan).is_empty());
+    // Naming no plan, the patient's latest plan is the one.
+    let fifth = trail.add(&session(None, 5, 96, |_| {})).await;
+    let found = trail.findings(Rule::SessionsBeyondPlan);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].evidence.clone(), found[0].detail.as_str()),
+        (vec![fifth, plan], "session 5 of a plan for 4")
+    );
+    let _ = first;
+}
+
+#[tokio::test]
+async fn a_plan_entered_in_error_is_not_held_against_injections() {
+    let (mut trail, plan) = planned().await;
+    let mut void = example("record.entered_in_error");
+    if let Payload::RecordEnteredInError(p) = &mut void.payload {
+        p.target.event_id = plan;
+        p.target.event_type = prolo_schemas::EventType::TreatmentPlanned;
+    }
+    trail.add(&void).await;
+    trail.add(&session(Some(plan), 5, 0, |_| {})).await;
+    trail.add(&session(None, 5, 1, |_| {})).await;
+    assert!(trail.findings(Rule::SessionsBeyondPlan).is_empty());
+    assert!(trail.findings(Rule::OutsideTreatmentPlan).is_empty());
+}
+
+#[tokio::test]
+async fn local_anaesthetic_above_the_session_maximum_is_raised_once_when_crossed() {
+    let (mut trail, plan) = planned().await;
+    // Lidocaine 1% × 10 mL = 100 mg a point: three points reach 300 mg,
+    // the maximum, and raise nothing.
+    let strong = |p: &mut prolo_schemas::InjectionGiven| {
+        p.solution.components[1].concentration_pct = Some(1.0);
+        p.volume_ml = 10.0;
+    };
+    let mut points = Vec::new();
+    for _ in 0..3 {
+        points.push(trail.add(&session(Some(plan), 1, 0, strong)).await);
+    }
+    assert!(
+        trail
+            .findings(Rule::LocalAnaestheticAboveMaximum)
+            .is_empty()
+    );
+    // A fourth crosses it; a fifth adds to a session already flagged.
+    let fourth = trail.add(&session(Some(plan), 1, 0, strong)).await;
+    trail.add(&session(Some(plan), 1, 0, strong)).await;
+    let found = trail.findings(Rule::LocalAnaestheticAboveMaximum);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].evidence[0], fourth);
+    assert_eq!(found[0].evidence[1..], points[..]);
+    assert_eq!(
+        found[0].detail,
+        "session 1: lidocaine 400 mg (maximum 300 mg): 133% of the maximum"
+    );
+    // The next session starts from nothing.
+    trail.add(&session(Some(plan), 2, 28, strong)).await;
+    assert_eq!(trail.findings(Rule::LocalAnaestheticAboveMaximum).len(), 1);
+}
+
+#[tokio::test]
+async fn mixed_local_anaesthetics_add_up_to_their_maximum() {
+    let (mut trail, plan) = planned().await;
+    // Lidocaine 1% × 15 mL = 150 mg (half of 300), then bupivacaine 0.5%
+    // × 16 mL = 80 mg (over half of 150): together above the maximum.
+    trail
+        .add(&session(Some(plan), 1, 0, |p| {
+            p.solution.components[1].concentration_pct = Some(1.0);
+            p.volume_ml = 15.0;
+        }))
+        .await;
+    assert!(
+        trail
+            .findings(Rule::LocalAnaestheticAboveMaximum)
+            .is_empty()
+    );
+    trail
+        .add(&session(Some(plan), 1, 0, |p| {
+            p.solution.components[1].agent = prolo_schemas::Agent::Bupivacaine;
+            p.solution.components[1].concentration_pct = Some(0.5);
+            p.volume_ml = 16.0;
+        }))
+        .await;
+    let found = trail.findings(Rule::LocalAnaestheticAboveMaximum);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].detail,
+        "session 1: bupivacaine 80 mg (maximum 150 mg), lidocaine 150 mg (maximum 300 mg): 103% of the maximum"
+    );
+}
+
+#[tokio::test]
+async fn a_back_fill_of_care_given_after_go_live_is_raised_and_history_before_it_is_not() {
+    let mut trail = Trail::new();
+    let backfilled = |occurred: &str, recorded: &str| {
+        let mut e = example("examination.done");
+        e.event_id = Uuid::now_v7();
+        e.source = prolo_schemas::BACKFILL_SOURCE.into();
+        e.occurred_at = t(occurred);
+        e.recorded_at = t(recorded);
+        e
+    };
+    // Before any live event: history, whatever its age.
+    trail
+        .add(&backfilled("2026-03-01T09:00:00Z", "2026-10-01T08:00:00Z"))
+        .await;
+    // The clinic records live from 1 October, 09:00.
+    let mut live = example("examination.done");
+    live.event_id = Uuid::now_v7();
+    live.occurred_at = t("2026-10-01T08:50:00Z");
+    live.recorded_at = t("2026-10-01T09:00:00Z");
+    trail.add(&live).await;
+    // More history from before go-live, back-filled later: still history.
+    trail
+        .add(&backfilled("2026-09-15T09:00:00Z", "2026-10-10T08:00:00Z"))
+        .await;
+    // Care given after go-live, back-filled ten days later: raised.
+    let sneaked = trail
+        .add(&backfilled("2026-10-02T09:00:00Z", "2026-10-12T09:00:00Z"))
+        .await;
+    // Given after go-live and back-filled within the limit: not raised.
+    trail
+        .add(&backfilled("2026-10-12T07:00:00Z", "2026-10-12T10:00:00Z"))
+        .await;
+    let found = trail.findings(Rule::BackfillAfterGoLive);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].evidence, [sneaked]);
+    assert_eq!(
+        found[0].detail,
+        "examination.done happened after the clinic began recording live (2026-10-01T09:00:00Z) and was back-filled 240 hours later (limit 72)"
+    );
+    assert!(
+        trail.findings(Rule::LateDocumentation).is_empty(),
+        "a declared back-fill is judged by its own rule"
+    );
+}

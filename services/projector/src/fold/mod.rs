@@ -51,6 +51,8 @@ pub struct Folder<'a> {
     /// Signals raised or cleared in this batch (and loaded to change).
     signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    /// When each clinic began recording live (stream time, ms).
+    clinic_live: BTreeMap<Vec<u8>, i64>,
     /// The day of the stream's clock the signals' window was last moved to.
     signal_day: Option<i64>,
     /// The earliest follow-up deadline waiting (`Some(None)`: none), once known in this batch.
@@ -128,6 +130,7 @@ impl<'a> Folder<'a> {
             signals_raised: BTreeMap::new(),
             lot_recalls: BTreeMap::new(),
             signal_day: store.signal_day()?,
+            clinic_live: BTreeMap::new(),
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
@@ -160,6 +163,8 @@ impl<'a> Folder<'a> {
             .put_all(std::mem::take(&mut self.signals_raised))?;
         self.pending
             .put_all(std::mem::take(&mut self.lot_recalls))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.clinic_live))?;
         Ok((self.pending, self.notifications))
     }
 
@@ -465,10 +470,17 @@ impl<'a> Folder<'a> {
                 }
                 self.patient(e, seq, |_| {})?;
             }
+            Payload::TreatmentPlanned(p) => {
+                let entry = clinical_entry(e, seq);
+                let plan = plan_entry(origin(e, seq), p);
+                self.patient(e, seq, |s| {
+                    s.clinical.extend(entry);
+                    s.plans.push(plan);
+                })?;
+            }
             Payload::ExaminationDone(_)
             | Payload::ImagingRecorded(_)
             | Payload::CandidacyAssessed(_)
-            | Payload::TreatmentPlanned(_)
             | Payload::AdjunctTherapyRecommended(_)
             | Payload::ScreeningDone(_)
             | Payload::ProcedureTimeOut(_)
@@ -775,7 +787,18 @@ impl<'a> Folder<'a> {
             }
             _ => {
                 let entry = clinical_entry(&current, target_seq);
+                let plan = match &current.payload {
+                    Payload::TreatmentPlanned(p) => Some(p),
+                    _ => None,
+                };
                 self.patient_quiet(&current, |s| {
+                    // A plan's rules read it as corrected (or not at all).
+                    if let Some(p) = plan
+                        && let Some(entry) =
+                            s.plans.iter_mut().find(|c| c.origin.event_id == target)
+                    {
+                        *entry = plan_entry(restate(&entry.origin), p);
+                    }
                     if let Some(c) = s.clinical.iter_mut().find(|c| c.origin.event_id == target) {
                         *c = match entry {
                             Some(entry) => ClinicalEntry {
@@ -825,6 +848,20 @@ impl<'a> Folder<'a> {
     }
 }
 
+fn plan_entry(origin: Origin, p: &prolo_schemas::TreatmentPlanned) -> PlanEntry {
+    PlanEntry {
+        origin,
+        sessions_planned: p.sessions_planned,
+        interval_days: p.interval_days,
+        sites: p
+            .target_sites
+            .iter()
+            .map(crate::policy::site_scope)
+            .collect(),
+        solutions: p.solutions.iter().map(name).collect(),
+    }
+}
+
 fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> InjectionEntry {
     InjectionEntry {
         origin: origin(e, seq),
@@ -844,6 +881,8 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
             .into_iter()
             .map(|(d, g)| (d.to_owned(), g))
             .collect(),
+        plan: p.treatment_plan_event_id,
+        anaesthetic_mg: crate::policy::anaesthetic_mg(p),
     }
 }
 

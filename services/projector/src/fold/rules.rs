@@ -43,6 +43,16 @@ impl Folder<'_> {
         if let Some(draft) = policy::late_documentation(e, self.settings) {
             self.raise_draft(seq, e, draft)?;
         }
+        let key = keys::key(keys::CLINIC_LIVE, &[e.clinic_id.as_str().as_bytes()]);
+        let live_since = if e.source == prolo_schemas::BACKFILL_SOURCE {
+            cached(&mut self.clinic_live, self.store, key, || None)?.copied()
+        } else {
+            let now = ms(e.recorded_at);
+            cached(&mut self.clinic_live, self.store, key, || Some(now))?.copied()
+        };
+        if let Some(draft) = policy::backfill_after_go_live(e, live_since, self.settings) {
+            self.raise_draft(seq, e, draft)?;
+        }
         match &e.payload {
             Payload::InjectionGiven(p) => self.injection_rules(seq, e, p)?,
             Payload::AdverseEventReported(p) => {
