@@ -1,14 +1,16 @@
 //! `prolo-audit demo`: seeds a realistic clinic through the recording
 //! services, then prints queries to try.
 //!
-//! Several practitioners (one whose credential lapses), a few hundred
-//! patients through the whole process (examination, baseline imaging,
-//! consent, candidacy, plan, a series of injections, repeat imaging, adjunct
-//! therapy), several solution lots, a misplaced injection, an infection
-//! cluster on one lot, a consent withdrawal and a correction. The clinical
-//! times lie in the past months and are recorded now, as a back-fill from
-//! the EHR would be — so every event also carries a late-documentation
-//! finding, by design of that rule.
+//! Several practitioners (one whose credential lapses, one without a
+//! fluoroscopy credential), a few hundred patients through the whole
+//! process (screening, examination, baseline imaging, consent, candidacy,
+//! plan, a series of sessions with one or two sites each, repeat imaging,
+//! outcomes, adjunct therapy), dextrose lots used one after another so that
+//! lots change within a series, a recalled lidocaine lot, pain flares after
+//! ~7% of injections and infections after ~0.2%, a planted cluster of five
+//! infections on one lot, one serious allergic reaction, a misplaced
+//! injection, a consent withdrawal and a correction. The last three days are
+//! recorded as they happen; the older history as a declared back-fill.
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
@@ -259,13 +261,65 @@ const SITES: &[(&str, Option<&str>)] = &[
     ("LAT_EPICONDYLE", Some("left")),
     ("LUMBAR_INTERSPINOUS_LIG", None),
 ];
+/// Dextrose lots in the order the clinic opened them: lot k is in use from
+/// day `LOT_DAYS`·k of the demo's history for `LOT_USE_DAYS` (stock
+/// overlaps), and a patient keeps theirs while it lasts, so lots change
+/// within a series. The fourth carries the planted infection cluster, inside
+/// the signals' 90-day window.
 const DEXTROSE_LOTS: &[&str] = &[
     "DX50-2026-101",
-    "DX50-2026-114",
+    "DX50-2026-105",
+    "DX50-2026-109",
+    CLUSTER_LOT,
+    "DX50-2026-118",
     "DX50-2026-122",
-    "DX50-2026-130",
 ];
-const LIDOCAINE_LOTS: &[&str] = &["LID1-88A", "LID1-91C"];
+const CLUSTER_LOT: &str = "DX50-2026-114";
+const LOT_DAYS: i64 = 25;
+const LOT_USE_DAYS: i64 = 35;
+/// Infections planted after injections of the cluster lot (4–6 in a real one).
+const PLANTED_INFECTIONS: usize = 5;
+/// Lidocaine lots; `RECALLED_LIDOCAINE` is recalled on day `RECALL_DAY`, and
+/// `LIDOCAINE_AFTER_RECALL` replaces it.
+const LIDOCAINE_LOTS: &[&str] = &["LID1-88A", RECALLED_LIDOCAINE];
+const RECALLED_LIDOCAINE: &str = "LID1-91C";
+const LIDOCAINE_AFTER_RECALL: &str = "LID1-95D";
+const RECALL_DAY: i64 = 100;
+/// Background rates per 1,000 injections: pain flares (5–10% in trials)
+/// and infections (0.1–0.3%).
+const FLARES_PER_1000: u64 = 70;
+const INFECTIONS_PER_1000: u64 = 2;
+
+/// A second site injected in the same session, near the first.
+fn companion(key: &str) -> Option<&'static str> {
+    match key {
+        "KNEE_MCL" | "KNEE_IA" => Some("PES_ANSERINUS"),
+        "PES_ANSERINUS" => Some("KNEE_MCL"),
+        "SI_POSTERIOR_LIG" => Some("ILIOLUMBAR_LIG"),
+        "SHOULDER_SUPRASPINATUS" => Some("SHOULDER_INFRASPINATUS"),
+        _ => None,
+    }
+}
+
+/// The dextrose lot in use on `day` of the demo's history, keeping `kept`
+/// while it lasts; of two in use, the newer half the time.
+fn dextrose_lot(kept: Option<usize>, day: i64, dice: &mut Dice) -> usize {
+    let in_use = |k: usize| {
+        let from = LOT_DAYS * k as i64;
+        (from..from + LOT_USE_DAYS).contains(&day)
+    };
+    match kept {
+        Some(k) if in_use(k) => k,
+        _ => {
+            let newest = ((day / LOT_DAYS).max(0) as usize).min(DEXTROSE_LOTS.len() - 1);
+            if newest > 0 && in_use(newest - 1) && dice.below(2) == 0 {
+                newest - 1
+            } else {
+                newest
+            }
+        }
+    }
+}
 
 /// A plausible score on `instrument` after `improvement` steps (0: baseline).
 fn outcome_score(instrument: &str, improvement: u64) -> f64 {
@@ -342,11 +396,29 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         }
     }
 
+    // A lidocaine lot is recalled on day RECALL_DAY; no injection uses it after.
+    let recall_at = start + Duration::days(RECALL_DAY);
+    r.record(
+        EventType::LotRecalled,
+        None,
+        recall_at,
+        ("safety-officer", "safety"),
+        json!({
+            "lot": RECALLED_LIDOCAINE, "agent": "lidocaine",
+            "reason": "Manufacturer recall: particulate matter found in retained samples.",
+        }),
+    )
+    .await?;
+
     let mut first_patient = String::new();
     let mut cluster_infections = Vec::new();
+    let mut cluster_injections = 0_usize;
     let mut misplaced = Uuid::nil();
+    let mut serious = Uuid::nil();
     let mut withdrawn = false;
     let mut corrected = false;
+    // Adverse events after injections draw from their own dice.
+    let mut harm = Dice(0x0ad5_e7e1_7a11);
     for n in 0..args.patients {
         let patient = format!("P-{:04}", 1000 + n);
         if first_patient.is_empty() {
@@ -355,7 +427,15 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         let doctor = *dice.pick(PRACTITIONERS);
         let me = (doctor, "practitioner");
         let (key, side) = *dice.pick(SITES);
-        let day0 = start + Duration::days(dice.below(40) as i64) + Duration::hours(9);
+        // Half the patients have a second site injected in each session.
+        let mut sites = vec![(key, side)];
+        if let Some(second) = companion(key)
+            && dice.below(2) == 0
+        {
+            sites.push((second, side));
+        }
+        let scopes: Vec<Value> = sites.iter().map(|(k, l)| site(k, *l)).collect();
+        let day0 = start + Duration::days(dice.below(130) as i64) + Duration::hours(9);
         let region = match key {
             k if k.starts_with("KNEE") || k == "PES_ANSERINUS" => "knee_region",
             k if k.starts_with("SHOULDER") => "shoulder_region",
@@ -363,9 +443,13 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             "LUMBAR_INTERSPINOUS_LIG" => "lumbar_spine",
             _ => "sacroiliac_joint",
         };
+        let palpation: Vec<Value> = scopes
+            .iter()
+            .map(|s| json!({"site": s, "tender": true, "reproduces_pain": true}))
+            .collect();
         let exam = r.record(EventType::ExaminationDone, Some(&patient), day0, me, json!({
             "complaint_region": region,
-            "palpation_findings": [{"site": site(key, side), "tender": true, "reproduces_pain": true}],
+            "palpation_findings": palpation,
             "range_of_motion": [{"region": region, "movement": "flexion", "degrees": 90 + dice.below(40)}],
             "pain_nrs": 4 + dice.below(5),
             "history_summary": "Chronic pain for over a year; physical therapy helped little.",
@@ -381,7 +465,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             "study_reference": format!("PACS-{}", 50_000 + n),
         })).await?;
         let consent = r.record(EventType::ConsentGiven, Some(&patient), day0 + Duration::minutes(50), me, json!({
-            "sites": [site(key, side)], "solutions": ["dextrose", "lidocaine"], "series": true,
+            "sites": scopes, "solutions": ["dextrose", "lidocaine"], "series": true,
             "risks_disclosed": ["pain_flare", "allergy_to_anaesthetic", "infection", "nerve_injury", "bleeding", "dural_puncture", "no_effect"],
             "alternatives_discussed": ["no_treatment", "physical_therapy", "steroid_injection"],
             "investigational_status_disclosed": true,
@@ -394,7 +478,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
         let sessions = 3 + dice.below(3) as u8;
         let interval = *dice.pick(&[21_i64, 28, 42]);
         let plan = r.record(EventType::TreatmentPlanned, Some(&patient), day0 + Duration::hours(1), me, json!({
-            "sessions_planned": sessions, "interval_days": interval, "target_sites": [site(key, side)], "solutions": ["dextrose", "lidocaine"],
+            "sessions_planned": sessions, "interval_days": interval, "target_sites": scopes, "solutions": ["dextrose", "lidocaine"],
         })).await?;
         let instrument = match region {
             "knee_region" => "koos",
@@ -424,14 +508,17 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 "instrument": instrument, "score": outcome_score(instrument, 0), "weeks_since_series_start": 0, "region": region,
             })).await?;
         }
-        let lot = *dice.pick(DEXTROSE_LOTS);
         let guidance = match key {
             // Now and then a spinal site by palpation alone: a finding.
             "LUMBAR_INTERSPINOUS_LIG" if dice.below(5) == 0 => "palpation",
             "LUMBAR_INTERSPINOUS_LIG" | "SI_POSTERIOR_LIG" => "fluoroscopy",
             _ => *dice.pick(&["palpation", "ultrasound"]),
         };
-        let mut injections = Vec::new();
+        let mut lot = None;
+        let mut lidocaine = *dice.pick(LIDOCAINE_LOTS);
+        // Each session's first injection, and every injection with its lot.
+        let mut injections: Vec<(Uuid, DateTime<Utc>)> = Vec::new();
+        let mut given: Vec<(Uuid, DateTime<Utc>, &str)> = Vec::new();
         for session in 1..=sessions {
             let at = day0 + Duration::days(interval * i64::from(session));
             if at > Utc::now() - Duration::days(1) {
@@ -443,24 +530,38 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                     "study_reference": format!("PACS-{}-{session}", 50_000 + n),
                 })).await?;
             }
-            let volume = if key == "KNEE_IA" { 8.0 } else { 2.5 };
+            let day = (at - start).num_days();
+            let k = dextrose_lot(lot, day, &mut dice);
+            lot = Some(k);
+            if at >= recall_at && lidocaine == RECALLED_LIDOCAINE {
+                lidocaine = LIDOCAINE_AFTER_RECALL;
+            }
             if care.below(15) != 0 {
                 r.record(EventType::ProcedureTimeOut, Some(&patient), at - Duration::minutes(5), me, json!({
-                    "identity_verified": true, "identifiers_used": ["name", "date_of_birth"], "sites": [site(key, side)],
+                    "identity_verified": true, "identifiers_used": ["name", "date_of_birth"], "sites": scopes,
                     "site_marked": true, "time_out_performed": true,
                     "participants": [{"id": doctor, "role": "practitioner"}, {"id": "rn-okafor", "role": "nurse"}],
                 })).await?;
             }
-            let injection = r.record(EventType::InjectionGiven, Some(&patient), at, me, json!({
-                "site": site(key, side),
-                "solution": {"components": [
-                    {"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"},
-                    {"agent": "lidocaine", "concentration_pct": 0.5, "lot": *dice.pick(LIDOCAINE_LOTS), "lot_expiry": "2027-01-31"},
-                ]},
-                "volume_ml": volume, "needle": {"gauge": if key == "LUMBAR_INTERSPINOUS_LIG" { 22 } else { 25 }, "length_mm": if key == "LUMBAR_INTERSPINOUS_LIG" { 90 } else { 38 }},
-                "guidance": guidance, "session_number": session, "practitioner_id": doctor, "aseptic_preparation": true,
-                "treatment_plan_event_id": plan,
-            })).await?;
+            for (point, (site_key, site_side)) in sites.iter().enumerate() {
+                let at = at + Duration::minutes(6 * point as i64);
+                let volume = if *site_key == "KNEE_IA" { 8.0 } else { 2.5 };
+                let spinal = matches!(*site_key, "LUMBAR_INTERSPINOUS_LIG" | "ILIOLUMBAR_LIG");
+                let injection = r.record(EventType::InjectionGiven, Some(&patient), at, me, json!({
+                    "site": site(site_key, *site_side),
+                    "solution": {"components": [
+                        {"agent": "dextrose", "concentration_pct": 15.0, "lot": DEXTROSE_LOTS[k], "lot_expiry": "2027-06-30"},
+                        {"agent": "lidocaine", "concentration_pct": 0.5, "lot": lidocaine, "lot_expiry": "2027-01-31"},
+                    ]},
+                    "volume_ml": volume, "needle": {"gauge": if spinal { 22 } else { 25 }, "length_mm": if spinal { 90 } else { 38 }},
+                    "guidance": guidance, "session_number": session, "practitioner_id": doctor, "aseptic_preparation": true,
+                    "treatment_plan_event_id": plan,
+                })).await?;
+                if point == 0 {
+                    injections.push((injection, at));
+                }
+                given.push((injection, at, DEXTROSE_LOTS[k]));
+            }
             if care.below(2) == 0 {
                 r.record(EventType::ObservationCompleted, Some(&patient), at + Duration::minutes(25), ("rn-okafor", "nurse"), json!({
                     "minutes": 15 + care.below(16), "discharged_well": true,
@@ -468,15 +569,16 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 })).await?;
             }
             // The practitioner signs some injections the same day (authorship).
-            if care.below(3) == 0 {
+            if care.below(3) == 0
+                && let Some((injection, _)) = injections.last().copied()
+            {
                 r.sign(injection, &patient, at + Duration::hours(2), doctor)
                     .await?;
             }
-            injections.push((injection, at));
         }
-        let given = injections.len() as u8;
+        let sessions_given = injections.len() as u8;
         let series_end = day0 + Duration::days(interval * i64::from(sessions) + 14);
-        if given == sessions && series_end < Utc::now() {
+        if sessions_given == sessions && series_end < Utc::now() {
             if reports_outcomes {
                 r.record(EventType::OutcomeReported, Some(&patient), series_end - Duration::minutes(10), me, json!({
                     "instrument": instrument, "score": outcome_score(instrument, 1 + care.below(3)),
@@ -485,37 +587,57 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 })).await?;
             }
             r.record(EventType::SeriesCompleted, Some(&patient), series_end, me, json!({
-                "treatment_plan_event_id": plan, "sessions_given": given,
+                "treatment_plan_event_id": plan, "sessions_given": sessions_given,
                 "reason": *care.pick(&["goals_met", "goals_met", "goals_met", "no_effect", "patient_choice"]),
             })).await?;
         }
-        // The infection cluster: lot DX50-2026-114.
-        if lot == "DX50-2026-114"
-            && dice.below(3) == 0
+        // What followed each injection: the expected pain flares, rare
+        // background infections, and the planted cluster on one lot.
+        for (injection, at, dextrose) in given.iter().copied() {
+            let link = json!({"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+            if harm.below(1000) < FLARES_PER_1000 {
+                let onset = at + Duration::hours(8);
+                r.record(EventType::AdverseEventReported, Some(&patient), onset + Duration::hours(20), me, json!({
+                    "kind": "pain_flare", "grade": 1, "serious": false, "seriousness_criteria": [],
+                    "onset_at": onset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "linked_injection": link,
+                    "outcome": "resolved", "description": "Aching at the injection points for two days; paracetamol.",
+                })).await?;
+            }
+            let planted = dextrose == CLUSTER_LOT && {
+                cluster_injections += 1;
+                cluster_infections.len() < PLANTED_INFECTIONS && cluster_injections % 9 == 4
+            };
+            if planted || harm.below(1000) < INFECTIONS_PER_1000 {
+                let onset = at + Duration::days(2);
+                let report = r.record(EventType::AdverseEventReported, Some(&patient), onset + Duration::hours(3), me, json!({
+                    "kind": "infection", "infection": {"signs": ["erythema", "warmth", "swelling"], "culture_taken": true, "depth": "superficial"},
+                    "grade": 2, "serious": false, "seriousness_criteria": [],
+                    "onset_at": onset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "linked_injection": link,
+                    "outcome": "ongoing", "description": "Red, warm swelling at the injection point; antibiotics started.",
+                })).await?;
+                r.record(EventType::AdverseEventUpdated, Some(&patient), onset + Duration::days(5), me, json!({
+                    "adverse_event_id": report, "causality": "probable", "status": "closed", "outcome": "resolved",
+                })).await?;
+                if planted {
+                    cluster_infections.push(report);
+                }
+            }
+        }
+        // One serious event: an allergic reaction to the anaesthetic, admitted overnight.
+        if serious.is_nil()
+            && n >= 20
             && let Some((injection, at)) = injections.first().copied()
         {
-            let onset = at + Duration::days(2);
-            let report = r.record(EventType::AdverseEventReported, Some(&patient), onset + Duration::hours(3), me, json!({
-                "kind": "infection", "infection": {"signs": ["erythema", "warmth", "swelling"], "culture_taken": true},
-                "grade": 2, "serious": false, "seriousness_criteria": [],
+            let onset = at + Duration::minutes(10);
+            serious = r.record(EventType::AdverseEventReported, Some(&patient), onset + Duration::hours(2), me, json!({
+                "kind": "allergic_reaction", "grade": 3, "serious": true, "seriousness_criteria": ["hospitalisation"],
                 "onset_at": onset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "aware_at": onset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "linked_injection": {"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
-                "outcome": "ongoing", "description": "Red, warm swelling at the injection point; antibiotics started.",
+                "outcome": "recovering", "description": "Urticaria and wheeze ten minutes after the injection; adrenaline given, admitted overnight.",
             })).await?;
-            r.record(EventType::AdverseEventUpdated, Some(&patient), onset + Duration::days(5), me, json!({
-                "adverse_event_id": report, "causality": "probable", "status": "closed", "outcome": "resolved",
-            })).await?;
-            cluster_infections.push(report);
-        } else if dice.below(40) == 0
-            && let Some((injection, at)) = injections.first().copied()
-        {
-            // A rare infection elsewhere.
-            r.record(EventType::AdverseEventReported, Some(&patient), at + Duration::days(3), me, json!({
-                "kind": "infection", "infection": {"signs": ["erythema"], "culture_taken": false},
-                "grade": 1, "serious": false, "seriousness_criteria": [],
-                "onset_at": (at + Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "linked_injection": {"event_id": injection, "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
-                "outcome": "recovering",
+            r.record(EventType::AdverseEventUpdated, Some(&patient), onset + Duration::days(2), me, json!({
+                "adverse_event_id": serious, "causality": "probable", "status": "closed", "outcome": "resolved",
             })).await?;
         }
         // One misplaced injection: into the pes anserinus instead of the MCL.
@@ -550,14 +672,16 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
             withdrawn = true;
         } else if !corrected && injections.len() >= 2 {
             let (wrong, at) = injections[0];
+            let (key, side) = sites[0];
             r.record(EventType::RecordCorrected, Some(&patient), at, admin, json!({
                 "target": {"event_id": wrong, "event_type": "injection.given"},
                 "reason": "Volume transcribed wrongly from the procedure note.",
                 "corrected_payload": {
                     "site": site(key, side),
-                    "solution": {"components": [{"agent": "dextrose", "concentration_pct": 15.0, "lot": lot, "lot_expiry": "2027-06-30"}]},
+                    "solution": {"components": [{"agent": "dextrose", "concentration_pct": 15.0, "lot": given[0].2, "lot_expiry": "2027-06-30"}]},
                     "volume_ml": 1.5, "needle": {"gauge": 25, "length_mm": 38}, "guidance": guidance,
                     "session_number": 1, "practitioner_id": doctor, "aseptic_preparation": true,
+                    "treatment_plan_event_id": plan,
                 },
             })).await?;
             corrected = true;
@@ -575,7 +699,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
     Ok(Seeded {
         events: r.events,
         patient: first_patient,
-        cluster_lot: "DX50-2026-114".into(),
+        cluster_lot: CLUSTER_LOT.into(),
         infection: cluster_infections.first().copied().unwrap_or_default(),
         misplaced,
     })

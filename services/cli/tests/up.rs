@@ -49,6 +49,16 @@ impl Up {
 /// `prolo-audit up` with NATS_URL `nats_url`, its data in a temporary
 /// directory, the API on a free port.
 fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Up {
+    up_with(nats_url, monitor_url, data, &[])
+}
+
+/// [`up`] with more arguments (e.g. `--demo`).
+fn up_with(
+    nats_url: &str,
+    monitor_url: Option<&str>,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Up {
     let mut command = Command::new(env!("CARGO_BIN_EXE_prolo-audit"));
     // From a directory with nothing of the repository in it, and no tokens
     // file: `up` must need neither.
@@ -58,6 +68,7 @@ fn up(nats_url: &str, monitor_url: Option<&str>, data: &std::path::Path) -> Up {
         .arg("--data-dir")
         .arg(data.join("data"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("NATS_URL", nats_url)
         .env_remove("NATS_MONITOR_URL")
         .env_remove("PROLO_API_TOKENS")
@@ -76,8 +87,17 @@ async fn line_starting_with(
     lines: &mut Lines<BufReader<ChildStdout>>,
     prefixes: &[&str],
 ) -> (String, Vec<String>) {
+    line_starting_with_within(lines, prefixes, Duration::from_secs(60)).await
+}
+
+/// [`line_starting_with`], waiting at most `wait`.
+async fn line_starting_with_within(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    prefixes: &[&str],
+    wait: Duration,
+) -> (String, Vec<String>) {
     let mut before = Vec::new();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
+    let found = tokio::time::timeout(wait, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if prefixes.iter().any(|p| line.starts_with(p)) {
                 return Some(line);
@@ -212,5 +232,87 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(stop(child).await.success());
+}
+
+/// A query through the CLI against the API at `api`, as JSON.
+async fn ask(api: &str, token: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
+        .args(args)
+        .env("PROLO_API_URL", api)
+        .env("PROLO_API_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The demo clinic, as a safety reviewer and a compliance officer first
+/// see it: `signals` shows the planted lot's infections and no other
+/// signal, and fewer than 5% of its events are late documentation.
+#[tokio::test]
+async fn the_demo_clinic_signals_its_planted_lot_and_nothing_else() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let mut child = up_with(&url, None, data.path(), &["--demo"]);
+    let mut lines = BufReader::new(child.stdout()).lines();
+    let (api_line, _) = line_starting_with(&mut lines, &["audit API:"]).await;
+    let api = api_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let (seeded, _) =
+        line_starting_with_within(&mut lines, &["seeded "], Duration::from_secs(900)).await;
+    let events: u64 = seeded.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(data.path().join("data/api-token-compliance")).unwrap();
+    let token = token.trim();
+    // The fold catches up with the stream.
+    let give_up = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = ask(&api, token, &["status"]).await;
+        if status["lag"] == 0 && status["applied_seq"].as_u64() >= Some(events) {
+            break;
+        }
+        assert!(std::time::Instant::now() < give_up, "{status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let report = ask(&api, token, &["signals", "--clinic", "riverside"]).await;
+    let signals: Vec<(&str, &str, &str, bool)> = report["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["dimension"].as_str().unwrap(),
+                s["group"].as_str().unwrap(),
+                s["kind"].as_str().unwrap(),
+                s["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(signals, [("lot", "DX50-2026-114", "infection", true)]);
+    let total = |rule: &'static str| {
+        let (api, token) = (api.clone(), token.to_owned());
+        async move {
+            ask(
+                &api,
+                &token,
+                &["findings", "--clinic", "riverside", "--rule", rule],
+            )
+            .await["total"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let late = total("late_documentation").await;
+    println!("demo: {events} events, {late} late_documentation, signals {signals:?}");
+    assert!(late * 20 < events, "{late} of {events} events late");
+    assert_eq!(total("backfill_after_go_live").await, 0);
     assert!(stop(child).await.success());
 }

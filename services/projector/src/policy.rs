@@ -109,7 +109,14 @@ pub fn serious_reported_late(
     p: &AdverseEventReported,
     settings: &FindingSettings,
 ) -> Option<Draft> {
-    let delay = e.recorded_at - p.onset_at;
+    // A declared back-fill was reported when it occurred (a back-fill of
+    // care since go-live is judged by `backfill_after_go_live`).
+    let reported = if e.source == prolo_schemas::BACKFILL_SOURCE {
+        e.occurred_at
+    } else {
+        e.recorded_at
+    };
+    let delay = reported - p.onset_at;
     (p.serious && delay > Duration::hours(settings.serious_report_hours)).then(|| {
         Draft::about(
             Rule::SeriousEventReportedLate,

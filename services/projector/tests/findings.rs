@@ -505,6 +505,20 @@ async fn a_serious_event_recorded_a_day_after_onset_is_raised() {
     let found = trail.findings(Rule::SeriousEventReportedLate);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].evidence, vec![late]);
+    // A declared back-fill is judged by when it was reported (occurred_at),
+    // not by when the back-fill recorded it.
+    let backfilled = |reported: &str| {
+        let mut ae = serious(reported);
+        ae.source = prolo_schemas::BACKFILL_SOURCE.into();
+        ae.recorded_at = t("2026-11-20T12:00:00Z");
+        ae
+    };
+    trail.add(&backfilled("2026-10-03T12:05:00Z")).await;
+    assert_eq!(trail.findings(Rule::SeriousEventReportedLate).len(), 1);
+    let late_then = trail.add(&backfilled("2026-10-05T12:05:00Z")).await;
+    let found = trail.findings(Rule::SeriousEventReportedLate);
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().any(|f| f.evidence == [late_then]));
 }
 
 #[tokio::test]
