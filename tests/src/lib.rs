@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod browser;
+
 pub use prolo_bus::local_server::LocalServerError as HarnessError;
 pub use prolo_bus::local_server::{FsyncPolicy, free_port};
 use prolo_bus::local_server::{LocalNatsServer, ServerOptions};

@@ -100,11 +100,19 @@ impl Principals {
 
     /// The principal presenting `Authorization: Bearer <token>`.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let token = headers
+        let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let token = bearer
+            .or_else(|| session_token(headers))
             .ok_or(ApiError::Unauthorized)?;
+        self.principal_of(&token)
+    }
+
+    /// The principal a token names.
+    pub fn principal_of(&self, token: &str) -> Result<Principal, ApiError> {
         let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         let mut found = None;
         for (digest, principal) in &self.by_token {
@@ -114,6 +122,37 @@ impl Principals {
         }
         found.cloned().ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The web console's session cookie: the token itself, hex-encoded (so any
+/// token fits a cookie), HttpOnly and SameSite=Strict (see `console`).
+pub const SESSION_COOKIE: &str = "prolo_session";
+
+/// The token in the session cookie, if one was sent.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .find_map(from_hex)
+}
+
+/// Hex of a token, for its cookie.
+pub fn to_hex(token: &str) -> String {
+    token.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<String> {
+    if !hex.len().is_multiple_of(2) || hex.len() > 1024 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// The public tokens of `deploy/tokens.example.json`: anyone can read them.

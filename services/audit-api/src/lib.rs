@@ -11,6 +11,7 @@
 pub mod access;
 pub mod answer;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod openapi;
 pub mod render;

@@ -220,6 +220,7 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
         .fold(Router::new(), |router, endpoint| {
             router.route(endpoint.path, endpoint.handler)
         })
+        .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_refusals,
@@ -269,6 +270,7 @@ async fn record_refusals(
             .map_or_else(|| "refused".to_owned(), |r| r.0.clone());
         let clinic = path
             .strip_prefix("/v1/clinics/")
+            .or_else(|| path.strip_prefix("/console/"))
             .and_then(|rest| rest.split('/').next())
             .and_then(|c| c.parse::<ClinicId>().ok())
             .or_else(|| crate::access::UNSCOPED.parse().ok());
@@ -314,7 +316,7 @@ async fn access_refused(
 
 /// Runs a read of the read models on the blocking pool: sled reads block,
 /// and must not hold up the async workers that serve other requests.
-async fn off_worker<T, F>(state: &AppState, read: F) -> Result<T, ApiError>
+pub(crate) async fn off_worker<T, F>(state: &AppState, read: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&prolo_projector::Store) -> Result<T, prolo_query::QueryError> + Send + 'static,
@@ -339,13 +341,15 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// Query parameters: bounded (a value outside is refused with 400 naming
 /// it), described in the OpenAPI document from the same type, and recorded
 /// as given in the access log.
-trait QueryParams: serde::de::DeserializeOwned + serde::Serialize {
+pub(crate) trait QueryParams: serde::de::DeserializeOwned + serde::Serialize {
     /// Refuses a value outside its bounds.
     fn check(&self) -> Result<(), ApiError>;
 }
 
 /// The parameters of a request, checked.
-fn params<P: QueryParams>(query: Result<Query<P>, QueryRejection>) -> Result<P, ApiError> {
+pub(crate) fn params<P: QueryParams>(
+    query: Result<Query<P>, QueryRejection>,
+) -> Result<P, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     params.check()?;
     Ok(params)
@@ -371,28 +375,28 @@ fn logged<P: serde::Serialize>(params: &P) -> BTreeMap<String, String> {
 pub struct ListParams {
     /// Comma-separated event types, e.g. `injection.given,adverse_event.reported`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    event_type: Option<String>,
+    pub(crate) event_type: Option<String>,
     /// Clinical time from (RFC 3339, inclusive), within 100 years of today.
     #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<DateTime<Utc>>,
+    pub(crate) from: Option<DateTime<Utc>>,
     /// Clinical time to (RFC 3339, exclusive), within 100 years of today.
     #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<DateTime<Utc>>,
+    pub(crate) to: Option<DateTime<Utc>>,
     /// Answer as known at this time: only events JetStream stored up to it
     /// (`stored_at`, the stream's clock), and only the corrections known then.
     #[serde(skip_serializing_if = "Option::is_none")]
-    as_of: Option<DateTime<Utc>>,
+    pub(crate) as_of: Option<DateTime<Utc>>,
     /// The `next_cursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<u64>,
+    pub(crate) cursor: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_LIMIT))]
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// `json` (paginated, the default), `jsonl` or `csv` (the whole answer, streamed).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = Format::NAMES))]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 impl QueryParams for ListParams {
@@ -405,7 +409,7 @@ impl QueryParams for ListParams {
 }
 
 impl ListParams {
-    fn filter(&self) -> Result<q::HistoryFilter, ApiError> {
+    pub(crate) fn filter(&self) -> Result<q::HistoryFilter, ApiError> {
         let event_types = match &self.event_type {
             None => Vec::new(),
             Some(list) => list
@@ -433,7 +437,7 @@ pub struct InvestigationParams {
     /// Days around the onset, 1 to 365 (default 14).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_WINDOW_DAYS))]
-    window_days: Option<i64>,
+    pub(crate) window_days: Option<i64>,
 }
 
 impl QueryParams for InvestigationParams {
@@ -453,15 +457,15 @@ impl QueryParams for InvestigationParams {
 pub struct TraceParams {
     /// The `next_cursor` of the previous page of injections.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<u64>,
+    pub(crate) cursor: Option<u64>,
     /// Injections per page, 1 to 1000 (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_LIMIT))]
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// `json` (paginated, the default), `jsonl` or `csv` (every injection, streamed).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = Format::NAMES))]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 impl QueryParams for TraceParams {
@@ -507,7 +511,7 @@ fn within_a_century(name: &str, value: Option<DateTime<Utc>>) -> Result<(), ApiE
 
 /// Who asks, allowed to run `query` in `clinic`: authenticated, in a role
 /// that may, with the clinic in the token's scope.
-fn admit(
+pub(crate) fn admit(
     state: &AppState,
     headers: &HeaderMap,
     query: QueryKind,
@@ -519,7 +523,7 @@ fn admit(
     Ok(principal)
 }
 
-fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
+pub(crate) fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
 where
     T::Err: std::fmt::Display,
 {
@@ -529,11 +533,11 @@ where
 }
 
 /// Who asked what, about whom: what the access log records.
-struct Asked<'a> {
-    principal: &'a Principal,
-    clinic: &'a ClinicId,
-    query: QueryKind,
-    patient: Option<PatientId>,
+pub(crate) struct Asked<'a> {
+    pub(crate) principal: &'a Principal,
+    pub(crate) clinic: &'a ClinicId,
+    pub(crate) query: QueryKind,
+    pub(crate) patient: Option<PatientId>,
 }
 
 impl Asked<'_> {
@@ -652,6 +656,18 @@ async fn list_response(
             on_cut,
         ));
     }
+    Ok(answer(json_page(state, asked, params, seqs, limit).await?))
+}
+
+/// One page of a list of events, its read recorded: the JSON answer's,
+/// and the console's.
+async fn json_page(
+    state: &AppState,
+    asked: Asked<'_>,
+    params: &ListParams,
+    seqs: Vec<u64>,
+    limit: usize,
+) -> Result<Page<EventView>, ApiError> {
     let (page, next) = q::page(&seqs, params.cursor, limit);
     let items = {
         let (page, as_of) = (page.to_vec(), params.as_of);
@@ -661,12 +677,54 @@ async fn list_response(
     asked
         .record(state, logged(params), items.len() as u64, exposed)
         .await?;
-    let page = Page {
+    Ok(Page {
         total: seqs.len(),
         items,
         next_cursor: next.map(|c| c.to_string()),
+    })
+}
+
+/// A page of a patient's history, its read recorded (the console's timeline).
+pub(crate) async fn history_page(
+    state: &AppState,
+    principal: &Principal,
+    (clinic, patient): (&ClinicId, &PatientId),
+    params: &ListParams,
+) -> Result<Page<EventView>, ApiError> {
+    let seqs = {
+        let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
+        off_worker(state, move |store| {
+            q::patient_history(store, &clinic, &patient, &filter)
+        })
+        .await?
     };
-    Ok(answer(page))
+    let asked = Asked {
+        principal,
+        clinic,
+        query: QueryKind::PatientHistory,
+        patient: Some(patient.clone()),
+    };
+    json_page(state, asked, params, seqs, bounded_limit(params.limit)?).await
+}
+
+/// A page of a patient's access log, its read recorded (the console's).
+pub(crate) async fn access_log_page(
+    state: &AppState,
+    principal: &Principal,
+    (clinic, patient): (&ClinicId, &PatientId),
+    params: &ListParams,
+) -> Result<Page<EventView>, ApiError> {
+    let seqs = {
+        let (clinic, patient) = (clinic.clone(), patient.clone());
+        off_worker(state, move |store| q::access_log(store, &clinic, &patient)).await?
+    };
+    let asked = Asked {
+        principal,
+        clinic,
+        query: QueryKind::AccessLog,
+        patient: Some(patient.clone()),
+    };
+    json_page(state, asked, params, seqs, bounded_limit(params.limit)?).await
 }
 
 async fn patient_history(
@@ -784,9 +842,22 @@ async fn investigation(
     let params = params(query)?;
     let clinic: ClinicId = id(&clinic)?;
     let event_id: uuid::Uuid = id(&event_id)?;
+    let answer = investigation_answer(&state, &principal, &clinic, event_id, &params).await?;
+    Ok(Json(answer).into_response())
+}
+
+/// An adverse event's investigation, its read recorded (the API's answer
+/// and the console's page).
+pub(crate) async fn investigation_answer(
+    state: &AppState,
+    principal: &Principal,
+    clinic: &ClinicId,
+    event_id: uuid::Uuid,
+    params: &InvestigationParams,
+) -> Result<q::Investigation, ApiError> {
     let answer = {
         let (clinic, window) = (clinic.clone(), params.window_days.unwrap_or(14));
-        off_worker(&state, move |store| {
+        off_worker(state, move |store| {
             q::investigation(store, &clinic, &event_id, window)
         })
         .await?
@@ -815,15 +886,15 @@ async fn investigation(
             .chain(std::iter::once(answer.state.patient_id.as_str())),
     );
     let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
+        principal,
+        clinic,
         query: QueryKind::AdverseEventInvestigation,
         patient,
     };
     asked
-        .record(&state, logged(&params), answer.records(), exposed)
+        .record(state, logged(params), answer.records(), exposed)
         .await?;
-    Ok(Json(answer).into_response())
+    Ok(answer)
 }
 
 async fn lot_trace(
@@ -836,23 +907,32 @@ async fn lot_trace(
     let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
-    let mut trace = {
+    // A JSON answer is a page of the injections (the adverse events and
+    // recalls whole); an export streams every injection.
+    if format == Format::Json {
+        let page = lot_trace_page(&state, &principal, &clinic, &lot, &params).await?;
+        return Ok(Json(page).into_response());
+    }
+    let trace = {
         let (clinic, lot) = (clinic.clone(), lot.clone());
         off_worker(&state, move |store| q::lot_trace(store, &clinic, &lot)).await?
     };
-    // A JSON answer is a page of the injections (the adverse events and
-    // recalls whole); an export streams every injection.
-    let total_injections = trace.injections.len();
-    let mut next_cursor = None;
-    if format == Format::Json {
-        let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
-        let (page, next) = q::page(&seqs, params.cursor, bounded_limit(params.limit)?);
-        let kept: BTreeSet<u64> = page.iter().copied().collect();
-        trace.injections.retain(|r| kept.contains(&r.seq));
-        next_cursor = next;
-    }
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
-    let exposed = patients_named(
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::LotTrace,
+        patient: None,
+    };
+    let on_cut = asked
+        .record_export(&state, logged(&params), records, trace_exposed(&trace))
+        .await?;
+    Ok(render::stream_injections(trace.injections, format, on_cut))
+}
+
+/// The patients a lot trace shows.
+fn trace_exposed(trace: &q::LotTrace) -> BTreeSet<PatientId> {
+    patients_named(
         trace
             .injections
             .iter()
@@ -863,24 +943,41 @@ async fn lot_trace(
                     .iter()
                     .map(|r| r.state.patient_id.as_str()),
             ),
-    );
+    )
+}
+
+/// A page of a lot's injections with its adverse events and recalls, its
+/// read recorded (the API's JSON answer and the console's page).
+pub(crate) async fn lot_trace_page(
+    state: &AppState,
+    principal: &Principal,
+    clinic: &ClinicId,
+    lot: &LotNumber,
+    params: &TraceParams,
+) -> Result<LotTracePage, ApiError> {
+    let mut trace = {
+        let (clinic, lot) = (clinic.clone(), lot.clone());
+        off_worker(state, move |store| q::lot_trace(store, &clinic, &lot)).await?
+    };
+    let total_injections = trace.injections.len();
+    let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
+    let (page, next) = q::page(&seqs, params.cursor, bounded_limit(params.limit)?);
+    let kept: BTreeSet<u64> = page.iter().copied().collect();
+    trace.injections.retain(|r| kept.contains(&r.seq));
+    let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
     let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
+        principal,
+        clinic,
         query: QueryKind::LotTrace,
         patient: None,
     };
-    let on_cut = asked
-        .record_export(&state, logged(&params), records, exposed)
+    asked
+        .record(state, logged(params), records, trace_exposed(&trace))
         .await?;
-    Ok(match format {
-        Format::Json => Json(LotTracePage {
-            trace,
-            total_injections,
-            next_cursor: next_cursor.map(|c| c.to_string()),
-        })
-        .into_response(),
-        _ => render::stream_injections(trace.injections, format, on_cut),
+    Ok(LotTracePage {
+        trace,
+        total_injections,
+        next_cursor: next.map(|c| c.to_string()),
     })
 }
 
@@ -916,6 +1013,11 @@ async fn event_by_id(
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Status)?;
+    Ok(Json(status_answer(&state).await?).into_response())
+}
+
+/// Stream position, lag, quarantine, chain head, last verification.
+pub(crate) async fn status_answer(state: &AppState) -> Result<Status, ApiError> {
     let applied = state.store.applied_seq()?;
     let stream_last = match state.js.get_stream(STREAM_NAME).await {
         Ok(mut stream) => stream.info().await.ok().map(|i| i.state.last_sequence),
@@ -931,7 +1033,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
             reason: e.to_string(),
         },
     };
-    Ok(Json(Status {
+    Ok(Status {
         stream: STREAM_NAME,
         stream_last_seq: stream_last,
         applied_seq: applied,
@@ -942,7 +1044,6 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         broker: state.broker.clone(),
         stream_consistency: consistency,
     })
-    .into_response())
 }
 
 /// Whether a finding is still open.
@@ -973,29 +1074,29 @@ impl FindingStatus {
 pub struct FindingParams {
     /// Only this rule.
     #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<prolo_projector::findings::Rule>,
+    pub(crate) rule: Option<prolo_projector::findings::Rule>,
     /// Only open or only resolved findings.
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<FindingStatus>,
+    pub(crate) status: Option<FindingStatus>,
     /// Only about this patient.
     #[serde(skip_serializing_if = "Option::is_none")]
-    patient: Option<String>,
+    pub(crate) patient: Option<String>,
     /// Only about this practitioner.
     #[serde(skip_serializing_if = "Option::is_none")]
-    practitioner: Option<String>,
+    pub(crate) practitioner: Option<String>,
     /// Clinical time of the event a finding is about, from (RFC 3339, inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<DateTime<Utc>>,
+    pub(crate) from: Option<DateTime<Utc>>,
     /// … to (RFC 3339, exclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<DateTime<Utc>>,
+    pub(crate) to: Option<DateTime<Utc>>,
     /// The `next_cursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<usize>,
+    pub(crate) cursor: Option<usize>,
     /// Page size, 1 to 1000 (default 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_LIMIT))]
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl QueryParams for FindingParams {
@@ -1014,8 +1115,20 @@ async fn findings(
 ) -> Result<Response, ApiError> {
     let principal = admit(&state, &headers, QueryKind::Findings, &clinic)?;
     let params = params(query)?;
-    let limit = bounded_limit(params.limit)?;
     let clinic: ClinicId = id(&clinic)?;
+    let page = findings_page(&state, &principal, &clinic, &params).await?;
+    Ok(Json(page).into_response())
+}
+
+/// A page of a clinic's findings, its read recorded (the API's answer and
+/// the console's page).
+pub(crate) async fn findings_page(
+    state: &AppState,
+    principal: &Principal,
+    clinic: &ClinicId,
+    params: &FindingParams,
+) -> Result<Page<prolo_projector::findings::Finding>, ApiError> {
+    let limit = bounded_limit(params.limit)?;
     let patient: Option<PatientId> = params.patient.as_deref().map(id).transpose()?;
     let filter = q::FindingFilter {
         rule: params.rule,
@@ -1027,7 +1140,7 @@ async fn findings(
     };
     let found = {
         let clinic = clinic.clone();
-        off_worker(&state, move |store| q::findings(store, &clinic, &filter)).await?
+        off_worker(state, move |store| q::findings(store, &clinic, &filter)).await?
     };
     let total = found.len();
     let start = params.cursor.unwrap_or(0).min(total);
@@ -1037,23 +1150,22 @@ async fn findings(
     state
         .access
         .record(
-            &principal,
-            &clinic,
+            principal,
+            clinic,
             &Read {
                 query: QueryKind::Findings,
-                parameters: logged(&params),
+                parameters: logged(params),
                 patient_id: patient,
                 exposed: patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
                 records: found.len() as u64,
             },
         )
         .await?;
-    Ok(Json(Page {
+    Ok(Page {
         total,
         items: found,
         next_cursor: next_cursor.map(|c| c.to_string()),
     })
-    .into_response())
 }
 
 async fn signals(
@@ -1063,14 +1175,21 @@ async fn signals(
 ) -> Result<Response, ApiError> {
     admit(&state, &headers, QueryKind::Signals, &clinic)?;
     let clinic: ClinicId = id(&clinic)?;
-    // Rates per group hold no patient data: not an access to record.
-    let signals = off_worker(&state, move |store| {
+    Ok(Json(signals_answer(&state, clinic).await?).into_response())
+}
+
+/// A clinic's rates and signals. Rates per group hold no patient data: not
+/// an access to record.
+pub(crate) async fn signals_answer(
+    state: &AppState,
+    clinic: ClinicId,
+) -> Result<q::SignalReport, ApiError> {
+    off_worker(state, move |store| {
         // The fold's raising rule (its settings are the defaults).
         let criteria = prolo_projector::findings::FindingSettings::default().signal_criteria;
         q::signals(store, &clinic, &criteria)
     })
-    .await?;
-    Ok(Json(signals).into_response())
+    .await
 }
 
 #[cfg(test)]
