@@ -230,13 +230,10 @@ impl Browser {
             .to_owned())
     }
 
-    /// Saves a PNG of the whole page to `path`.
+    /// Saves a PNG of what the window shows to `path`.
     pub async fn screenshot(&mut self, path: &Path) -> Result<(), BrowserError> {
         let shot = self
-            .command(
-                "Page.captureScreenshot",
-                json!({"format": "png", "captureBeyondViewport": true}),
-            )
+            .command("Page.captureScreenshot", json!({"format": "png"}))
             .await?;
         let data = decode_base64(shot["data"].as_str().unwrap_or_default())
             .ok_or_else(|| failed("screenshot is not base64"))?;

@@ -266,6 +266,59 @@ async fn main() {
     println!(
         "HTTP includes authentication, the access event (a JetStream publish awaited before the answer) and JSON over loopback."
     );
+
+    // The web console's pages, signed in by the session cookie, end to end.
+    println!();
+    println!("| console page | HTTP p50 | HTTP p99 | target p99 |");
+    println!("|---|---|---|---|");
+    let cookie = format!(
+        "{}={}",
+        prolo_audit_api::auth::SESSION_COOKIE,
+        prolo_audit_api::auth::to_hex(TOKEN)
+    );
+    let page = |url: String| {
+        let (http, cookie) = (http.clone(), cookie.clone());
+        async move {
+            let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap();
+        }
+    };
+    let mut worst: f64 = 0.0;
+    for (name, path, page_runs) in [
+        (
+            "patient timeline (50 events)",
+            "patients/P-BENCH50".to_owned(),
+            runs,
+        ),
+        (
+            "adverse-event investigation",
+            format!("adverse-events/{ae_id}"),
+            runs,
+        ),
+        (
+            "lot trace (first 100 of 1,000 injections)",
+            "lots/TRACE-LOT".to_owned(),
+            runs / 3,
+        ),
+        (
+            "findings (counts of every finding, first 100 listed)",
+            "findings".to_owned(),
+            runs / 10,
+        ),
+        (
+            "signals (forest plots and tables)",
+            "signals".to_owned(),
+            runs / 3,
+        ),
+    ] {
+        let url = format!("http://{addr}/console/riverside/{path}");
+        let (p50, p99) = measure(page_runs.max(10), || page(url.clone())).await;
+        worst = worst.max(p99);
+        println!("| {name} | {p50:.2} | {p99:.2} | 300 |");
+    }
+    println!();
+    println!("slowest console page p99: {worst:.1} ms (target 300 ms)");
     trigger.fire();
     let _ = api.await;
 }

@@ -1138,15 +1138,38 @@ pub(crate) async fn findings_page(
         from: params.from,
         to: params.to,
     };
-    let found = {
+    let start = params.cursor.unwrap_or(0);
+    let (total, found) = {
         let clinic = clinic.clone();
-        off_worker(state, move |store| q::findings(store, &clinic, &filter)).await?
+        off_worker(state, move |store| {
+            // By rule and status alone, the fold's counts give the total
+            // and only the page is read; other filters read every match.
+            let counted = filter.patient.is_none()
+                && filter.practitioner.is_none()
+                && filter.from.is_none()
+                && filter.to.is_none();
+            if !counted {
+                let all = q::findings(store, &clinic, &filter)?;
+                let total = all.len();
+                return Ok((total, all.into_iter().skip(start).take(limit).collect()));
+            }
+            let total: u64 = store
+                .finding_counts(clinic.as_str())?
+                .iter()
+                .filter(|(rule, _)| filter.rule.is_none_or(|r| r.code() == *rule))
+                .map(|(_, c)| match filter.status.as_deref() {
+                    Some("open") => c.open(),
+                    Some(_) => c.resolved,
+                    None => c.raised,
+                })
+                .sum();
+            let page = q::findings_range(store, &clinic, &filter, start, limit)?;
+            Ok((total as usize, page))
+        })
+        .await?
     };
-    let total = found.len();
-    let start = params.cursor.unwrap_or(0).min(total);
-    let end = (start + limit).min(total);
-    let next_cursor = (end < total).then_some(end);
-    let found: Vec<_> = found.into_iter().skip(start).take(end - start).collect();
+    let end = (start + found.len()).min(total);
+    let next_cursor = (end < total && !found.is_empty()).then_some(end);
     state
         .access
         .record(

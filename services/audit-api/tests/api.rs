@@ -1116,6 +1116,44 @@ async fn findings_and_lot_traces_are_paged() {
     let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
     assert_eq!((seen.len(), distinct.len()), (5, 5), "{seen:?}");
 
+    // Every rule, paged by 3: the total comes from the fold's counts, and
+    // the pages hold every finding of the whole list once, in its order.
+    let whole = api
+        .json(COMPLIANCE, "/v1/clinics/riverside/findings?limit=1000")
+        .await;
+    let all: Vec<String> = whole["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(whole["total"], all.len(), "{whole}");
+    assert!(
+        all.len() > 5,
+        "each injection breaks several rules: {whole}"
+    );
+    let (mut paged, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let mut path = "/v1/clinics/riverside/findings?limit=3".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.json(COMPLIANCE, &path).await;
+        assert_eq!(page["total"], all.len(), "{page}");
+        paged.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+
     let mut patients = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

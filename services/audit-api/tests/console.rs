@@ -4,8 +4,9 @@
 //! investigation, the signals page with the planted lot marked in the
 //! SVG, 403 pages for the wrong role and clinic, and an access event for
 //! every page that showed patient data. Screenshots of each page are saved
-//! (under the test target's temporary directory; with
-//! `PROLO_UPDATE_SCREENSHOTS=1`, under `docs/console/`).
+//! under the test target's temporary directory; with
+//! `PROLO_UPDATE_SCREENSHOTS=1`, those the README shows are copied to
+//! `docs/console/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::{path::PathBuf, time::Duration};
@@ -19,6 +20,8 @@ use serde_json::{Value, json};
 const COMPLIANCE: &str = "console-compliance-token-0123";
 const SAFETY: &str = "console-safety-token-0123456";
 const PLANTED: &str = "DX-PLANT-7";
+/// How many form controls of the page have no label.
+const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => e.labels.length === 0).length";
 
 /// The audit API on its own database; its address.
 async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
@@ -108,10 +111,22 @@ async fn seed(client: &async_nats::Client) -> (uuid::Uuid, Vec<uuid::Uuid>) {
 }
 
 fn screenshots() -> PathBuf {
-    if std::env::var("PROLO_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
-        prolo_tests::repo_root().join("docs/console")
-    } else {
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console")
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console")
+}
+
+/// The screenshots the README shows.
+const DOCUMENTED: &[&str] = &["timeline", "investigation", "signals", "findings", "lot"];
+
+/// Copies the documented screenshots to `docs/console/` when asked.
+fn publish_screenshots(from: &std::path::Path) {
+    if !std::env::var("PROLO_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let docs = prolo_tests::repo_root().join("docs/console");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in DOCUMENTED {
+        let file = format!("{name}.png");
+        std::fs::copy(from.join(&file), docs.join(&file)).unwrap();
     }
 }
 
@@ -222,6 +237,15 @@ async fn a_reviewer_signs_in_reads_a_timeline_an_investigation_and_the_signals_a
         .screenshot(&shots.join("timeline.png"))
         .await
         .unwrap();
+    // Every control has a label; the first stop of the keyboard skips to the content.
+    assert_eq!(browser.eval(UNLABELLED).await.unwrap(), 0);
+    assert_eq!(
+        browser
+            .eval("document.querySelector('a[href], button, input, select').getAttribute('href')")
+            .await
+            .unwrap(),
+        "#main"
+    );
 
     // An investigation.
     browser
@@ -264,6 +288,7 @@ async fn a_reviewer_signs_in_reads_a_timeline_an_investigation_and_the_signals_a
         .await
         .unwrap();
     assert!(browser.text().await.unwrap().contains("Findings by rule"));
+    assert_eq!(browser.eval(UNLABELLED).await.unwrap(), 0);
     browser
         .screenshot(&shots.join("findings.png"))
         .await
@@ -339,6 +364,7 @@ async fn a_reviewer_signs_in_reads_a_timeline_an_investigation_and_the_signals_a
         .unwrap();
     tablet.close().await;
     browser.close().await;
+    publish_screenshots(&shots);
     recorders.stop().await;
 }
 

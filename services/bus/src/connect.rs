@@ -36,11 +36,14 @@ pub async fn connect(
             let service = service.clone();
             async move {
                 match event {
-                    async_nats::Event::Connected => tracing::info!(%service, "connected to NATS"),
+                    // One line per connection: `up` opens a dozen; debug.
+                    async_nats::Event::Connected => tracing::debug!(%service, "connected to NATS"),
                     async_nats::Event::Disconnected => {
                         tracing::warn!(%service, "disconnected from NATS; reconnecting")
                     }
-                    async_nats::Event::Closed => tracing::info!(%service, "NATS connection closed"),
+                    async_nats::Event::Closed => {
+                        tracing::debug!(%service, "NATS connection closed")
+                    }
                     other => tracing::warn!(%service, event = %other, "NATS client event"),
                 }
             }

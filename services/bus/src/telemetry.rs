@@ -8,8 +8,9 @@ use tracing_subscriber::EnvFilter;
 /// what was asked for). Safe to call more than once (later calls do nothing),
 /// so tests and `up` can run several services in one process.
 pub fn init_tracing(default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The NATS client logs every connection at info: warnings only, unless asked.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},async_nats=warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -5,6 +5,7 @@ mod backfill;
 mod demo;
 mod query;
 mod record;
+mod table;
 mod tail;
 mod up;
 

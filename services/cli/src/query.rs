@@ -18,6 +18,9 @@ pub struct ApiArgs {
     /// Bearer token (see the tokens file of the API).
     #[arg(long, global = true, env = "PROLO_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Print the API's JSON even on a terminal (piped output is always JSON).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 /// Filters and output of list queries.
@@ -272,7 +275,14 @@ pub async fn run(api: &ApiArgs, ask: Ask) -> Result<()> {
     if json {
         let value: serde_json::Value =
             serde_json::from_str(&body).context("the answer is not JSON")?;
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or(body));
+        // People at a terminal get tables; scripts (and --json) get JSON.
+        let readable = (!api.json && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .then(|| crate::table::render(&ask, &value))
+            .flatten();
+        match readable {
+            Some(text) => print!("{text}"),
+            None => println!("{}", serde_json::to_string_pretty(&value).unwrap_or(body)),
+        }
     } else {
         print!("{body}");
     }

@@ -156,6 +156,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         "audit API:          http://{bound} (tokens in {}; OpenAPI at /openapi.json)",
         tokens.display()
     );
+    println!("web console:        http://{bound}/ (sign in with a token from that file)");
     println!("record an event:    prolo-audit record injection.given --file request.json");
     println!("follow the trail:   prolo-audit tail --from-start");
     println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");

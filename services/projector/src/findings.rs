@@ -267,6 +267,24 @@ impl Finding {
     }
 }
 
+/// How many findings of one rule a clinic has had raised, and resolved.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct FindingCount {
+    /// Raised.
+    pub raised: u64,
+    /// Of those, resolved by a later event.
+    pub resolved: u64,
+}
+
+impl FindingCount {
+    /// Still open.
+    pub fn open(&self) -> u64 {
+        self.raised.saturating_sub(self.resolved)
+    }
+}
+
 /// A finding still open, kept on the summary of whoever can resolve it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OpenFinding {

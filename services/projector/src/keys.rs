@@ -90,6 +90,9 @@ pub const LOT_RECALLS: &[u8] = b"lr\0";
 /// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::findings::GroupCount`];
 /// the clinic's baseline is dimension `clinic`, group `all`.
 pub const GROUP: &[u8] = b"sg\0";
+/// `fc\0<clinic>\0<rule>` → [`crate::findings::FindingCount`]: findings
+/// raised and resolved, kept as they happen so that counts need no scan.
+pub const FINDING_COUNTS: &[u8] = b"fc\0";
 /// `live\0<clinic>` → i64 ms: the stream time of the clinic's first
 /// clinical event recorded live (not through a back-fill).
 pub const CLINIC_LIVE: &[u8] = b"live\0";

@@ -227,6 +227,21 @@ impl Store {
             .map(i64::from_be_bytes))
     }
 
+    /// A clinic's findings raised and resolved, by rule code.
+    pub fn finding_counts(
+        &self,
+        clinic: &str,
+    ) -> Result<Vec<(String, crate::findings::FindingCount)>, StoreError> {
+        let prefix = keys::index_prefix(keys::FINDING_COUNTS, &[clinic.as_bytes()]);
+        let mut counts = Vec::new();
+        for entry in self.model().scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let rule = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            counts.push((rule, decode(&key, &value)?));
+        }
+        Ok(counts)
+    }
+
     /// The signals raised in every clinic.
     pub fn signals_all(&self) -> Result<Vec<Signal>, StoreError> {
         let mut raised = Vec::new();

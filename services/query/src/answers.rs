@@ -524,6 +524,18 @@ pub fn findings(
     clinic: &ClinicId,
     filter: &FindingFilter,
 ) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
+    findings_range(store, clinic, filter, 0, usize::MAX)
+}
+
+/// The findings matching `filter` after the first `skip`, at most `take`:
+/// only what the page needs is read.
+pub fn findings_range(
+    store: &Store,
+    clinic: &ClinicId,
+    filter: &FindingFilter,
+    skip: usize,
+    take: usize,
+) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
     use prolo_projector::findings::Rule;
     let c = clinic.as_str();
     // The narrowest index the filter allows.
@@ -559,8 +571,11 @@ pub fn findings(
         }
     };
     seqs.dedup();
-    let mut out = Vec::new();
+    let (mut out, mut skipped) = (Vec::new(), 0);
     for seq in seqs {
+        if out.len() >= take {
+            break;
+        }
         for id in store.findings_raised_at(seq)? {
             let Some(finding) = store.finding(&id)? else {
                 continue;
@@ -583,7 +598,9 @@ pub fn findings(
                     .is_none_or(|p| finding.practitioner_id.as_deref() == Some(p.as_str()))
                 && filter.from.is_none_or(|from| about >= from)
                 && filter.to.is_none_or(|to| about < to);
-            if keep {
+            if keep && skipped < skip {
+                skipped += 1;
+            } else if keep && out.len() < take {
                 out.push(finding);
             }
         }

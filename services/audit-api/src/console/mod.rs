@@ -11,6 +11,9 @@ mod pages;
 mod plot;
 mod view;
 
+/// One line saying what an event records (the console's and the CLI's).
+pub use view::summary;
+
 use axum::{
     Form, Router,
     extract::State,

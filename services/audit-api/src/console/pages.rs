@@ -569,25 +569,23 @@ pub(super) async fn findings(
     let params: FindingParams = serde_json::from_value(serde_json::Value::Object(params_json))
         .map_err(|e| fail(ApiError::BadRequest(e.to_string())))?;
     // Counts per rule carry no patient data: read without a record.
-    let counts = {
+    let counts: Vec<(String, String, u64, u64)> = {
         let clinic = clinic.clone();
         routes::off_worker(&state, move |store| {
-            prolo_query::findings(store, &clinic, &prolo_query::FindingFilter::default())
+            Ok(store.finding_counts(clinic.as_str())?)
         })
         .await
         .map_err(fail)?
-        .iter()
-        .fold(BTreeMap::new(), |mut counts, f| {
-            let entry: &mut (String, usize, usize) = counts
-                .entry(f.rule.code())
-                .or_insert_with(|| (prolo_projector::names::name(&f.severity), 0, 0));
-            if f.resolved_by.is_some() {
-                entry.2 += 1
-            } else {
-                entry.1 += 1
-            }
-            counts
+        .into_iter()
+        .map(|(rule, count)| {
+            let severity = prolo_projector::findings::Rule::ALL
+                .iter()
+                .find(|r| r.code() == rule)
+                .map(|r| prolo_projector::names::name(&r.severity()))
+                .unwrap_or_default();
+            (rule, severity, count.open(), count.resolved)
         })
+        .collect()
     };
     let found = routes::findings_page(&state, &who, &clinic, &params)
         .await
@@ -598,7 +596,7 @@ pub(super) async fn findings(
             caption { "Findings by rule" }
             thead { tr { th scope="col" { "Rule" } th scope="col" { "Severity" } th scope="col" { "Open" } th scope="col" { "Resolved" } } }
             tbody {
-                @for (rule, (severity, open, resolved)) in &counts {
+                @for (rule, severity, open, resolved) in &counts {
                     tr {
                         td { a href=(format!("/console/{c}/findings?rule={rule}")) { (rule) } }
                         td class=(format!("severity {severity}")) { (severity) }

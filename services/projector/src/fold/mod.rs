@@ -51,6 +51,8 @@ pub struct Folder<'a> {
     /// Signals raised or cleared in this batch (and loaded to change).
     signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    /// Findings raised and resolved per clinic and rule.
+    finding_counts: BTreeMap<Vec<u8>, crate::findings::FindingCount>,
     /// When each clinic began recording live (stream time, ms).
     clinic_live: BTreeMap<Vec<u8>, i64>,
     /// The day of the stream's clock the signals' window was last moved to.
@@ -131,6 +133,7 @@ impl<'a> Folder<'a> {
             lot_recalls: BTreeMap::new(),
             signal_day: store.signal_day()?,
             clinic_live: BTreeMap::new(),
+            finding_counts: BTreeMap::new(),
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
@@ -165,6 +168,8 @@ impl<'a> Folder<'a> {
             .put_all(std::mem::take(&mut self.lot_recalls))?;
         self.pending
             .put_all(std::mem::take(&mut self.clinic_live))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.finding_counts))?;
         Ok((self.pending, self.notifications))
     }
 

@@ -413,6 +413,7 @@ impl Folder<'_> {
         )? {
             ids.push(id);
         }
+        self.count_finding(e.clinic_id.as_str(), rule, |c| c.raised += 1)?;
         let open = OpenFinding {
             id,
             rule,
@@ -504,7 +505,26 @@ impl Folder<'_> {
         }
         finding.resolved_by = Some((by.event_id, seq));
         let finding = finding.clone();
+        self.count_finding(&finding.clinic_id, finding.rule, |c| c.resolved += 1)?;
         self.notify(&finding, "resolved");
+        Ok(())
+    }
+
+    fn count_finding(
+        &mut self,
+        clinic: &str,
+        rule: Rule,
+        change: impl FnOnce(&mut crate::findings::FindingCount),
+    ) -> Result<(), StoreError> {
+        let key = keys::key(
+            keys::FINDING_COUNTS,
+            &[clinic.as_bytes(), rule.code().as_bytes()],
+        );
+        if let Some(count) = cached(&mut self.finding_counts, self.store, key, || {
+            Some(crate::findings::FindingCount::default())
+        })? {
+            change(count);
+        }
         Ok(())
     }
 
