@@ -461,4 +461,15 @@ async fn console_pages_carry_a_strict_policy_and_the_apis_statuses() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
+    // A sign-in posted from another site is not taken.
+    let forged = http
+        .post(format!("{api}/sign-in"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={SAFETY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.headers().get("set-cookie").is_none());
 }

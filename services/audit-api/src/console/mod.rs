@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// What every console answer carries: no script at all, nothing framed,
-/// nothing sniffed, nothing cached, no referrer leaving with patient ids.
+/// nothing sniffed, nothing cached, no referrer leaving for another site.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -73,7 +73,9 @@ async fn security_headers(mut response: Response) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Same-origin: no patient id leaves in a referrer, and the console's
+        // own forms still carry their origin (with no-referrer, "null").
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -111,12 +113,35 @@ fn session_cookie(value: &str, max_age: Option<u64>, secure: bool) -> HeaderValu
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// Whether a form was posted from another site (its `Origin` is not this
+/// host): the console's forms are only taken from its own pages.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+    origin == "null" || origin_host != host
+}
+
+fn refused_cross_site() -> Response {
+    pages::error_page(ApiError::BadRequest(
+        "a form posted from another site is not taken".into(),
+    ))
+}
+
 /// Checks the token and keeps it in the session cookie (for 12 hours).
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
+    if cross_site(&headers) {
+        return refused_cross_site();
+    }
     match state.principals.principal_of(&form.token) {
         Ok(_) => {
             let mut response = Redirect::to("/").into_response();
@@ -134,6 +159,9 @@ async fn sign_in(
 
 /// Forgets the session.
 async fn sign_out(headers: HeaderMap) -> Response {
+    if cross_site(&headers) {
+        return refused_cross_site();
+    }
     let mut response = Redirect::to("/").into_response();
     let cookie = session_cookie("", Some(0), over_tls(&headers));
     response.headers_mut().insert(header::SET_COOKIE, cookie);

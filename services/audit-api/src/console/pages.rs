@@ -632,8 +632,8 @@ pub(super) async fn findings(
                         td {
                             @for id in &f.evidence {
                                 @match &f.patient_id {
-                                    Some(p) => { a.evidence href=(format!("/console/{c}/patients/{p}#e-{id}")) { (id.to_string().get(..8).unwrap_or_default()) } " " }
-                                    None => { code { (id.to_string().get(..8).unwrap_or_default()) } " " }
+                                    Some(p) => { a.evidence href=(format!("/console/{c}/patients/{p}#e-{id}")) { (id.to_string().get(24..).unwrap_or_default()) } " " }
+                                    None => { code { (id.to_string().get(24..).unwrap_or_default()) } " " }
                                 }
                             }
                         }
