@@ -322,6 +322,7 @@ async fn a_reviewer_signs_in_reads_a_timeline_an_investigation_and_the_signals_a
     read_recorded(&api, "P-2000", "officer-lee", "adverse_event_investigation").await;
     read_recorded(&api, "P-2000", "officer-lee", "lot_trace").await;
     read_recorded(&api, "P-1042", "officer-lee", "access_log").await;
+    read_recorded(&api, "P-1042", "officer-lee", "findings").await;
 
     // A tablet-width page still works.
     let mut tablet = Browser::start(768, 1024).await.unwrap();
