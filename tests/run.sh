@@ -8,4 +8,7 @@ cd "$(dirname "$0")/.."
 NATS_SERVER_BIN="$(./deploy/install-nats-server.sh | tail -n 1)"
 export NATS_SERVER_BIN
 echo "tests run against $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN)"
+# The official AsyncAPI parser, for the test that validates schemas/asyncapi.json.
+ASYNCAPI_PARSER_DIR="$(./deploy/install-asyncapi-parser.sh | tail -n 1)"
+export ASYNCAPI_PARSER_DIR
 cargo test --workspace "$@"

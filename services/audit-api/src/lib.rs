@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod asyncapi;
 pub mod auth;
 pub mod console;
 pub mod error;

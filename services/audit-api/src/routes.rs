@@ -61,6 +61,12 @@ pub fn openapi() -> &'static serde_json::Value {
     DOCUMENT.get_or_init(|| openapi::document(&endpoints()))
 }
 
+/// The AsyncAPI document of the NATS interface (made once).
+pub fn asyncapi() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(crate::asyncapi::document)
+}
+
 /// Every route: its handler beside its parameter and answer types. The
 /// router and the OpenAPI document are both made from this table.
 pub fn endpoints() -> Vec<Endpoint<AppState>> {
@@ -70,6 +76,16 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             path: "/openapi.json",
             handler: get(|| async { Json(openapi()) }),
             summary: "This document",
+            query: None,
+            path_params: &[],
+            query_params: None,
+            answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/asyncapi.json",
+            handler: get(|| async { Json(asyncapi()) }),
+            summary: "The AsyncAPI 3.0 description of the NATS interface (events, commands, findings, signals)",
             query: None,
             path_params: &[],
             query_params: None,
