@@ -11,4 +11,7 @@ echo "tests run against $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN)"
 # The official AsyncAPI parser, for the test that validates schemas/asyncapi.json.
 ASYNCAPI_PARSER_DIR="$(./deploy/install-asyncapi-parser.sh | tail -n 1)"
 export ASYNCAPI_PARSER_DIR
+# The outside subscriber example's Python environment (nats-py, jsonschema).
+PROLO_EXAMPLE_PYTHON="$(./deploy/install-python-example.sh | tail -n 1)"
+export PROLO_EXAMPLE_PYTHON
 cargo test --workspace "$@"
