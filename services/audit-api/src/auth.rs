@@ -222,6 +222,8 @@ pub enum QueryKind {
     Signals,
     /// Refused requests (401, 403).
     AccessRefused,
+    /// A patient's record or a lot's reach as a FHIR R4 Bundle.
+    FhirExport,
 }
 
 impl QueryKind {
@@ -239,6 +241,7 @@ impl QueryKind {
             QueryKind::Findings => "findings",
             QueryKind::Signals => "signals",
             QueryKind::AccessRefused => "access_refused",
+            QueryKind::FhirExport => "fhir_export",
         }
     }
 

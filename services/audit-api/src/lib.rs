@@ -14,6 +14,7 @@ pub mod asyncapi;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod fhir;
 pub mod openapi;
 pub mod render;
 pub mod routes;

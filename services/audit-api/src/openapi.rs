@@ -143,8 +143,14 @@ fn operation<S>(endpoint: &Endpoint<S>, generator: &mut SchemaGenerator) -> Valu
         parameters.extend(query_parameters(params, generator));
     }
     let mut content = Map::new();
+    // The FHIR exports answer FHIR's own media type.
+    let media = if endpoint.path.ends_with("/fhir") {
+        "application/fhir+json"
+    } else {
+        "application/json"
+    };
     content.insert(
-        "application/json".into(),
+        media.into(),
         json!({"schema": (endpoint.answer)(generator).to_value()}),
     );
     if let Some(rows) = endpoint.export {

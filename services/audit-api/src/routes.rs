@@ -49,6 +49,11 @@ const CLINIC: PathParam = PathParam {
     description: "Clinic id",
     uuid: false,
 };
+const LOT: PathParam = PathParam {
+    name: "lot",
+    description: "Lot number",
+    uuid: false,
+};
 const PATIENT: PathParam = PathParam {
     name: "patient",
     description: "Pseudonymous patient id",
@@ -137,6 +142,26 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             export: None,
         },
         Endpoint {
+            path: "/v1/clinics/{clinic}/patients/{patient}/fhir",
+            handler: get(patient_fhir),
+            summary: "The patient's record as a FHIR R4 Bundle (collection, application/fhir+json): Consent, Procedure, MedicationAdministration and Medication per lot, Observation, ImagingStudy, AdverseEvent, Practitioner, Provenance of each, and AuditEvent of each read (compliance only)",
+            query: Some(QueryKind::FhirExport),
+            path_params: &[CLINIC, PATIENT],
+            query_params: None,
+            answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/lots/{lot}/fhir",
+            handler: get(lot_fhir),
+            summary: "Everyone a lot reached as a FHIR R4 Bundle (collection, application/fhir+json): the lot's Medication, each injection's Procedure and MedicationAdministration, the adverse events after them, Patients, Practitioners and Provenance",
+            query: Some(QueryKind::FhirExport),
+            path_params: &[CLINIC, LOT],
+            query_params: None,
+            answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
             path: "/v1/clinics/{clinic}/patients/{patient}/access-log",
             handler: get(access_log),
             summary: "Who read this patient's data (access.recorded events, an incomplete export's second event included)",
@@ -161,14 +186,7 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             handler: get(lot_trace),
             summary: "Every injection with the lot (patient, site, date, practitioner), the adverse events after them, and the recall",
             query: Some(QueryKind::LotTrace),
-            path_params: &[
-                CLINIC,
-                PathParam {
-                    name: "lot",
-                    description: "Lot number",
-                    uuid: false,
-                },
-            ],
+            path_params: &[CLINIC, LOT],
             query_params: Some(p::<TraceParams>),
             answer: a::<LotTracePage>,
             export: Some("every injection with the lot"),
@@ -815,6 +833,134 @@ async fn access_log(
         patient: Some(patient),
     };
     list_response(&state, asked, &params, seqs, page_answer).await
+}
+
+/// A FHIR answer: the bundle as `application/fhir+json`.
+fn fhir_answer(bundle: &serde_json::Value) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/fhir+json; charset=utf-8",
+        )],
+        serde_json::to_vec(bundle).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// The credentials of the practitioners a bundle references.
+fn practitioner_facts(
+    store: &Store,
+    clinic: &ClinicId,
+    practitioners: &[String],
+) -> Result<BTreeMap<String, crate::fhir::PractitionerFacts>, q::QueryError> {
+    let mut facts = BTreeMap::new();
+    for id in practitioners {
+        let key = prolo_projector::keys::practitioner(clinic.as_str(), id);
+        let summary: Option<prolo_projector::model::PractitionerSummary> = store.get(&key)?;
+        let credentials = summary
+            .map(|s| {
+                s.credentials
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.credential.clone(),
+                            c.valid_from.clone(),
+                            c.valid_until.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        facts.insert(id.clone(), crate::fhir::PractitionerFacts { credentials });
+    }
+    Ok(facts)
+}
+
+async fn patient_fhir(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, patient)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let principal = admit(&state, &headers, QueryKind::FhirExport, &clinic)?;
+    let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
+    // Its reads are in it only for those who may read the access log.
+    let with_reads = principal.may(QueryKind::AccessLog).is_ok();
+    let (bundle, records) = {
+        let (clinic, patient) = (clinic.clone(), patient.clone());
+        off_worker(&state, move |store| {
+            let seqs = q::patient_history(store, &clinic, &patient, &q::HistoryFilter::default())?;
+            let views = q::views(store, &seqs, None)?;
+            let reads = if with_reads {
+                let seqs = q::access_log(store, &clinic, &patient)?;
+                q::views(store, &seqs, None)?
+            } else {
+                Vec::new()
+            };
+            let mut bundle = crate::fhir::Bundle::new(clinic.as_str());
+            bundle.add_events(&views, &views);
+            bundle.add_access(&reads);
+            let facts = practitioner_facts(store, &clinic, &bundle.practitioners())?;
+            Ok((bundle.finish(&facts), (views.len() + reads.len()) as u64))
+        })
+        .await?
+    };
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::FhirExport,
+        patient: Some(patient),
+    };
+    asked
+        .record(&state, BTreeMap::new(), records, BTreeSet::new())
+        .await?;
+    Ok(fhir_answer(&bundle))
+}
+
+async fn lot_fhir(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((clinic, lot)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let principal = admit(&state, &headers, QueryKind::FhirExport, &clinic)?;
+    let (clinic, lot): (ClinicId, LotNumber) = (id(&clinic)?, id(&lot)?);
+    let (bundle, records, exposed) = {
+        let (clinic, lot) = (clinic.clone(), lot.clone());
+        off_worker(&state, move |store| {
+            let trace = q::lot_trace(store, &clinic, &lot)?;
+            let exposed = trace_exposed(&trace);
+            let mut seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
+            seqs.extend(trace.adverse_events.iter().map(|r| r.seq));
+            let views = q::views(store, &seqs, None)?;
+            // Their corrections and the adverse events' follow-ups.
+            let mut related: Vec<u64> = views
+                .iter()
+                .flat_map(|v| v.marks.iter().map(|m| m.seq))
+                .collect();
+            related.extend(
+                trace
+                    .adverse_events
+                    .iter()
+                    .flat_map(|r| r.state.updates.iter().map(|u| u.origin.seq)),
+            );
+            let mut history = views.clone();
+            history.extend(q::views(store, &related, None)?);
+            let mut bundle = crate::fhir::Bundle::new(clinic.as_str());
+            bundle.add_events(&views, &history);
+            let facts = practitioner_facts(store, &clinic, &bundle.practitioners())?;
+            Ok((bundle.finish(&facts), views.len() as u64, exposed))
+        })
+        .await?
+    };
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::FhirExport,
+        patient: None,
+    };
+    asked
+        .record(&state, BTreeMap::new(), records, exposed)
+        .await?;
+    Ok(fhir_answer(&bundle))
 }
 
 async fn patient_summary(

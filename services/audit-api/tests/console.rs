@@ -11,52 +11,16 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use prolo_audit_api::{ApiSettings, Principals};
-use prolo_projector::ProjectorSettings;
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, browser::Browser, example_request, record_ok};
 use serde_json::{Value, json};
 
-const COMPLIANCE: &str = "console-compliance-token-0123";
-const SAFETY: &str = "console-safety-token-0123456";
+mod common;
+
+use common::{COMPLIANCE, SAFETY, api};
 const PLANTED: &str = "DX-PLANT-7";
 /// How many form controls of the page have no label.
 const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => e.labels.length === 0).length";
-
-/// The audit API on its own database; its address.
-async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
-    let principals = Principals::parse(&format!(
-        r#"{{"tokens":[
-            {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
-            {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety","clinics":["riverside"]}}]}}"#
-    ))
-    .unwrap();
-    let db = tempfile::tempdir().unwrap();
-    let settings = ApiSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.path().join("api.sled"),
-        cache_bytes: 32 << 20,
-        projector: ProjectorSettings {
-            consumer: "audit-api".into(),
-            idle_wait: Duration::from_millis(50),
-            ..ProjectorSettings::default()
-        },
-        broker: None,
-        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
-    };
-    let (_trigger, shutdown) = prolo_bus::Shutdown::new();
-    std::mem::forget(_trigger);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let client = nats.client().await.unwrap();
-    tokio::spawn(async move {
-        prolo_audit_api::run(client, principals, settings, shutdown, |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        .unwrap();
-    });
-    (format!("http://{}", rx.await.unwrap()), db)
-}
 
 /// A small clinic: the example patient (with a corrected injection), 80
 /// patients injected from two dextrose lots, four infections after the

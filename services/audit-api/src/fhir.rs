@@ -1,0 +1,586 @@
+//! The trail as HL7 FHIR R4 (4.0.1): a `collection` Bundle of a patient's
+//! record, or of everyone a lot reached, for EHRs, registries and
+//! regulators. Pure mapping from the events as the query library shows
+//! them (current schema version, corrections known) to resources; the
+//! README's mapping table says which field goes where, and what has no home
+//! (carried in extensions under [`EXTENSIONS`]).
+//!
+//! References are relative (`Procedure/<id>`) and every entry's `fullUrl`
+//! is [`BASE`] + `Type/id`, so that they resolve inside the bundle. A
+//! corrected event exports its corrected values, `meta.versionId` 2, and a
+//! Provenance naming both events; one entered in error exports with status
+//! `entered-in-error` where the resource has a status.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prolo_query::EventView;
+use prolo_schemas::SiteKey;
+use serde_json::{Value, json};
+
+/// The base of every entry's `fullUrl`.
+pub const BASE: &str = "https://prolo-audit.invalid/fhir/";
+/// Where this system's extensions are defined.
+pub const EXTENSIONS: &str = "https://prolo-audit.invalid/fhir/StructureDefinition/";
+/// The identifier system of event ids.
+pub const EVENT_SYSTEM: &str = "urn:prolo-audit:event";
+
+const SNOMED: &str = "http://snomed.info/sct";
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// A FHIR id from any of ours: only letters, digits, `-` and `.`, at most 64.
+fn fhir_id(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// SNOMED CT laterality qualifiers.
+fn laterality(side: &str) -> Option<(&'static str, &'static str)> {
+    match side {
+        "left" => Some(("7771000", "Left")),
+        "right" => Some(("24028007", "Right")),
+        "bilateral" => Some(("51440002", "Right and left")),
+        _ => None,
+    }
+}
+
+/// A site as a CodeableConcept: SNOMED CT where the catalogue has the
+/// concept (or the `OTHER` site's own), the side as an extension.
+fn body_site(site: &Value) -> Value {
+    let key = text(&site["site_key"]);
+    let parsed = SiteKey::ALL.iter().find(|k| k.as_str() == key);
+    let info = parsed.map(|k| k.info());
+    let display = info.map_or_else(|| key.clone(), |i| i.structure.to_owned());
+    let snomed = info
+        .and_then(|i| i.snomed.map(str::to_owned))
+        .or_else(|| site["snomed_code"].as_str().map(str::to_owned));
+    let mut concept = json!({"text": format!("{display} ({key})")});
+    if let Some(code) = snomed {
+        concept["coding"] = json!([{"system": SNOMED, "code": code, "display": display}]);
+    }
+    let side = text(&site["laterality"]);
+    if let Some((code, name)) = laterality(&side) {
+        concept["extension"] = json!([{
+            "url": format!("{EXTENSIONS}laterality"),
+            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": code, "display": name}]}
+        }]);
+    }
+    concept
+}
+
+/// What the mapping needs about the practitioners it references.
+#[derive(Debug, Clone, Default)]
+pub struct PractitionerFacts {
+    /// Credentials: (kind, first day, last day).
+    pub credentials: Vec<(String, String, Option<String>)>,
+}
+
+/// Collects resources, one per id.
+#[derive(Default)]
+pub struct Bundle {
+    entries: BTreeMap<(String, String), Value>,
+    order: Vec<(String, String)>,
+    practitioners: BTreeSet<String>,
+    patients: BTreeSet<String>,
+    clinic: String,
+}
+
+fn reference(kind: &str, id: &str) -> Value {
+    json!({"reference": format!("{kind}/{id}")})
+}
+
+impl Bundle {
+    /// An empty bundle of `clinic`'s records.
+    pub fn new(clinic: &str) -> Self {
+        Bundle {
+            clinic: clinic.to_owned(),
+            ..Bundle::default()
+        }
+    }
+
+    fn add(&mut self, mut resource: Value) {
+        let kind = text(&resource["resourceType"]);
+        let id = text(&resource["id"]);
+        resource["id"] = Value::String(id.clone());
+        let key = (kind, id);
+        if !self.entries.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        self.entries.insert(key, resource);
+    }
+
+    fn patient_ref(&mut self, patient: &str) -> Value {
+        self.patients.insert(patient.to_owned());
+        reference("Patient", &fhir_id(patient))
+    }
+
+    fn practitioner_ref(&mut self, practitioner: &str) -> Value {
+        self.practitioners.insert(practitioner.to_owned());
+        reference("Practitioner", &fhir_id(practitioner))
+    }
+
+    /// The practitioners referenced so far (to look their credentials up).
+    pub fn practitioners(&self) -> Vec<String> {
+        self.practitioners.iter().cloned().collect()
+    }
+
+    /// Adds the events of `views` (a patient's history, or a lot's
+    /// injections and adverse events), each corrected as `history` shows.
+    pub fn add_events(&mut self, views: &[EventView], history: &[EventView]) {
+        let by_seq: BTreeMap<u64, &EventView> = history.iter().map(|v| (v.seq, v)).collect();
+        let withdrawn: BTreeSet<String> = history
+            .iter()
+            .filter(|v| v.event_type == "consent.withdrawn" && v.standing != "entered_in_error")
+            .map(|v| text(&v.payload["consent_event_id"]))
+            .collect();
+        // The latest update of each adverse event.
+        let mut updates: BTreeMap<String, &EventView> = BTreeMap::new();
+        for v in history
+            .iter()
+            .filter(|v| v.event_type == "adverse_event.updated")
+        {
+            updates.insert(text(&v.payload["adverse_event_id"]), v);
+        }
+        for v in views {
+            // As corrected: the latest correction's payload.
+            let correction = v
+                .marks
+                .iter()
+                .rev()
+                .filter(|m| m.kind == "record.corrected")
+                .find_map(|m| by_seq.get(&m.seq).copied());
+            let payload = correction
+                .map(|c| c.payload["corrected_payload"].clone())
+                .filter(|p| !p.is_null())
+                .unwrap_or_else(|| v.payload.clone());
+            let voided = v.standing == "entered_in_error";
+            let made: Vec<(String, String)> = match v.event_type {
+                "injection.given" => self.injection(v, &payload, voided),
+                "consent.given" => {
+                    let status = if voided {
+                        "entered-in-error"
+                    } else if withdrawn.contains(&v.event_id.to_string()) {
+                        "inactive"
+                    } else {
+                        "active"
+                    };
+                    self.consent(v, &payload, status)
+                }
+                "examination.done" => self.examination(v, &payload, voided),
+                "imaging.recorded" => self.imaging(v, &payload, voided),
+                "adverse_event.reported" if !voided => {
+                    let update = updates.get(&v.event_id.to_string()).copied();
+                    self.adverse_event(v, &payload, update)
+                }
+                _ => Vec::new(),
+            };
+            for (kind, id) in made {
+                self.provenance(v, correction, &kind, &id);
+            }
+        }
+    }
+
+    fn meta(correction: Option<&EventView>) -> Value {
+        json!({"versionId": if correction.is_some() { "2" } else { "1" }})
+    }
+
+    fn injection(&mut self, v: &EventView, p: &Value, voided: bool) -> Vec<(String, String)> {
+        let id = v.event_id.to_string();
+        let subject = self.patient_ref(v.patient_id.as_deref().unwrap_or_default());
+        let performer = self.practitioner_ref(&text(&p["practitioner_id"]));
+        let status = if voided {
+            "entered-in-error"
+        } else {
+            "completed"
+        };
+        let site = body_site(&p["site"]);
+        let components = p["solution"]["components"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let solution: Vec<String> = components
+            .iter()
+            .map(|c| match c["concentration_pct"].as_f64() {
+                Some(pct) => format!("{} {pct}%", text(&c["agent"])),
+                None => text(&c["agent"]),
+            })
+            .collect();
+        let mut procedure = json!({
+            "resourceType": "Procedure",
+            "id": id,
+            "status": status,
+            "code": {"text": "Injection of a proliferant solution (prolotherapy)"},
+            "subject": subject.clone(),
+            "performedDateTime": v.occurred_at.to_rfc3339(),
+            "performer": [{"actor": performer.clone()}],
+            "bodySite": [site.clone()],
+            "note": [{"text": format!(
+                "{} · {} mL · needle {} G × {} mm · {} guidance · session {}",
+                solution.join(" + "),
+                text(&p["volume_ml"]),
+                text(&p["needle"]["gauge"]),
+                text(&p["needle"]["length_mm"]),
+                text(&p["guidance"]),
+                text(&p["session_number"]),
+            )}],
+            "extension": [
+                {"url": format!("{EXTENSIONS}guidance"), "valueCode": text(&p["guidance"])},
+                {"url": format!("{EXTENSIONS}session-number"), "valuePositiveInt": p["session_number"].as_u64().unwrap_or(1)}
+            ],
+        });
+        if let Some(plan) = p["treatment_plan_event_id"].as_str() {
+            procedure["basedOn"] = json!([{"identifier": {"system": EVENT_SYSTEM, "value": plan}}]);
+        }
+        let mut made = vec![("Procedure".to_owned(), id.clone())];
+        self.add(procedure);
+        for (i, c) in components.iter().enumerate() {
+            let lot = text(&c["lot"]);
+            let medication = format!("lot-{}", fhir_id(&lot));
+            let agent = text(&c["agent"]);
+            let mut ingredient = json!({"itemCodeableConcept": {"text": agent}, "isActive": true});
+            if let Some(pct) = c["concentration_pct"].as_f64() {
+                ingredient["strength"] = json!({
+                    "numerator": {"value": pct, "unit": "g", "system": UCUM, "code": "g"},
+                    "denominator": {"value": 100, "unit": "mL", "system": UCUM, "code": "mL"}
+                });
+            }
+            self.add(json!({
+                "resourceType": "Medication",
+                "id": medication,
+                "code": {"text": agent},
+                "ingredient": [ingredient],
+                "batch": {"lotNumber": lot, "expirationDate": text(&c["lot_expiry"])},
+            }));
+            let administration = format!("{id}-{i}");
+            self.add(json!({
+                "resourceType": "MedicationAdministration",
+                "id": administration,
+                "meta": {"versionId": "1"},
+                "status": status,
+                "medicationReference": reference("Medication", &medication),
+                "subject": subject.clone(),
+                "effectiveDateTime": v.occurred_at.to_rfc3339(),
+                "performer": [{"actor": performer.clone()}],
+                "partOf": [reference("Procedure", &id)],
+                "dosage": {
+                    "text": format!("{} mL of {} (this component's lot: {lot})", text(&p["volume_ml"]), solution.join(" + ")),
+                    "site": site,
+                    "route": {"text": "injection"},
+                    "dose": {"value": p["volume_ml"].as_f64().unwrap_or_default(), "unit": "mL", "system": UCUM, "code": "mL"}
+                },
+            }));
+            made.push(("MedicationAdministration".to_owned(), administration));
+        }
+        made
+    }
+
+    fn consent(&mut self, v: &EventView, p: &Value, status: &str) -> Vec<(String, String)> {
+        let subject = self.patient_ref(v.patient_id.as_deref().unwrap_or_default());
+        let id = v.event_id.to_string();
+        let agents: Vec<String> = p["solutions"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default();
+        let sites: Vec<Value> = p["sites"]
+            .as_array()
+            .map(|s| s.iter().map(body_site).collect())
+            .unwrap_or_default();
+        let mut period = json!({"start": text(&p["valid_from"])});
+        if let Some(until) = p["valid_until"].as_str() {
+            period["end"] = until.into();
+        }
+        let risks: Vec<String> = p["risks_disclosed"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default();
+        self.add(json!({
+            "resourceType": "Consent",
+            "id": id,
+            "status": status,
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment", "display": "Treatment"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+            "patient": subject.clone(),
+            "dateTime": v.occurred_at.to_rfc3339(),
+            "policyRule": {"text": "Informed consent to reconstructive therapy (prolotherapy)"},
+            "provision": {
+                "type": "permit",
+                "period": period,
+                "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "use"}],
+                            "text": format!("injections of {}{}", agents.join(", "), if p["series"] == true { ", a series" } else { ", one session" })}],
+                "code": sites,
+            },
+            "extension": [{"url": format!("{EXTENSIONS}risks-disclosed"), "valueString": risks.join(", ")}],
+        }));
+        vec![("Consent".to_owned(), id)]
+    }
+
+    fn examination(&mut self, v: &EventView, p: &Value, voided: bool) -> Vec<(String, String)> {
+        let subject = self.patient_ref(v.patient_id.as_deref().unwrap_or_default());
+        let status = if voided { "entered-in-error" } else { "final" };
+        let category = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]}]);
+        let mut made = Vec::new();
+        if let Some(nrs) = p["pain_nrs"].as_u64() {
+            let id = format!("{}-pain", v.event_id);
+            self.add(json!({
+                "resourceType": "Observation",
+                "id": id,
+                "status": status,
+                "category": category,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3", "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}]},
+                "subject": subject.clone(),
+                "effectiveDateTime": v.occurred_at.to_rfc3339(),
+                "valueInteger": nrs,
+            }));
+            made.push(("Observation".to_owned(), id));
+        }
+        for (i, rom) in p["range_of_motion"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let id = format!("{}-rom-{i}", v.event_id);
+            self.add(json!({
+                "resourceType": "Observation",
+                "id": id,
+                "status": status,
+                "category": category,
+                "code": {"text": format!("Range of motion: {} {}", text(&rom["region"]), text(&rom["movement"]))},
+                "subject": subject.clone(),
+                "effectiveDateTime": v.occurred_at.to_rfc3339(),
+                "valueQuantity": {"value": rom["degrees"].as_f64().unwrap_or_default(), "unit": "degrees", "system": UCUM, "code": "deg"},
+            }));
+            made.push(("Observation".to_owned(), id));
+        }
+        made
+    }
+
+    fn imaging(&mut self, v: &EventView, p: &Value, voided: bool) -> Vec<(String, String)> {
+        let subject = self.patient_ref(v.patient_id.as_deref().unwrap_or_default());
+        let id = v.event_id.to_string();
+        let modality = match p["modality"].as_str().unwrap_or_default() {
+            "ultrasound" => "US",
+            "mri" => "MR",
+            "ct" => "CT",
+            "fluoroscopy" => "RF",
+            _ => "DX",
+        };
+        self.add(json!({
+            "resourceType": "ImagingStudy",
+            "id": id,
+            "status": if voided { "entered-in-error" } else { "available" },
+            "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality}],
+            "subject": subject.clone(),
+            "started": v.occurred_at.to_rfc3339(),
+            "identifier": [{"value": text(&p["study_reference"])}],
+            "description": format!("{} ({}): {}", text(&p["region"]), text(&p["purpose"]), text(&p["findings"])),
+        }));
+        vec![("ImagingStudy".to_owned(), id)]
+    }
+
+    fn adverse_event(
+        &mut self,
+        v: &EventView,
+        p: &Value,
+        update: Option<&EventView>,
+    ) -> Vec<(String, String)> {
+        let subject = self.patient_ref(v.patient_id.as_deref().unwrap_or_default());
+        let id = v.event_id.to_string();
+        let grade = p["grade"].as_u64().unwrap_or(1);
+        let latest = update.map(|u| &u.payload);
+        let grade = latest.and_then(|u| u["grade"].as_u64()).unwrap_or(grade);
+        let serious = latest
+            .and_then(|u| u["serious"].as_bool())
+            .unwrap_or(p["serious"] == true);
+        let outcome = latest.map_or_else(|| text(&p["outcome"]), |u| text(&u["outcome"]));
+        let outcome_code = match outcome.as_str() {
+            "resolved" => "resolved",
+            "recovering" => "recovering",
+            "ongoing" => "ongoing",
+            "resolved_with_sequelae" => "resolvedWithSequelae",
+            "fatal" => "fatal",
+            _ => "unknown",
+        };
+        let severity = match grade {
+            1 => "mild",
+            2 => "moderate",
+            _ => "severe",
+        };
+        let kind = latest
+            .and_then(|u| u["kind"].as_str())
+            .map_or_else(|| text(&p["kind"]), str::to_owned);
+        let mut event = json!({"text": kind});
+        if let Some(code) = p["meddra"]["code"].as_str() {
+            event["coding"] = json!([{"system": "http://terminology.hl7.org/CodeSystem/mdr", "code": code, "display": text(&p["meddra"]["term"])}]);
+        }
+        let mut resource = json!({
+            "resourceType": "AdverseEvent",
+            "id": id,
+            "actuality": "actual",
+            "event": event,
+            "subject": subject.clone(),
+            "date": text(&p["onset_at"]),
+            "recordedDate": v.occurred_at.to_rfc3339(),
+            "seriousness": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness",
+                "code": if serious { "serious" } else { "non-serious" }}]},
+            "severity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adverse-event-severity", "code": severity}]},
+            "outcome": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adverse-event-outcome", "code": outcome_code}]},
+            "extension": [{"url": format!("{EXTENSIONS}ctcae-grade"), "valuePositiveInt": grade}],
+        });
+        if let Some(injection) = p["linked_injection"]["event_id"].as_str() {
+            let mut suspect = json!({"instance": reference("Procedure", injection)});
+            if let Some(causality) = latest.and_then(|u| u["causality"].as_str()) {
+                suspect["causality"] = json!([{"assessment": {"text": causality}}]);
+            }
+            resource["suspectEntity"] = json!([suspect]);
+        }
+        self.add(resource);
+        vec![("AdverseEvent".to_owned(), id)]
+    }
+
+    /// Who recorded `target`, from which event (and which correction).
+    fn provenance(&mut self, v: &EventView, correction: Option<&EventView>, kind: &str, id: &str) {
+        let actor = v.actor.id.to_string();
+        let role = prolo_projector::names::name(&v.actor.role);
+        let who = if role == "practitioner" {
+            self.practitioner_ref(&actor)
+        } else {
+            json!({"display": format!("{actor} ({role})")})
+        };
+        let mut entity = vec![
+            json!({"role": "source", "what": {"identifier": {"system": EVENT_SYSTEM, "value": v.event_id.to_string()}}}),
+        ];
+        if let Some(c) = correction {
+            entity.push(json!({"role": "revision", "what": {"identifier": {"system": EVENT_SYSTEM, "value": c.event_id.to_string()}}}));
+        }
+        let activity = if correction.is_some() {
+            "UPDATE"
+        } else {
+            "CREATE"
+        };
+        let recorded = correction.map_or(v.stored_at, |c| c.stored_at);
+        let mut target = reference(kind, id);
+        if correction.is_some() {
+            target = json!({"reference": format!("{kind}/{id}/_history/2")});
+        }
+        self.add(json!({
+            "resourceType": "Provenance",
+            "id": format!("prov-{}", fhir_id(id)),
+            "target": [target],
+            "recorded": recorded.to_rfc3339(),
+            "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": activity}]},
+            "agent": [
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}]}, "who": who},
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "custodian"}]},
+                 "who": {"display": format!("prolo-audit {} service", v.source)}}
+            ],
+            "entity": entity,
+        }));
+        if let Some(resource) = self.entries.get_mut(&(kind.to_owned(), id.to_owned())) {
+            resource["meta"] = Self::meta(correction);
+        }
+    }
+
+    /// The patient's reads, as AuditEvents (DICOM audit codes).
+    pub fn add_access(&mut self, reads: &[EventView]) {
+        for v in reads.iter().filter(|v| v.event_type == "access.recorded") {
+            let mut entity = Vec::new();
+            for patient in v.payload["exposed_patients"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                let patient = text(&patient);
+                if self.patients.contains(&patient) {
+                    entity.push(json!({"what": reference("Patient", &fhir_id(&patient)),
+                        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}}));
+                }
+            }
+            self.add(json!({
+                "resourceType": "AuditEvent",
+                "id": v.event_id.to_string(),
+                "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110", "display": "Patient Record"},
+                "subtype": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"}],
+                "action": "R",
+                "recorded": v.stored_at.to_rfc3339(),
+                "outcome": "0",
+                "outcomeDesc": format!("{}: {} records", text(&v.payload["query"]), text(&v.payload["records_returned"])),
+                "agent": [{"who": {"identifier": {"value": text(&v.payload["principal_id"])}}, "requestor": true,
+                           "role": [{"text": text(&v.payload["role"])}]}],
+                "source": {"site": "prolo-audit", "observer": {"display": "prolo-audit audit API"}},
+                "entity": entity,
+            }));
+        }
+    }
+
+    /// The bundle: the Patients and Practitioners referenced, then the rest.
+    pub fn finish(mut self, facts: &BTreeMap<String, PractitionerFacts>) -> Value {
+        let clinic = self.clinic.clone();
+        for patient in self.patients.clone() {
+            self.add(json!({
+                "resourceType": "Patient",
+                "id": fhir_id(&patient),
+                "identifier": [{"system": format!("urn:prolo-audit:clinic:{clinic}:patient"), "value": patient}],
+            }));
+        }
+        for practitioner in self.practitioners.clone() {
+            let qualification: Vec<Value> = facts
+                .get(&practitioner)
+                .map(|f| {
+                    f.credentials
+                        .iter()
+                        .map(|(kind, from, until)| {
+                            let mut period = json!({"start": from});
+                            if let Some(until) = until {
+                                period["end"] = until.clone().into();
+                            }
+                            json!({"code": {"text": kind}, "period": period})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut resource = json!({
+                "resourceType": "Practitioner",
+                "id": fhir_id(&practitioner),
+                "identifier": [{"system": format!("urn:prolo-audit:clinic:{clinic}:practitioner"), "value": practitioner}],
+            });
+            if !qualification.is_empty() {
+                resource["qualification"] = Value::Array(qualification);
+            }
+            self.add(resource);
+        }
+        let entries: Vec<Value> = self
+            .order
+            .iter()
+            .filter_map(|key| self.entries.get(key))
+            .map(|resource| {
+                json!({
+                    "fullUrl": format!("{BASE}{}/{}", text(&resource["resourceType"]), text(&resource["id"])),
+                    "resource": resource,
+                })
+            })
+            .collect();
+        json!({
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "entry": entries,
+        })
+    }
+}

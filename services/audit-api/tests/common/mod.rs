@@ -1,0 +1,50 @@
+//! What the API's tests share: the API on its own database, started on a
+//! real nats-server, with a compliance token for every clinic and a safety
+//! token for riverside.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use prolo_audit_api::{ApiSettings, Principals};
+use prolo_projector::ProjectorSettings;
+use prolo_tests::NatsServer;
+
+/// Every clinic, compliance role.
+pub const COMPLIANCE: &str = "console-compliance-token-0123";
+/// Riverside only, safety role.
+pub const SAFETY: &str = "console-safety-token-0123456";
+
+/// The audit API on its own database; its address.
+pub async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
+    let principals = Principals::parse(&format!(
+        r#"{{"tokens":[
+            {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
+            {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety","clinics":["riverside"]}}]}}"#
+    ))
+    .unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let settings = ApiSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.path().join("api.sled"),
+        cache_bytes: 32 << 20,
+        projector: ProjectorSettings {
+            consumer: "audit-api".into(),
+            idle_wait: Duration::from_millis(50),
+            ..ProjectorSettings::default()
+        },
+        broker: None,
+        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
+    };
+    let (_trigger, shutdown) = prolo_bus::Shutdown::new();
+    std::mem::forget(_trigger);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let client = nats.client().await.unwrap();
+    tokio::spawn(async move {
+        prolo_audit_api::run(client, principals, settings, shutdown, |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        .unwrap();
+    });
+    (format!("http://{}", rx.await.unwrap()), db)
+}
