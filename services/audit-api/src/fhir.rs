@@ -88,7 +88,13 @@ fn body_site(site: &Value) -> Value {
 pub struct PractitionerFacts {
     /// Credentials: (kind, first day, last day).
     pub credentials: Vec<(String, String, Option<String>)>,
+    /// The `practitioner.credentialed` events, with when each was recorded.
+    pub events: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>,
 }
+
+/// The event a resource was first made from: its id, when the stream
+/// stored it, its recording service.
+type Seen = (uuid::Uuid, chrono::DateTime<chrono::Utc>, String);
 
 /// Collects resources, one per id.
 #[derive(Default)]
@@ -98,6 +104,11 @@ pub struct Bundle {
     practitioners: BTreeSet<String>,
     patients: BTreeSet<String>,
     clinic: String,
+    /// The event being mapped.
+    current: Option<Seen>,
+    /// For resources made from several events (Patient, Practitioner,
+    /// Medication): the first event that named each.
+    first_seen: BTreeMap<(String, String), Seen>,
 }
 
 fn reference(kind: &str, id: &str) -> Value {
@@ -124,14 +135,60 @@ impl Bundle {
         self.entries.insert(key, resource);
     }
 
+    fn seen(&mut self, kind: &str, id: &str) {
+        if let Some(current) = &self.current {
+            self.first_seen
+                .entry((kind.to_owned(), id.to_owned()))
+                .or_insert_with(|| current.clone());
+        }
+    }
+
     fn patient_ref(&mut self, patient: &str) -> Value {
         self.patients.insert(patient.to_owned());
+        self.seen("Patient", &fhir_id(patient));
         reference("Patient", &fhir_id(patient))
     }
 
     fn practitioner_ref(&mut self, practitioner: &str) -> Value {
         self.practitioners.insert(practitioner.to_owned());
+        self.seen("Practitioner", &fhir_id(practitioner));
         reference("Practitioner", &fhir_id(practitioner))
+    }
+
+    /// The Provenance of a resource made from several events: the first
+    /// that named it (or, for a practitioner, their credential events).
+    fn reference_provenance(
+        &mut self,
+        kind: &str,
+        id: &str,
+        events: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>,
+    ) {
+        let seen = self
+            .first_seen
+            .get(&(kind.to_owned(), id.to_owned()))
+            .cloned();
+        let mut sources = events;
+        if sources.is_empty() {
+            sources.extend(seen.iter().map(|(e, at, _)| (*e, *at)));
+        }
+        let Some(recorded) = sources.iter().map(|(_, at)| *at).max() else {
+            return;
+        };
+        let source = seen.map_or_else(|| "practitioners".to_owned(), |(_, _, s)| s);
+        let entity: Vec<Value> = sources
+            .iter()
+            .map(|(e, _)| json!({"role": "source", "what": {"identifier": {"system": EVENT_SYSTEM, "value": e.to_string()}}}))
+            .collect();
+        self.add(json!({
+            "resourceType": "Provenance",
+            "id": fhir_id(&format!("prov-{}-{id}", kind.to_lowercase())),
+            "target": [reference(kind, id)],
+            "recorded": recorded.to_rfc3339(),
+            "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]},
+            "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "custodian"}]},
+                       "who": {"display": format!("prolo-audit {source} service")}}],
+            "entity": entity,
+        }));
     }
 
     /// The practitioners referenced so far (to look their credentials up).
@@ -157,6 +214,7 @@ impl Bundle {
             updates.insert(text(&v.payload["adverse_event_id"]), v);
         }
         for v in views {
+            self.current = Some((v.event_id, v.stored_at, v.source.clone()));
             // As corrected: the latest correction's payload.
             let correction = v
                 .marks
@@ -259,6 +317,7 @@ impl Bundle {
                     "denominator": {"value": 100, "unit": "mL", "system": UCUM, "code": "mL"}
                 });
             }
+            self.seen("Medication", &medication);
             self.add(json!({
                 "resourceType": "Medication",
                 "id": medication,
@@ -564,6 +623,25 @@ impl Bundle {
                 resource["qualification"] = Value::Array(qualification);
             }
             self.add(resource);
+        }
+        // Every resource made from several events has its Provenance too.
+        let shared: Vec<(String, String)> = self
+            .order
+            .iter()
+            .filter(|(kind, _)| matches!(kind.as_str(), "Patient" | "Practitioner" | "Medication"))
+            .cloned()
+            .collect();
+        for (kind, id) in shared {
+            let events = if kind == "Practitioner" {
+                facts
+                    .iter()
+                    .find(|(name, _)| fhir_id(name) == id)
+                    .map(|(_, f)| f.events.clone())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            self.reference_provenance(&kind, &id, events);
         }
         let entries: Vec<Value> = self
             .order

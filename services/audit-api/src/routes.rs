@@ -857,21 +857,21 @@ fn practitioner_facts(
     for id in practitioners {
         let key = prolo_projector::keys::practitioner(clinic.as_str(), id);
         let summary: Option<prolo_projector::model::PractitionerSummary> = store.get(&key)?;
-        let credentials = summary
-            .map(|s| {
-                s.credentials
+        let credentials = summary.map(|s| s.credentials).unwrap_or_default();
+        let stored = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        facts.insert(
+            id.clone(),
+            crate::fhir::PractitionerFacts {
+                events: credentials
                     .iter()
-                    .map(|c| {
-                        (
-                            c.credential.clone(),
-                            c.valid_from.clone(),
-                            c.valid_until.clone(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        facts.insert(id.clone(), crate::fhir::PractitionerFacts { credentials });
+                    .map(|c| (c.origin.event_id, stored(c.origin.recorded_at_ms)))
+                    .collect(),
+                credentials: credentials
+                    .into_iter()
+                    .map(|c| (c.credential, c.valid_from, c.valid_until))
+                    .collect(),
+            },
+        );
     }
     Ok(facts)
 }

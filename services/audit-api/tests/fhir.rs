@@ -164,6 +164,28 @@ async fn a_patient_and_a_lot_export_as_valid_r4_bundles_with_corrections_and_pro
             "no {kind}: {summary}"
         );
     }
+    // Every resource has its Provenance (reads are AuditEvents themselves).
+    let targets: std::collections::BTreeSet<String> = resources(&bundle, "Provenance")
+        .iter()
+        .flat_map(|p| p["target"].as_array().unwrap().iter())
+        .map(|t| {
+            t["reference"]
+                .as_str()
+                .unwrap()
+                .split("/_history/")
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for entry in bundle["entry"].as_array().unwrap() {
+        let r = &entry["resource"];
+        let kind = r["resourceType"].as_str().unwrap();
+        if kind != "Provenance" && kind != "AuditEvent" {
+            let target = format!("{kind}/{}", r["id"].as_str().unwrap());
+            assert!(targets.contains(&target), "no Provenance of {target}");
+        }
+    }
     // The corrected injection: its corrected volume, version 2, and a
     // Provenance naming the injection and its correction.
     let procedure = resources(&bundle, "Procedure")
