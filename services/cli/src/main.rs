@@ -2,6 +2,7 @@
 //! the trail live.
 
 mod backfill;
+mod backup;
 mod demo;
 mod query;
 mod record;
@@ -33,6 +34,10 @@ enum Command {
     Record(record::RecordArgs),
     /// Load a clinic's history from JSON lines through the batch command, 1,000 events per request.
     Backfill(backfill::BackfillArgs),
+    /// Back up the stream (JetStream's snapshot, a manifest with the chain head) into a new directory.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a server without the stream, then check its hash chain.
+    Restore(backup::RestoreArgs),
     /// Follow events as they are recorded, filtered by clinic, patient and type.
     Tail(tail::TailArgs),
     /// Run the whole system in one process, starting a local nats-server if none is reachable.
@@ -71,6 +76,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Record(args) => record::run(&cli.nats_url, args).await,
         Command::Backfill(args) => backfill::run(&cli.nats_url, args).await,
         Command::Tail(args) => tail::run(&cli.nats_url, args).await,
+        Command::Backup(args) => backup::backup(&cli.nats_url, args).await,
+        Command::Restore(args) => backup::restore(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;

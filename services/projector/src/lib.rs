@@ -14,6 +14,7 @@
 //! - a database that no longer matches its stream is told, never folded
 //!   further ([`consistency`]).
 
+pub mod backup;
 pub mod chain;
 pub mod consistency;
 pub mod disproportionality;
