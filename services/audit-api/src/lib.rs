@@ -47,6 +47,10 @@ pub struct ApiSettings {
     pub max_in_flight: usize,
 }
 
+/// Sequences the read models may be behind the stream and still be ready
+/// (`/readyz`): a few seconds of a busy group's recording.
+pub const READY_LAG: u64 = 10_000;
+
 /// Requests answered at once unless configured: a few per blocking thread
 /// of a small machine, far above what a compliance office sends.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -104,6 +108,8 @@ pub async fn run_on(
         js,
         broker: settings.broker.clone(),
         refusals: Default::default(),
+        consumer: settings.projector.consumer.clone(),
+        ready_lag: READY_LAG,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

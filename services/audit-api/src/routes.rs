@@ -42,6 +42,10 @@ pub struct AppState {
     pub broker: Option<prolo_bus::BrokerDurability>,
     /// How many refusals each client address may still have recorded.
     pub refusals: std::sync::Arc<crate::access::RefusalLimiter>,
+    /// The fold's durable consumer (`/readyz` checks it is bound).
+    pub consumer: String,
+    /// How far behind the stream the read models may be and be ready.
+    pub ready_lag: u64,
 }
 
 const CLINIC: PathParam = PathParam {
@@ -95,6 +99,26 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             path_params: &[],
             query_params: None,
             answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/healthz",
+            handler: get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            summary: "The process answers (no authentication, no data)",
+            query: None,
+            path_params: &[],
+            query_params: None,
+            answer: a::<serde_json::Map<String, serde_json::Value>>,
+            export: None,
+        },
+        Endpoint {
+            path: "/readyz",
+            handler: get(readyz),
+            summary: "Ready to answer: NATS connected, the fold's consumer bound, the read models within the lag bound of the stream (503 and the failing checks otherwise; no authentication, no data)",
+            query: None,
+            path_params: &[],
+            query_params: None,
+            answer: a::<Readiness>,
             export: None,
         },
         Endpoint {
@@ -1176,6 +1200,56 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let principal = state.principals.authenticate(&headers)?;
     principal.may(QueryKind::Status)?;
     Ok(Json(status_answer(&state).await?).into_response())
+}
+
+/// Whether the API is ready to answer, check by check.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Readiness {
+    /// Every check passed.
+    pub ready: bool,
+    /// The NATS connection is up.
+    pub nats_connected: bool,
+    /// The fold's durable consumer exists on the stream.
+    pub consumer_bound: bool,
+    /// Sequences the read models are behind the stream, when known.
+    pub lag: Option<u64>,
+    /// The most they may be behind and be ready.
+    pub lag_bound: u64,
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let nats_connected =
+        state.js.client().connection_state() == async_nats::connection::State::Connected;
+    let (mut consumer_bound, mut lag) = (false, None);
+    if nats_connected {
+        let wait = std::time::Duration::from_secs(2);
+        if let Ok(Ok(mut stream)) =
+            tokio::time::timeout(wait, state.js.get_stream(STREAM_NAME)).await
+        {
+            consumer_bound = matches!(
+                tokio::time::timeout(wait, stream.consumer_info(&state.consumer)).await,
+                Ok(Ok(_))
+            );
+            if let Ok(Ok(info)) = tokio::time::timeout(wait, stream.info()).await {
+                let applied = state.store.applied_seq().unwrap_or(0);
+                lag = Some(info.state.last_sequence.saturating_sub(applied));
+            }
+        }
+    }
+    let ready = nats_connected && consumer_bound && lag.is_some_and(|l| l <= state.ready_lag);
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let answer = Readiness {
+        ready,
+        nats_connected,
+        consumer_bound,
+        lag,
+        lag_bound: state.ready_lag,
+    };
+    (status, Json(answer)).into_response()
 }
 
 /// Stream position, lag, quarantine, chain head, last verification.
