@@ -93,6 +93,9 @@ pub enum Rule {
     /// live, recorded later than the late-documentation limit: care that
     /// should have been recorded as it happened.
     BackfillAfterGoLive,
+    /// The scheduled verification found a stored event or chain link that
+    /// differs from the stream (raised by the verification, not the fold).
+    ChainVerificationFailed,
 }
 
 impl Rule {
@@ -123,6 +126,7 @@ impl Rule {
         Rule::IntervalShorterThanPlanned,
         Rule::LocalAnaestheticAboveMaximum,
         Rule::BackfillAfterGoLive,
+        Rule::ChainVerificationFailed,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -141,7 +145,8 @@ impl Rule {
             | Rule::InjectionAfterNegativeCandidacy
             | Rule::ConsentAfterInjection
             | Rule::RiskNotDisclosed
-            | Rule::LocalAnaestheticAboveMaximum => Severity::High,
+            | Rule::LocalAnaestheticAboveMaximum
+            | Rule::ChainVerificationFailed => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::AgentOutsideConsent

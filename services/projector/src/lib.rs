@@ -29,6 +29,7 @@ pub mod project;
 pub mod reads;
 pub mod rebuild;
 pub mod store;
+pub mod verification;
 
 pub use error::ProjectorError;
 pub use project::{ProjectorSettings, VerifyReport, run, verify};

@@ -44,6 +44,8 @@ pub struct ProjectorSettings {
     /// fold (the audit API's) keeps them in its read models only, so that
     /// subscribers get each once.
     pub publish_derived: bool,
+    /// When to verify the chain beside the fold (`None`: only on demand).
+    pub verify: Option<crate::verification::VerifySchedule>,
 }
 
 impl Default for ProjectorSettings {
@@ -55,6 +57,7 @@ impl Default for ProjectorSettings {
             consumer: CONSUMER.to_owned(),
             findings: FindingSettings::default(),
             publish_derived: true,
+            verify: Some(crate::verification::VerifySchedule::default()),
         }
     }
 }
@@ -202,6 +205,15 @@ pub async fn run(
     let Some(stream) = stream(&js, &mut shutdown).await? else {
         return Ok(());
     };
+    if let Some(schedule) = settings.verify {
+        tokio::spawn(crate::verification::run_schedule(
+            client.clone(),
+            store.clone(),
+            schedule,
+            settings.publish_derived,
+            shutdown.clone(),
+        ));
+    }
     if store.applied_seq()? == 0 {
         crate::consistency::remember(&js, &store).await?;
     }
@@ -482,6 +494,15 @@ pub struct VerifyReport {
     pub first_difference: Option<(u64, String)>,
     /// Chain head recomputed from the stream, hex.
     pub head: String,
+    /// The last sequence it covered.
+    #[serde(default)]
+    pub through: u64,
+    /// A full pass from sequence 1 (else from the last verified sequence on).
+    #[serde(default)]
+    pub full: bool,
+    /// When it ran (this machine's clock).
+    #[serde(default)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Recomputes the hash chain from the stream and compares it, and every
@@ -489,6 +510,16 @@ pub struct VerifyReport {
 pub async fn verify(
     js: &jetstream::Context,
     store: &Store,
+) -> Result<VerifyReport, ProjectorError> {
+    verify_from(js, store, 0).await
+}
+
+/// [`verify`] from the sequence after `from` (0: a full pass), starting
+/// from the link the database holds there (which the last pass checked).
+pub async fn verify_from(
+    js: &jetstream::Context,
+    store: &Store,
+    from: u64,
 ) -> Result<VerifyReport, ProjectorError> {
     let applied = store.applied_seq()?;
     if let crate::consistency::Consistency::Diverged {
@@ -500,14 +531,20 @@ pub async fn verify(
             checked: 0,
             first_difference: Some((first_missing_seq, reason)),
             head: String::new(),
+            through: applied,
+            full: true,
+            at: Some(chrono::Utc::now()),
         };
         store.status_put("last_verify", &report)?;
         return Ok(report);
     }
-    let mut head = chain::GENESIS;
+    let (from, mut head) = match store.event(from)? {
+        Some(record) if from > 0 && from <= applied => (from, record.chain),
+        _ => (0, chain::GENESIS),
+    };
     let mut checked = 0u64;
     let mut first_difference: Option<(u64, String)> = None;
-    read_stream(js, 1, applied, 1000, |batch| {
+    read_stream(js, from + 1, applied, 1000, |batch| {
         for m in &batch {
             if first_difference.is_some() {
                 break;
@@ -541,6 +578,9 @@ pub async fn verify(
         checked,
         first_difference,
         head: chain::hex(&head),
+        through: applied,
+        full: from == 0,
+        at: Some(chrono::Utc::now()),
     };
     store.status_put("last_verify", &report)?;
     Ok(report)

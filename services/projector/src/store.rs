@@ -184,6 +184,22 @@ impl Store {
         Ok(())
     }
 
+    /// Writes what a process beside the fold found (the scheduled
+    /// verification's finding), without moving the applied sequence. Only
+    /// for keys the fold never writes at the same time.
+    pub async fn write(&self, pending: Pending) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in pending.writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.model.apply_batch(batch)?;
+        self.model.flush_async().await?;
+        Ok(())
+    }
+
     /// SHA-256 over every key and value of the read models, in key order:
     /// two databases with the same digest hold the same read models.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
