@@ -159,6 +159,7 @@ impl AccessLog {
                 self.record_one(principal, clinic, read, chunk.to_vec(), cut.clone())
             }))
             .await?;
+        count_access("recorded", ids.len() as u64);
         ids.first()
             .copied()
             .ok_or_else(|| ApiError::Internal("no access event recorded".into()))
@@ -186,7 +187,7 @@ impl AccessLog {
         };
         self.publish(&refusal.clinic, actor, payload.into(), None)
             .await
-            .map(|_| ())
+            .map(|_| count_access("refused", 1))
     }
 
     async fn record_one(
@@ -280,4 +281,14 @@ fn actor(id: &str, role: Option<AccessRole>) -> Actor {
             Some(AccessRole::Service) | None => ActorRole::Service,
         },
     }
+}
+
+/// Counts access events written, by kind (`recorded`, `refused`).
+fn count_access(kind: &str, n: u64) {
+    prolo_bus::metrics::metrics()
+        .access_events
+        .get_or_create(&prolo_bus::metrics::AccessLabels {
+            kind: kind.to_owned(),
+        })
+        .inc_by(n);
 }

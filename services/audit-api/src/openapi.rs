@@ -143,9 +143,11 @@ fn operation<S>(endpoint: &Endpoint<S>, generator: &mut SchemaGenerator) -> Valu
         parameters.extend(query_parameters(params, generator));
     }
     let mut content = Map::new();
-    // The FHIR exports answer FHIR's own media type.
+    // The FHIR exports answer FHIR's own media type, the metrics theirs.
     let media = if endpoint.path.ends_with("/fhir") {
         "application/fhir+json"
+    } else if endpoint.path == "/metrics" {
+        "application/openmetrics-text"
     } else {
         "application/json"
     };

@@ -102,6 +102,24 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             export: None,
         },
         Endpoint {
+            path: "/metrics",
+            handler: get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        prolo_bus::metrics::CONTENT_TYPE,
+                    )],
+                    prolo_bus::metrics::render(),
+                )
+            }),
+            summary: "Prometheus metrics of this process (OpenMetrics text; no token, no patient data)",
+            query: None,
+            path_params: &[],
+            query_params: None,
+            answer: a::<String>,
+            export: None,
+        },
+        Endpoint {
             path: "/healthz",
             handler: get(|| async { Json(serde_json::json!({"status": "ok"})) }),
             summary: "The process answers (no authentication, no data)",
@@ -283,6 +301,7 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
             state.clone(),
             record_refusals,
         ))
+        .layer(axum::middleware::from_fn(measure))
         .with_state(state)
         // A handler that panics answers 500 JSON and is logged; the
         // connection and the server stay up.
@@ -300,6 +319,29 @@ pub fn router(state: AppState, max_in_flight: usize) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(30),
         ))
+}
+
+/// Counts every answer by route template and status, and times it.
+async fn measure(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let metrics = prolo_bus::metrics::metrics();
+    metrics
+        .http_requests
+        .get_or_create(&prolo_bus::metrics::HttpLabels {
+            route: route.clone(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .http_seconds
+        .get_or_create(&prolo_bus::metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Records every 401 and 403 as `access.refused` (rate-limited per client

@@ -171,7 +171,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
                 .join("/")
         })
         .collect();
-    assert_eq!(routes.len(), 17, "{routes:?}");
+    assert_eq!(routes.len(), 18, "{routes:?}");
     let strategy = (
         prop::sample::select(routes),
         text(),

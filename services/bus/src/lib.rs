@@ -14,6 +14,7 @@ pub mod batch;
 pub mod connect;
 pub mod durability;
 pub mod local_server;
+pub mod metrics;
 pub mod publish;
 pub mod shutdown;
 pub mod stream;

@@ -94,7 +94,9 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
                 checkpoint_every,
                 ..ProjectorSettings::default()
             };
-            prolo_projector::run(client.clone(), store, settings, Shutdown::on_signals()).await?;
+            let shutdown = Shutdown::on_signals();
+            prolo_bus::metrics::serve_from_env(shutdown.clone());
+            prolo_projector::run(client.clone(), store, settings, shutdown).await?;
         }
         Command::Verify => {
             let store = open(&args.db, cache)?;

@@ -72,7 +72,11 @@ pub async fn run_schedule(
         }
         runs = runs.wrapping_add(1);
         let full = schedule.full_every > 0 && runs.is_multiple_of(schedule.full_every);
-        match verify_once(&js, &store, full).await {
+        let verified = verify_once(&js, &store, full).await;
+        if let Ok(report) = &verified {
+            record_metrics(report);
+        }
+        match verified {
             Ok(report) => match &report.first_difference {
                 None => tracing::info!(
                     checked = report.checked,
@@ -98,6 +102,17 @@ pub async fn run_schedule(
             }
         }
     }
+}
+
+/// The last verification's time and result, for the metrics.
+fn record_metrics(report: &VerifyReport) {
+    let metrics = prolo_bus::metrics::metrics();
+    metrics
+        .last_verification_timestamp
+        .set(chrono::Utc::now().timestamp());
+    metrics
+        .last_verification_ok
+        .set(i64::from(report.first_difference.is_none()));
 }
 
 /// Keeps the finding: in the clinic (and about the patient) of the event

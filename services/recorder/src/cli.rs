@@ -53,7 +53,9 @@ pub async fn main_for(spec: &'static ServiceSpec) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     prolo_bus::durability::check(&client, &args.nats_url, args.nats_monitor_url.as_deref()).await;
-    serve(client, spec, args.serve_settings(), Shutdown::on_signals())
+    let shutdown = Shutdown::on_signals();
+    prolo_bus::metrics::serve_from_env(shutdown.clone());
+    serve(client, spec, args.serve_settings(), shutdown)
         .await
         .with_context(|| format!("running the {} service", spec.name))?;
     Ok(())
