@@ -271,6 +271,23 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         });
     }
     if let Some(&k) = clients.iter().max() {
+        // What the metrics cost: the same path with counting off, then on.
+        prolo_bus::metrics::set_enabled(false);
+        let (off, _) = service_path(&client, n, k, false).await;
+        prolo_bus::metrics::set_enabled(true);
+        let (on, worst) = service_path(&client, n, k, false).await;
+        rows.push(Row {
+            path: "service path, metrics off".into(),
+            concurrency: format!("{k} clients"),
+            rate: off,
+            slowest: None,
+        });
+        rows.push(Row {
+            path: format!("service path, metrics on (on/off {:.3})", on / off),
+            concurrency: format!("{k} clients"),
+            rate: on,
+            slowest: Some(worst),
+        });
         let (rate, worst) = service_path(&client, n, k, true).await;
         rows.push(Row {
             path: "service path, each request with its own idempotency key".into(),

@@ -285,7 +285,10 @@ fn actor(id: &str, role: Option<AccessRole>) -> Actor {
 
 /// Counts access events written, by kind (`recorded`, `refused`).
 fn count_access(kind: &str, n: u64) {
-    prolo_bus::metrics::metrics()
+    let Some(metrics) = prolo_bus::metrics::active() else {
+        return;
+    };
+    metrics
         .access_events
         .get_or_create(&prolo_bus::metrics::AccessLabels {
             kind: kind.to_owned(),

@@ -45,6 +45,10 @@ struct Args {
     #[arg(long, env = "PROLO_API_MAX_IN_FLIGHT", default_value_t = prolo_audit_api::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
     /// sled cache, MiB.
+    /// The fold's durable consumer: a second instance rebuilding beside the
+    /// live one (an upgrade) takes another name.
+    #[arg(long, env = "PROLO_API_CONSUMER", default_value = "audit-api")]
+    consumer: String,
     #[arg(long, env = "PROLO_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
 }
@@ -65,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         db: args.db,
         cache_bytes: args.cache_mb * 1024 * 1024,
         projector: ProjectorSettings {
-            consumer: "audit-api".into(),
+            consumer: args.consumer,
             // By default `prolo-projector` publishes findings, signals and
             // checkpoints; exactly one fold of a deployment may.
             publish_derived: args.publish_derived,

@@ -329,7 +329,9 @@ async fn measure(request: axum::extract::Request, next: axum::middleware::Next) 
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let metrics = prolo_bus::metrics::metrics();
+    let Some(metrics) = prolo_bus::metrics::active() else {
+        return response;
+    };
     metrics
         .http_requests
         .get_or_create(&prolo_bus::metrics::HttpLabels {

@@ -89,6 +89,20 @@ pub struct Metrics {
     registry: Registry,
 }
 
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns counting on or off (on by default; the benchmarks compare both).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The metrics to count into, unless counting is off.
+pub fn active() -> Option<&'static Metrics> {
+    ENABLED
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(metrics)
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();

@@ -19,6 +19,26 @@ use prolo_projector::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Folds every message into a fresh database: events per second, bytes on disk.
+async fn fold_all(
+    messages: &[StreamMessage],
+    settings: &FindingSettings,
+    batch_size: usize,
+) -> (f64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("fold.sled"), 256 << 20).unwrap();
+    let start = Instant::now();
+    for batch in messages.chunks(batch_size) {
+        fold_batch(&store, batch, settings).await.unwrap();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(store.applied_seq().unwrap(), messages.len() as u64);
+    (
+        messages.len() as f64 / seconds,
+        store.size_on_disk().unwrap(),
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = prolo_tests::env_or("BENCH_EVENTS", 300_000);
@@ -33,20 +53,24 @@ async fn main() {
         })
         .collect();
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("fold.sled"), 256 << 20).unwrap();
     let settings = FindingSettings::default();
-    let start = Instant::now();
     let batch_size: usize = prolo_tests::env_or("BENCH_BATCH", 1000);
-    for batch in messages.chunks(batch_size) {
-        fold_batch(&store, batch, &settings).await.unwrap();
+    // What the metrics cost: counting off and on, twice each, alternating.
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut disk = 0;
+    for round in 0..4 {
+        let on = round % 2 == 1;
+        prolo_bus::metrics::set_enabled(on);
+        let (rate, size) = fold_all(&messages, &settings, batch_size).await;
+        rates[usize::from(on)].push(rate);
+        disk = size;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    assert_eq!(store.applied_seq().unwrap(), n as u64);
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    let (off, on) = (mean(&rates[0]), mean(&rates[1]));
     println!(
-        "fold alone: {n} events over {patients} patients in {seconds:.1} s: {:.0} events/s; {:.0} bytes per event in the stream's payloads, {:.0} on disk",
-        n as f64 / seconds,
+        "fold alone: {n} events over {patients} patients: {on:.0} events/s with metrics, {off:.0} without (on/off {:.3}); {:.0} bytes per event in the stream's payloads, {:.0} on disk",
+        on / off,
         bytes as f64 / n as f64,
-        store.size_on_disk().unwrap() as f64 / n as f64,
+        disk as f64 / n as f64,
     );
 }

@@ -46,6 +46,10 @@ enum Command {
         /// Publish a chain checkpoint every N sequences.
         #[arg(long, env = "PROLO_CHECKPOINT_EVERY", default_value_t = 10_000)]
         checkpoint_every: u64,
+        /// The durable consumer: a new version rebuilding beside the live
+        /// one (an upgrade) takes another name.
+        #[arg(long, env = "PROLO_PROJECTOR_CONSUMER", default_value = prolo_projector::project::CONSUMER)]
+        consumer: String,
     },
     /// Recompute the hash chain from the stream and compare; exit 1 on a difference.
     Verify,
@@ -83,15 +87,19 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
     match args.command.unwrap_or(Command::Run {
         batch_size: 1000,
         checkpoint_every: 10_000,
+        consumer: std::env::var("PROLO_PROJECTOR_CONSUMER")
+            .unwrap_or_else(|_| prolo_projector::project::CONSUMER.to_owned()),
     }) {
         Command::Run {
             batch_size,
             checkpoint_every,
+            consumer,
         } => {
             let store = open(&args.db, cache)?;
             let settings = ProjectorSettings {
                 batch_size,
                 checkpoint_every,
+                consumer,
                 ..ProjectorSettings::default()
             };
             let shutdown = Shutdown::on_signals();

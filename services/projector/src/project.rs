@@ -126,23 +126,24 @@ pub async fn fold_batch(
         let (pending, notifications) = folder.into_pending()?;
         let started = std::time::Instant::now();
         store.commit(pending, applied_seq).await?;
-        let metrics = prolo_bus::metrics::metrics();
-        metrics
-            .batch_commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let count = |outcome: &str, n: u64| {
+        if let Some(metrics) = prolo_bus::metrics::active() {
             metrics
-                .folded
-                .get_or_create(&prolo_bus::metrics::FoldLabels {
-                    outcome: outcome.to_owned(),
-                })
-                .inc_by(n);
-        };
-        count("applied", report.applied);
-        count("quarantined", report.quarantined);
-        metrics
-            .quarantined
-            .set(i64::try_from(store.quarantined()?).unwrap_or(i64::MAX));
+                .batch_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let count = |outcome: &str, n: u64| {
+                metrics
+                    .folded
+                    .get_or_create(&prolo_bus::metrics::FoldLabels {
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc_by(n);
+            };
+            count("applied", report.applied);
+            count("quarantined", report.quarantined);
+            metrics
+                .quarantined
+                .set(i64::try_from(store.quarantined()?).unwrap_or(i64::MAX));
+        }
         report.notifications = notifications;
     }
     report.applied_seq = applied_seq;
@@ -349,8 +350,8 @@ pub async fn run(
             }
         }
         let report = fold_batch(&store, &messages, &settings.findings).await?;
-        if let Ok(info) = last.info() {
-            prolo_bus::metrics::metrics()
+        if let (Ok(info), Some(metrics)) = (last.info(), prolo_bus::metrics::active()) {
+            metrics
                 .lag
                 .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
         }

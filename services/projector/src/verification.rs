@@ -106,7 +106,9 @@ pub async fn run_schedule(
 
 /// The last verification's time and result, for the metrics.
 fn record_metrics(report: &VerifyReport) {
-    let metrics = prolo_bus::metrics::metrics();
+    let Some(metrics) = prolo_bus::metrics::active() else {
+        return;
+    };
     metrics
         .last_verification_timestamp
         .set(chrono::Utc::now().timestamp());

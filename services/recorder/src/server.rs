@@ -339,21 +339,22 @@ async fn respond(
     event_type: Option<EventType>,
     outcome: Result<Vec<u8>, ErrorReply>,
 ) {
-    let metrics = prolo_bus::metrics::metrics();
-    let result = match &outcome {
-        Ok(_) => "recorded".to_owned(),
-        Err(reply) => reply.error.code.clone(),
-    };
-    if result == "idempotency_conflict" {
-        metrics.idempotency_conflicts.inc();
+    if let Some(metrics) = prolo_bus::metrics::active() {
+        let result = match &outcome {
+            Ok(_) => "recorded".to_owned(),
+            Err(reply) => reply.error.code.clone(),
+        };
+        if result == "idempotency_conflict" {
+            metrics.idempotency_conflicts.inc();
+        }
+        metrics
+            .requests
+            .get_or_create(&prolo_bus::metrics::RequestLabels {
+                command: event_type.map_or("batch", |t| t.as_str()).to_owned(),
+                outcome: result,
+            })
+            .inc();
     }
-    metrics
-        .requests
-        .get_or_create(&prolo_bus::metrics::RequestLabels {
-            command: event_type.map_or("batch", |t| t.as_str()).to_owned(),
-            outcome: result,
-        })
-        .inc();
     let sent = match outcome {
         Ok(body) => request.respond(Ok(Bytes::from(body))).await,
         Err(reply) => {
@@ -385,9 +386,11 @@ pub(crate) async fn publish(
 ) -> Result<Recorded, ErrorReply> {
     let started = std::time::Instant::now();
     let published = publisher.publish(&prepared.envelope).await;
-    prolo_bus::metrics::metrics()
-        .publish_ack_seconds
-        .observe(started.elapsed().as_secs_f64());
+    if let Some(metrics) = prolo_bus::metrics::active() {
+        metrics
+            .publish_ack_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
     published.map_err(|err| match err {
         PublishError::Invalid(err) => ErrorReply::invalid(err),
         PublishError::NotStored(message) => {

@@ -16,6 +16,17 @@ pub const SAFETY: &str = "console-safety-token-0123456";
 
 /// The audit API on its own database; its address.
 pub async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
+    let (base, db, trigger) = api_with(nats, "audit-api").await;
+    std::mem::forget(trigger);
+    (base, db)
+}
+
+/// The audit API folding with its own durable `consumer`; its address,
+/// its database, and what stops it.
+pub async fn api_with(
+    nats: &NatsServer,
+    consumer: &str,
+) -> (String, tempfile::TempDir, prolo_bus::Trigger) {
     let principals = Principals::parse(&format!(
         r#"{{"tokens":[
             {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
@@ -28,15 +39,14 @@ pub async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
         db: db.path().join("api.sled"),
         cache_bytes: 32 << 20,
         projector: ProjectorSettings {
-            consumer: "audit-api".into(),
+            consumer: consumer.into(),
             idle_wait: Duration::from_millis(50),
             ..ProjectorSettings::default()
         },
         broker: None,
         max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
     };
-    let (_trigger, shutdown) = prolo_bus::Shutdown::new();
-    std::mem::forget(_trigger);
+    let (trigger, shutdown) = prolo_bus::Shutdown::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let client = nats.client().await.unwrap();
     tokio::spawn(async move {
@@ -46,5 +56,5 @@ pub async fn api(nats: &NatsServer) -> (String, tempfile::TempDir) {
         .await
         .unwrap();
     });
-    (format!("http://{}", rx.await.unwrap()), db)
+    (format!("http://{}", rx.await.unwrap()), db, trigger)
 }

@@ -1,0 +1,145 @@
+//! An upgrade without a pause: a new audit API rebuilds its read models
+//! from the stream beside the live one (its own database and durable
+//! consumer) while the live one keeps answering; once the new one is ready
+//! (`/readyz`) it answers the same history byte for byte, the traffic moves
+//! to it and the old one stops. Not one request fails on the way.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{COMPLIANCE, api_with};
+use prolo_bus::{StreamSettings, ensure_stream};
+use prolo_tests::{NatsServer, publish_all, synthetic_events};
+
+const HISTORY: &str = "/v1/clinics/riverside/patients/P-000003/history?limit=1000";
+
+/// Waits until the API at `base` is ready and has folded `seq`.
+async fn caught_up(base: &str, seq: u64) {
+    let http = reqwest::Client::new();
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200;
+        let status: serde_json::Value = http
+            .get(format!("{base}/v1/status"))
+            .bearer_auth(COMPLIANCE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready && status["applied_seq"].as_u64() >= Some(seq) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{base} never caught up: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn history(http: &reqwest::Client, base: &str) -> (u16, String) {
+    let response = http
+        .get(format!("{base}{HISTORY}"))
+        .bearer_auth(COMPLIANCE)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_failed_request() {
+    let nats = NatsServer::start().await.unwrap();
+    let js = async_nats::jetstream::new(nats.client().await.unwrap());
+    ensure_stream(&js, &StreamSettings::default())
+        .await
+        .unwrap();
+    publish_all(&js, synthetic_events(3000, 60), 256).await;
+    let http = reqwest::Client::new();
+
+    let (live, _live_db, stop_live) = api_with(&nats, "audit-api").await;
+    caught_up(&live, 3000).await;
+    let (_, before) = history(&http, &live).await;
+
+    // Traffic all along, to whichever API is current.
+    let current = Arc::new(Mutex::new(live.clone()));
+    let (answered, failed, running) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(true)),
+    );
+    let traffic = {
+        let (current, answered, failed, running, http) = (
+            current.clone(),
+            answered.clone(),
+            failed.clone(),
+            running.clone(),
+            http.clone(),
+        );
+        tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let base = current.lock().unwrap().clone();
+                let (status, _) = history(&http, &base).await;
+                if status == 200 {
+                    answered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    // The new version: its own database, its own consumer, from sequence 1.
+    let (next, _next_db, stop_next) = api_with(&nats, "audit-api-next").await;
+    caught_up(&next, 3000).await;
+    let (status, after) = history(&http, &next).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        before, after,
+        "the rebuilt read models answer the same, byte for byte"
+    );
+    let during = answered.load(Ordering::Relaxed);
+
+    // The swap: traffic to the new one, then the old one stops.
+    *current.lock().unwrap() = next.clone();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_live.fire();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.store(false, Ordering::Relaxed);
+    traffic.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "a request failed during the upgrade"
+    );
+    assert!(
+        during > 0 && answered.load(Ordering::Relaxed) > during,
+        "answered all along"
+    );
+    // The old consumer can go once its API is gone.
+    js.get_stream(prolo_bus::STREAM_NAME)
+        .await
+        .unwrap()
+        .delete_consumer("audit-api")
+        .await
+        .unwrap();
+    assert_eq!(history(&http, &next).await.0, 200);
+    stop_next.fire();
+}
