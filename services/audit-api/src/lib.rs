@@ -128,7 +128,8 @@ pub async fn run_on(
     let mut stop = shutdown.clone();
     let served = axum::serve(
         listener,
-        router(state, settings.max_in_flight).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, settings.max_in_flight, console::routes())
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { stop.wait().await })
     .await

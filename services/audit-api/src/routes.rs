@@ -290,13 +290,14 @@ const INVESTIGATED: PathParam = PathParam {
 };
 
 /// The API's routes, answering at most `max_in_flight` requests at once.
-pub fn router(state: AppState, max_in_flight: usize) -> Router {
+pub fn router(state: AppState, max_in_flight: usize, pages: Router<AppState>) -> Router {
     endpoints()
         .into_iter()
         .fold(Router::new(), |router, endpoint| {
             router.route(endpoint.path, endpoint.handler)
         })
-        .merge(crate::console::routes())
+        // The web console's pages, under the same layers.
+        .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_refusals,

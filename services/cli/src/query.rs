@@ -4,6 +4,8 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
+use crate::table::Shape;
+
 /// Where the API is and who asks.
 #[derive(Debug, Args)]
 pub struct ApiArgs {
@@ -276,9 +278,18 @@ pub async fn run(api: &ApiArgs, ask: Ask) -> Result<()> {
         let value: serde_json::Value =
             serde_json::from_str(&body).context("the answer is not JSON")?;
         // People at a terminal get tables; scripts (and --json) get JSON.
-        let readable = (!api.json && std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .then(|| crate::table::render(&ask, &value))
-            .flatten();
+        let shape = match &ask {
+            Ask::History { .. } | Ask::Practitioner { .. } | Ask::AccessLog { .. } => {
+                Some(Shape::Timeline)
+            }
+            Ask::Findings { .. } => Some(Shape::Findings),
+            Ask::Signals { .. } => Some(Shape::Signals),
+            Ask::Status => Some(Shape::Status),
+            _ => None,
+        };
+        let readable = shape
+            .filter(|_| !api.json && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .map(|shape| crate::table::render(shape, &value));
         match readable {
             Some(text) => print!("{text}"),
             None => println!("{}", serde_json::to_string_pretty(&value).unwrap_or(body)),

@@ -7,18 +7,26 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use serde_json::Value;
 
-use crate::query::Ask;
+/// The answers that have a readable form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A page of events: a timeline.
+    Timeline,
+    /// Findings, grouped by rule.
+    Findings,
+    /// Rates and signals.
+    Signals,
+    /// The status.
+    Status,
+}
 
-/// The readable form of `answer` to `ask`, when there is one.
-pub fn render(ask: &Ask, answer: &Value) -> Option<String> {
-    match ask {
-        Ask::History { .. } | Ask::Practitioner { .. } | Ask::AccessLog { .. } => {
-            Some(timeline(answer))
-        }
-        Ask::Findings { .. } => Some(findings(answer)),
-        Ask::Signals { .. } => Some(signals(answer)),
-        Ask::Status => Some(status(answer)),
-        _ => None,
+/// The readable form of `answer`.
+pub fn render(shape: Shape, answer: &Value) -> String {
+    match shape {
+        Shape::Timeline => timeline(answer),
+        Shape::Findings => findings(answer),
+        Shape::Signals => signals(answer),
+        Shape::Status => status(answer),
     }
 }
 

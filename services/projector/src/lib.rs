@@ -32,5 +32,6 @@ pub mod store;
 pub mod verification;
 
 pub use error::ProjectorError;
-pub use project::{ProjectorSettings, VerifyReport, run, verify};
+pub use project::{ProjectorSettings, VerifyReport, verify};
 pub use store::Store;
+pub use verification::run;

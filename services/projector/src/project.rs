@@ -18,6 +18,24 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// When the projector verifies on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifySchedule {
+    /// Between two runs.
+    pub every: Duration,
+    /// Every this many runs is a full pass from sequence 1.
+    pub full_every: u32,
+}
+
+impl Default for VerifySchedule {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(24 * 3600),
+            full_every: 7,
+        }
+    }
+}
+
 /// The durable consumer's default name. Each read side that keeps its own
 /// database (the projector binary, the audit API) has its own consumer.
 pub const CONSUMER: &str = "projector";
@@ -45,7 +63,7 @@ pub struct ProjectorSettings {
     /// subscribers get each once.
     pub publish_derived: bool,
     /// When to verify the chain beside the fold (`None`: only on demand).
-    pub verify: Option<crate::verification::VerifySchedule>,
+    pub verify: Option<VerifySchedule>,
 }
 
 impl Default for ProjectorSettings {
@@ -57,7 +75,7 @@ impl Default for ProjectorSettings {
             consumer: CONSUMER.to_owned(),
             findings: FindingSettings::default(),
             publish_derived: true,
-            verify: Some(crate::verification::VerifySchedule::default()),
+            verify: Some(VerifySchedule::default()),
         }
     }
 }
@@ -224,15 +242,7 @@ pub async fn run(
     let Some(stream) = stream(&js, &mut shutdown).await? else {
         return Ok(());
     };
-    if let Some(schedule) = settings.verify {
-        tokio::spawn(crate::verification::run_schedule(
-            client.clone(),
-            store.clone(),
-            schedule,
-            settings.publish_derived,
-            shutdown.clone(),
-        ));
-    }
+
     if store.applied_seq()? == 0 {
         crate::consistency::remember(&js, &store).await?;
     }

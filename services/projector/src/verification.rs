@@ -6,8 +6,6 @@
 //! (`prolo.chain.verification.failed`) and raises the finding
 //! `chain_verification_failed` in the clinic of the event that differs.
 
-use std::time::Duration;
-
 use async_nats::jetstream;
 use prolo_bus::Shutdown;
 use prolo_schemas::Envelope;
@@ -17,30 +15,32 @@ use crate::{
     ProjectorError, Store, VerifyReport,
     findings::{Finding, FindingCount, Rule},
     keys,
-    project::{verify, verify_from},
+    project::{ProjectorSettings, VerifySchedule, verify, verify_from},
     store::Pending,
 };
 
+/// Follows the stream and folds it ([`crate::project::run`]), with the
+/// chain verified beside the fold on the settings' schedule.
+pub async fn run(
+    client: async_nats::Client,
+    store: Store,
+    settings: ProjectorSettings,
+    shutdown: Shutdown,
+) -> Result<(), ProjectorError> {
+    if let Some(schedule) = settings.verify {
+        tokio::spawn(run_schedule(
+            client.clone(),
+            store.clone(),
+            schedule,
+            settings.publish_derived,
+            shutdown.clone(),
+        ));
+    }
+    crate::project::run(client, store, settings, shutdown).await
+}
+
 /// Where a failed verification is published.
 pub const FAILED_SUBJECT: &str = "prolo.chain.verification.failed";
-
-/// When the projector verifies on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifySchedule {
-    /// Between two runs.
-    pub every: Duration,
-    /// Every this many runs is a full pass from sequence 1.
-    pub full_every: u32,
-}
-
-impl Default for VerifySchedule {
-    fn default() -> Self {
-        Self {
-            every: Duration::from_secs(24 * 3600),
-            full_every: 7,
-        }
-    }
-}
 
 /// One run: incremental from the last good verification, or full.
 pub async fn verify_once(

@@ -13,8 +13,9 @@ use prolo_projector::{
     findings::{Finding, Rule},
     keys,
     model::EventRecord,
+    project::VerifySchedule,
     store::encode,
-    verification::{FAILED_SUBJECT, VerifySchedule},
+    verification::FAILED_SUBJECT,
 };
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok};

@@ -31,8 +31,8 @@ use uuid::Uuid;
 use crate::{
     commands::{ALL_SERVICES, command_by_verb},
     idempotency::{Claims, NewClaim, Settlement},
+    prepared::{AfterClaim, Prepared, publish},
     reply::{ErrorBody, ErrorReply},
-    server::{AfterClaim, Prepared, publish},
 };
 
 /// Largest batch request: NATS's default largest message.

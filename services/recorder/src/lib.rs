@@ -16,6 +16,7 @@ pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod idempotency;
+mod prepared;
 pub mod reply;
 pub mod request;
 pub mod server;

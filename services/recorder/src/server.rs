@@ -9,17 +9,17 @@ use std::{sync::Arc, time::Duration};
 use async_nats::{HeaderMap, jetstream, service::ServiceExt};
 use bytes::Bytes;
 use futures::StreamExt;
-use prolo_bus::{PublishError, Publisher, Recorded, Shutdown, StreamSettings, ensure_stream};
-use prolo_schemas::{Envelope, EventType};
+use prolo_bus::{Publisher, Recorded, Shutdown, StreamSettings, ensure_stream};
+use prolo_schemas::EventType;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tracing::Instrument;
 
 use crate::{
     batch,
     commands::{BATCH_VERB, COMMAND_PREFIX, ServiceSpec},
-    idempotency::{ClaimError, Claimed, Claims, NewClaim, request_sha256},
+    idempotency::Claims,
+    prepared::{AfterClaim, Prepared, publish},
     reply::ErrorReply,
-    request,
 };
 
 /// How a recording service runs.
@@ -199,109 +199,6 @@ enum Endpoint {
     Batch,
 }
 
-/// A request made into an event: what is left is claiming its key (if
-/// any) and publishing it. The single and the batch command share it.
-pub(crate) struct Prepared {
-    pub(crate) event_type: EventType,
-    pub(crate) envelope: Envelope,
-    /// The idempotency key and the SHA-256 of the request it was sent with.
-    key: Option<(String, String)>,
-}
-
-/// Where a prepared event stands once its key is claimed.
-pub(crate) enum AfterClaim {
-    /// Publish it; settle the claim at this revision afterwards (keyed only).
-    Publish(Option<u64>),
-    /// The same request was stored already: this is the answer.
-    Stored(Recorded),
-}
-
-impl Prepared {
-    /// Parses `body` as a request for `event_type` sent on `subject`, and
-    /// stamps it (event id, recorded_at, source).
-    pub(crate) fn new(
-        source: &str,
-        event_type: EventType,
-        body: &[u8],
-        subject: &str,
-    ) -> Result<Self, ErrorReply> {
-        let parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
-        request::check_clinic(event_type, &parsed, subject).map_err(ErrorReply::invalid)?;
-        let key = parsed
-            .idempotency_key
-            .clone()
-            .map(|key| (key, request_sha256(event_type, body)));
-        let envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
-            .map_err(ErrorReply::invalid)?;
-        Ok(Self {
-            event_type,
-            envelope,
-            key,
-        })
-    }
-
-    /// The span of everything done for this event.
-    pub(crate) fn span(&self) -> tracing::Span {
-        tracing::info_span!(
-            "record",
-            event_type = %self.event_type,
-            event_id = %self.envelope.event_id,
-            correlation_id = %self.envelope.correlation_id,
-        )
-    }
-
-    /// Claims the idempotency key: a retry of a stored request is answered
-    /// from the claim; a key bound to other content is refused. The event
-    /// id becomes the one the key is bound to.
-    pub(crate) async fn claim(&mut self, claims: &Claims) -> Result<AfterClaim, ErrorReply> {
-        let Some((key, digest)) = &self.key else {
-            return Ok(AfterClaim::Publish(None));
-        };
-        let event_type = self.event_type.as_str();
-        let claimed = claims
-            .claim(
-                &self.envelope.clinic_id,
-                key,
-                digest,
-                self.envelope.event_id,
-            )
-            .await
-            .map_err(|err| match err {
-                ClaimError::Conflict { event_id } => {
-                    ErrorReply::idempotency_conflict(event_type, event_id, err.to_string())
-                }
-                ClaimError::Unavailable(message) => ErrorReply::not_stored(event_type, message),
-            })?;
-        Ok(match claimed {
-            Claimed::Stored(recorded) => AfterClaim::Stored(recorded),
-            Claimed::Publish { event_id, revision } => {
-                self.envelope.event_id = event_id;
-                AfterClaim::Publish(Some(revision))
-            }
-        })
-    }
-
-    /// Its idempotency key as a claim to make, if it has one.
-    pub(crate) fn new_claim(&self) -> Option<NewClaim<'_>> {
-        self.key.as_ref().map(|(key, digest)| NewClaim {
-            clinic: &self.envelope.clinic_id,
-            key,
-            request_sha256: digest,
-            event_id: self.envelope.event_id,
-        })
-    }
-
-    /// Records in the claim where the event was stored, so that later
-    /// retries are answered without publishing.
-    pub(crate) async fn settle(&self, claims: &Claims, revision: Option<u64>, recorded: &Recorded) {
-        if let (Some((key, digest)), Some(revision)) = (&self.key, revision) {
-            claims
-                .settle(&self.envelope.clinic_id, key, digest, revision, recorded)
-                .await;
-        }
-    }
-}
-
 /// One event: parse, stamp, claim its idempotency key (if any), publish,
 /// settle the claim.
 async fn record_one(
@@ -377,26 +274,6 @@ async fn respond(
     if let Err(e) = sent {
         tracing::warn!(error = %e, "could not send the reply (the caller may have gone)");
     }
-}
-
-/// Publishes and waits for the acknowledgement; the reply on failure.
-pub(crate) async fn publish(
-    publisher: &Publisher,
-    prepared: &Prepared,
-) -> Result<Recorded, ErrorReply> {
-    let started = std::time::Instant::now();
-    let published = publisher.publish(&prepared.envelope).await;
-    if let Some(metrics) = prolo_bus::metrics::active() {
-        metrics
-            .publish_ack_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-    published.map_err(|err| match err {
-        PublishError::Invalid(err) => ErrorReply::invalid(err),
-        PublishError::NotStored(message) => {
-            ErrorReply::not_stored(prepared.event_type.as_str(), message)
-        }
-    })
 }
 
 /// Header values cannot hold line breaks.
