@@ -299,6 +299,21 @@ impl NatsCluster {
     }
 }
 
+/// The Python of the tests' environment (the subscriber example, the FHIR
+/// validation): `PROLO_EXAMPLE_PYTHON`, else `.tools/py-example`; made by
+/// `deploy/install-python-example.sh`, which `tests/run.sh` runs.
+pub fn example_python() -> PathBuf {
+    let python = std::env::var("PROLO_EXAMPLE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".tools/py-example/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python environment at {}: run ./deploy/install-python-example.sh (tests/run.sh does)",
+        python.display()
+    );
+    python
+}
+
 /// The repository's root (for `deploy/` files in tests).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

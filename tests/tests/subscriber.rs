@@ -6,27 +6,13 @@
 //! `deploy/install-python-example.sh` (`tests/run.sh` runs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::PathBuf;
-
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok, repo_root};
 use serde_json::Value;
 
-fn python() -> PathBuf {
-    let python = std::env::var("PROLO_EXAMPLE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".tools/py-example/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python environment for the example at {}: run ./deploy/install-python-example.sh (tests/run.sh does)",
-        python.display()
-    );
-    python
-}
-
 #[tokio::test]
 async fn an_outside_python_subscriber_follows_a_clinic_and_validates_every_event() {
-    let python = python();
+    let python = prolo_tests::example_python();
     let nats = NatsServer::start().await.unwrap();
     let recorders = Recorders::start(&nats.url()).await.unwrap();
     let client = nats.client().await.unwrap();

@@ -8,34 +8,16 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{COMPLIANCE, api};
+use common::{COMPLIANCE, api, caught_up};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
 use prolo_projector::backup::{MANIFEST_FILE, backup, restore};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
 
 /// Waits until the API at `base` has folded `seq`, then reads a history.
 async fn history_when_folded(base: &str, seq: u64, path: &str) -> String {
-    let http = reqwest::Client::new();
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status: serde_json::Value = http
-            .get(format!("{base}/v1/status"))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["applied_seq"].as_u64() >= Some(seq) {
-            break;
-        }
-        assert!(std::time::Instant::now() < give_up, "{status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    http.get(format!("{base}{path}"))
+    caught_up(base, seq).await;
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
         .bearer_auth(COMPLIANCE)
         .send()
         .await

@@ -10,31 +10,19 @@
 
 mod common;
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use common::{COMPLIANCE, SAFETY, api};
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok, repo_root};
 use serde_json::{Value, json};
 
-fn python() -> PathBuf {
-    let python = std::env::var("PROLO_EXAMPLE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".tools/py-example/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python environment at {}: run ./deploy/install-python-example.sh (tests/run.sh does)",
-        python.display()
-    );
-    python
-}
-
 /// Validates a bundle with the R4 models; the validator's summary.
 fn validate(bundle: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bundle.json");
     std::fs::write(&file, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(prolo_tests::example_python())
         .arg(repo_root().join("tests/fhir/validate.py"))
         .arg(&file)
         .output()

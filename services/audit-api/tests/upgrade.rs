@@ -15,43 +15,11 @@ use std::{
     time::Duration,
 };
 
-use common::{COMPLIANCE, api_with};
+use common::{COMPLIANCE, api_with, caught_up};
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
 
 const HISTORY: &str = "/v1/clinics/riverside/patients/P-000003/history?limit=1000";
-
-/// Waits until the API at `base` is ready and has folded `seq`.
-async fn caught_up(base: &str, seq: u64) {
-    let http = reqwest::Client::new();
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200;
-        let status: serde_json::Value = http
-            .get(format!("{base}/v1/status"))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ready && status["applied_seq"].as_u64() >= Some(seq) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < give_up,
-            "{base} never caught up: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn history(http: &reqwest::Client, base: &str) -> (u16, String) {
     let response = http

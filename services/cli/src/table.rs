@@ -5,6 +5,7 @@
 
 use std::{collections::BTreeMap, fmt::Write};
 
+use prolo_projector::disproportionality::{per_1000, wilson_per_1000 as wilson};
 use serde_json::Value;
 
 /// The answers that have a readable form.
@@ -117,27 +118,6 @@ fn findings(answer: &Value) -> String {
         let _ = writeln!(out, "more: the API's cursor {next}");
     }
     out
-}
-
-fn per_1000(events: u64, n: u64) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        events as f64 * 1000.0 / n as f64
-    }
-}
-
-/// 95% Wilson interval of `events` in `n`, per 1,000.
-fn wilson(events: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let (n, z) = (n as f64, 1.959_963_984_540_054_f64);
-    let p = (events as f64 / n).min(1.0);
-    let d = 1.0 + z * z / n;
-    let c = (p + z * z / (2.0 * n)) / d;
-    let h = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / d;
-    ((c - h).max(0.0) * 1000.0, (c + h).min(1.0) * 1000.0)
 }
 
 fn signals(answer: &Value) -> String {

@@ -27,6 +27,31 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `events` per 1,000 of `n` (0 when `n` is 0).
+pub fn per_1000(events: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        events as f64 * 1000.0 / n as f64
+    }
+}
+
+/// The 95% Wilson score interval of `events` in `n`, per 1,000.
+pub fn wilson_per_1000(events: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let (n, z) = (n as f64, 1.959_963_984_540_054_f64);
+    let p = (events as f64 / n).min(1.0);
+    let denominator = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denominator;
+    let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denominator;
+    (
+        (centre - half).max(0.0) * 1000.0,
+        (centre + half).min(1.0) * 1000.0,
+    )
+}
+
 /// The 2×2 table of one kind in one group.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,

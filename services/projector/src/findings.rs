@@ -436,28 +436,12 @@ impl GroupCount {
 
     /// Adverse events (all kinds) per 1,000 injections.
     pub fn rate(&self) -> f64 {
-        if self.injections == 0 {
-            0.0
-        } else {
-            self.adverse_events as f64 * 1000.0 / self.injections as f64
-        }
+        crate::disproportionality::per_1000(self.adverse_events, self.injections)
     }
 
     /// 95% Wilson score interval of the rate, per 1,000 injections.
     pub fn interval(&self) -> (f64, f64) {
-        let n = self.injections as f64;
-        if n == 0.0 {
-            return (0.0, 0.0);
-        }
-        let z = 1.959_963_984_540_054_f64;
-        let p = (self.adverse_events as f64 / n).min(1.0);
-        let denominator = 1.0 + z * z / n;
-        let centre = (p + z * z / (2.0 * n)) / denominator;
-        let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denominator;
-        (
-            ((centre - half).max(0.0)) * 1000.0,
-            ((centre + half).min(1.0)) * 1000.0,
-        )
+        crate::disproportionality::wilson_per_1000(self.adverse_events, self.injections)
     }
 
     /// Events of `kind`.

@@ -4,31 +4,8 @@
 //! beside it, and the signalled groups marked; the table under it.
 
 use maud::{Markup, PreEscaped, html};
+use prolo_projector::disproportionality::{per_1000, wilson_per_1000 as wilson};
 use prolo_query::{GroupRate, KindRate, SignalReport};
-
-/// 95% Wilson score interval of `events` in `n`, per 1,000.
-fn wilson(events: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let (n, z) = (n as f64, 1.959_963_984_540_054_f64);
-    let p = (events as f64 / n).min(1.0);
-    let denominator = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denominator;
-    let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denominator;
-    (
-        (centre - half).max(0.0) * 1000.0,
-        (centre + half).min(1.0) * 1000.0,
-    )
-}
-
-fn per_1000(events: u64, n: u64) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        events as f64 * 1000.0 / n as f64
-    }
-}
 
 /// One row of a kind's plot.
 struct Row<'a> {

@@ -58,3 +58,35 @@ pub async fn api_with(
     });
     (format!("http://{}", rx.await.unwrap()), db, trigger)
 }
+
+/// Waits until the API at `base` is ready and has folded `seq`.
+pub async fn caught_up(base: &str, seq: u64) {
+    let http = reqwest::Client::new();
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200;
+        let status: serde_json::Value = http
+            .get(format!("{base}/v1/status"))
+            .bearer_auth(COMPLIANCE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready && status["applied_seq"].as_u64() >= Some(seq) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{base} never caught up: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
