@@ -417,6 +417,24 @@ async fn console_pages_carry_a_strict_policy_and_the_apis_statuses() {
         .await,
         400
     );
+    // Hostile parameters are refused with 400, never a 5xx.
+    for hostile in [
+        "/console/riverside/patients/P-1042?from=not-a-date",
+        "/console/riverside/patients/P-1042?as_of=2026-13-45",
+        "/console/riverside/patients/P-1042?type=no.such.event",
+        "/console/riverside/adverse-events/not-a-uuid",
+        "/console/riverside/lots/%00%0A",
+        "/console/riverside/findings?rule=nonsense",
+        "/console/riverside/findings?status=maybe",
+        "/console/riverside/open?patient=%3Cscript%3E",
+        "/go?clinic=..%2F..",
+    ] {
+        assert_eq!(
+            status(hostile, Some(session.clone())).await,
+            400,
+            "{hostile}"
+        );
+    }
     let wrong = http
         .post(format!("{api}/sign-in"))
         .header("content-type", "application/x-www-form-urlencoded")
