@@ -15,10 +15,12 @@ use std::{
 };
 
 pub mod browser;
+pub mod link;
 
+use prolo_bus::local_server::LocalNatsServer;
 pub use prolo_bus::local_server::LocalServerError as HarnessError;
+pub use prolo_bus::local_server::ServerOptions;
 pub use prolo_bus::local_server::{FsyncPolicy, free_port};
-use prolo_bus::local_server::{LocalNatsServer, ServerOptions};
 
 /// How often a start is retried on fresh ports when the server exits at
 /// once (its port was taken between choosing and binding it).
@@ -86,7 +88,9 @@ impl NatsServer {
         .await
     }
 
-    async fn start_with(
+    /// Like [`NatsServer::start`] with `options` (an include, a JetStream
+    /// domain, …): readiness is probed as `user:password` when given.
+    pub async fn start_with(
         options: ServerOptions,
         probe_auth: Option<&str>,
     ) -> Result<Self, HarnessError> {

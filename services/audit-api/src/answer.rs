@@ -97,6 +97,26 @@ pub struct Status {
     pub broker: Option<prolo_bus::BrokerDurability>,
     /// The database against the stream.
     pub stream_consistency: StreamConsistency,
+    /// At a hub: each clinic edge its stream sources, how far behind the
+    /// hub is, and the edge's hash chain as recomputed here (to compare
+    /// with the edge's own chain head or checkpoints). Empty elsewhere.
+    pub edges: Vec<EdgeStatus>,
+}
+
+/// One clinic edge, as the hub sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EdgeStatus {
+    /// The clinic.
+    pub clinic: String,
+    /// Messages at the edge the hub's stream has not stored yet; `null`
+    /// when the hub's stream does not (or no longer) source this edge.
+    pub sourcing_lag: Option<u64>,
+    /// Milliseconds since the hub last heard from the edge; `null` while
+    /// the link is down or being set up.
+    pub active_ms: Option<u64>,
+    /// The edge's hash chain over what the read models hold; `null` before
+    /// anything of this edge was folded.
+    pub chain: Option<prolo_projector::model::EdgeChain>,
 }
 
 /// Every error answer.

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::{
     access::{AccessLog, Read},
-    answer::{LotTracePage, Page, PractitionerHistory, Status, StreamConsistency},
+    answer::{EdgeStatus, LotTracePage, Page, PractitionerHistory, Status, StreamConsistency},
     auth::{Principal, Principals, QueryKind},
     error::ApiError,
     openapi::{self, Endpoint, PathParam},
@@ -1304,6 +1304,12 @@ pub(crate) async fn status_answer(state: &AppState) -> Result<Status, ApiError> 
         Ok(mut stream) => stream.info().await.ok().map(|i| i.state.last_sequence),
         Err(_) => None,
     };
+    let edges = edge_status(
+        prolo_bus::edge::source_lags(&state.js)
+            .await
+            .unwrap_or_default(),
+        state.store.edge_chains()?,
+    );
     let head = state.store.chain_head()?;
     let verify: Option<VerifyReport> = state.store.status_get("last_verify")?;
     let quarantined = state.store.quarantined()?;
@@ -1324,7 +1330,37 @@ pub(crate) async fn status_answer(state: &AppState) -> Result<Status, ApiError> 
         last_verification: verify,
         broker: state.broker.clone(),
         stream_consistency: consistency,
+        edges,
     })
+}
+
+/// Each clinic edge by its sourcing lag and its recomputed chain.
+fn edge_status(
+    lags: Vec<prolo_bus::edge::SourceLag>,
+    chains: Vec<prolo_projector::model::EdgeChain>,
+) -> Vec<EdgeStatus> {
+    let mut edges: Vec<EdgeStatus> = lags
+        .into_iter()
+        .map(|lag| EdgeStatus {
+            clinic: lag.clinic,
+            sourcing_lag: Some(lag.lag),
+            active_ms: lag.active_ms,
+            chain: None,
+        })
+        .collect();
+    for chain in chains {
+        match edges.iter_mut().find(|e| e.clinic == chain.clinic) {
+            Some(edge) => edge.chain = Some(chain),
+            None => edges.push(EdgeStatus {
+                clinic: chain.clinic.clone(),
+                sourcing_lag: None,
+                active_ms: None,
+                chain: Some(chain),
+            }),
+        }
+    }
+    edges.sort_by(|a, b| a.clinic.cmp(&b.clinic));
+    edges
 }
 
 /// Whether a finding is still open.

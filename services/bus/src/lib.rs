@@ -5,6 +5,8 @@
 //! - [`publish`]: recording an event exactly once (`Nats-Msg-Id` = event id,
 //!   retried with the same id until a deadline).
 //! - [`batch`]: atomic batch publish, many events for one fsync.
+//! - [`edge`]: a clinic's own nats-server, a leaf node of the hub; the
+//!   hub's stream sources the clinic's.
 //! - [`connect`]: connecting with reconnects forever and logged state changes.
 //! - [`local_server`]: a nats-server of our own, for `up` and the tests.
 //! - [`durability`]: whether the broker fsyncs before it acknowledges.
@@ -13,6 +15,7 @@
 pub mod batch;
 pub mod connect;
 pub mod durability;
+pub mod edge;
 pub mod local_server;
 pub mod metrics;
 pub mod publish;

@@ -176,6 +176,9 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// Where its log goes (nowhere when absent).
     pub log: Option<PathBuf>,
+    /// The JetStream domain (a clinic's edge server has its own, see
+    /// [`crate::edge`]); none by default.
+    pub jetstream_domain: Option<String>,
     /// JetStream's file store limit in bytes (by default the server takes
     /// 75% of the free space it sees, which some file systems misreport).
     pub max_file_store: Option<u64>,
@@ -369,10 +372,20 @@ fn config_text(store_dir: &Path, monitor_port: u16, options: &ServerOptions) -> 
         .max_file_store
         .map(|bytes| format!("    max_file_store: {bytes}\n"))
         .unwrap_or_default();
+    let domain = options
+        .jetstream_domain
+        .as_deref()
+        .map(|d| {
+            format!(
+                "    domain: {}\n",
+                serde_json::to_string(d).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
     let mut text = format!(
         "# Written by prolo-audit for a nats-server it starts; rewritten at every start.\n\
          http: \"127.0.0.1:{monitor_port}\"\n\
-         jetstream {{\n    store_dir: {}\n{sync}{limit}}}\n",
+         jetstream {{\n    store_dir: {}\n{sync}{limit}{domain}}}\n",
         quoted(store_dir)
     );
     if let Some(include) = &options.include {

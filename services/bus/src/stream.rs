@@ -38,6 +38,9 @@ pub struct StreamSettings {
     /// survives longer outages; the broker keeps every id of the window in
     /// memory.
     pub duplicate_window: Duration,
+    /// At a clinic's edge (see [`crate::edge`]), the one clinic whose events
+    /// the local stream takes (`clinic.<id>.>`); `None` at the hub (`clinic.>`).
+    pub clinic: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -45,6 +48,7 @@ impl Default for StreamSettings {
         Self {
             replicas: 1,
             duplicate_window: MIN_DUPLICATE_WINDOW,
+            clinic: None,
         }
     }
 }
@@ -54,7 +58,12 @@ pub fn config(settings: &StreamSettings) -> Config {
     Config {
         name: STREAM_NAME.to_owned(),
         description: Some("prolo-audit: every clinical fact, append-only".to_owned()),
-        subjects: vec![STREAM_SUBJECTS.to_owned()],
+        subjects: vec![
+            settings
+                .clinic
+                .as_deref()
+                .map_or_else(|| STREAM_SUBJECTS.to_owned(), crate::edge::edge_subjects),
+        ],
         storage: StorageType::File,
         retention: RetentionPolicy::Limits,
         max_age: Duration::ZERO,
@@ -120,8 +129,11 @@ pub fn unsafe_settings(config: &Config) -> Vec<String> {
         "it has a per-subject limit",
     );
     require(
-        config.subjects.iter().any(|s| s == STREAM_SUBJECTS),
-        "it does not take clinic.>",
+        config
+            .subjects
+            .iter()
+            .any(|s| s == STREAM_SUBJECTS || crate::edge::clinic_of_edge_subjects(s).is_some()),
+        "it takes neither clinic.> nor, at a clinic's edge, clinic.<its clinic>.>",
     );
     require(
         config.duplicate_window >= MIN_DUPLICATE_WINDOW,

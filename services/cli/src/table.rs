@@ -223,6 +223,28 @@ fn status(answer: &Value) -> String {
             verified.to_string()
         }
     );
+    for edge in answer["edges"].as_array().into_iter().flatten() {
+        let chain = &edge["chain"];
+        let _ = writeln!(
+            out,
+            "{:<16} {}: sourcing lag {}, last heard from {}, chain through edge seq {} {}{}",
+            "clinic edge",
+            text(&edge["clinic"]),
+            text(&edge["sourcing_lag"]),
+            edge["active_ms"]
+                .as_u64()
+                .map_or("not now (link down?)".to_owned(), |ms| format!(
+                    "{:.1} s ago",
+                    ms as f64 / 1000.0
+                )),
+            text(&chain["through"]),
+            text(&chain["head"]),
+            match chain["gaps"].as_u64() {
+                Some(gaps) if gaps > 0 => format!(" ({gaps} gaps: not comparable with the edge's)"),
+                _ => String::new(),
+            }
+        );
+    }
     out
 }
 

@@ -50,6 +50,7 @@ async fn main() {
             subject: e.subject().unwrap().to_string(),
             payload: e.to_json().into(),
             stored_at: e.recorded_at,
+            sourced: None,
         })
         .collect();
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();

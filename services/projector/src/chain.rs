@@ -22,6 +22,19 @@ pub fn hex(hash: &[u8; 32]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The hash a [`hex`] string names; `None` when it is not 64 hex digits.
+pub fn parse_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// What an electronic signature names of the event it signs: the SHA-256
 /// of the event's bytes as stored, in lower-case hex.
 pub fn stored_sha256(stored: &[u8]) -> String {
@@ -53,5 +66,7 @@ mod tests {
         assert_ne!(a, link(&GENESIS, 1, b"y"));
         assert_ne!(a, link(&a, 1, b"x"));
         assert_eq!(hex(&GENESIS).len(), 64);
+        assert_eq!(parse_hex(&hex(&a)), Some(a));
+        assert_eq!(parse_hex("zz"), None);
     }
 }

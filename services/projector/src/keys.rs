@@ -19,6 +19,14 @@ pub const APPLIED_SEQ: &[u8] = b"meta\0applied_seq";
 /// Number of quarantined messages (u64 BE).
 pub const QUARANTINE_COUNT: &[u8] = b"meta\0quarantined";
 
+/// `src\0<seq>` → [`crate::model::SourcedRecord`]: for a message the hub's
+/// stream sourced from a clinic's edge, the edge it came from, its edge
+/// sequence and when it arrived at the hub.
+pub const SOURCED: &[u8] = b"src\0";
+/// `ech\0<source>` → [`crate::model::EdgeChain`]: the hash chain of one
+/// clinic edge's stream, recomputed at the hub from what it sourced.
+pub const EDGE_CHAIN: &[u8] = b"ech\0";
+
 /// `ev\0<seq>` → [`crate::model::EventRecord`]: every message, in stream order.
 pub const EVENT: &[u8] = b"ev\0";
 /// `eid\0<uuid>` → seq: find an event by id; detects an event id stored twice.

@@ -28,6 +28,37 @@ pub struct EventRecord {
     pub quarantine: Option<String>,
 }
 
+/// A message the hub's stream sourced from a clinic's edge. Its recorded
+/// time (the [`EventRecord::stored_at_ms`]) is the edge's; the hub's arrival
+/// is kept here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcedRecord {
+    /// The hub's source (one per clinic edge).
+    pub source: String,
+    /// Its sequence in the edge's stream.
+    pub edge_seq: u64,
+    /// When the hub's stream stored it (ms).
+    pub arrived_at_ms: i64,
+}
+
+/// One clinic edge's hash chain as the hub recomputes it from the sourced
+/// messages in edge order: `chain[n] = SHA-256(chain[n-1] ‖ n ‖ payload)`
+/// with the edge's sequence `n`, so that it equals the chain head (and the
+/// checkpoints) the edge's own fold computes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EdgeChain {
+    /// The clinic whose edge this is.
+    pub clinic: String,
+    /// The last edge sequence folded.
+    pub through: u64,
+    /// The chain head at `through`, hex.
+    pub head: String,
+    /// Edge sequences that did not follow the previous one (a source set up
+    /// after the edge had events, or lost messages): when not zero, the head
+    /// cannot equal the edge's.
+    pub gaps: u64,
+}
+
 /// Whether a recorded fact still stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Standing {

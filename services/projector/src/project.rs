@@ -8,7 +8,7 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
-use prolo_bus::{STREAM_NAME, Shutdown};
+use prolo_bus::{STREAM_NAME, Shutdown, edge::SourcedFrom};
 
 use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
@@ -91,6 +91,16 @@ pub struct StreamMessage {
     /// When JetStream stored it: the recorded time the fold and `as_of`
     /// use, since no publisher can forge it.
     pub stored_at: chrono::DateTime<chrono::Utc>,
+    /// Where it came from when the hub's stream sourced it from a clinic's
+    /// edge (`Nats-Stream-Source`); `None` for a message published here.
+    pub sourced: Option<SourcedFrom>,
+}
+
+/// The source of a message with `headers`, when it was stored by sourcing.
+pub fn sourced_from(headers: Option<&async_nats::HeaderMap>) -> Option<SourcedFrom> {
+    headers?
+        .get(prolo_bus::edge::SOURCE_HEADER)
+        .and_then(|v| SourcedFrom::parse(v.as_str()))
 }
 
 /// A JetStream timestamp as the fold's time.
@@ -134,6 +144,7 @@ pub async fn fold_batch(
             &message.subject,
             &message.payload,
             message.stored_at,
+            message.sourced.as_ref(),
         )? {
             Outcome::Applied => report.applied += 1,
             Outcome::Quarantined(_) => report.quarantined += 1,
@@ -320,6 +331,7 @@ pub async fn run(
                 subject: message.subject.to_string(),
                 payload: message.payload.clone(),
                 stored_at: stream_time(info.published),
+                sourced: sourced_from(message.headers.as_ref()),
             });
             last = Some(message);
         }
@@ -426,6 +438,7 @@ async fn fill_gap(
             subject: message.subject.to_string(),
             payload: message.payload,
             stored_at: stream_time(message.time),
+            sourced: sourced_from(Some(&message.headers)),
         });
     }
     Ok(out)
@@ -506,6 +519,7 @@ where
             subject: message.subject.to_string(),
             payload: message.payload.clone(),
             stored_at: stream_time(info.published),
+            sourced: sourced_from(message.headers.as_ref()),
         });
         if pending.len() >= batch || seq >= to_seq {
             each(std::mem::take(&mut pending)).await?;

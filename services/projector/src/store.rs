@@ -150,6 +150,23 @@ impl Store {
         self.get(&keys::by_seq(keys::EVENT, seq))
     }
 
+    /// Where the message at `seq` came from, when the hub sourced it from
+    /// a clinic's edge.
+    pub fn sourced(&self, seq: u64) -> Result<Option<crate::model::SourcedRecord>, StoreError> {
+        self.get(&keys::by_seq(keys::SOURCED, seq))
+    }
+
+    /// The hash chain of every clinic edge sourced so far.
+    pub fn edge_chains(&self) -> Result<Vec<crate::model::EdgeChain>, StoreError> {
+        self.model
+            .scan_prefix(keys::EDGE_CHAIN)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
     /// Messages quarantined so far.
     pub fn quarantined(&self) -> Result<u64, StoreError> {
         Ok(self

@@ -60,6 +60,7 @@ impl Trail {
             subject: e.subject().unwrap().to_string(),
             payload: e.to_json().into(),
             stored_at: e.recorded_at,
+            sourced: None,
         };
         fold_batch(&self.store, &[message], &self.settings)
             .await
@@ -77,6 +78,7 @@ impl Trail {
                     subject: e.subject().unwrap().to_string(),
                     payload: e.to_json().into(),
                     stored_at: e.recorded_at,
+                    sourced: None,
                 }
             })
             .collect();

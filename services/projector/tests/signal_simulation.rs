@@ -224,6 +224,7 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
                     subject: e.subject().unwrap().to_string(),
                     payload: e.to_json().into(),
                     stored_at: e.recorded_at,
+                    sourced: None,
                 }
             })
             .collect();

@@ -6,6 +6,7 @@ mod rules;
 
 use std::collections::BTreeMap;
 
+use prolo_bus::edge::SourcedFrom;
 use prolo_schemas::{Envelope, Payload, RecordCorrected, RecordEnteredInError};
 use uuid::Uuid;
 
@@ -51,6 +52,8 @@ pub struct Folder<'a> {
     /// Signals raised or cleared in this batch (and loaded to change).
     signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    /// The hash chains of the clinic edges this batch sourced from.
+    edge_chains: BTreeMap<Vec<u8>, crate::model::EdgeChain>,
     /// Findings raised and resolved per clinic and rule.
     finding_counts: BTreeMap<Vec<u8>, crate::findings::FindingCount>,
     /// When each clinic began recording live (stream time, ms).
@@ -134,6 +137,7 @@ impl<'a> Folder<'a> {
             signal_day: store.signal_day()?,
             clinic_live: BTreeMap::new(),
             finding_counts: BTreeMap::new(),
+            edge_chains: BTreeMap::new(),
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
@@ -170,6 +174,8 @@ impl<'a> Folder<'a> {
             .put_all(std::mem::take(&mut self.clinic_live))?;
         self.pending
             .put_all(std::mem::take(&mut self.finding_counts))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.edge_chains))?;
         Ok((self.pending, self.notifications))
     }
 
@@ -178,16 +184,39 @@ impl<'a> Folder<'a> {
     /// quarantined, never dropped. The fold's recorded time is `stored_at`,
     /// not the `recorded_at` a publisher wrote: a differing one is kept as
     /// stored and raises `recorded_at_mismatch`.
+    ///
+    /// A message `sourced` from a clinic's edge was recorded when the edge
+    /// stored it, possibly long before the hub's `stored_at` (the link was
+    /// down). Sourcing does not carry the edge stream's timestamp, so its
+    /// recorded time is the `recorded_at` the edge's recording service
+    /// stamped as it stored it there (the edge's own fold holds it to the
+    /// edge stream's time); one later than its arrival at the hub cannot be
+    /// and raises `recorded_at_mismatch`. The arrival is kept beside it, the
+    /// edge's hash chain is recomputed, and an event of another clinic than
+    /// the edge's is quarantined.
     pub fn apply(
         &mut self,
         seq: u64,
         subject: &str,
         raw: &[u8],
         stored_at: chrono::DateTime<chrono::Utc>,
+        sourced: Option<&SourcedFrom>,
     ) -> Result<Outcome, StoreError> {
         self.chain_head = chain::link(&self.chain_head, seq, raw);
-        let checked = self.check(subject, raw)?;
+        let checked = self.check(subject, raw, sourced)?;
         let quarantine = checked.as_ref().err().cloned();
+        let recorded_at = match (sourced, &checked) {
+            (Some(_), Ok(envelope))
+                if (envelope.recorded_at - stored_at).num_milliseconds()
+                    <= self.settings.recorded_at_tolerance_ms =>
+            {
+                envelope.recorded_at
+            }
+            _ => stored_at,
+        };
+        if let Some(from) = sourced {
+            self.sourced(seq, raw, stored_at, from)?;
+        }
         self.pending.put(
             keys::by_seq(keys::EVENT, seq),
             &EventRecord {
@@ -195,14 +224,14 @@ impl<'a> Folder<'a> {
                 subject: subject.to_owned(),
                 raw: raw.to_vec(),
                 chain: self.chain_head,
-                stored_at_ms: ms(stored_at),
+                stored_at_ms: ms(recorded_at),
                 quarantine: quarantine.clone(),
             },
         )?;
         match checked {
             Ok(mut envelope) => {
                 let stamped = envelope.recorded_at;
-                envelope.recorded_at = stored_at;
+                envelope.recorded_at = recorded_at;
                 self.fold(seq, &envelope)?;
                 self.recorded_at_rule(seq, &envelope, stamped)?;
                 Ok(Outcome::Applied)
@@ -216,8 +245,50 @@ impl<'a> Folder<'a> {
         }
     }
 
+    /// Keeps where a sourced message came from and extends its edge's chain.
+    fn sourced(
+        &mut self,
+        seq: u64,
+        raw: &[u8],
+        arrived_at: chrono::DateTime<chrono::Utc>,
+        from: &SourcedFrom,
+    ) -> Result<(), StoreError> {
+        self.pending.put(
+            keys::by_seq(keys::SOURCED, seq),
+            &crate::model::SourcedRecord {
+                source: from.source.clone(),
+                edge_seq: from.edge_seq,
+                arrived_at_ms: ms(arrived_at),
+            },
+        )?;
+        let mut key = keys::EDGE_CHAIN.to_vec();
+        key.extend_from_slice(from.source.as_bytes());
+        let clinic = from.clinic().unwrap_or_default().to_owned();
+        if let Some(edge) = cached(&mut self.edge_chains, self.store, key, || {
+            Some(crate::model::EdgeChain {
+                clinic,
+                through: 0,
+                head: chain::hex(&chain::GENESIS),
+                gaps: 0,
+            })
+        })? {
+            if from.edge_seq != edge.through + 1 {
+                edge.gaps += 1;
+            }
+            let previous = chain::parse_hex(&edge.head).unwrap_or(chain::GENESIS);
+            edge.head = chain::hex(&chain::link(&previous, from.edge_seq, raw));
+            edge.through = from.edge_seq;
+        }
+        Ok(())
+    }
+
     /// Decodes and validates; the reason when the message cannot be applied.
-    fn check(&self, subject: &str, raw: &[u8]) -> Result<Result<Envelope, String>, StoreError> {
+    fn check(
+        &self,
+        subject: &str,
+        raw: &[u8],
+        sourced: Option<&SourcedFrom>,
+    ) -> Result<Result<Envelope, String>, StoreError> {
         let envelope = match Envelope::from_json(raw) {
             Ok(e) => e,
             Err(e) => return Ok(Err(format!("does not satisfy the contract: {e}"))),
@@ -230,6 +301,14 @@ impl<'a> Folder<'a> {
                 )));
             }
             Err(e) => return Ok(Err(e.to_string())),
+        }
+        if let Some(edge_clinic) = sourced.and_then(SourcedFrom::clinic)
+            && edge_clinic != envelope.clinic_id.as_str()
+        {
+            return Ok(Err(format!(
+                "sourced from clinic {edge_clinic}'s edge, but it is an event of clinic {}: an edge records only its own clinic",
+                envelope.clinic_id
+            )));
         }
         let id_key = keys::by_uuid(keys::EVENT_ID, &envelope.event_id);
         if let Some(seen) = self.pending.get_raw(self.store, &id_key)? {
