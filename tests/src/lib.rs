@@ -15,6 +15,7 @@ use std::{
 };
 
 pub mod browser;
+pub mod edge;
 pub mod link;
 
 use prolo_bus::local_server::LocalNatsServer;

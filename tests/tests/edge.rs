@@ -28,37 +28,12 @@ use prolo_projector::{
 use prolo_tests::{NatsServer, Recorders, example_request, link::Link, record_ok};
 use serde_json::Value;
 
-const ADMIN: &str = "admin:admin-pw";
+const ADMIN: &str = prolo_tests::edge::HUB_ADMIN;
 
-/// The hub: its own domain, a leaf node port, and a leaf user per clinic.
 async fn start_hub(dir: &Path, leaf_port: u16, clinics: &[&str]) -> NatsServer {
-    let users: Vec<String> = clinics
-        .iter()
-        .map(|c| {
-            edge::hub_leaf_user(
-                c,
-                &edge::edge_domain(c),
-                &format!("edge-{c}"),
-                &format!("\"pw-{c}\""),
-            )
-        })
-        .collect();
-    let conf = dir.join("hub.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "authorization {{ users = [\n{{ user: admin, password: \"admin-pw\" }}\n{}\n] }}\n\
-             leafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n",
-            users.join("\n")
-        ),
-    )
-    .unwrap();
-    let options = ServerOptions {
-        include: Some(conf),
-        jetstream_domain: Some("hub".into()),
-        ..ServerOptions::default()
-    };
-    NatsServer::start_with(options, Some(ADMIN)).await.unwrap()
+    prolo_tests::edge::start_hub(dir, leaf_port, clinics)
+        .await
+        .unwrap()
 }
 
 /// A clinic's edge server, a leaf node of the hub through `link`, with its

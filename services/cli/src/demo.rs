@@ -26,15 +26,15 @@ pub struct DemoArgs {
     /// Patients to seed.
     #[arg(long, default_value_t = 300)]
     patients: usize,
-    /// Clinic id.
-    #[arg(long, default_value = "riverside")]
-    clinic: String,
+    /// Clinic id (default `riverside`); with `up --edge`, the clinic the edge records for.
+    #[arg(long)]
+    pub(crate) clinic: Option<String>,
 }
 
 impl DemoArgs {
     /// The clinic seeded.
     pub fn clinic(&self) -> &str {
-        &self.clinic
+        self.clinic.as_deref().unwrap_or("riverside")
     }
 }
 
@@ -353,7 +353,7 @@ fn site(key: &str, laterality: Option<&str>) -> Value {
 pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded> {
     let mut r = Recorder {
         client,
-        clinic: args.clinic.clone(),
+        clinic: args.clinic().to_owned(),
         events: 0,
         live_from: Utc::now() - Duration::days(3),
         batch: Vec::new(),

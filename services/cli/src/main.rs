@@ -4,6 +4,7 @@
 mod backfill;
 mod backup;
 mod demo;
+mod edge;
 mod query;
 mod record;
 mod table;
@@ -40,8 +41,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Follow events as they are recorded, filtered by clinic, patient and type.
     Tail(tail::TailArgs),
-    /// Run the whole system in one process, starting a local nats-server if none is reachable.
+    /// Run the whole system in one process, starting a local nats-server if none is reachable (`--edge`: a clinic's edge).
     Up(up::UpArgs),
+    /// At the hub: source a clinic's edge, print its leaf user, show how far behind each edge the hub is.
+    Edge(edge::EdgeArgs),
     /// Seed a realistic demo clinic through the recording services, then print queries to try.
     Demo(demo::DemoArgs),
     /// Ask the audit API (history, summary, investigate, lot-trace, practitioner, access-log, event, status).
@@ -79,6 +82,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Backup(args) => backup::backup(&cli.nats_url, args).await,
         Command::Restore(args) => backup::restore(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
+        Command::Edge(args) => edge::run(&cli.nats_url, args).await,
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
             let seeded = demo::seed(&client, &args).await?;

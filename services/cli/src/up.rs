@@ -43,14 +43,37 @@ pub struct UpArgs {
     /// Seed the demo clinic once everything is up (skipped when the stream already holds events).
     #[arg(long)]
     demo: bool,
+    /// Run a clinic's edge: a local nats-server that is a leaf node of the
+    /// hub (`--hub`) with its own JetStream domain and a stream of this
+    /// clinic's events only; recording works while the line to the hub is
+    /// down, and the hub sources what was recorded when it returns.
+    #[arg(long, requires = "hub")]
+    edge: bool,
+    /// The hub's leaf node URL with this clinic's leaf credentials,
+    /// `nats-leaf://edge-<clinic>:<password>@hub.example:7422` (with --edge).
+    #[arg(long, env = "PROLO_HUB_LEAF_URL", requires = "edge")]
+    hub: Option<String>,
+    /// The edge's JetStream domain, as the hub's source names it (default `clinic-<clinic>`).
+    #[arg(long, requires = "edge")]
+    domain: Option<String>,
     #[command(flatten)]
     demo_args: crate::demo::DemoArgs,
 }
 
 /// Runs every service until SIGTERM / ctrl-c.
 pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
+    let edge = Edge::from_args(&args)?;
     let mut local = None;
-    if is_reachable(nats_url).await {
+    if let Some(edge) = &edge
+        && is_reachable(nats_url).await
+    {
+        bail!(
+            "an edge runs its own nats-server (a leaf node of the hub), but {nats_url} is taken; \
+             give it a free port with NATS_URL=nats://127.0.0.1:<port> (clinic {})",
+            edge.clinic
+        );
+    }
+    if edge.is_none() && is_reachable(nats_url).await {
         println!("using the NATS server at {nats_url}");
     } else {
         let port = port_of(nats_url)?;
@@ -58,9 +81,14 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = args.data_dir.join("nats-server.log");
         let credentials = LocalCredentials::load_or_create(&args.data_dir)?;
+        let include = match &edge {
+            Some(edge) => edge.write_conf(&args.data_dir, &credentials)?,
+            None => credentials.auth_conf.clone(),
+        };
         let options = ServerOptions {
             log: Some(log.clone()),
-            include: Some(credentials.auth_conf.clone()),
+            include: Some(include),
+            jetstream_domain: edge.as_ref().map(|e| e.domain.clone()),
             ..ServerOptions::default()
         };
         let mut server = LocalNatsServer::spawn(port, &store, &options)
@@ -95,6 +123,21 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         .map(|(server, _)| server.monitor_url())
         .or(args.nats_monitor_url.clone());
 
+    let stream_settings = prolo_bus::StreamSettings {
+        clinic: edge.as_ref().map(|e| e.clinic.clone()),
+        ..prolo_bus::StreamSettings::default()
+    };
+    if let Some(edge) = &edge {
+        // Before the services: they would otherwise create the hub's stream.
+        let client = prolo_bus::connect(&url, "prolo-audit-edge").await?;
+        prolo_bus::ensure_stream(&async_nats::jetstream::new(client), &stream_settings)
+            .await
+            .context("creating the edge's stream")?;
+        println!(
+            "clinic edge:        clinic {} records here, offline too; JetStream domain {}; the hub sources it (prolo-audit edge attach --clinic {} --domain {} at the hub)",
+            edge.clinic, edge.domain, edge.clinic, edge.domain
+        );
+    }
     let shutdown = Shutdown::on_signals();
     let mut tasks = JoinSet::new();
     for spec in ALL_SERVICES {
@@ -102,8 +145,12 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("connecting the {} service to {url}", spec.name))?;
         let shutdown = shutdown.clone();
+        let settings = ServeSettings {
+            stream: stream_settings.clone(),
+            ..ServeSettings::default()
+        };
         tasks.spawn(async move {
-            serve(client, spec, ServeSettings::default(), shutdown)
+            serve(client, spec, settings, shutdown)
                 .await
                 .with_context(|| format!("the {} service", spec.name))
         });
@@ -227,6 +274,71 @@ fn generated_tokens(data_dir: &std::path::Path) -> Result<(PathBuf, String)> {
     }
     let hint = format!("$(cat {})", compliance_file.display());
     Ok((file, hint))
+}
+
+/// What `up --edge` runs as: one clinic, a leaf node of the hub.
+struct Edge {
+    clinic: String,
+    domain: String,
+    hub: String,
+}
+
+impl Edge {
+    fn from_args(args: &UpArgs) -> Result<Option<Self>> {
+        if !args.edge {
+            return Ok(None);
+        }
+        let (Some(clinic), Some(hub)) = (&args.demo_args.clinic, &args.hub) else {
+            bail!("--edge needs --clinic (the clinic this edge records for) and --hub");
+        };
+        if prolo_bus::edge::clinic_of_edge_subjects(&prolo_bus::edge::edge_subjects(clinic))
+            != Some(clinic.as_str())
+        {
+            bail!("--clinic {clinic:?}: a clinic id has letters, digits, '_' and '-' only");
+        }
+        let domain = args
+            .domain
+            .clone()
+            .unwrap_or_else(|| prolo_bus::edge::edge_domain(clinic));
+        if domain.is_empty()
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            bail!("--domain {domain:?}: letters, digits, '_' and '-' only");
+        }
+        Ok(Some(Self {
+            clinic: clinic.clone(),
+            domain,
+            hub: hub.clone(),
+        }))
+    }
+
+    /// The edge server's own configuration: the local user and the leaf
+    /// remote with the hub's credentials (mode 0600: it holds a password).
+    fn write_conf(
+        &self,
+        data_dir: &std::path::Path,
+        credentials: &LocalCredentials,
+    ) -> Result<PathBuf> {
+        let path = data_dir.join("nats-edge.conf");
+        let auth = credentials
+            .auth_conf
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write_private(
+            &path,
+            &format!(
+                "# Written by prolo-audit up --edge: clinic {}'s server, a leaf node of the hub.\n\
+                 include {}\n{}\n",
+                self.clinic,
+                serde_json::to_string(&auth)?,
+                prolo_bus::edge::leaf_remote(&self.hub)
+            ),
+        )?;
+        Ok(path.canonicalize().unwrap_or(path))
+    }
 }
 
 /// The one user of a nats-server `up` starts: generated once, kept under

@@ -316,3 +316,85 @@ async fn the_demo_clinic_signals_its_planted_lot_and_nothing_else() {
     assert_eq!(total("backfill_after_go_live").await, 0);
     assert!(stop(child).await.success());
 }
+
+#[tokio::test]
+async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaf_port = free_port();
+    let hub = prolo_tests::edge::start_hub(dir.path(), leaf_port, &["north"])
+        .await
+        .unwrap();
+    let hub_url = format!(
+        "nats://{}@127.0.0.1:{}",
+        prolo_tests::edge::HUB_ADMIN,
+        hub.port()
+    );
+    let hub_js = async_nats::jetstream::new(prolo_bus::connect(&hub_url, "test").await.unwrap());
+    prolo_bus::ensure_stream(&hub_js, &prolo_bus::StreamSettings::default())
+        .await
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
+            .args(args)
+            .env("NATS_URL", &hub_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let attached = cli(&["edge", "attach", "--clinic", "north"]);
+    assert!(attached.contains("now sources clinic north"), "{attached}");
+    let again = cli(&["edge", "attach", "--clinic", "north"]);
+    assert!(again.contains("already sources"), "{again}");
+
+    // The clinic's machine: `up --edge`, its own server on a free port.
+    let edge_url = format!("nats://127.0.0.1:{}", free_port());
+    let hub_leaf = format!("nats-leaf://edge-north:pw-north@127.0.0.1:{leaf_port}");
+    let mut child = up_with(
+        &edge_url,
+        None,
+        dir.path(),
+        &["--edge", "--hub", &hub_leaf, "--clinic", "north"],
+    );
+    let mut lines = BufReader::new(child.stdout()).lines();
+    let (edge_line, _) = line_starting_with(&mut lines, &["clinic edge:"]).await;
+    assert!(edge_line.contains("domain clinic-north"), "{edge_line}");
+    line_starting_with(&mut lines, &["audit API:"]).await;
+    let with_credentials = std::fs::read_to_string(dir.path().join("data/nats-url")).unwrap();
+    let client = prolo_bus::connect(&with_credentials, "up-test")
+        .await
+        .unwrap();
+    let mut request = prolo_tests::example_request("consent.given");
+    request["clinic_id"] = "north".into();
+    prolo_tests::record_ok(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
+    // Another clinic's event has no stream here: refused, not stored.
+    request["clinic_id"] = "south".into();
+    let refused = client
+        .request(
+            "prolo.cmd.south.consent.give",
+            serde_json::to_vec(&request).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert!(refused.headers.is_some(), "{:?}", refused.payload);
+
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    while prolo_tests::stream_messages(&hub_js).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "the hub never sourced the edge"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lag = cli(&["edge", "lag"]);
+    assert!(
+        lag.contains("clinic north") && lag.contains("behind by        0"),
+        "{lag}"
+    );
+    assert_eq!(prolo_tests::stream_messages(&hub_js).await, 1);
+    assert!(stop(child).await.success());
+}
