@@ -162,3 +162,63 @@ fn every_cluster_node_is_configured_to_fsync_before_ack() {
         .any(|l| l.trim() == "sync_interval: always")
     );
 }
+
+/// `nats-server -t` (parse and check, then exit) on `config`, with every
+/// password variable and the hub's leaf URL set.
+fn config_test(config: &std::path::Path) -> std::process::Output {
+    let (bin, _) = checked_nats_server().unwrap();
+    let mut command = std::process::Command::new(bin);
+    command.arg("-t").arg("-c").arg(config);
+    for variable in password_variables() {
+        command.env(variable, "test-password");
+    }
+    command.env(
+        "PROLO_HUB_LEAF_URL",
+        "nats-leaf://edge-riverside:test-password@127.0.0.1:7422",
+    );
+    command.output().unwrap()
+}
+
+#[test]
+fn the_clinic_edge_and_the_hub_with_leaf_nodes_are_configurations_nats_server_accepts() {
+    let edge = repo_root().join("deploy/nats/edge/edge.conf");
+    let out = config_test(&edge);
+    assert!(
+        out.status.success(),
+        "edge.conf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = jetstream_block(&std::fs::read_to_string(&edge).unwrap());
+    assert!(
+        block.lines().any(|l| l.trim() == "sync_interval: always"),
+        "{block}"
+    );
+    assert!(
+        block
+            .lines()
+            .any(|l| l.trim() == "domain: clinic-riverside"),
+        "{block}"
+    );
+    // The hub: the single node with the leaf node block included.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.conf");
+    let quoted = |p: &str| {
+        let relative = prolo_bus::local_server::relative_to(dir.path(), &repo_root().join(p));
+        serde_json::to_string(&relative.display().to_string()).unwrap()
+    };
+    std::fs::write(
+        &hub,
+        format!(
+            "include {}\ninclude {}\n",
+            quoted("deploy/nats/single-node.conf"),
+            quoted("deploy/nats/edge/hub-leafnodes.conf")
+        ),
+    )
+    .unwrap();
+    let out = config_test(&hub);
+    assert!(
+        out.status.success(),
+        "hub with leaf nodes: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

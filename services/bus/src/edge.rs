@@ -221,7 +221,7 @@ pub fn hub_leaf_user(clinic: &str, domain: &str, user: &str, password: &str) -> 
 /// when the line returns.
 pub fn leaf_remote(hub_leaf_url: &str) -> String {
     format!(
-        "leafnodes {{\n  reconnect: 1\n  remotes = [ {{ url: {} }} ]\n}}",
+        "leafnodes {{\n  reconnect: \"1s\"\n  remotes = [ {{ url: {} }} ]\n}}",
         serde_json::to_string(hub_leaf_url).unwrap_or_default()
     )
 }

@@ -399,8 +399,10 @@ fn config_text(store_dir: &Path, monitor_port: u16, options: &ServerOptions) -> 
 }
 
 /// `target` as a path relative to the directory `from` (both absolute, or
-/// both relative to the same directory).
-fn relative_to(from: &Path, target: &Path) -> PathBuf {
+/// both relative to the same directory): how a nats-server configuration
+/// names a file it includes, since the server resolves an include relative
+/// to the including file even when it is absolute.
+pub fn relative_to(from: &Path, target: &Path) -> PathBuf {
     let absolute = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()
