@@ -142,15 +142,24 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// Whether a NATS server answers at `url` (within two seconds).
+/// Whether a NATS server answers at `url` (within two seconds), with the
+/// `user:password@` the URL carries. One that refuses those credentials
+/// answers too: it is there, and starting another on its port would fail.
 pub async fn is_reachable(url: &str) -> bool {
-    let connect = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(url);
-    matches!(
-        tokio::time::timeout(Duration::from_secs(3), connect).await,
-        Ok(Ok(_))
-    )
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    if let Some((user, password)) = crate::connect::credentials(first) {
+        options = options.user_and_password(user, password);
+    }
+    match tokio::time::timeout(Duration::from_secs(3), options.connect(first)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => matches!(
+            e.kind(),
+            async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication
+        ),
+        Err(_) => false,
+    }
 }
 
 /// When JetStream writes reach the disk.

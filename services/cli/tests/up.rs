@@ -363,7 +363,12 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let mut lines = BufReader::new(child.stdout()).lines();
     let (edge_line, _) = line_starting_with(&mut lines, &["clinic edge:"]).await;
     assert!(edge_line.contains("domain clinic-north"), "{edge_line}");
-    line_starting_with(&mut lines, &["audit API:"]).await;
+    let (api_line, _) = line_starting_with(&mut lines, &["audit API:"]).await;
+    let edge_api = api_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
     let with_credentials = std::fs::read_to_string(dir.path().join("data/nats-url")).unwrap();
     let client = prolo_bus::connect(&with_credentials, "up-test")
         .await
@@ -396,5 +401,54 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
         "{lag}"
     );
     assert_eq!(prolo_tests::stream_messages(&hub_js).await, 1);
+
+    // The hub's own audit API (an `up` at the hub) shows the edge in its status.
+    let hub_dir = tempfile::tempdir().unwrap();
+    let mut at_hub = up(&hub_url, hub.monitor_url().as_deref(), hub_dir.path());
+    let mut hub_lines = BufReader::new(at_hub.stdout()).lines();
+    let (api_line, _) = line_starting_with(&mut hub_lines, &["audit API:"]).await;
+    let hub_api = api_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let hub_token =
+        std::fs::read_to_string(hub_dir.path().join("data/api-token-compliance")).unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = ask(&hub_api, hub_token.trim(), &["status"]).await;
+        if status["edges"][0]["chain"]["through"] == 1 {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let edge = &status["edges"][0];
+    assert_eq!(edge["clinic"], "north", "{status}");
+    assert_eq!(edge["sourcing_lag"], 0, "{status}");
+    assert_eq!(edge["chain"]["gaps"], 0, "{status}");
+    assert!(stop(at_hub).await.success());
+
+    // The line to the hub goes (the hub stops): the clinic still records,
+    // and its own audit API answers for it.
+    drop(hub);
+    request["clinic_id"] = "north".into();
+    prolo_tests::record_ok(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
+    let token = std::fs::read_to_string(dir.path().join("data/api-token-compliance")).unwrap();
+    let patient = request["patient_id"].as_str().unwrap().to_owned();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = ask(
+            &edge_api,
+            token.trim(),
+            &["history", "--clinic", "north", "--patient", &patient],
+        )
+        .await;
+        if history["total"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{history}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(stop(child).await.success());
 }
