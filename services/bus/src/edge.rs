@@ -32,6 +32,7 @@ use async_nats::jetstream::{
 };
 
 use crate::stream::{STREAM_NAME, StreamError};
+pub use crate::stream::{clinic_of_edge_subjects, edge_subjects};
 
 /// The header JetStream puts on every message it stores by sourcing.
 pub const SOURCE_HEADER: &str = "Nats-Stream-Source";
@@ -39,22 +40,6 @@ pub const SOURCE_HEADER: &str = "Nats-Stream-Source";
 /// The JetStream domain of `clinic`'s edge server, unless configured otherwise.
 pub fn edge_domain(clinic: &str) -> String {
     format!("clinic-{clinic}")
-}
-
-/// The subjects of `clinic`'s events: all its edge stream takes.
-pub fn edge_subjects(clinic: &str) -> String {
-    format!("clinic.{clinic}.>")
-}
-
-/// The clinic of an edge stream's subjects (`clinic.<id>.>`), if they are that.
-pub fn clinic_of_edge_subjects(subjects: &str) -> Option<&str> {
-    let clinic = subjects.strip_prefix("clinic.")?.strip_suffix(".>")?;
-    let valid = !clinic.is_empty()
-        && clinic.len() <= 64
-        && clinic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid.then_some(clinic)
 }
 
 /// Where the edge's consumer delivers to the hub: one prefix per clinic, so

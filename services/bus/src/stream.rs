@@ -62,7 +62,7 @@ pub fn config(settings: &StreamSettings) -> Config {
             settings
                 .clinic
                 .as_deref()
-                .map_or_else(|| STREAM_SUBJECTS.to_owned(), crate::edge::edge_subjects),
+                .map_or_else(|| STREAM_SUBJECTS.to_owned(), edge_subjects),
         ],
         storage: StorageType::File,
         retention: RetentionPolicy::Limits,
@@ -83,6 +83,22 @@ pub fn config(settings: &StreamSettings) -> Config {
         allow_atomic_publish: true,
         ..Default::default()
     }
+}
+
+/// The subjects of `clinic`'s events: all a clinic edge's stream takes (see [`crate::edge`]).
+pub fn edge_subjects(clinic: &str) -> String {
+    format!("clinic.{clinic}.>")
+}
+
+/// The clinic of an edge stream's subjects (`clinic.<id>.>`), if they are that.
+pub fn clinic_of_edge_subjects(subjects: &str) -> Option<&str> {
+    let clinic = subjects.strip_prefix("clinic.")?.strip_suffix(".>")?;
+    let valid = !clinic.is_empty()
+        && clinic.len() <= 64
+        && clinic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then_some(clinic)
 }
 
 /// Why the stream cannot be used.
@@ -132,7 +148,7 @@ pub fn unsafe_settings(config: &Config) -> Vec<String> {
         config
             .subjects
             .iter()
-            .any(|s| s == STREAM_SUBJECTS || crate::edge::clinic_of_edge_subjects(s).is_some()),
+            .any(|s| s == STREAM_SUBJECTS || clinic_of_edge_subjects(s).is_some()),
         "it takes neither clinic.> nor, at a clinic's edge, clinic.<its clinic>.>",
     );
     require(
