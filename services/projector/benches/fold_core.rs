@@ -4,7 +4,8 @@
 //! What the fold itself costs per event, and the loop to profile
 //! (`perf record` this binary). Run: `cargo bench -p prolo-projector --bench fold_core`.
 //!
-//! Settings (environment): `BENCH_EVENTS` (default 300000), `BENCH_PATIENTS` (30000).
+//! Settings (environment): `BENCH_EVENTS` (default 300000), `BENCH_PATIENTS`
+//! (30000), `BENCH_HISTOGRAM` (print the bytes per key space).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
 use std::time::Instant;
@@ -33,6 +34,9 @@ async fn fold_all(
     }
     let seconds = start.elapsed().as_secs_f64();
     assert_eq!(store.applied_seq().unwrap(), messages.len() as u64);
+    if std::env::var("BENCH_HISTOGRAM").is_ok() {
+        histogram(&store);
+    }
     (
         messages.len() as f64 / seconds,
         store.size_on_disk().unwrap(),
@@ -74,4 +78,25 @@ async fn main() {
         bytes as f64 / n as f64,
         disk as f64 / n as f64,
     );
+}
+
+/// With `BENCH_HISTOGRAM` set: keys and live bytes per key space (what
+/// the read models hold, before sled's own overhead).
+fn histogram(store: &Store) {
+    let mut by: std::collections::BTreeMap<Vec<u8>, (u64, u64)> = Default::default();
+    for entry in store.model().iter() {
+        let (k, v) = entry.unwrap();
+        let prefix: Vec<u8> = k.iter().take_while(|b| **b != 0).copied().collect();
+        let e = by.entry(prefix).or_default();
+        e.0 += 1;
+        e.1 += (k.len() + v.len()) as u64;
+    }
+    for (p, (n, b)) in by {
+        eprintln!(
+            "{:>8} {:>8} keys {:>12} bytes",
+            String::from_utf8_lossy(&p),
+            n,
+            b
+        );
+    }
 }

@@ -24,6 +24,7 @@ pub mod fold;
 pub mod keys;
 pub mod model;
 pub mod names;
+pub mod payload_codec;
 pub mod policy;
 pub mod project;
 pub mod reads;

@@ -15,9 +15,9 @@ pub struct EventRecord {
     pub seq: u64,
     /// Subject it was published on.
     pub subject: String,
-    /// The message payload, byte for byte (encoded as one byte string, not
-    /// a sequence of numbers).
-    #[serde(with = "serde_bytes")]
+    /// The message payload, byte for byte (stored compressed, see
+    /// [`crate::payload_codec`]; here as it was published).
+    #[serde(with = "crate::payload_codec")]
     pub raw: Vec<u8>,
     /// `chain[seq]`, see [`crate::chain`].
     pub chain: [u8; 32],

@@ -43,7 +43,9 @@ pub enum StoreError {
 /// shape changes, so that an old database is rebuilt, not misread.
 /// 2: signal counts per adverse-event kind.
 /// 3: signal counts day by day over the rolling window.
-pub const READ_MODEL_FORMAT: u32 = 3;
+/// 4: stored payloads compressed ([`crate::payload_codec`]); sourced
+///    messages and clinic edges' chains.
+pub const READ_MODEL_FORMAT: u32 = 4;
 
 fn printable(key: &[u8]) -> String {
     key.iter()

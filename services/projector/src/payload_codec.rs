@@ -1,0 +1,79 @@
+//! How a stored payload is kept in the read models: LZ4 (block format,
+//! the uncompressed size first) with a fixed dictionary of one compact
+//! example event of every type (`record.dict`).
+//!
+//! Events are small JSON documents that repeat the same field names, ids
+//! and codes, which a per-event compressor without a dictionary hardly
+//! finds; with it the record, the largest value the fold writes, shrinks
+//! to about a third. The payload as published is what every reader gets
+//! back, byte for byte (the hash chain and signatures are over it).
+//!
+//! `record.dict` is part of the read-model format: changing it makes every
+//! stored record unreadable, so it changes only with
+//! [`crate::store::READ_MODEL_FORMAT`] (and a rebuild).
+
+use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+/// The dictionary, frozen with the read-model format.
+const DICTIONARY: &[u8] = include_bytes!("record.dict");
+
+/// The largest payload a record may claim to hold: above NATS's largest
+/// message, so only a damaged record is refused, before allocating.
+const MAX_PAYLOAD: usize = 16 << 20;
+
+/// `raw` compressed.
+pub fn compress(raw: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress_prepend_size_with_dict(raw, DICTIONARY)
+}
+
+/// The payload `packed` holds.
+pub fn decompress(packed: &[u8]) -> Result<Vec<u8>, String> {
+    let claimed = packed
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .ok_or("a stored payload shorter than its size")?;
+    if claimed as usize > MAX_PAYLOAD {
+        return Err(format!("a stored payload claims {claimed} bytes"));
+    }
+    lz4_flex::block::decompress_size_prepended_with_dict(packed, DICTIONARY)
+        .map_err(|e| format!("a stored payload does not decompress: {e}"))
+}
+
+/// Serde: writes `raw` compressed, as one byte string.
+pub fn serialize<S: Serializer>(raw: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(&compress(raw))
+}
+
+/// Serde: reads a compressed byte string back into the payload.
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    let packed = serde_bytes::ByteBuf::deserialize(deserializer)?;
+    decompress(&packed).map_err(D::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_comes_back_byte_for_byte_and_smaller() {
+        let raw = br#"{"event_id":"01a2174c-7113-7219-a165-9c993c9767b8","event_type":"consent.given","schema_version":1,"clinic_id":"riverside","patient_id":"P-1042"}"#;
+        let packed = compress(raw);
+        assert!(
+            packed.len() < raw.len() / 2,
+            "{} of {}",
+            packed.len(),
+            raw.len()
+        );
+        assert_eq!(decompress(&packed).unwrap(), raw);
+        assert_eq!(decompress(&compress(b"")).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_without_a_huge_allocation() {
+        let mut packed = compress(b"not json at all");
+        packed[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decompress(&packed).unwrap_err().contains("claims"));
+        assert!(decompress(&[1]).is_err());
+    }
+}
