@@ -170,7 +170,7 @@ pub struct ClinicalEntry {
     /// The event.
     pub origin: Origin,
     /// Its event type.
-    pub event_type: String,
+    pub event_type: prolo_schemas::EventType,
     /// One line: e.g. `ultrasound baseline`, `candidate`, `4 sessions every 28 days`.
     pub summary: String,
     /// What the rules look at: the imaging purpose (`baseline`, `follow_up`)

@@ -862,7 +862,7 @@ pub fn credential_finding_resolved(credentials: &[CredentialEntry], open: &OpenF
 
 /// An examination and a positive candidacy decision, both standing, before `at_ms`.
 pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
-    let before = |t: &str, tag: Option<&str>| {
+    let before = |t: EventType, tag: Option<&str>| {
         summary.clinical.iter().any(|c| {
             c.origin.standing.counts()
                 && c.event_type == t
@@ -870,7 +870,8 @@ pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
                 && tag.is_none_or(|tag| c.tag == tag)
         })
     };
-    before("examination.done", None) && before("candidacy.assessed", Some("candidate"))
+    before(EventType::ExaminationDone, None)
+        && before(EventType::CandidacyAssessed, Some("candidate"))
 }
 
 /// The latest standing candidacy decision at or before `at_ms`.
@@ -883,7 +884,7 @@ pub fn latest_candidacy(
         .iter()
         .filter(|c| {
             c.origin.standing.counts()
-                && c.event_type == "candidacy.assessed"
+                && c.event_type == EventType::CandidacyAssessed
                 && c.origin.occurred_at_ms <= at_ms
         })
         .max_by_key(|c| (c.origin.occurred_at_ms, c.origin.seq))
@@ -893,7 +894,7 @@ pub fn latest_candidacy(
 pub fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
     summary.clinical.iter().any(|c| {
         c.origin.standing.counts()
-            && c.event_type == "imaging.recorded"
+            && c.event_type == EventType::ImagingRecorded
             && c.tag == "follow_up"
             && c.origin.occurred_at_ms <= at_ms
     })
@@ -935,7 +936,7 @@ mod tests {
     fn entry(event_type: &str, tag: &str, at_ms: i64) -> ClinicalEntry {
         ClinicalEntry {
             origin: origin(at_ms),
-            event_type: event_type.into(),
+            event_type: event_type.parse().expect("an event type"),
             summary: String::new(),
             tag: tag.into(),
         }

@@ -44,7 +44,7 @@ pub enum StoreError {
 /// 2: signal counts per adverse-event kind.
 /// 3: signal counts day by day over the rolling window.
 /// 4: stored payloads compressed ([`crate::payload_codec`]); sourced
-///    messages and clinic edges' chains.
+///    messages and clinic edges' chains; clinical entries typed by event type.
 pub const READ_MODEL_FORMAT: u32 = 4;
 
 fn printable(key: &[u8]) -> String {

@@ -1090,7 +1090,7 @@ fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
     };
     Some(ClinicalEntry {
         origin: origin(e, seq),
-        event_type: e.event_type().as_str().to_owned(),
+        event_type: e.event_type(),
         summary,
         tag,
     })
