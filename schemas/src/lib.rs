@@ -24,7 +24,9 @@ mod validate;
 pub use catalogue::{EntityKind, EventType, Payload};
 pub use envelope::{Actor, ActorRole, Envelope};
 pub use error::{ContractError, Problem, ProblemCode, problem_from_serde, require_json_object};
-pub use ids::{ClinicId, ID_PATTERN, IdError, LotNumber, PatientId, PractitionerId, PrincipalId};
+pub use ids::{
+    ClinicId, ID_PATTERN, IdError, LotNumber, PatientId, PractitionerId, PrincipalId, check_token,
+};
 pub use payload::*;
 pub use sites::{Laterality, Region, RiskZone, SiteInfo, SiteKey};
 pub use subject::{Entity, Subject, SubjectError};

@@ -221,6 +221,11 @@ async fn a_clinic_records_offline_and_the_hub_gets_every_event_once_in_order() {
             .unwrap(),
         edge::Attached::AlreadyAttached
     );
+    // A clinic id that is not one subject token would widen the filter.
+    for hostile in ["", "north.>", "*", "a b", &"x".repeat(65)] {
+        let refused = edge::attach(&hub_js, hostile, "clinic-x").await;
+        assert!(refused.is_err(), "{hostile:?} attached");
+    }
 
     // North's line goes down; both clinics record through their own services.
     link_north.cut();

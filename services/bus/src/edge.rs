@@ -83,14 +83,10 @@ pub async fn attach(
     clinic: &str,
     domain: &str,
 ) -> Result<Attached, StreamError> {
-    if clinic_of_edge_subjects(&edge_subjects(clinic)) != Some(clinic) {
-        return Err(StreamError::JetStream(format!(
-            "{clinic:?} is not a clinic id (letters, digits, '_' and '-')"
-        )));
-    }
-    let js_err = |e: &dyn std::fmt::Display| StreamError::JetStream(e.to_string());
-    let mut stream = js.get_stream(STREAM_NAME).await.map_err(|e| js_err(&e))?;
-    let mut config = stream.info().await.map_err(|e| js_err(&e))?.config.clone();
+    prolo_schemas::check_token("clinic_id", clinic)
+        .map_err(|e| StreamError::JetStream(e.to_string()))?;
+    let mut stream = js.get_stream(STREAM_NAME).await.map_err(js_err)?;
+    let mut config = stream.info().await.map_err(js_err)?.config.clone();
     let wanted = hub_source(clinic, domain);
     let sources = config.sources.get_or_insert_with(Vec::new);
     if let Some(existing) = sources
@@ -107,8 +103,13 @@ pub async fn attach(
         };
     }
     sources.push(wanted);
-    js.update_stream(config).await.map_err(|e| js_err(&e))?;
+    js.update_stream(config).await.map_err(js_err)?;
     Ok(Attached::Added)
+}
+
+/// A JetStream failure as a [`StreamError`].
+fn js_err(e: impl std::fmt::Display) -> StreamError {
+    StreamError::JetStream(e.to_string())
 }
 
 /// How far the hub is behind one clinic's edge.
@@ -125,14 +126,8 @@ pub struct SourceLag {
 
 /// The sourcing lag of every clinic edge the hub's stream sources.
 pub async fn source_lags(js: &jetstream::Context) -> Result<Vec<SourceLag>, StreamError> {
-    let mut stream = js
-        .get_stream(STREAM_NAME)
-        .await
-        .map_err(|e| StreamError::JetStream(e.to_string()))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| StreamError::JetStream(e.to_string()))?;
+    let mut stream = js.get_stream(STREAM_NAME).await.map_err(js_err)?;
+    let info = stream.info().await.map_err(js_err)?;
     let mut lags: Vec<SourceLag> = info
         .sources
         .iter()

@@ -93,12 +93,9 @@ pub fn edge_subjects(clinic: &str) -> String {
 /// The clinic of an edge stream's subjects (`clinic.<id>.>`), if they are that.
 pub fn clinic_of_edge_subjects(subjects: &str) -> Option<&str> {
     let clinic = subjects.strip_prefix("clinic.")?.strip_suffix(".>")?;
-    let valid = !clinic.is_empty()
-        && clinic.len() <= 64
-        && clinic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid.then_some(clinic)
+    prolo_schemas::check_token("clinic_id", clinic)
+        .is_ok()
+        .then_some(clinic)
 }
 
 /// Why the stream cannot be used.

@@ -95,10 +95,7 @@ pub async fn run(nats_url: &str, args: EdgeArgs) -> Result<()> {
                     "clinic {:<20} behind by {:>8} messages, last heard from {}",
                     lag.clinic,
                     lag.lag,
-                    lag.active_ms
-                        .map_or("not now (line down?)".to_owned(), |ms| {
-                            format!("{:.1} s ago", ms as f64 / 1000.0)
-                        })
+                    crate::table::last_heard(lag.active_ms)
                 );
             }
             Ok(())

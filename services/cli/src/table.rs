@@ -200,6 +200,13 @@ fn signals(answer: &Value) -> String {
     out
 }
 
+/// When the hub last heard from a clinic edge, from its `active_ms`.
+pub fn last_heard(active_ms: Option<u64>) -> String {
+    active_ms.map_or("not now (line down?)".to_owned(), |ms| {
+        format!("{:.1} s ago", ms as f64 / 1000.0)
+    })
+}
+
 fn status(answer: &Value) -> String {
     let mut out = String::new();
     for key in [
@@ -231,12 +238,7 @@ fn status(answer: &Value) -> String {
             "clinic edge",
             text(&edge["clinic"]),
             text(&edge["sourcing_lag"]),
-            edge["active_ms"]
-                .as_u64()
-                .map_or("not now (link down?)".to_owned(), |ms| format!(
-                    "{:.1} s ago",
-                    ms as f64 / 1000.0
-                )),
+            last_heard(edge["active_ms"].as_u64()),
             text(&chain["through"]),
             text(&chain["head"]),
             match chain["gaps"].as_u64() {

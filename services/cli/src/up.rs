@@ -64,8 +64,9 @@ pub struct UpArgs {
 pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     let edge = Edge::from_args(&args)?;
     let mut local = None;
+    let reachable = is_reachable(nats_url).await;
     if let Some(edge) = &edge
-        && is_reachable(nats_url).await
+        && reachable
     {
         bail!(
             "an edge runs its own nats-server (a leaf node of the hub), but {nats_url} is taken; \
@@ -73,7 +74,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             edge.clinic
         );
     }
-    if edge.is_none() && is_reachable(nats_url).await {
+    if edge.is_none() && reachable {
         println!("using the NATS server at {nats_url}");
     } else {
         let port = port_of(nats_url)?;
@@ -291,22 +292,12 @@ impl Edge {
         let (Some(clinic), Some(hub)) = (&args.demo_args.clinic, &args.hub) else {
             bail!("--edge needs --clinic (the clinic this edge records for) and --hub");
         };
-        if prolo_bus::edge::clinic_of_edge_subjects(&prolo_bus::edge::edge_subjects(clinic))
-            != Some(clinic.as_str())
-        {
-            bail!("--clinic {clinic:?}: a clinic id has letters, digits, '_' and '-' only");
-        }
+        prolo_schemas::check_token("--clinic", clinic)?;
         let domain = args
             .domain
             .clone()
             .unwrap_or_else(|| prolo_bus::edge::edge_domain(clinic));
-        if domain.is_empty()
-            || !domain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            bail!("--domain {domain:?}: letters, digits, '_' and '-' only");
-        }
+        prolo_schemas::check_token("--domain", &domain)?;
         Ok(Some(Self {
             clinic: clinic.clone(),
             domain,

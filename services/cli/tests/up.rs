@@ -452,3 +452,30 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     }
     assert!(stop(child).await.success());
 }
+
+#[tokio::test]
+async fn up_edge_refuses_a_clinic_or_domain_that_is_not_one_subject_token() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    for (args, named) in [
+        (vec!["--clinic", "north.>"], "--clinic"),
+        (vec!["--clinic", ""], "--clinic"),
+        (
+            vec!["--clinic", "north", "--domain", "clinic north"],
+            "--domain",
+        ),
+        (vec!["--clinic", "north", "--domain", "hub.>"], "--domain"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
+            .current_dir(data.path())
+            .args(["up", "--edge", "--hub", "nats-leaf://e:p@127.0.0.1:1"])
+            .args(&args)
+            .env("NATS_URL", &url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    assert!(!data.path().join("data").exists(), "nothing written");
+}
