@@ -82,17 +82,15 @@ fn url(server: &NatsServer, user_password: &str) -> String {
     format!("nats://{user_password}@127.0.0.1:{}", server.port())
 }
 
+/// The last sequence of `CLINIC_EVENTS` on `js`'s server.
+async fn last_seq(js: &jetstream::Context) -> u64 {
+    let mut stream = js.get_stream(prolo_bus::STREAM_NAME).await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
 /// Every message of `CLINIC_EVENTS` on `js`'s server: (subject, payload).
 async fn messages(js: &jetstream::Context) -> Vec<(String, Vec<u8>)> {
-    let last = js
-        .get_stream(prolo_bus::STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let last = last_seq(js).await;
     let mut out = Vec::new();
     read_stream(js, 1, last, 1_000, |batch| {
         out.extend(batch.into_iter().map(|m| (m.subject, m.payload.to_vec())));
@@ -170,15 +168,7 @@ async fn record_patients(client: &async_nats::Client, clinic: &str, patients: us
 /// Folds the hub's stream into a fresh read model, as its projector does.
 async fn fold_hub(js: &jetstream::Context, dir: &Path) -> Store {
     let store = Store::open(&dir.join("hub.sled"), 64 << 20).unwrap();
-    let last = js
-        .get_stream(prolo_bus::STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let last = last_seq(js).await;
     let settings = FindingSettings::default();
     read_stream(js, 1, last, 1_000, |batch| {
         let (store, settings) = (&store, &settings);
@@ -334,7 +324,7 @@ async fn a_clinic_records_offline_and_the_hub_gets_every_event_once_in_order() {
     for (clinic, at_edge) in [("north", &at_north), ("south", &at_south)] {
         let chain = chains.iter().find(|c| c.clinic == clinic).unwrap();
         assert_eq!(
-            (chain.through, chain.gaps, chain.head.clone()),
+            (chain.through, chain.gaps, chain::hex(&chain.head)),
             (500, 0, chain_head(at_edge)),
             "{clinic}"
         );
@@ -461,7 +451,11 @@ async fn the_hub_killed_mid_sourcing_loses_and_doubles_nothing() {
     let chains = store.edge_chains().unwrap();
     assert_eq!(chains.len(), 1);
     assert_eq!(
-        (chains[0].through, chains[0].gaps, chains[0].head.clone()),
+        (
+            chains[0].through,
+            chains[0].gaps,
+            chain::hex(&chains[0].head)
+        ),
         (EVENTS as u64, 0, chain_head(&at_edge))
     );
     eprintln!(

@@ -113,6 +113,15 @@ async fn line_starting_with_within(
     }
 }
 
+/// The audit API's address, from the line `up` prints when it listens.
+async fn api_url(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    let (line, _) = line_starting_with(lines, &["audit API:"]).await;
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line}"))
+        .to_owned()
+}
+
 /// SIGTERM, as ctrl-c would, and the exit status.
 async fn stop(mut up: Up) -> std::process::ExitStatus {
     let mut child = up.0.take().expect("running");
@@ -261,12 +270,7 @@ async fn the_demo_clinic_signals_its_planted_lot_and_nothing_else() {
     let url = format!("nats://127.0.0.1:{}", free_port());
     let mut child = up_with(&url, None, data.path(), &["--demo"]);
     let mut lines = BufReader::new(child.stdout()).lines();
-    let (api_line, _) = line_starting_with(&mut lines, &["audit API:"]).await;
-    let api = api_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let api = api_url(&mut lines).await;
     let (seeded, _) =
         line_starting_with_within(&mut lines, &["seeded "], Duration::from_secs(900)).await;
     let events: u64 = seeded.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -363,12 +367,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let mut lines = BufReader::new(child.stdout()).lines();
     let (edge_line, _) = line_starting_with(&mut lines, &["clinic edge:"]).await;
     assert!(edge_line.contains("domain clinic-north"), "{edge_line}");
-    let (api_line, _) = line_starting_with(&mut lines, &["audit API:"]).await;
-    let edge_api = api_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let edge_api = api_url(&mut lines).await;
     let with_credentials = std::fs::read_to_string(dir.path().join("data/nats-url")).unwrap();
     let client = prolo_bus::connect(&with_credentials, "up-test")
         .await
@@ -406,12 +405,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let hub_dir = tempfile::tempdir().unwrap();
     let mut at_hub = up(&hub_url, hub.monitor_url().as_deref(), hub_dir.path());
     let mut hub_lines = BufReader::new(at_hub.stdout()).lines();
-    let (api_line, _) = line_starting_with(&mut hub_lines, &["audit API:"]).await;
-    let hub_api = api_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let hub_api = api_url(&mut hub_lines).await;
     let hub_token =
         std::fs::read_to_string(hub_dir.path().join("data/api-token-compliance")).unwrap();
     let give_up = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -35,6 +35,22 @@ pub fn parse_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Serde for a hash as its [`hex`] string (readable in JSON and status).
+pub mod hex_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes the hash as hex.
+    pub fn serialize<S: Serializer>(hash: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::hex(hash))
+    }
+
+    /// Reads a hash written as hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_hex(&text).ok_or_else(|| D::Error::custom("not a 64-digit hex hash"))
+    }
+}
+
 /// What an electronic signature names of the event it signs: the SHA-256
 /// of the event's bytes as stored, in lower-case hex.
 pub fn stored_sha256(stored: &[u8]) -> String {

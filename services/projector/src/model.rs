@@ -51,8 +51,10 @@ pub struct EdgeChain {
     pub clinic: String,
     /// The last edge sequence folded.
     pub through: u64,
-    /// The chain head at `through`, hex.
-    pub head: String,
+    /// The chain head at `through` (hex in JSON and in the store).
+    #[serde(with = "crate::chain::hex_serde")]
+    #[schemars(with = "String")]
+    pub head: [u8; 32],
     /// Edge sequences that did not follow the previous one (a source set up
     /// after the edge had events, or lost messages): when not zero, the head
     /// cannot equal the edge's.

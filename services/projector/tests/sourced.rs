@@ -103,7 +103,7 @@ async fn an_event_recorded_offline_keeps_the_edge_time_and_the_arrival() {
         (chains[0].clinic.as_str(), chains[0].through, chains[0].gaps),
         ("north", 3, 0)
     );
-    assert_eq!(chains[0].head, chain::hex(&head));
+    assert_eq!(chain::hex(&chains[0].head), chain::hex(&head));
 }
 
 #[tokio::test]

@@ -268,15 +268,14 @@ impl<'a> Folder<'a> {
             Some(crate::model::EdgeChain {
                 clinic,
                 through: 0,
-                head: chain::hex(&chain::GENESIS),
+                head: chain::GENESIS,
                 gaps: 0,
             })
         })? {
             if from.edge_seq != edge.through + 1 {
                 edge.gaps += 1;
             }
-            let previous = chain::parse_hex(&edge.head).unwrap_or(chain::GENESIS);
-            edge.head = chain::hex(&chain::link(&previous, from.edge_seq, raw));
+            edge.head = chain::link(&edge.head, from.edge_seq, raw);
             edge.through = from.edge_seq;
         }
         Ok(())
