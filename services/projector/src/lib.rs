@@ -29,6 +29,7 @@ pub mod policy;
 pub mod project;
 pub mod reads;
 pub mod rebuild;
+pub mod records;
 pub mod store;
 pub mod verification;
 

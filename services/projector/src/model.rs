@@ -7,17 +7,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Every message at its sequence, applied or quarantined: the exact bytes
-/// the stream holds and the hash-chain link over them. One record per
-/// sequence keeps the fold to few writes per event.
+/// the stream holds and the hash-chain link over them. Kept in blocks of
+/// consecutive sequences ([`crate::records`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Stream sequence.
     pub seq: u64,
     /// Subject it was published on.
     pub subject: String,
-    /// The message payload, byte for byte (stored compressed, see
-    /// [`crate::payload_codec`]; here as it was published).
-    #[serde(with = "crate::payload_codec")]
+    /// The message payload, byte for byte (its block is stored compressed,
+    /// see [`crate::records`]).
+    #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
     /// `chain[seq]`, see [`crate::chain`].
     pub chain: [u8; 32],

@@ -1,18 +1,16 @@
-//! How a stored payload is kept in the read models: LZ4 (block format,
-//! the uncompressed size first) with a fixed dictionary of one compact
-//! example event of every type (`record.dict`).
+//! How stored event records are compressed: LZ4 (block format, the
+//! uncompressed size first) with a fixed dictionary of one compact example
+//! event of every type (`record.dict`), over a whole block of records
+//! ([`crate::records`]).
 //!
 //! Events are small JSON documents that repeat the same field names, ids
-//! and codes, which a per-event compressor without a dictionary hardly
-//! finds; with it the record, the largest value the fold writes, shrinks
-//! to about a third. The payload as published is what every reader gets
-//! back, byte for byte (the hash chain and signatures are over it).
+//! and codes; the dictionary gives even a block's first record something
+//! to refer to. The payload as published is what every reader gets back,
+//! byte for byte (the hash chain and signatures are over it).
 //!
 //! `record.dict` is part of the read-model format: changing it makes every
 //! stored record unreadable, so it changes only with
 //! [`crate::store::READ_MODEL_FORMAT`] (and a rebuild).
-
-use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
 /// The dictionary, frozen with the read-model format.
 const DICTIONARY: &[u8] = include_bytes!("record.dict");
@@ -38,17 +36,6 @@ pub fn decompress(packed: &[u8]) -> Result<Vec<u8>, String> {
     }
     lz4_flex::block::decompress_size_prepended_with_dict(packed, DICTIONARY)
         .map_err(|e| format!("a stored payload does not decompress: {e}"))
-}
-
-/// Serde: writes `raw` compressed, as one byte string.
-pub fn serialize<S: Serializer>(raw: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(&compress(raw))
-}
-
-/// Serde: reads a compressed byte string back into the payload.
-pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-    let packed = serde_bytes::ByteBuf::deserialize(deserializer)?;
-    decompress(&packed).map_err(D::Error::custom)
 }
 
 #[cfg(test)]

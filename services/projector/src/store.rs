@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::Path};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-use crate::keys;
+use crate::{keys, records};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,9 @@ pub enum StoreError {
 /// 3: signal counts day by day over the rolling window.
 /// 4: stored payloads compressed ([`crate::payload_codec`]); sourced
 ///    messages and clinic edges' chains; clinical entries typed by event type.
-pub const READ_MODEL_FORMAT: u32 = 4;
+/// 5: event records kept in blocks of consecutive sequences
+///    ([`crate::records`]).
+pub const READ_MODEL_FORMAT: u32 = 5;
 
 fn printable(key: &[u8]) -> String {
     key.iter()
@@ -149,7 +151,31 @@ impl Store {
 
     /// The message at `seq`, applied or quarantined.
     pub fn event(&self, seq: u64) -> Result<Option<crate::model::EventRecord>, StoreError> {
-        self.get(&keys::by_seq(keys::EVENT, seq))
+        let key = records::block_key(seq);
+        let Some(block) = self.record_block(&key)? else {
+            return Ok(None);
+        };
+        records::find(&block, seq)
+            .map(|record| decode(&key, record))
+            .transpose()
+    }
+
+    /// A block of event records, decompressed.
+    fn record_block(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.model
+            .get(key)?
+            .map(|packed| records::unpack(key, &packed))
+            .transpose()
+    }
+
+    /// How many messages are stored (a sequence stored twice counts twice).
+    pub fn record_count(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for entry in self.model.scan_prefix(keys::EVENT_BLOCK) {
+            let (key, packed) = entry?;
+            count += records::entries(&records::unpack(&key, &packed)?).count() as u64;
+        }
+        Ok(count)
     }
 
     /// Where the message at `seq` came from, when the hub sourced it from
@@ -190,13 +216,7 @@ impl Store {
     /// atomic batch, then flushes it to disk: only after this returns may
     /// the messages be acknowledged.
     pub async fn commit(&self, pending: Pending, applied_seq: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in pending.writes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
+        let mut batch = pending.into_batch();
         batch.insert(keys::APPLIED_SEQ, &applied_seq.to_be_bytes());
         self.model.apply_batch(batch)?;
         self.model.flush_async().await?;
@@ -207,14 +227,7 @@ impl Store {
     /// verification's finding), without moving the applied sequence. Only
     /// for keys the fold never writes at the same time.
     pub async fn write(&self, pending: Pending) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in pending.writes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        self.model.apply_batch(batch)?;
+        self.model.apply_batch(pending.into_batch())?;
         self.model.flush_async().await?;
         Ok(())
     }
@@ -253,6 +266,21 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a stored event record, outside the fold. Only for tests
+    /// that must tamper with a stored event to show it is detected.
+    #[doc(hidden)]
+    pub fn tamper_event(&self, record: &crate::model::EventRecord) -> Result<bool, StoreError> {
+        let key = records::block_key(record.seq);
+        let Some(mut block) = self.record_block(&key)? else {
+            return Ok(false);
+        };
+        if !records::replace(&mut block, record.seq, &encode(&key, record)?) {
+            return Ok(false);
+        }
+        self.tamper(&key, &records::pack(&block))?;
+        Ok(true)
+    }
+
     /// Writes directly into the read models, outside the fold. Only for
     /// tests that must tamper with a stored value to show it is detected.
     #[doc(hidden)]
@@ -267,9 +295,27 @@ impl Store {
 #[derive(Default)]
 pub struct Pending {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Blocks of event records this batch appends to, uncompressed until
+    /// committed ([`crate::records`]).
+    blocks: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Pending {
+    /// The sled batch: every write, each block of records compressed once.
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        for (key, block) in self.blocks {
+            batch.insert(key, records::pack(&block));
+        }
+        batch
+    }
+
     /// A value as it will be after the batch: pending first, then the store.
     pub fn get<T: DeserializeOwned>(
         &self,
@@ -288,6 +334,41 @@ impl Pending {
         match self.writes.get(key) {
             Some(bytes) => Ok(bytes.clone()),
             None => Ok(store.model.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Keeps the record of a message, appended to its block (loaded from
+    /// the store the first time the batch touches it).
+    pub fn put_record(
+        &mut self,
+        store: &Store,
+        record: &crate::model::EventRecord,
+    ) -> Result<(), StoreError> {
+        let key = records::block_key(record.seq);
+        let encoded = encode(&key, record)?;
+        let block = match self.blocks.entry(key) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let stored = store.record_block(entry.key())?.unwrap_or_default();
+                entry.insert(stored)
+            }
+        };
+        records::append(block, record.seq, &encoded);
+        Ok(())
+    }
+
+    /// The record of the message at `seq` as it will be after the batch.
+    pub fn record(
+        &self,
+        store: &Store,
+        seq: u64,
+    ) -> Result<Option<crate::model::EventRecord>, StoreError> {
+        let key = records::block_key(seq);
+        match self.blocks.get(&key) {
+            Some(block) => records::find(block, seq)
+                .map(|record| decode(&key, record))
+                .transpose(),
+            None => store.event(seq),
         }
     }
 

@@ -11,7 +11,6 @@ use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{
     keys,
     model::{EventRecord, PatientSummary},
-    store::encode,
 };
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
@@ -119,32 +118,24 @@ async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
     );
 
     // Someone edits the volume of the event at sequence 2 in the database.
-    let key = keys::by_seq(keys::EVENT, 2);
-    let original: EventRecord = store.get(&key).unwrap().unwrap();
+    let original: EventRecord = store.event(2).unwrap().unwrap();
     let mut altered = original.clone();
     altered.raw = String::from_utf8(altered.raw)
         .unwrap()
         .replace("\"volume_ml\":2.5", "\"volume_ml\":1.5")
         .into_bytes();
     assert_ne!(altered.raw, original.raw);
-    store
-        .tamper(&key, &encode(&key, &altered).unwrap())
-        .unwrap();
+    assert!(store.tamper_event(&altered).unwrap());
     let report = prolo_projector::verify(&js, &store).await.unwrap();
     let (seq, what) = report.first_difference.unwrap();
     assert_eq!(seq, 2);
     assert!(what.contains("stored event"), "{what}");
-    store
-        .tamper(&key, &encode(&key, &original).unwrap())
-        .unwrap();
+    assert!(store.tamper_event(&original).unwrap());
 
     // Someone rewrites the chain link at sequence 4.
-    let key = keys::by_seq(keys::EVENT, 4);
-    let mut relinked: EventRecord = store.get(&key).unwrap().unwrap();
+    let mut relinked: EventRecord = store.event(4).unwrap().unwrap();
     relinked.chain = [7u8; 32];
-    store
-        .tamper(&key, &encode(&key, &relinked).unwrap())
-        .unwrap();
+    assert!(store.tamper_event(&relinked).unwrap());
     let report = prolo_projector::verify(&js, &store).await.unwrap();
     let (seq, what) = report.first_difference.clone().unwrap();
     assert_eq!(seq, 4);

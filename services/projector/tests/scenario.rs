@@ -204,10 +204,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(patient_seqs.len(), 12);
-    let original: prolo_projector::model::EventRecord = store
-        .get(&keys::by_seq(keys::EVENT, patient_seqs[6]))
-        .unwrap()
-        .unwrap();
+    let original = store.event(patient_seqs[6]).unwrap().unwrap();
     let original: Value = serde_json::from_slice(&original.raw).unwrap();
     assert_eq!(original["payload"]["volume_ml"], 8.0);
 

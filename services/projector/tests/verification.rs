@@ -14,7 +14,6 @@ use prolo_projector::{
     keys,
     model::EventRecord,
     project::VerifySchedule,
-    store::encode,
     verification::FAILED_SUBJECT,
 };
 use prolo_schemas::EventType;
@@ -85,15 +84,12 @@ async fn the_schedule_verifies_new_sequences_and_a_full_pass_finds_an_edit() {
     );
 
     // Someone edits the event at sequence 2 in the database.
-    let key = keys::by_seq(keys::EVENT, 2);
-    let mut altered: EventRecord = store.get(&key).unwrap().unwrap();
+    let mut altered: EventRecord = store.event(2).unwrap().unwrap();
     altered.raw = String::from_utf8(altered.raw)
         .unwrap()
         .replace("\"volume_ml\":2.5", "\"volume_ml\":1.5")
         .into_bytes();
-    store
-        .tamper(&key, &encode(&key, &altered).unwrap())
-        .unwrap();
+    assert!(store.tamper_event(&altered).unwrap());
     let failed = report_where(&store, |r| r.first_difference.is_some()).await;
     assert!(
         failed.full,

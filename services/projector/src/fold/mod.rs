@@ -217,8 +217,8 @@ impl<'a> Folder<'a> {
         if let Some(from) = sourced {
             self.sourced(seq, raw, stored_at, from)?;
         }
-        self.pending.put(
-            keys::by_seq(keys::EVENT, seq),
+        self.pending.put_record(
+            self.store,
             &EventRecord {
                 seq,
                 subject: subject.to_owned(),
@@ -643,10 +643,7 @@ impl<'a> Folder<'a> {
             return Ok(None);
         };
         let seq = <[u8; 8]>::try_from(seq.as_slice()).map_or(0, u64::from_be_bytes);
-        let Some(stored) = self
-            .pending
-            .get::<EventRecord>(self.store, &keys::by_seq(keys::EVENT, seq))?
-        else {
+        let Some(stored) = self.pending.record(self.store, seq)? else {
             return Ok(None);
         };
         let found = Envelope::decode(&stored.raw).ok().map(|e| (seq, e));

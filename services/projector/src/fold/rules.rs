@@ -138,11 +138,7 @@ impl Folder<'_> {
                 // Injections already recorded from the lot at or after the recall.
                 let seqs = self.posted(keys::INJECTIONS_BY_LOT, &[p.lot.as_str().as_bytes()])?;
                 for earlier in seqs {
-                    let Some(record) = self.pending.get::<crate::model::EventRecord>(
-                        self.store,
-                        &keys::by_seq(keys::EVENT, earlier),
-                    )?
-                    else {
+                    let Some(record) = self.pending.record(self.store, earlier)? else {
                         continue;
                     };
                     let Ok(injection) = Envelope::decode(&record.raw) else {
