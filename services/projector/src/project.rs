@@ -134,7 +134,15 @@ pub async fn fold_batch(
     let mut applied_seq = store.applied_seq()?;
     let mut report = BatchReport::default();
     let mut folder = Folder::new(store, settings)?;
-    for message in messages {
+    let fresh: Vec<&StreamMessage> = messages.iter().filter(|m| m.seq > applied_seq).collect();
+    report.skipped = (messages.len() - fresh.len()) as u64;
+    let texts: Vec<(&str, &[u8])> = fresh
+        .iter()
+        .map(|m| (m.subject.as_str(), m.payload.as_ref()))
+        .collect();
+    let decoded = crate::fold::decode_all(&texts);
+    for (message, decoded) in fresh.into_iter().zip(decoded) {
+        // Redelivered messages come first, but never fold a sequence twice.
         if message.seq <= applied_seq {
             report.skipped += 1;
             continue;
@@ -145,6 +153,7 @@ pub async fn fold_batch(
             &message.payload,
             message.stored_at,
             message.sourced.as_ref(),
+            decoded,
         )? {
             Outcome::Applied => report.applied += 1,
             Outcome::Quarantined(_) => report.quarantined += 1,
