@@ -3,7 +3,9 @@
 //! batch inserts. The consume and fold rows are measured twice on the same
 //! store: with the server's default fsync (every two minutes) and with
 //! `sync_interval: always` (what the project runs; consumer acks are
-//! written too). Run: `cargo bench -p prolo-projector --bench fold`.
+//! written too); then a rebuild of the same stream into a fresh database,
+//! whose digest must equal the fold's. Run:
+//! `cargo bench -p prolo-projector --bench fold`.
 //!
 //! Settings (environment): `BENCH_EVENTS` (default 1000000), `BENCH_PATIENTS` (100000).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
@@ -86,13 +88,13 @@ fn raw_sled(dir: &std::path::Path, n: u64, size: usize, flushed: bool) -> f64 {
 }
 
 /// Folds the whole stream into a fresh database with its own consumer;
-/// returns events/s and the database's size on disk.
+/// returns events/s, the database's size on disk and its digest.
 async fn fold(
     client: &async_nats::Client,
     dir: &std::path::Path,
     n: u64,
     consumer: &str,
-) -> (f64, u64) {
+) -> (f64, u64, [u8; 32]) {
     let store = Store::open(dir, 256 * 1024 * 1024).unwrap();
     let (trigger, shutdown) = Shutdown::new();
     let start = Instant::now();
@@ -120,7 +122,23 @@ async fn fold(
     let rate = n as f64 / start.elapsed().as_secs_f64();
     trigger.fire();
     task.await.unwrap();
-    (rate, store.size_on_disk().unwrap())
+    (rate, store.size_on_disk().unwrap(), store.digest().unwrap())
+}
+
+/// `prolo-projector rebuild` of the whole stream into a fresh database:
+/// events/s and the rebuilt database's digest.
+async fn rebuild(js: &jetstream::Context, path: &std::path::Path) -> (f64, [u8; 32]) {
+    let report = prolo_projector::rebuild::rebuild(
+        js,
+        path,
+        256 * 1024 * 1024,
+        &prolo_projector::findings::FindingSettings::default(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    let store = Store::open(path, 64 * 1024 * 1024).unwrap();
+    (report.events as f64 / report.seconds, store.digest().unwrap())
 }
 
 #[tokio::main]
@@ -166,6 +184,7 @@ async fn main() {
 
     let mut measured = Vec::new();
     let mut disk = 0;
+    let mut digest = [0u8; 32];
     for (fsync, label) in [
         (FsyncPolicy::ServerDefault, "default"),
         (FsyncPolicy::Always, "always"),
@@ -178,7 +197,7 @@ async fn main() {
         eprintln!("{label}: raw consume…");
         let consume = raw_consume(&js, n, &format!("bench-raw-{label}")).await;
         eprintln!("{label}: folding…");
-        let (rate, size) = fold(
+        let (rate, size, fold_digest) = fold(
             &client,
             &scratch.path().join(format!("projector-{label}.sled")),
             n,
@@ -186,8 +205,15 @@ async fn main() {
         )
         .await;
         disk = size;
+        digest = fold_digest;
         measured.push((consume, rate));
     }
+    eprintln!("rebuild…");
+    let (rebuild_rate, rebuilt_digest) = rebuild(
+        &jetstream::new(nats.client().await.unwrap()),
+        &scratch.path().join("rebuilt.sled"),
+    )
+    .await;
     let [(consume_lazy, fold_lazy), (consume_always, fold_always)] = measured[..] else {
         unreachable!("two settings measured")
     };
@@ -226,7 +252,15 @@ async fn main() {
         fold_lazy / slower_lazy,
         fold_always / slower_always
     );
+    println!(
+        "| rebuild (`prolo-projector rebuild`: ordered consumer, no acks, fresh database) | (same stream) | | {rebuild_rate:.0} | {:.2} |",
+        rebuild_rate / slower_always
+    );
     println!();
+    println!(
+        "rebuilt read models identical to the folded ones (digest): {}",
+        if rebuilt_digest == digest { "yes" } else { "NO" }
+    );
     println!(
         "bytes on disk per event: sled {:.0} (total {:.1} MiB), stream {:.0}",
         disk as f64 / n as f64,
