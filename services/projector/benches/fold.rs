@@ -138,7 +138,10 @@ async fn rebuild(js: &jetstream::Context, path: &std::path::Path) -> (f64, [u8; 
     .await
     .unwrap();
     let store = Store::open(path, 64 * 1024 * 1024).unwrap();
-    (report.events as f64 / report.seconds, store.digest().unwrap())
+    (
+        report.events as f64 / report.seconds,
+        store.digest().unwrap(),
+    )
 }
 
 #[tokio::main]
@@ -259,7 +262,11 @@ async fn main() {
     println!();
     println!(
         "rebuilt read models identical to the folded ones (digest): {}",
-        if rebuilt_digest == digest { "yes" } else { "NO" }
+        if rebuilt_digest == digest {
+            "yes"
+        } else {
+            "NO"
+        }
     );
     println!(
         "bytes on disk per event: sled {:.0} (total {:.1} MiB), stream {:.0}",

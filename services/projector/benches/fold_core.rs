@@ -1,11 +1,12 @@
 //! The fold alone, without the broker: synthetic events already in memory
-//! (the stream's bytes and subjects), folded in batches of 1,000 into a
+//! (the stream's bytes and subjects), folded in batches of the projector's
+//! size (`BENCH_BATCH`, default [`prolo_projector::project::FOLD_BATCH`]) into a
 //! fresh database, each batch committed and flushed as the projector does.
 //! What the fold itself costs per event, and the loop to profile
 //! (`perf record` this binary). Run: `cargo bench -p prolo-projector --bench fold_core`.
 //!
 //! Settings (environment): `BENCH_EVENTS` (default 300000), `BENCH_PATIENTS`
-//! (30000), `BENCH_HISTOGRAM` (print the bytes per key space).
+//! (30000), `BENCH_BATCH`, `BENCH_HISTOGRAM` (print the bytes per key space).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
 use std::time::Instant;
@@ -59,7 +60,8 @@ async fn main() {
         .collect();
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
     let settings = FindingSettings::default();
-    let batch_size: usize = prolo_tests::env_or("BENCH_BATCH", 1000);
+    let batch_size: usize =
+        prolo_tests::env_or("BENCH_BATCH", prolo_projector::project::FOLD_BATCH);
     // What the metrics cost: counting off and on, twice each, alternating.
     let mut rates = [Vec::new(), Vec::new()];
     let mut disk = 0;

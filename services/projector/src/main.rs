@@ -41,7 +41,7 @@ enum Command {
     /// Follow the stream and fold it (the default).
     Run {
         /// Events per committed batch.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = prolo_projector::project::FOLD_BATCH)]
         batch_size: usize,
         /// Publish a chain checkpoint every N sequences.
         #[arg(long, env = "PROLO_CHECKPOINT_EVERY", default_value_t = 10_000)]
@@ -85,7 +85,7 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     let js = jetstream::new(client.clone());
     match args.command.unwrap_or(Command::Run {
-        batch_size: 1000,
+        batch_size: prolo_projector::project::FOLD_BATCH,
         checkpoint_every: 10_000,
         consumer: std::env::var("PROLO_PROJECTOR_CONSUMER")
             .unwrap_or_else(|_| prolo_projector::project::CONSUMER.to_owned()),

@@ -44,6 +44,14 @@ fn js_err(e: impl std::fmt::Display) -> ProjectorError {
     ProjectorError::JetStream(e.to_string())
 }
 
+/// Messages folded per committed batch, unless configured otherwise. Every
+/// batch rewrites the read models many events share (postings by type and
+/// day, signal counts, lot and practitioner lists): at 4,000 rather than
+/// 1,000 the fold writes a third less to disk at the same speed
+/// (`fold_core`, 200k events: 1,137 -> 771 bytes per event), and a batch is
+/// still committed within a fraction of a second.
+pub const FOLD_BATCH: usize = 4000;
+
 /// How the projector runs.
 #[derive(Debug, Clone)]
 pub struct ProjectorSettings {
@@ -69,7 +77,7 @@ pub struct ProjectorSettings {
 impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
-            batch_size: 1000,
+            batch_size: FOLD_BATCH,
             idle_wait: Duration::from_millis(200),
             checkpoint_every: 10_000,
             consumer: CONSUMER.to_owned(),

@@ -57,7 +57,7 @@ pub async fn rebuild(
     {
         let store = Store::open(&fresh, cache_bytes)?;
         crate::consistency::remember(js, &store).await?;
-        read_stream(js, 1, last, 1000, |batch| {
+        read_stream(js, 1, last, crate::project::FOLD_BATCH, |batch| {
             let store = store.clone();
             let settings = settings.clone();
             if let Some(m) = batch.last() {
