@@ -609,6 +609,7 @@ pub async fn verify_from(
     };
     let mut checked = 0u64;
     let mut first_difference: Option<(u64, String)> = None;
+    let mut records = store.record_reader();
     read_stream(js, from + 1, applied, 1000, |batch| {
         for m in &batch {
             if first_difference.is_some() {
@@ -616,7 +617,7 @@ pub async fn verify_from(
             }
             head = chain::link(&head, m.seq, &m.payload);
             checked += 1;
-            let stored = match store.event(m.seq) {
+            let stored = match records.event(m.seq) {
                 Ok(Some(stored)) => stored,
                 Ok(None) => {
                     first_difference = Some((m.seq, "stored event is missing".into()));

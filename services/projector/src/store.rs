@@ -160,6 +160,14 @@ impl Store {
             .transpose()
     }
 
+    /// A reader of records in stream order (see [`RecordReader`]).
+    pub fn record_reader(&self) -> RecordReader<'_> {
+        RecordReader {
+            store: self,
+            block: None,
+        }
+    }
+
     /// A block of event records, decompressed.
     fn record_block(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.model
@@ -288,6 +296,35 @@ impl Store {
         self.model.insert(key, value)?;
         self.model.flush()?;
         Ok(())
+    }
+}
+
+/// Reads event records one after another, decompressing each block once:
+/// a verify reads every record, and one block holds
+/// [`keys::RECORDS_PER_BLOCK`].
+pub struct RecordReader<'s> {
+    store: &'s Store,
+    /// The block read last: its key and its records, decompressed.
+    block: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RecordReader<'_> {
+    /// The message at `seq`, applied or quarantined.
+    pub fn event(&mut self, seq: u64) -> Result<Option<crate::model::EventRecord>, StoreError> {
+        let key = records::block_key(seq);
+        if self.block.as_ref().is_none_or(|(held, _)| *held != key) {
+            self.block = None;
+            match self.store.record_block(&key)? {
+                Some(block) => self.block = Some((key.clone(), block)),
+                None => return Ok(None),
+            }
+        }
+        let Some((_, block)) = &self.block else {
+            return Ok(None);
+        };
+        records::find(block, seq)
+            .map(|record| decode(&key, record))
+            .transpose()
     }
 }
 
@@ -449,6 +486,45 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn record(seq: u64) -> crate::model::EventRecord {
+        crate::model::EventRecord {
+            seq,
+            subject: format!("clinic.c.patient.p{seq}.exam"),
+            raw: format!("{{\"n\":{seq}}}").into_bytes(),
+            chain: [u8::try_from(seq % 256).unwrap(); 32],
+            stored_at_ms: i64::try_from(seq).unwrap(),
+            quarantine: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_appended_over_batches_read_back_through_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sled"), 1 << 20).unwrap();
+        let per_block = keys::RECORDS_PER_BLOCK;
+        // Two batches, the second going on in the block the first ended in.
+        let (first_end, last) = (per_block + 5, 3 * per_block + 2);
+        for (from, to) in [(1, first_end), (first_end + 1, last)] {
+            let mut pending = Pending::default();
+            for seq in from..=to {
+                pending.put_record(&store, &record(seq)).unwrap();
+            }
+            // Read back before the commit, from the batch.
+            assert_eq!(pending.record(&store, to).unwrap(), Some(record(to)));
+            store.commit(pending, to).await.unwrap();
+        }
+        assert_eq!(store.record_count().unwrap(), last);
+        let mut reader = store.record_reader();
+        for seq in 1..=last {
+            assert_eq!(reader.event(seq).unwrap(), Some(record(seq)), "seq {seq}");
+            assert_eq!(store.event(seq).unwrap(), Some(record(seq)));
+        }
+        assert_eq!(reader.event(2).unwrap(), Some(record(2)), "back again");
+        assert_eq!(reader.event(last + 1).unwrap(), None);
+        assert_eq!(reader.event(0).unwrap(), None);
+        assert_eq!(store.event(last + 100).unwrap(), None);
+    }
 
     #[tokio::test]
     async fn keys_in_a_range_are_read_as_after_the_batch() {
