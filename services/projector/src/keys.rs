@@ -31,10 +31,12 @@ pub const EDGE_CHAIN: &[u8] = b"ech\0";
 /// that many consecutive sequences: every message, in stream order (see
 /// [`crate::records`]).
 pub const EVENT_BLOCK: &[u8] = b"evb\0";
-/// Sequences per block of event records: a batch of 1,000 writes ~32 keys
-/// instead of 1,000, and reading one record decompresses ~20 KB (16, 32
-/// and 64 folded at the same speed; 32 keeps single reads cheap).
-pub const RECORDS_PER_BLOCK: u64 = 32;
+/// Sequences per block of event records: a batch of 4,000 writes 500 keys
+/// instead of 4,000, and reading one record decompresses ~5 KB. Blocks of
+/// 8 to 64 folded at the same speed (`fold_core`); larger blocks compress
+/// better (64: 124 bytes per record, 8: 156) but every single read (an
+/// investigation reads ~1,200 records) decompresses the whole block.
+pub const RECORDS_PER_BLOCK: u64 = 8;
 /// `eid\0<uuid>` → seq: find an event by id; detects an event id stored twice.
 pub const EVENT_ID: &[u8] = b"eid\0";
 
