@@ -10,7 +10,7 @@
 //! compressed whole ([`pack`]); reading one record decompresses its block,
 //! walks the frames and decodes that record only.
 
-use crate::{keys, payload_codec, store::StoreError};
+use crate::{keys, payload_codec};
 
 /// A block as stored: compressed whole (records of one stream are alike,
 /// so a block compresses far better than each record alone).
@@ -18,12 +18,9 @@ pub fn pack(block: &[u8]) -> Vec<u8> {
     payload_codec::compress(block)
 }
 
-/// A stored block at `key`, decompressed.
-pub fn unpack(key: &[u8], packed: &[u8]) -> Result<Vec<u8>, StoreError> {
-    payload_codec::decompress(packed).map_err(|message| StoreError::Codec {
-        key: String::from_utf8_lossy(key).into_owned(),
-        message,
-    })
+/// A stored block, decompressed; why not when it is damaged.
+pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
+    payload_codec::decompress(packed)
 }
 
 /// Bytes before each record: its sequence and its length.

@@ -81,6 +81,14 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreE
         })
 }
 
+/// A stored block of event records at `key`, decompressed.
+fn unpack(key: &[u8], packed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    records::unpack(packed).map_err(|message| StoreError::Codec {
+        key: printable(key),
+        message,
+    })
+}
+
 /// The projector's database.
 #[derive(Clone)]
 pub struct Store {
@@ -172,7 +180,7 @@ impl Store {
     fn record_block(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.model
             .get(key)?
-            .map(|packed| records::unpack(key, &packed))
+            .map(|packed| unpack(key, &packed))
             .transpose()
     }
 
@@ -181,7 +189,7 @@ impl Store {
         let mut count = 0;
         for entry in self.model.scan_prefix(keys::EVENT_BLOCK) {
             let (key, packed) = entry?;
-            count += records::entries(&records::unpack(&key, &packed)?).count() as u64;
+            count += records::entries(&unpack(&key, &packed)?).count() as u64;
         }
         Ok(count)
     }
