@@ -15,9 +15,12 @@
 /// The dictionary, frozen with the read-model format.
 const DICTIONARY: &[u8] = include_bytes!("record.dict");
 
-/// The largest payload a record may claim to hold: above NATS's largest
-/// message, so only a damaged record is refused, before allocating.
-const MAX_PAYLOAD: usize = 16 << 20;
+/// The most a compressed value may claim to hold: a block of
+/// [`crate::keys::RECORDS_PER_BLOCK`] records, each at most NATS's largest
+/// message (64 MiB, the most `max_payload` may be) with its subject and
+/// framing. Only a damaged value claims more, and is refused before
+/// anything is allocated for it.
+const MAX_PAYLOAD: usize = crate::keys::RECORDS_PER_BLOCK as usize * ((64 << 20) + (64 << 10));
 
 /// `raw` compressed.
 pub fn compress(raw: &[u8]) -> Vec<u8> {

@@ -36,7 +36,7 @@ pub fn append(block: &mut Vec<u8>, seq: u64, record: &[u8]) {
     block.reserve(FRAME + record.len());
     block.extend_from_slice(&seq.to_be_bytes());
     // A record is far below 4 GiB (a message is at most the server's
-    // max_payload, 1 MiB by default).
+    // max_payload: 1 MiB by default, 64 MiB at most).
     block.extend_from_slice(
         &u32::try_from(record.len())
             .unwrap_or(u32::MAX)

@@ -535,6 +535,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_block_of_messages_as_large_as_nats_allows_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sled"), 1 << 20).unwrap();
+        // Quarantined garbage of 2 MiB each (a server may allow up to 64 MiB):
+        // the block holds more than any one message.
+        let mut state = 1u64;
+        let mut noise = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 56) as u8
+                })
+                .collect()
+        };
+        let mut pending = Pending::default();
+        // One whole block: its sequences share a key.
+        let per_block = keys::RECORDS_PER_BLOCK;
+        let records: Vec<_> = (per_block..2 * per_block)
+            .map(|seq| crate::model::EventRecord {
+                raw: noise(2 << 20),
+                quarantine: Some("does not satisfy the contract".into()),
+                ..record(seq)
+            })
+            .collect();
+        for r in &records {
+            pending.put_record(&store, r).unwrap();
+        }
+        store.commit(pending, 2 * per_block - 1).await.unwrap();
+        assert_eq!(
+            records::block_key(per_block),
+            records::block_key(2 * per_block - 1)
+        );
+        for r in &records {
+            assert_eq!(store.event(r.seq).unwrap().as_ref(), Some(r));
+        }
+    }
+
+    #[tokio::test]
     async fn keys_in_a_range_are_read_as_after_the_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sled"), 1 << 20).unwrap();
