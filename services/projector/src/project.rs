@@ -150,7 +150,7 @@ pub async fn fold_batch(
         .collect();
     let decoded = crate::fold::decode_all(&texts);
     for (message, decoded) in fresh.into_iter().zip(decoded) {
-        // Redelivered messages come first, but never fold a sequence twice.
+        // A sequence repeated within the batch is not folded twice.
         if message.seq <= applied_seq {
             report.skipped += 1;
             continue;

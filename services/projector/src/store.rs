@@ -159,13 +159,7 @@ impl Store {
 
     /// The message at `seq`, applied or quarantined.
     pub fn event(&self, seq: u64) -> Result<Option<crate::model::EventRecord>, StoreError> {
-        let key = records::block_key(seq);
-        let Some(block) = self.record_block(&key)? else {
-            return Ok(None);
-        };
-        records::find(&block, seq)
-            .map(|record| decode(&key, record))
-            .transpose()
+        self.record_reader().event(seq)
     }
 
     /// A reader of records in stream order (see [`RecordReader`]).
@@ -320,20 +314,28 @@ impl RecordReader<'_> {
     /// The message at `seq`, applied or quarantined.
     pub fn event(&mut self, seq: u64) -> Result<Option<crate::model::EventRecord>, StoreError> {
         let key = records::block_key(seq);
-        if self.block.as_ref().is_none_or(|(held, _)| *held != key) {
-            self.block = None;
-            match self.store.record_block(&key)? {
-                Some(block) => self.block = Some((key.clone(), block)),
-                None => return Ok(None),
-            }
+        if !matches!(&self.block, Some((held, _)) if *held == key) {
+            self.block = self
+                .store
+                .record_block(&key)?
+                .map(|block| (key.clone(), block));
         }
-        let Some((_, block)) = &self.block else {
-            return Ok(None);
-        };
-        records::find(block, seq)
-            .map(|record| decode(&key, record))
-            .transpose()
+        match &self.block {
+            Some((_, block)) => record_in(&key, block, seq),
+            None => Ok(None),
+        }
     }
+}
+
+/// The record of `seq` in the decompressed block at `key`.
+fn record_in(
+    key: &[u8],
+    block: &[u8],
+    seq: u64,
+) -> Result<Option<crate::model::EventRecord>, StoreError> {
+    records::find(block, seq)
+        .map(|record| decode(key, record))
+        .transpose()
 }
 
 /// The writes (and removals) of one batch, read back before they are committed.
@@ -410,9 +412,7 @@ impl Pending {
     ) -> Result<Option<crate::model::EventRecord>, StoreError> {
         let key = records::block_key(seq);
         match self.blocks.get(&key) {
-            Some(block) => records::find(block, seq)
-                .map(|record| decode(&key, record))
-                .transpose(),
+            Some(block) => record_in(&key, block, seq),
             None => store.event(seq),
         }
     }

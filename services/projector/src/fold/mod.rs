@@ -83,8 +83,8 @@ pub fn decode(subject: &str, raw: &[u8]) -> Result<Envelope, String> {
     }
 }
 
-/// Messages below this many are decoded on the calling thread alone.
-const PARALLEL_DECODE_FROM: usize = 128;
+/// The fewest messages worth a thread of their own.
+const DECODE_PER_THREAD: usize = 64;
 
 /// [`decode`] of each `(subject, payload)`, in order, split over the
 /// machine's cores: decoding and validating is a sixth of the fold's work
@@ -92,9 +92,7 @@ const PARALLEL_DECODE_FROM: usize = 128;
 /// that folds and commits.
 pub fn decode_all(messages: &[(&str, &[u8])]) -> Vec<Result<Envelope, String>> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let parts = cores
-        .min(messages.len() / (PARALLEL_DECODE_FROM / 2))
-        .max(1);
+    let parts = cores.min(messages.len() / DECODE_PER_THREAD).max(1);
     if parts == 1 {
         return messages.iter().map(|(s, raw)| decode(s, raw)).collect();
     }
