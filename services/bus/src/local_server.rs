@@ -146,12 +146,7 @@ pub fn free_port() -> u16 {
 /// `user:password@` the URL carries. One that refuses those credentials
 /// answers too: it is there, and starting another on its port would fail.
 pub async fn is_reachable(url: &str) -> bool {
-    let first = url.split(',').next().unwrap_or(url).trim();
-    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
-    if let Some((user, password)) = crate::connect::credentials(first) {
-        options = options.user_and_password(user, password);
-    }
-    match tokio::time::timeout(Duration::from_secs(3), options.connect(first)).await {
+    match probe_connect(url).await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => matches!(
             e.kind(),
@@ -160,6 +155,26 @@ pub async fn is_reachable(url: &str) -> bool {
         ),
         Err(_) => false,
     }
+}
+
+/// The version the NATS server at `url` announces, when it accepts the
+/// URL's credentials (within two seconds); `None` when it cannot be asked.
+pub async fn server_version(url: &str) -> Option<ServerVersion> {
+    let client = probe_connect(url).await.ok()?.ok()?;
+    ServerVersion::parse(&client.server_info().version)
+}
+
+/// One connection attempt to the first server of `url`, with the
+/// `user:password@` it carries, given up after three seconds.
+async fn probe_connect(
+    url: &str,
+) -> Result<Result<async_nats::Client, async_nats::ConnectError>, tokio::time::error::Elapsed> {
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    if let Some((user, password)) = crate::connect::credentials(first) {
+        options = options.user_and_password(user, password);
+    }
+    tokio::time::timeout(Duration::from_secs(3), options.connect(first)).await
 }
 
 /// When JetStream writes reach the disk.

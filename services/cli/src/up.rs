@@ -7,7 +7,9 @@
 //! only, and answers only to credentials `up` generates under the data
 //! directory (mode 0600), which its services use. A server found at the URL
 //! is checked for fsync before ack, and a loud warning printed when it does
-//! not.
+//! not. One older than [`MIN_VERSION`] (Debian's 2.9.10, say) cannot store
+//! an atomic batch or fsync before it acknowledges: `up` says so and starts
+//! its own server on a free port instead.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -16,7 +18,9 @@ use clap::Args;
 use prolo_audit_api::{ApiSettings, Principals};
 use prolo_bus::{
     Shutdown,
-    local_server::{LocalNatsServer, ServerOptions, is_reachable},
+    local_server::{
+        LocalNatsServer, MIN_VERSION, ServerOptions, free_port, is_reachable, server_version,
+    },
 };
 use prolo_projector::ProjectorSettings;
 use prolo_recorder::{ALL_SERVICES, ServeSettings, serve};
@@ -74,10 +78,25 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             edge.clinic
         );
     }
-    if edge.is_none() && reachable {
+    let too_old = match reachable && edge.is_none() {
+        true => server_version(nats_url).await.filter(|v| *v < MIN_VERSION),
+        false => None,
+    };
+    if edge.is_none() && reachable && too_old.is_none() {
         println!("using the NATS server at {nats_url}");
     } else {
-        let port = port_of(nats_url)?;
+        let port = match too_old {
+            Some(found) => {
+                println!(
+                    "the NATS server at {nats_url} is nats-server {found}, older than {MIN_VERSION}: \
+                     it cannot fsync before it acknowledges nor store an atomic batch; \
+                     starting the pinned nats-server on a free port instead \
+                     (set NATS_URL to a server {MIN_VERSION} or later to use one)"
+                );
+                free_port()
+            }
+            None => port_of(nats_url)?,
+        };
         let store = args.data_dir.join("nats");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = args.data_dir.join("nats-server.log");

@@ -244,6 +244,98 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
     assert!(stop(child).await.success());
 }
 
+/// Debian's own nats-server (2.9.10 on bookworm): what a machine may
+/// already run at NATS_URL. `.ci/run` installs it when it is missing.
+const DEBIAN_NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A process of ours, killed (by its PID) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn up_starts_its_own_server_when_the_one_it_finds_is_too_old() {
+    let port = free_port();
+    let store = tempfile::tempdir().unwrap();
+    let _old = Killed(
+        std::process::Command::new(DEBIAN_NATS_SERVER)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{DEBIAN_NATS_SERVER}: {e} (Debian's nats-server; .ci/run installs it)")
+            }),
+    );
+    let url = format!("nats://127.0.0.1:{port}");
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    while !prolo_bus::local_server::is_reachable(&url).await {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{DEBIAN_NATS_SERVER} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let found = prolo_bus::local_server::server_version(&url).await.unwrap();
+    assert!(found < prolo_bus::local_server::MIN_VERSION, "{found}");
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = up(&url, None, data.path());
+    let mut lines = BufReader::new(child.stdout()).lines();
+    let (started, before) = line_starting_with(
+        &mut lines,
+        &["started a local nats-server", "using the NATS server"],
+    )
+    .await;
+    assert!(
+        started.starts_with("started a local nats-server"),
+        "{started}"
+    );
+    assert!(
+        !started.contains(&format!(":{port} ")),
+        "it must not take the old server's port: {started}"
+    );
+    let said = before.join("\n");
+    assert!(
+        said.contains(&format!(
+            "the NATS server at {url} is nats-server {found}, older than 2.12.0"
+        )) && said.contains("starting the pinned nats-server on a free port instead"),
+        "{said}"
+    );
+    let (line, _) = line_starting_with(&mut lines, &["WARNING:", "durability:"]).await;
+    assert!(line.contains("fsyncs before it acknowledges"), "{line}");
+    // Its services answer on its own server…
+    let own = std::fs::read_to_string(data.path().join("data/nats-url")).unwrap();
+    let client = prolo_bus::connect(own.trim(), "up-test").await.unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client
+        .request("$SRV.PING.consent", "".into())
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < give_up, "no consent service");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // …and nothing of prolo-audit went to the old one.
+    use futures::StreamExt;
+    let old = async_nats::connect(&url).await.unwrap();
+    let streams: Vec<String> = async_nats::jetstream::new(old)
+        .stream_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(streams.is_empty(), "{streams:?}");
+    assert!(stop(child).await.success());
+}
+
 /// A query through the CLI against the API at `api`, as JSON.
 async fn ask(api: &str, token: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
