@@ -6,6 +6,7 @@ use prolo_projector::{
     Store,
     model::{AdverseEventState, PatientSummary, PractitionerSummary},
     reads::Index,
+    store::RecordReader,
 };
 use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
 use serde::Serialize;
@@ -49,13 +50,16 @@ impl HistoryFilter {
 }
 
 /// The applied event at `seq`.
-fn envelope(store: &Store, seq: u64) -> Result<Option<Envelope>, QueryError> {
-    Ok(stored_envelope(store, seq)?.map(|(e, _)| e))
+fn envelope(records: &mut RecordReader<'_>, seq: u64) -> Result<Option<Envelope>, QueryError> {
+    Ok(stored_envelope(records, seq)?.map(|(e, _)| e))
 }
 
 /// The applied event at `seq` and when JetStream stored it (ms).
-fn stored_envelope(store: &Store, seq: u64) -> Result<Option<(Envelope, i64)>, QueryError> {
-    Ok(stored(store, seq)?.map(|s| (s.envelope, s.record.stored_at_ms)))
+fn stored_envelope(
+    records: &mut RecordReader<'_>,
+    seq: u64,
+) -> Result<Option<(Envelope, i64)>, QueryError> {
+    Ok(stored(records, seq)?.map(|s| (s.envelope, s.record.stored_at_ms)))
 }
 
 fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec<u64>, QueryError> {
@@ -63,8 +67,11 @@ fn filtered(store: &Store, seqs: Vec<u64>, filter: &HistoryFilter) -> Result<Vec
         return Ok(seqs);
     }
     let mut kept = Vec::with_capacity(seqs.len());
+    let mut records = store.record_reader();
     for seq in seqs {
-        if stored_envelope(store, seq)?.is_some_and(|(e, stored_at)| filter.admits(&e, stored_at)) {
+        if stored_envelope(&mut records, seq)?
+            .is_some_and(|(e, stored_at)| filter.admits(&e, stored_at))
+        {
             kept.push(seq);
         }
     }
@@ -141,8 +148,9 @@ pub fn access_log(
 /// The refused requests (`access.refused`) filed under `clinic`, in order.
 pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, QueryError> {
     let mut kept = Vec::new();
+    let mut records = store.record_reader();
     for seq in index(store, Index::Type(EventType::AccessRefused))? {
-        if envelope(store, seq)?.is_some_and(|e| e.clinic_id == *clinic) {
+        if envelope(&mut records, seq)?.is_some_and(|e| e.clinic_id == *clinic) {
             kept.push(seq);
         }
     }
@@ -156,8 +164,9 @@ pub fn patients_of(
     seqs: &[u64],
 ) -> Result<std::collections::BTreeSet<PatientId>, QueryError> {
     let mut patients = std::collections::BTreeSet::new();
+    let mut records = store.record_reader();
     for seq in seqs {
-        if let Some(patient) = stored(store, *seq)?.and_then(|s| s.envelope.patient_id) {
+        if let Some(patient) = stored(&mut records, *seq)?.and_then(|s| s.envelope.patient_id) {
             patients.insert(patient);
         }
     }
@@ -185,9 +194,10 @@ pub fn views(
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<EventView>, QueryError> {
     let mut out = Vec::with_capacity(seqs.len());
+    let mut records = store.record_reader();
     for seq in seqs {
-        if let Some(view) = event_view(store, *seq, as_of)? {
-            out.push(view);
+        if let Some(stored) = stored(&mut records, *seq)? {
+            out.push(view_of(store, stored, as_of)?);
         }
     }
     Ok(out)
@@ -306,8 +316,9 @@ pub fn lot_trace(
         adverse_events: Vec::new(),
         recalls: Vec::new(),
     };
+    let mut records = store.record_reader();
     for seq in index(store, Index::Lot(lot.as_str()))? {
-        let Some(e) = envelope(store, seq)? else {
+        let Some(e) = envelope(&mut records, seq)? else {
             continue;
         };
         if e.clinic_id != *clinic {
@@ -400,9 +411,11 @@ pub fn investigation(
     let mut consents_before = Vec::new();
     let mut examinations_before = Vec::new();
     let mut around = Vec::new();
-    // One pass, each event read and decoded once.
+    // One pass, each event read and decoded once, each block of records
+    // decompressed once.
+    let mut records = store.record_reader();
     for seq in history {
-        let Some(event) = stored(store, seq)? else {
+        let Some(event) = stored(&mut records, seq)? else {
             continue;
         };
         let bucket = match event.envelope.event_type() {
@@ -435,7 +448,7 @@ pub fn investigation(
             if !seen.insert(seq) || Some(seq) == state.injection_seq || seq == state.origin.seq {
                 continue;
             }
-            let Some(e) = envelope(store, seq)? else {
+            let Some(e) = envelope(&mut records, seq)? else {
                 continue;
             };
             if e.clinic_id != *clinic {
@@ -458,7 +471,7 @@ pub fn investigation(
             if Some(seq) == state.injection_seq {
                 continue;
             }
-            if let Some(e) = envelope(store, seq)?
+            if let Some(e) = envelope(&mut records, seq)?
                 && (e.occurred_at - onset).abs() <= window
             {
                 same_practitioner_injections.extend(injection_row(seq, &e));

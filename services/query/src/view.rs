@@ -2,7 +2,7 @@
 //! corrections made to it since.
 
 use chrono::{DateTime, Utc};
-use prolo_projector::{Store, model::Marks};
+use prolo_projector::{Store, model::Marks, store::RecordReader};
 use prolo_schemas::{Actor, Envelope};
 use serde::Serialize;
 use uuid::Uuid;
@@ -93,9 +93,15 @@ pub(crate) struct Stored {
     pub envelope: Envelope,
 }
 
-/// The applied event at `seq`; `None` for a quarantined or missing sequence.
-pub(crate) fn stored(store: &Store, seq: u64) -> Result<Option<Stored>, QueryError> {
-    let Some(record) = store.event(seq)? else {
+/// The applied event at `seq`; `None` for a quarantined or missing
+/// sequence. Read through `records`, which decompresses a block of records
+/// once for the consecutive sequences an answer often reads (a visit's
+/// events are recorded one after another).
+pub(crate) fn stored(
+    records: &mut RecordReader<'_>,
+    seq: u64,
+) -> Result<Option<Stored>, QueryError> {
+    let Some(record) = records.event(seq)? else {
         return Ok(None);
     };
     if record.quarantine.is_some() {
@@ -118,7 +124,7 @@ pub fn event_view(
     seq: u64,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Option<EventView>, QueryError> {
-    match stored(store, seq)? {
+    match stored(&mut store.record_reader(), seq)? {
         Some(stored) => view_of(store, stored, as_of).map(Some),
         None => Ok(None),
     }
@@ -201,8 +207,9 @@ fn signatures_of(
     }
     let digest = prolo_projector::chain::stored_sha256(raw);
     let mut shown = Vec::new();
+    let mut records = store.record_reader();
     for seq in seqs {
-        let Some(signed) = stored(store, seq)? else {
+        let Some(signed) = stored(&mut records, seq)? else {
             continue;
         };
         if as_of.is_some_and(|as_of| signed.record.stored_at_ms > as_of.timestamp_millis()) {
