@@ -527,7 +527,9 @@ fn remap_references(event: &mut prolo_schemas::Envelope, mut remap: impl FnMut(&
 }
 
 /// Publishes `events` with up to `in_flight` acknowledgements outstanding;
-/// returns how many were stored.
+/// returns how many were stored. With more than one in flight the stream
+/// may store them in another order than given: events that must follow
+/// others (an adverse event after its injection) go with `in_flight` 1.
 pub async fn publish_all(
     js: &async_nats::jetstream::Context,
     events: impl Iterator<Item = prolo_schemas::Envelope>,

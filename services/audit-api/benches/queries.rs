@@ -130,7 +130,10 @@ async fn main() {
     );
     let half = n / 2;
     publish_all(&js, synthetic_events(half, patients), 512).await;
-    publish_all(&js, targeted.into_iter(), 512).await;
+    // In order, one at a time: the adverse event must follow the injection
+    // it links to (`publish_all` with more in flight may reorder them, and
+    // the investigation then has no linked injection to look around).
+    publish_all(&js, targeted.into_iter(), 1).await;
     publish_all(&js, synthetic_events(n - half, patients), 512).await;
 
     eprintln!("folding…");
