@@ -87,7 +87,11 @@ fn body_site(site: &Value) -> Value {
 #[derive(Debug, Clone, Default)]
 pub struct PractitionerFacts {
     /// Credentials: (kind, first day, last day).
-    pub credentials: Vec<(String, String, Option<String>)>,
+    pub credentials: Vec<(
+        prolo_schemas::CredentialKind,
+        chrono::NaiveDate,
+        Option<chrono::NaiveDate>,
+    )>,
     /// The `practitioner.credentialed` events, with when each was recorded.
     pub events: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>,
 }
@@ -607,7 +611,7 @@ impl Bundle {
                         .map(|(kind, from, until)| {
                             let mut period = json!({"start": from});
                             if let Some(until) = until {
-                                period["end"] = until.clone().into();
+                                period["end"] = json!(until);
                             }
                             json!({"code": {"text": kind}, "period": period})
                         })

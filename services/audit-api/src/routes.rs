@@ -924,9 +924,10 @@ fn practitioner_facts(
 ) -> Result<BTreeMap<String, crate::fhir::PractitionerFacts>, q::QueryError> {
     let mut facts = BTreeMap::new();
     for id in practitioners {
-        let key = prolo_projector::keys::practitioner(clinic.as_str(), id);
-        let summary: Option<prolo_projector::model::PractitionerSummary> = store.get(&key)?;
-        let credentials = summary.map(|s| s.credentials).unwrap_or_default();
+        let credentials = store
+            .practitioner_summary(clinic.as_str(), id)?
+            .map(|s| s.credentials)
+            .unwrap_or_default();
         let stored = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
         facts.insert(
             id.clone(),

@@ -408,6 +408,11 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
         "credential, two injections, the adverse event after one"
     );
     assert_eq!(dr["summary"]["injection_count"], 2);
+    // Typed in the read models, the same JSON as recorded.
+    let credential = &dr["summary"]["credentials"][0];
+    assert_eq!(credential["credential"], "reconstructive_therapy");
+    assert_eq!(credential["valid_from"], "2024-03-01");
+    assert_eq!(credential["valid_until"], "2027-02-28");
     let one = api
         .json(COMPLIANCE, &format!("/v1/events/{}", injection.event_id))
         .await;

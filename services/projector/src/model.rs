@@ -321,11 +321,11 @@ pub struct CredentialEntry {
     /// The `practitioner.credentialed` event.
     pub origin: Origin,
     /// Kind.
-    pub credential: String,
-    /// First valid day, `YYYY-MM-DD`.
-    pub valid_from: String,
+    pub credential: prolo_schemas::CredentialKind,
+    /// First valid day (`YYYY-MM-DD` in JSON).
+    pub valid_from: chrono::NaiveDate,
     /// Last valid day, if any.
-    pub valid_until: Option<String>,
+    pub valid_until: Option<chrono::NaiveDate>,
 }
 
 /// Corrections of one event, by sequence.

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use prolo_schemas::{
-    AdverseEventReported, Envelope, EventType, Guidance, InjectionGiven, Payload, RiskZone,
+    AdverseEventReported, CredentialKind, Envelope, EventType, Guidance, InjectionGiven, Payload,
+    RiskZone,
 };
 use uuid::Uuid;
 
@@ -307,8 +308,8 @@ pub fn injection_findings(
         }
     }
     let needed = match p.guidance {
-        Guidance::Ultrasound => Some("ultrasound_guidance"),
-        Guidance::Fluoroscopy => Some("fluoroscopy_guidance"),
+        Guidance::Ultrasound => Some(CredentialKind::UltrasoundGuidance),
+        Guidance::Fluoroscopy => Some(CredentialKind::FluoroscopyGuidance),
         Guidance::Palpation | Guidance::Ct => None,
     };
     if let Some(needed) = needed
@@ -317,7 +318,10 @@ pub fn injection_findings(
         raise(
             Rule::GuidanceWithoutCredential,
             vec![e.event_id],
-            format!("{practitioner} held no valid {needed} credential that day"),
+            format!(
+                "{practitioner} held no valid {} credential that day",
+                crate::names::name(&needed)
+            ),
             true,
         );
     }
@@ -719,13 +723,17 @@ pub fn active_consents(
 
 /// Whether a reconstructive-therapy credential was valid on the day of `at_ms`.
 pub fn credential_valid(credentials: &[CredentialEntry], at_ms: i64) -> bool {
-    credential_valid_for(credentials, "reconstructive_therapy", at_ms)
+    credential_valid_for(credentials, CredentialKind::ReconstructiveTherapy, at_ms)
 }
 
-/// Whether a credential of `kind` was valid on the day of `at_ms`.
-pub fn credential_valid_for(credentials: &[CredentialEntry], kind: &str, at_ms: i64) -> bool {
-    let Some(day) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms)
-        .map(|t| t.date_naive().to_string())
+/// Whether a credential of `kind` was valid on the (UTC) day of `at_ms`.
+pub fn credential_valid_for(
+    credentials: &[CredentialEntry],
+    kind: CredentialKind,
+    at_ms: i64,
+) -> bool {
+    let Some(day) =
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms).map(|t| t.date_naive())
     else {
         return false;
     };
@@ -733,7 +741,7 @@ pub fn credential_valid_for(credentials: &[CredentialEntry], kind: &str, at_ms: 
         stands(&c.origin)
             && c.credential == kind
             && c.valid_from <= day
-            && c.valid_until.as_ref().is_none_or(|until| day <= *until)
+            && c.valid_until.is_none_or(|until| day <= until)
     })
 }
 
@@ -969,14 +977,14 @@ mod tests {
     }
 
     /// A reconstructive-therapy credential and the `others` named, all valid since 2020.
-    fn credentialed_with(others: &[&str]) -> Vec<CredentialEntry> {
-        ["reconstructive_therapy"]
+    fn credentialed_with(others: &[CredentialKind]) -> Vec<CredentialEntry> {
+        [CredentialKind::ReconstructiveTherapy]
             .iter()
             .chain(others)
             .map(|kind| CredentialEntry {
                 origin: origin(0),
-                credential: (*kind).into(),
-                valid_from: "2020-01-01".into(),
+                credential: *kind,
+                valid_from: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
                 valid_until: None,
             })
             .collect()
@@ -1312,7 +1320,7 @@ mod tests {
         assert_eq!(drafts[2].practitioner.as_deref(), Some("dr-hale"));
 
         // With the ultrasound credential, guidance raises nothing.
-        let credentials = credentialed_with(&["ultrasound_guidance"]);
+        let credentials = credentialed_with(&[CredentialKind::UltrasoundGuidance]);
         let context = InjectionContext {
             patient: Some(&patient),
             credentials: &credentials,
@@ -1332,7 +1340,7 @@ mod tests {
         p.site = prolo_schemas::Site::listed(prolo_schemas::SiteKey::LUMBAR_INTERSPINOUS_LIG, None);
         p.guidance = Guidance::Fluoroscopy;
         p.session_number = 2;
-        let credentials = credentialed_with(&["fluoroscopy_guidance"]);
+        let credentials = credentialed_with(&[CredentialKind::FluoroscopyGuidance]);
         let context = InjectionContext {
             patient: Some(&patient),
             credentials: &credentials,

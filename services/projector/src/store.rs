@@ -47,7 +47,9 @@ pub enum StoreError {
 ///    messages and clinic edges' chains; clinical entries typed by event type.
 /// 5: event records kept in blocks of consecutive sequences
 ///    ([`crate::records`]).
-pub const READ_MODEL_FORMAT: u32 = 5;
+/// 6: a practitioner's credentials typed (the schema's credential kind,
+///    days as dates), no longer strings.
+pub const READ_MODEL_FORMAT: u32 = 6;
 
 fn printable(key: &[u8]) -> String {
     key.iter()

@@ -235,8 +235,14 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
         .unwrap()
         .unwrap();
     assert_eq!(dr.credentials.len(), 1);
-    assert_eq!(dr.credentials[0].credential, "reconstructive_therapy");
-    assert_eq!(dr.credentials[0].valid_until.as_deref(), Some("2027-02-28"));
+    assert_eq!(
+        dr.credentials[0].credential,
+        prolo_schemas::CredentialKind::ReconstructiveTherapy
+    );
+    assert_eq!(
+        dr.credentials[0].valid_until,
+        chrono::NaiveDate::from_ymd_opt(2027, 2, 28)
+    );
     assert_eq!((dr.injection_count, dr.adverse_event_count), (3, 1));
     let dr_seqs: Vec<u64> = store
         .seqs(&keys::index_prefix(

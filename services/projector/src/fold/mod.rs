@@ -1016,9 +1016,9 @@ fn credential_entry(
 ) -> CredentialEntry {
     CredentialEntry {
         origin: origin(e, seq),
-        credential: name(&p.credential),
-        valid_from: p.valid_from.to_string(),
-        valid_until: p.valid_until.map(|d| d.to_string()),
+        credential: p.credential,
+        valid_from: p.valid_from,
+        valid_until: p.valid_until,
     }
 }
 
