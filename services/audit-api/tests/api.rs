@@ -367,6 +367,12 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
         other_injection.event_id.to_string()
     );
     assert_eq!(inv["state"]["status"], "closed");
+    // Typed in the read models, the same JSON as recorded.
+    assert_eq!(inv["state"]["kind"], "infection");
+    assert_eq!(inv["state"]["outcome"], "resolved");
+    assert_eq!(inv["state"]["injection_guidance"], "palpation");
+    assert_eq!(inv["state"]["updates"][0]["causality"], "probable");
+    assert_eq!(inv["state"]["updates"][0]["status"], "closed");
     let window: Vec<&str> = inv["window"]
         .as_array()
         .unwrap()

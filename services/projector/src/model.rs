@@ -145,7 +145,7 @@ pub struct InjectionEntry {
     /// Site key.
     pub site_key: String,
     /// Side, if any.
-    pub laterality: Option<String>,
+    pub laterality: Option<prolo_schemas::Laterality>,
     /// Lots of every component.
     pub lots: Vec<String>,
     /// Who injected.
@@ -153,7 +153,7 @@ pub struct InjectionEntry {
     /// Session number.
     pub session_number: u8,
     /// Guidance.
-    pub guidance: String,
+    pub guidance: prolo_schemas::Guidance,
     /// Volume, mL.
     pub volume_ml: f64,
     /// The signal groups it is counted in, `(dimension, group)`, the
@@ -226,13 +226,13 @@ pub struct AdverseEventUpdate {
     /// The `adverse_event.updated` event.
     pub origin: Origin,
     /// Causality, if assessed.
-    pub causality: Option<String>,
+    pub causality: Option<prolo_schemas::Causality>,
     /// Grade, if re-graded.
     pub grade: Option<u8>,
     /// `open` or `closed`.
-    pub status: String,
+    pub status: prolo_schemas::AdverseEventStatus,
     /// Outcome.
-    pub outcome: String,
+    pub outcome: prolo_schemas::Outcome,
 }
 
 /// How an adverse event is counted for the signals.
@@ -262,8 +262,8 @@ pub struct AdverseEventState {
     pub clinic_id: String,
     /// Patient.
     pub patient_id: String,
-    /// Kind.
-    pub kind: String,
+    /// Kind (the latest escalation, else the reported one).
+    pub kind: prolo_schemas::AdverseEventKind,
     /// Current grade (the latest re-grading, else the reported one).
     pub grade: u8,
     /// Serious (ICH E2A).
@@ -281,7 +281,7 @@ pub struct AdverseEventState {
     /// Its site key.
     pub injection_site: Option<String>,
     /// Its guidance.
-    pub injection_guidance: Option<String>,
+    pub injection_guidance: Option<prolo_schemas::Guidance>,
     /// Its solution components, e.g. `dextrose 15%`.
     pub injection_solutions: Vec<String>,
     /// Follow-ups in order.
@@ -291,9 +291,9 @@ pub struct AdverseEventState {
     /// mark or an update changes them.
     pub counted: Option<Counted>,
     /// `open` until an update closes it.
-    pub status: String,
+    pub status: prolo_schemas::AdverseEventStatus,
     /// Latest outcome.
-    pub outcome: Option<String>,
+    pub outcome: Option<prolo_schemas::Outcome>,
 }
 
 /// A practitioner's credentials and work. The injections and adverse events

@@ -47,8 +47,9 @@ pub enum StoreError {
 ///    messages and clinic edges' chains; clinical entries typed by event type.
 /// 5: event records kept in blocks of consecutive sequences
 ///    ([`crate::records`]).
-/// 6: a practitioner's credentials typed (the schema's credential kind,
-///    days as dates), no longer strings.
+/// 6: schema enums and dates, no longer strings: a practitioner's
+///    credentials, an injection's side and guidance, an adverse event's
+///    kind, status, outcome and its updates' causality.
 pub const READ_MODEL_FORMAT: u32 = 6;
 
 fn printable(key: &[u8]) -> String {

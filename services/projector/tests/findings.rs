@@ -630,7 +630,11 @@ async fn an_update_filed_under_another_patient_changes_nothing_and_raises_a_find
         .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
         .unwrap()
         .unwrap();
-    assert_eq!(state.status, "open", "the other patient's update closed it");
+    assert_eq!(
+        state.status,
+        prolo_schemas::AdverseEventStatus::Open,
+        "the other patient's update closed it"
+    );
     assert!(state.updates.is_empty());
     let findings = trail.findings(Rule::ReferenceOutsidePatient);
     assert_eq!(findings.len(), 1);
@@ -648,7 +652,7 @@ async fn an_update_filed_under_another_patient_changes_nothing_and_raises_a_find
         .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
         .unwrap()
         .unwrap();
-    assert_eq!(state.status, "closed");
+    assert_eq!(state.status, prolo_schemas::AdverseEventStatus::Closed);
     assert_eq!(trail.findings(Rule::ReferenceOutsidePatient).len(), 1);
 }
 

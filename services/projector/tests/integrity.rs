@@ -180,7 +180,7 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
         .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection.event_id))
         .unwrap()
         .unwrap();
-    assert_eq!(state.status, "open");
+    assert_eq!(state.status, prolo_schemas::AdverseEventStatus::Open);
     assert!(state.updates.is_empty());
     let findings: Vec<prolo_projector::findings::Finding> = store
         .model()

@@ -153,17 +153,13 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(p.injections.len(), 2);
     let (i1, i2) = (&p.injections[0], &p.injections[1]);
     assert_eq!(
-        (i1.site_key.as_str(), i1.laterality.as_deref()),
-        ("KNEE_MCL", Some("left"))
+        (i1.site_key.as_str(), i1.laterality),
+        ("KNEE_MCL", Some(prolo_schemas::Laterality::Left))
     );
     assert_eq!(i1.lots, vec!["DX50-2026-114", "LID1-88A"]);
     assert_eq!(
-        (
-            i1.practitioner_id.as_str(),
-            i1.session_number,
-            i1.guidance.as_str()
-        ),
-        ("dr-hale", 1, "palpation")
+        (i1.practitioner_id.as_str(), i1.session_number, i1.guidance),
+        ("dr-hale", 1, prolo_schemas::Guidance::Palpation)
     );
     assert_eq!(i1.volume_ml, 2.5);
     assert_eq!(i1.origin.standing, Standing::AsRecorded);
@@ -214,8 +210,8 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (state.kind.as_str(), state.grade, state.serious),
-        ("infection", 2, false)
+        (state.kind, state.grade, state.serious),
+        (prolo_schemas::AdverseEventKind::Infection, 2, false)
     );
     assert_eq!(state.linked_injection, Some(first.event_id));
     assert_eq!(state.injection_seq, Some(first.stream_seq));
@@ -223,10 +219,16 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(state.injection_lots, vec!["DX50-2026-114", "LID1-88A"]);
     assert_eq!(state.injection_site.as_deref(), Some("KNEE_MCL"));
     assert_eq!(state.updates.len(), 1);
-    assert_eq!(state.updates[0].causality.as_deref(), Some("probable"));
     assert_eq!(
-        (state.status.as_str(), state.outcome.as_deref()),
-        ("closed", Some("resolved"))
+        state.updates[0].causality,
+        Some(prolo_schemas::Causality::Probable)
+    );
+    assert_eq!(
+        (state.status, state.outcome),
+        (
+            prolo_schemas::AdverseEventStatus::Closed,
+            Some(prolo_schemas::Outcome::Resolved)
+        )
     );
 
     // dr-hale's summary: one credential, three injections, one adverse event after them.

@@ -11,6 +11,7 @@ use axum::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
+use prolo_projector::names::name;
 use prolo_query::EventView;
 use prolo_schemas::{ClinicId, EventType, LotNumber, PatientId};
 use serde::Deserialize;
@@ -422,11 +423,11 @@ fn adverse_table(caption: &str, clinic: &str, rows: &[prolo_query::AdverseEventR
             tbody {
                 @for r in rows {
                     tr {
-                        td { (r.state.kind) }
+                        td { (name(&r.state.kind)) }
                         td { (patient_link(clinic, &r.state.patient_id)) }
                         td { (r.state.grade) }
                         td { @if r.state.serious { "yes" } @else { "no" } }
-                        td { (r.state.status) }
+                        td { (name(&r.state.status)) }
                         td { a href=(format!("/console/{clinic}/adverse-events/{}", r.state.origin.event_id)) { "Investigate" } }
                     }
                 }
@@ -459,10 +460,10 @@ pub(super) async fn investigation(
     let body = html! {
         dl.facts {
             dt { "Patient" } dd { (patient_link(c, &s.patient_id)) }
-            dt { "Kind" } dd { (s.kind) }
+            dt { "Kind" } dd { (name(&s.kind)) }
             dt { "Grade" } dd { (s.grade) }
             dt { "Serious" } dd { @if s.serious { "yes" } @else { "no" } }
-            dt { "Status" } dd { (s.status) " · outcome " (s.outcome.clone().unwrap_or_default()) }
+            dt { "Status" } dd { (name(&s.status)) " · outcome " (s.outcome.as_ref().map(name).unwrap_or_default()) }
             dt { "Reported" } dd { (time(inv.report.occurred_at)) " by " (inv.report.actor.id.to_string()) }
             dt { "Counted after" } dd {
                 @match &s.counted {
@@ -492,7 +493,12 @@ pub(super) async fn investigation(
         h2 { "The practitioner's other injections" }
         (injections_table("Injections by the same practitioner within 14 days", c, &inv.same_practitioner_injections))
     };
-    page(&format!("Adverse event: {}", s.kind), &who, Some(c), body)
+    page(
+        &format!("Adverse event: {}", name(&s.kind)),
+        &who,
+        Some(c),
+        body,
+    )
 }
 
 #[derive(Deserialize, Default)]

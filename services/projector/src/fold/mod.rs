@@ -494,15 +494,16 @@ impl<'a> Folder<'a> {
                         state.grade = grade;
                     }
                     // An escalation: the update event keeps the step.
-                    if let Some(kind) = &p.kind {
-                        state.kind = name(kind);
+                    if let Some(kind) = p.kind {
+                        state.kind = kind;
+                        let counted_as = name(&kind);
                         if let Some(counted) = &state.counted
-                            && counted.kind != state.kind
+                            && counted.kind != counted_as
                         {
                             recount = Some((
                                 counted.clone(),
                                 crate::model::Counted {
-                                    kind: state.kind.clone(),
+                                    kind: counted_as,
                                     ..counted.clone()
                                 },
                             ));
@@ -511,14 +512,14 @@ impl<'a> Folder<'a> {
                     if let Some(serious) = p.serious {
                         state.serious = serious;
                     }
-                    state.status = name(&p.status);
-                    state.outcome = Some(name(&p.outcome));
+                    state.status = p.status;
+                    state.outcome = Some(p.outcome);
                     state.updates.push(AdverseEventUpdate {
                         origin: origin(e, seq),
-                        causality: p.causality.as_ref().map(name),
+                        causality: p.causality,
                         grade: p.grade,
-                        status: name(&p.status),
-                        outcome: name(&p.outcome),
+                        status: p.status,
+                        outcome: p.outcome,
                     });
                 }
                 // A flare that turned out to be an infection counts as one.
@@ -722,7 +723,7 @@ impl<'a> Folder<'a> {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            kind: name(&p.kind),
+            kind: p.kind,
             grade: p.grade,
             serious: p.serious,
             onset_at_ms: ms(p.onset_at),
@@ -745,14 +746,14 @@ impl<'a> Folder<'a> {
             injection_site: injection
                 .as_ref()
                 .map(|(_, i)| i.site.site_key.as_str().to_owned()),
-            injection_guidance: injection.as_ref().map(|(_, i)| name(&i.guidance)),
+            injection_guidance: injection.as_ref().map(|(_, i)| i.guidance),
             injection_solutions: injection
                 .as_ref()
                 .map(|(_, i)| i.solution.components.iter().map(solution_label).collect())
                 .unwrap_or_default(),
             updates: Vec::new(),
-            status: "open".into(),
-            outcome: p.outcome.as_ref().map(name),
+            status: prolo_schemas::AdverseEventStatus::Open,
+            outcome: p.outcome,
         })
     }
 
@@ -875,7 +876,7 @@ impl<'a> Folder<'a> {
                 let mut before = None;
                 if let Some(state) = cached(&mut self.adverse, self.store, key, || None)? {
                     state.origin = restate(&state.origin);
-                    state.kind = name(&p.kind);
+                    state.kind = p.kind;
                     state.grade = p.grade;
                     state.serious = p.serious;
                     state.onset_at_ms = ms(p.onset_at);
@@ -989,7 +990,7 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
     InjectionEntry {
         origin: origin(e, seq),
         site_key: p.site.site_key.as_str().to_owned(),
-        laterality: p.site.laterality.as_ref().map(name),
+        laterality: p.site.laterality,
         lots: p
             .solution
             .components
@@ -998,7 +999,7 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
             .collect(),
         practitioner_id: p.practitioner_id.to_string(),
         session_number: p.session_number,
-        guidance: name(&p.guidance),
+        guidance: p.guidance,
         volume_ml: p.volume_ml,
         groups: Folder::groups_of(p)
             .into_iter()
@@ -1169,5 +1170,33 @@ mod tests {
         );
         assert_eq!(decode_all(&borrowed[..3]).len(), 3);
         assert!(decode_all(&[]).is_empty());
+    }
+
+    /// The read models hold schema enums and dates; their JSON (what the
+    /// API answers) is the names the event was recorded with.
+    #[test]
+    fn typed_entries_answer_in_json_with_the_recorded_names() {
+        let example = |t: &str| {
+            let path = format!(
+                "{}/../../schemas/examples/{t}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let e = example("injection.given");
+        let Payload::InjectionGiven(p) = &e.payload else {
+            panic!("not an injection")
+        };
+        let entry = serde_json::to_value(injection_entry(&e, 7, p)).unwrap();
+        assert_eq!(entry["laterality"], "left");
+        assert_eq!(entry["guidance"], "palpation");
+        let e = example("practitioner.credentialed");
+        let Payload::PractitionerCredentialed(p) = &e.payload else {
+            panic!("not a credential")
+        };
+        let entry = serde_json::to_value(credential_entry(&e, 3, p)).unwrap();
+        assert_eq!(entry["credential"], "reconstructive_therapy");
+        assert_eq!(entry["valid_from"], "2024-03-01");
+        assert_eq!(entry["valid_until"], "2027-02-28");
     }
 }
