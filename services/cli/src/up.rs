@@ -78,9 +78,10 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             edge.clinic
         );
     }
-    let too_old = match reachable && edge.is_none() {
-        true => server_version(nats_url).await.filter(|v| *v < MIN_VERSION),
-        false => None,
+    let too_old = if reachable && edge.is_none() {
+        server_version(nats_url).await.filter(|v| *v < MIN_VERSION)
+    } else {
+        None
     };
     if edge.is_none() && reachable && too_old.is_none() {
         println!("using the NATS server at {nats_url}");
