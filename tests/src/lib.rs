@@ -374,6 +374,15 @@ impl Recorders {
     }
 }
 
+/// The valid example of `event_type` from `schemas/examples/`, as recorded
+/// (checked against the contract).
+pub fn example_envelope(event_type: &str) -> prolo_schemas::Envelope {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../schemas/examples/{event_type}.json"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    prolo_schemas::Envelope::from_json(&bytes).unwrap_or_else(|e| panic!("{event_type}: {e}"))
+}
+
 /// The valid example of `event_type` from `schemas/examples/`, turned into
 /// a recording request: the fields the service stamps are removed.
 pub fn example_request(event_type: &str) -> serde_json::Value {
@@ -438,12 +447,7 @@ pub fn synthetic_events(
 ) -> impl Iterator<Item = prolo_schemas::Envelope> {
     let examples: Vec<prolo_schemas::Envelope> = prolo_schemas::EventType::ALL
         .iter()
-        .map(|t| {
-            let path =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../schemas/examples/{t}.json"));
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            prolo_schemas::Envelope::from_json(&bytes).unwrap_or_else(|e| panic!("{t}: {e}"))
-        })
+        .map(|t| example_envelope(t.as_str()))
         .collect();
     let patient_ids: Vec<prolo_schemas::PatientId> = (0..patients.max(1))
         .map(|i| {

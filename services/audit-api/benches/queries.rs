@@ -23,13 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TOKEN: &str = "bench-compliance-token-0123";
 
-fn example(event_type: &str) -> Envelope {
-    let path = format!(
-        "{}/../../schemas/examples/{event_type}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
-}
+use prolo_tests::example_envelope as example;
 
 fn fresh(mut e: Envelope, patient: &str) -> Envelope {
     e.event_id = uuid::Uuid::now_v7();

@@ -755,11 +755,7 @@ async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_n
     // projector's clock and expire the follow-up), one back-dated to 2020
     // (it would show in any earlier `as_of`).
     let example = |t: &str| {
-        let path = format!(
-            "{}/../../schemas/examples/{t}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut e = prolo_schemas::Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+        let mut e = prolo_tests::example_envelope(t);
         e.event_id = uuid::Uuid::now_v7();
         e
     };

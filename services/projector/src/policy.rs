@@ -915,13 +915,7 @@ mod tests {
     use super::*;
     use crate::model::{ClinicalEntry, ConsentEntry, Origin, Standing};
 
-    fn example(event_type: &str) -> Envelope {
-        let path = format!(
-            "{}/../../schemas/examples/{event_type}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use prolo_tests::example_envelope as example;
 
     fn injection() -> (Envelope, InjectionGiven) {
         let e = example("injection.given");

@@ -18,12 +18,9 @@ use prolo_schemas::{AdverseEventKind, Envelope, Payload};
 use serde_json::json;
 use uuid::Uuid;
 
+/// The example of `event_type` with an id of its own.
 fn example(event_type: &str) -> Envelope {
-    let path = format!(
-        "{}/../../schemas/examples/{event_type}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut e = Envelope::from_json(&std::fs::read(path).unwrap()).unwrap();
+    let mut e = prolo_tests::example_envelope(event_type);
     e.event_id = Uuid::now_v7();
     e
 }

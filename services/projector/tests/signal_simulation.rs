@@ -51,13 +51,7 @@ impl Dice {
     }
 }
 
-fn example(event_type: &str) -> Envelope {
-    let path = format!(
-        "{}/../../schemas/examples/{event_type}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
-}
+use prolo_tests::example_envelope as example;
 
 /// One simulated clinic's events, in stream order: patients in series of
 /// 3–6 sessions, 1–3 sites a session, the dextrose lot in use that day (a

@@ -1176,21 +1176,14 @@ mod tests {
     /// API answers) is the names the event was recorded with.
     #[test]
     fn typed_entries_answer_in_json_with_the_recorded_names() {
-        let example = |t: &str| {
-            let path = format!(
-                "{}/../../schemas/examples/{t}.json",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            Envelope::from_json(&std::fs::read(path).unwrap()).unwrap()
-        };
-        let e = example("injection.given");
+        let e = prolo_tests::example_envelope("injection.given");
         let Payload::InjectionGiven(p) = &e.payload else {
             panic!("not an injection")
         };
         let entry = serde_json::to_value(injection_entry(&e, 7, p)).unwrap();
         assert_eq!(entry["laterality"], "left");
         assert_eq!(entry["guidance"], "palpation");
-        let e = example("practitioner.credentialed");
+        let e = prolo_tests::example_envelope("practitioner.credentialed");
         let Payload::PractitionerCredentialed(p) = &e.payload else {
             panic!("not a credential")
         };
