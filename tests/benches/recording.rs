@@ -8,7 +8,8 @@
 //! Settings (environment): `BENCH_EVENTS` per row (default 20000),
 //! `BENCH_CLIENTS` (default "1,16,64"), `BENCH_INFLIGHT` raw publish window
 //! (default 512), `BENCH_BATCHES` batch sizes (default "100,1000"),
-//! `BENCH_BATCHES_IN_FLIGHT` concurrent batches (default 4).
+//! `BENCH_BATCHES_IN_FLIGHT` concurrent batches (default 4), `BENCH_ROUNDS`
+//! rounds of the batch rows (default 5; see [`measure`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
 use std::time::{Duration, Instant};
@@ -157,7 +158,9 @@ async fn batch_command(
 ) -> f64 {
     let (_, command) = command_for(EventType::InjectionGiven).unwrap();
     let request = example_request("injection.given");
-    let run = uuid::Uuid::now_v7();
+    // Keys short enough that 1,000 keyed injections (~1 KB each) stay
+    // within the 1 MiB request: the last 12 hex digits of a fresh UUIDv7, which are random.
+    let run = uuid::Uuid::now_v7().simple().to_string()[20..].to_owned();
     let batches = n.div_ceil(size);
     // The requests are made before the clock starts: what is measured is
     // the service and the broker, not this client's JSON.
@@ -167,7 +170,7 @@ async fn batch_command(
                 .map(|i| {
                     let mut request = request.clone();
                     if keyed {
-                        request["idempotency_key"] = format!("bench-{run}-{b}-{i}").into();
+                        request["idempotency_key"] = format!("{run}-{b}-{i}").into();
                     }
                     serde_json::json!({"command": command.verb, "request": request})
                 })
@@ -204,6 +207,41 @@ struct Row {
     concurrency: String,
     rate: f64,
     slowest: Option<Duration>,
+    /// Against the raw atomic batch measured in the same rounds: the median
+    /// of each round's ratio, and the lowest and highest.
+    vs_raw_batch: Option<(f64, f64, f64)>,
+}
+
+impl Row {
+    /// A row measured in rounds: the median rate, and with `raw` (the raw
+    /// atomic batch of the same rounds) the per-round ratios.
+    fn rounds(path: String, concurrency: String, rates: &[f64], raw: Option<&[f64]>) -> Self {
+        let vs_raw_batch = raw.map(|raw| {
+            let ratios: Vec<f64> = rates.iter().zip(raw).map(|(r, raw)| r / raw).collect();
+            let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let highest = ratios.iter().copied().fold(0.0, f64::max);
+            (median(&ratios), lowest, highest)
+        });
+        Row {
+            path,
+            concurrency,
+            rate: median(rates),
+            slowest: None,
+            vs_raw_batch,
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
 }
 
 /// Every path on a fresh server with `fsync`; the raw Nats-Msg-Id publish
@@ -215,6 +253,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let batches_in_flight: usize = prolo_tests::env_or("BENCH_BATCHES_IN_FLIGHT", 4);
+    let rounds: usize = prolo_tests::env_or("BENCH_ROUNDS", 5).max(1);
     let nats = NatsServer::start_with_fsync(fsync).await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());
@@ -233,33 +272,46 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             concurrency: format!("{inflight} acks in flight"),
             rate: raw_publish(&js, n, inflight, false).await,
             slowest: None,
+            vs_raw_batch: None,
         },
         Row {
             path: "raw JetStream publish, Nats-Msg-Id".into(),
             concurrency: format!("{inflight} acks in flight"),
             rate: raw_publish(&js, n, inflight, true).await,
             slowest: None,
+            vs_raw_batch: None,
         },
     ];
+    // The raw atomic batch and the batch command alternate, `rounds` times,
+    // so that the machine's drift (this 2-core machine's rates move by a
+    // third between runs) falls on both alike; each row is the median.
     for &size in &batch_sizes {
-        rows.push(Row {
-            path: format!("atomic batch of {size}, Nats-Msg-Id"),
-            concurrency: format!("{batches_in_flight} batches in flight"),
-            rate: batch_publish(&client, n, size, batches_in_flight).await,
-            slowest: None,
-        });
-        rows.push(Row {
-            path: format!("batch command of {size} (request/reply)"),
-            concurrency: format!("{batches_in_flight} requests in flight"),
-            rate: batch_command(&client, n, size, batches_in_flight, false).await,
-            slowest: None,
-        });
-        rows.push(Row {
-            path: format!("batch command of {size}, each event with its own idempotency key"),
-            concurrency: format!("{batches_in_flight} requests in flight"),
-            rate: batch_command(&client, n, size, batches_in_flight, true).await,
-            slowest: None,
-        });
+        let mut raw = Vec::new();
+        let mut command = Vec::new();
+        let mut keyed = Vec::new();
+        for _ in 0..rounds {
+            raw.push(batch_publish(&client, n, size, batches_in_flight).await);
+            command.push(batch_command(&client, n, size, batches_in_flight, false).await);
+            keyed.push(batch_command(&client, n, size, batches_in_flight, true).await);
+        }
+        rows.push(Row::rounds(
+            format!("atomic batch of {size}, Nats-Msg-Id"),
+            format!("{batches_in_flight} batches in flight"),
+            &raw,
+            None,
+        ));
+        rows.push(Row::rounds(
+            format!("batch command of {size} (request/reply)"),
+            format!("{batches_in_flight} requests in flight"),
+            &command,
+            Some(&raw),
+        ));
+        rows.push(Row::rounds(
+            format!("batch command of {size}, each event with its own idempotency key"),
+            format!("{batches_in_flight} requests in flight"),
+            &keyed,
+            Some(&raw),
+        ));
     }
     for &k in clients {
         let (rate, worst) = service_path(&client, n, k, false).await;
@@ -268,6 +320,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             concurrency: format!("{k} clients"),
             rate,
             slowest: Some(worst),
+            vs_raw_batch: None,
         });
     }
     if let Some(&k) = clients.iter().max() {
@@ -281,12 +334,14 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             concurrency: format!("{k} clients"),
             rate: off,
             slowest: None,
+            vs_raw_batch: None,
         });
         rows.push(Row {
             path: format!("service path, metrics on (on/off {:.3})", on / off),
             concurrency: format!("{k} clients"),
             rate: on,
             slowest: Some(worst),
+            vs_raw_batch: None,
         });
         let (rate, worst) = service_path(&client, n, k, true).await;
         rows.push(Row {
@@ -294,6 +349,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             concurrency: format!("{k} clients"),
             rate,
             slowest: Some(worst),
+            vs_raw_batch: None,
         });
     }
     let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
@@ -314,6 +370,7 @@ async fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    let rounds: usize = prolo_tests::env_or("BENCH_ROUNDS", 5).max(1);
     let version = prolo_bus::local_server::checked_nats_server()
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
@@ -348,28 +405,22 @@ async fn main() {
         );
     }
     println!();
-    println!("batch command against the raw atomic batch of the same size (target ≥ 0.8):");
+    println!(
+        "batch command against the raw atomic batch of the same size (target ≥ 0.8): the median of {rounds} rounds' ratios, each round measuring both one after the other (lowest–highest):"
+    );
     println!();
     println!(
         "| path | default fsync, vs raw atomic batch | sync_interval: always, vs raw atomic batch |"
     );
     println!("|---|---|---|");
-    for (i, (l, a)) in lazy.iter().zip(&always).enumerate() {
-        if !l.path.starts_with("batch command of ") {
-            continue;
+    let ratio = |r: &Row| {
+        r.vs_raw_batch
+            .map(|(m, lo, hi)| format!("{m:.2} ({lo:.2}–{hi:.2})"))
+            .unwrap_or_default()
+    };
+    for (l, a) in lazy.iter().zip(&always) {
+        if l.vs_raw_batch.is_some() {
+            println!("| {} | {} | {} |", l.path, ratio(l), ratio(a));
         }
-        // The raw atomic batch of that size is the last "atomic batch" row before it.
-        let Some(raw) = (0..i)
-            .rev()
-            .find(|&j| lazy[j].path.starts_with("atomic batch of "))
-        else {
-            continue;
-        };
-        println!(
-            "| {} | {:.2} | {:.2} |",
-            l.path,
-            l.rate / lazy[raw].rate,
-            a.rate / always[raw].rate
-        );
     }
 }
