@@ -154,6 +154,54 @@ async fn bad_events_are_refused_with_their_problems_and_the_others_are_stored() 
 }
 
 #[tokio::test]
+async fn a_large_batch_checked_on_two_threads_answers_and_stores_each_event_in_its_place() {
+    let nats = NatsServer::start().await.unwrap();
+    let recorders = Recorders::start(&nats.url()).await.unwrap();
+    let client = nats.client().await.unwrap();
+    let js = jetstream::new(client.clone());
+    // Enough events to be checked in two halves; a bad one in each half.
+    let bad = [7, 480];
+    let events: Vec<Value> = (0..600)
+        .map(|i| {
+            let mut request = example_request("consent.given");
+            request["patient_id"] = json!(format!("P-{i:04}"));
+            if bad.contains(&i) {
+                request["patient_id"] = json!("");
+            }
+            item("consent.given", request)
+        })
+        .collect();
+
+    let reply = batch(&client, events).await;
+
+    assert_eq!((reply.recorded, reply.refused), (598, 2));
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let mut last_seq = 0;
+    for (i, result) in reply.results.iter().enumerate() {
+        assert_eq!(result.index, i);
+        if bad.contains(&i) {
+            let error = result.error.as_ref().unwrap();
+            assert_eq!(error.problems[0].path, "request.patient_id", "{error:?}");
+            continue;
+        }
+        // Stored in the order sent, each under the patient it names.
+        let seq = result.recorded.as_ref().unwrap().stream_seq;
+        assert!(
+            seq > last_seq,
+            "event {i} stored at {seq}, after {last_seq}"
+        );
+        last_seq = seq;
+        if i % 50 == 1 {
+            let stored = stream.get_raw_message(seq).await.unwrap();
+            let event: Value = serde_json::from_slice(&stored.payload).unwrap();
+            assert_eq!(event["patient_id"], json!(format!("P-{i:04}")));
+        }
+    }
+    assert_eq!(stream_messages(&js).await, 598);
+    recorders.stop().await;
+}
+
+#[tokio::test]
 async fn a_retried_keyed_batch_is_stored_once_and_answered_with_the_same_places() {
     let nats = NatsServer::start().await.unwrap();
     let recorders = Recorders::start(&nats.url()).await.unwrap();

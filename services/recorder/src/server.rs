@@ -165,7 +165,7 @@ pub async fn serve(
                         &publisher,
                         &claims,
                         &request.message.subject,
-                        &request.message.payload,
+                        request.message.payload.clone(),
                     )
                     .await
                     .map(|reply| serde_json::to_vec(&reply).unwrap_or_default());
