@@ -771,33 +771,49 @@ async fn json_page(
     seqs: Vec<u64>,
     limit: usize,
 ) -> Result<Page<EventView>, ApiError> {
-    let (page, next) = q::page(&seqs, params.cursor, limit);
-    let items = {
-        let (page, as_of) = (page.to_vec(), params.as_of);
-        off_worker(state, move |store| q::views(store, &page, as_of)).await?
+    let page = {
+        let (cursor, as_of) = (params.cursor, params.as_of);
+        off_worker(state, move |store| {
+            q::event_page(store, &seqs, cursor, limit, as_of)
+        })
+        .await?
     };
-    let exposed = patients_named(items.iter().filter_map(|v| v.patient_id.as_deref()));
+    recorded_page(state, asked, params, page).await
+}
+
+/// A page made, its read recorded before it is answered.
+async fn recorded_page(
+    state: &AppState,
+    asked: Asked<'_>,
+    params: &ListParams,
+    page: q::EventPage,
+) -> Result<Page<EventView>, ApiError> {
+    let exposed = patients_named(page.items.iter().filter_map(|v| v.patient_id.as_deref()));
     asked
-        .record(state, logged(params), items.len() as u64, exposed)
+        .record(state, logged(params), page.items.len() as u64, exposed)
         .await?;
     Ok(Page {
-        total: seqs.len(),
-        items,
-        next_cursor: next.map(|c| c.to_string()),
+        total: page.total,
+        items: page.items,
+        next_cursor: page.next.map(|c| c.to_string()),
     })
 }
 
-/// A page of a patient's history, its read recorded (the console's timeline).
+/// A JSON page of a patient's history, its read recorded (the API's and
+/// the console's timeline): each of the patient's events is decoded once,
+/// also when a filter has to read all of them.
 pub(crate) async fn history_page(
     state: &AppState,
     principal: &Principal,
     (clinic, patient): (&ClinicId, &PatientId),
     params: &ListParams,
 ) -> Result<Page<EventView>, ApiError> {
-    let seqs = {
+    let limit = bounded_limit(params.limit)?;
+    let page = {
         let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
+        let (cursor, as_of) = (params.cursor, params.as_of);
         off_worker(state, move |store| {
-            q::patient_history(store, &clinic, &patient, &filter)
+            q::patient_history_page(store, (&clinic, &patient), &filter, cursor, limit, as_of)
         })
         .await?
     };
@@ -807,7 +823,7 @@ pub(crate) async fn history_page(
         query: QueryKind::PatientHistory,
         patient: Some(patient.clone()),
     };
-    json_page(state, asked, params, seqs, bounded_limit(params.limit)?).await
+    recorded_page(state, asked, params, page).await
 }
 
 /// A page of a patient's access log, its read recorded (the console's).
@@ -839,6 +855,10 @@ async fn patient_history(
     let principal = admit(&state, &headers, QueryKind::PatientHistory, &clinic)?;
     let params = params(query)?;
     let (clinic, patient): (ClinicId, PatientId) = (id(&clinic)?, id(&patient)?);
+    if Format::parse(params.format.as_deref())? == Format::Json {
+        let page = history_page(&state, &principal, (&clinic, &patient), &params).await?;
+        return Ok(page_answer(page));
+    }
     let seqs = {
         let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
         off_worker(&state, move |store| {

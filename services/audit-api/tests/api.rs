@@ -555,6 +555,7 @@ async fn paging_through_a_large_history_returns_every_item_once() {
     let recorders = Recorders::start(&nats.url()).await.unwrap();
     let client = nats.client().await.unwrap();
     let mut recorded = Vec::new();
+    let mut consents = Vec::new();
     for i in 0..230 {
         let mut request = example_request("examination.done");
         request["patient_id"] = "P-LONG".into();
@@ -564,34 +565,52 @@ async fn paging_through_a_large_history_returns_every_item_once() {
                 .await
                 .stream_seq,
         );
+        // Other events in between, for the filtered pages.
+        if i % 10 == 0 {
+            let mut consent = example_request("consent.given");
+            consent["patient_id"] = "P-LONG".into();
+            consents.push(record_ok(&client, ConsentGiven, &consent).await.stream_seq);
+        }
     }
     let api = Api::start(&nats).await;
     api.caught_up().await;
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/clinics/riverside/patients/P-LONG/history?limit=40&cursor={c}"),
-            None => "/v1/clinics/riverside/patients/P-LONG/history?limit=40".to_owned(),
-        };
-        let page = api.json(COMPLIANCE, &path).await;
-        pages += 1;
-        assert_eq!(page["total"], 230);
-        seen.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["seq"].as_u64().unwrap()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
+    // Every page of `query`, `limit` at a time: the sequences and the pages.
+    let pages = async |query: &str, limit: usize, total: usize| {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut path =
+                format!("/v1/clinics/riverside/patients/P-LONG/history?limit={limit}{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = api.json(COMPLIANCE, &path).await;
+            pages += 1;
+            assert_eq!(page["total"], total, "{path}");
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= limit);
+            seen.extend(items.iter().map(|i| i["seq"].as_u64().unwrap()));
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
         }
-    }
-    assert_eq!(pages, 6);
-    assert_eq!(seen, recorded, "every item once, in order");
+        (seen, pages)
+    };
+    let (seen, count) = pages("", 40, 253).await;
+    assert_eq!(count, 7);
+    let mut everything = [recorded.clone(), consents.clone()].concat();
+    everything.sort();
+    assert_eq!(seen, everything, "every item once, in order");
+    // Filtered: each event is read once to filter and show it; the pages
+    // and cursors are the same as over the filtered list.
+    let (seen, count) = pages("&type=examination.done", 40, 230).await;
+    assert_eq!(count, 6);
+    assert_eq!(seen, recorded, "every examination once, in order");
+    let (seen, count) = pages("&type=consent.given", 5, 23).await;
+    assert_eq!(count, 5);
+    assert_eq!(seen, consents, "every consent once, in order");
     api.stop().await;
     recorders.stop().await;
 }

@@ -99,6 +99,81 @@ pub fn patient_history(
     filtered(store, seqs, filter)
 }
 
+/// One page of a list of events and how many the whole list holds.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// Events in the whole list.
+    pub total: usize,
+    /// The page's events.
+    pub items: Vec<EventView>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<u64>,
+}
+
+/// One page of `seqs` (see [`page`]) as views.
+pub fn event_page(
+    store: &Store,
+    seqs: &[u64],
+    cursor: Option<u64>,
+    limit: usize,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<EventPage, QueryError> {
+    let (shown, next) = page(seqs, cursor, limit);
+    Ok(EventPage {
+        total: seqs.len(),
+        items: views(store, shown, as_of)?,
+        next,
+    })
+}
+
+/// One page of a patient's history, filtered. Each of the patient's events
+/// is read and decoded once: to filter and count it and, on the page, to
+/// show it. Unfiltered, only the page is read.
+pub fn patient_history_page(
+    store: &Store,
+    (clinic, patient): (&ClinicId, &PatientId),
+    filter: &HistoryFilter,
+    cursor: Option<u64>,
+    limit: usize,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<EventPage, QueryError> {
+    let seqs = index(
+        store,
+        Index::Patient {
+            clinic: clinic.as_str(),
+            patient: patient.as_str(),
+        },
+    )?;
+    if filter.is_empty() {
+        return event_page(store, &seqs, cursor, limit, as_of);
+    }
+    let mut kept = Vec::with_capacity(seqs.len());
+    let mut shown = Vec::new();
+    let mut records = store.record_reader();
+    for seq in seqs {
+        let Some(event) = stored(&mut records, seq)? else {
+            continue;
+        };
+        if !filter.admits(&event.envelope, event.record.stored_at_ms) {
+            continue;
+        }
+        kept.push(seq);
+        // The page: the first `limit` after the cursor, as [`page`] cuts it.
+        if cursor.is_none_or(|c| seq > c) && shown.len() < limit.max(1) {
+            shown.push(event);
+        }
+    }
+    let (_, next) = page(&kept, cursor, limit);
+    Ok(EventPage {
+        total: kept.len(),
+        items: shown
+            .into_iter()
+            .map(|event| view_of(store, event, as_of))
+            .collect::<Result<_, _>>()?,
+        next,
+    })
+}
+
 /// A patient's current view (corrections applied).
 pub fn patient_summary(
     store: &Store,
