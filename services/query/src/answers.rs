@@ -89,14 +89,22 @@ pub fn patient_history(
     patient: &PatientId,
     filter: &HistoryFilter,
 ) -> Result<Vec<u64>, QueryError> {
-    let seqs = index(
+    filtered(store, patient_seqs(store, clinic, patient)?, filter)
+}
+
+/// Every event of a patient, in stream order.
+fn patient_seqs(
+    store: &Store,
+    clinic: &ClinicId,
+    patient: &PatientId,
+) -> Result<Vec<u64>, QueryError> {
+    index(
         store,
         Index::Patient {
             clinic: clinic.as_str(),
             patient: patient.as_str(),
         },
-    )?;
-    filtered(store, seqs, filter)
+    )
 }
 
 /// One page of a list of events and how many the whole list holds.
@@ -137,13 +145,7 @@ pub fn patient_history_page(
     limit: usize,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<EventPage, QueryError> {
-    let seqs = index(
-        store,
-        Index::Patient {
-            clinic: clinic.as_str(),
-            patient: patient.as_str(),
-        },
-    )?;
+    let seqs = patient_seqs(store, clinic, patient)?;
     if filter.is_empty() {
         return event_page(store, &seqs, cursor, limit, as_of);
     }
