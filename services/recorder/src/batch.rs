@@ -175,7 +175,8 @@ fn prepare(source: &str, raw: &RawValue, subject: &str) -> Result<Ready, ErrorRe
 struct Ready {
     event: Prepared,
     subject: String,
-    wire: Vec<u8>,
+    /// Shared with the message built from it, not copied.
+    wire: bytes::Bytes,
     /// The event id `wire` holds: a claim may bind the event to another.
     encoded_id: Uuid,
 }
@@ -185,7 +186,7 @@ impl Ready {
         let subject = event.envelope.subject()?.to_string();
         Ok(Ready {
             subject,
-            wire: event.envelope.to_json(),
+            wire: event.envelope.to_json().into(),
             encoded_id: event.envelope.event_id,
             event,
         })
@@ -197,11 +198,11 @@ impl Ready {
         let payload = if envelope.event_id == self.encoded_id {
             self.wire.clone()
         } else {
-            envelope.to_json()
+            envelope.to_json().into()
         };
         BatchMessage {
             subject: self.subject.clone(),
-            payload: payload.into(),
+            payload,
             msg_id: Some(envelope.event_id.to_string()),
             expect_last_subject_seq: None,
         }
