@@ -37,7 +37,8 @@ pub const EVENT_BLOCK: &[u8] = b"evb\0";
 /// better (64: 124 bytes per record, 8: 156) but every single read (an
 /// investigation reads ~1,200 records) decompresses the whole block.
 pub const RECORDS_PER_BLOCK: u64 = 8;
-/// `eid\0<uuid>` → seq: find an event by id; detects an event id stored twice.
+/// `eid\0<floor id>` → sorted `(id, seq)` pairs ([`crate::event_ids`]):
+/// find an event by id; detects an event id stored twice.
 pub const EVENT_ID: &[u8] = b"eid\0";
 
 // Indexes are posting lists: `<prefix><parts…>\0<bucket>` → the sequences

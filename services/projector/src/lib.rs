@@ -19,6 +19,7 @@ pub mod chain;
 pub mod consistency;
 pub mod disproportionality;
 pub mod error;
+pub mod event_ids;
 pub mod findings;
 pub mod fold;
 pub mod keys;

@@ -134,11 +134,7 @@ impl Store {
 
     /// The sequence of an event id.
     pub fn seq_of(&self, event_id: &Uuid) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .model()
-            .get(keys::by_uuid(keys::EVENT_ID, event_id))?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(u64::from_be_bytes))
+        Ok(crate::event_ids::seq_of(self.model(), event_id)?)
     }
 
     /// An adverse event's state (by the id of its report).

@@ -50,7 +50,8 @@ pub enum StoreError {
 /// 6: schema enums and dates, no longer strings: a practitioner's
 ///    credentials, an injection's side and guidance, an adverse event's
 ///    kind, status, outcome and its updates' causality.
-pub const READ_MODEL_FORMAT: u32 = 6;
+/// 7: event ids kept in sorted blocks ([`crate::event_ids`]).
+pub const READ_MODEL_FORMAT: u32 = 7;
 
 fn printable(key: &[u8]) -> String {
     key.iter()
@@ -379,14 +380,6 @@ impl Pending {
         }
     }
 
-    /// Raw bytes as they will be after the batch.
-    pub(crate) fn get_raw(&self, store: &Store, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(key) {
-            Some(bytes) => Ok(bytes.clone()),
-            None => Ok(store.model.get(key)?.map(|v| v.to_vec())),
-        }
-    }
-
     /// Keeps the record of a message, appended to its block (loaded from
     /// the store the first time the batch touches it).
     pub fn put_record(
@@ -601,7 +594,6 @@ mod tests {
         };
         assert_eq!(keys(10), ["k-a", "k-b", "k-e", "k-f"]);
         assert_eq!(keys(2), ["k-a", "k-b"]);
-        assert_eq!(pending.get_raw(&store, b"k-c").unwrap(), None);
         store.commit(pending, 2).await.unwrap();
         assert_eq!(store.model().get(b"k-c").unwrap(), None);
         assert!(store.model().get(b"k-f").unwrap().is_some());

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     chain,
+    event_ids::IdIndex,
     findings::{Finding, FindingSettings, GroupCount},
     keys,
     model::*,
@@ -65,6 +66,8 @@ pub struct Folder<'a> {
     /// Whether the old single list of waiting adverse events was looked for.
     awaiting_migrated: bool,
     notifications: Vec<Notification>,
+    /// The event ids this batch adds, and the committed blocks it read.
+    ids: IdIndex,
     /// The event [`Folder::event_by_id`] found last.
     last_found: std::cell::RefCell<Option<(u64, Envelope)>>,
 }
@@ -189,6 +192,7 @@ impl<'a> Folder<'a> {
             awaiting_floor: None,
             awaiting_migrated: false,
             notifications: Vec::new(),
+            ids: IdIndex::default(),
             last_found: std::cell::RefCell::new(None),
         })
     }
@@ -202,6 +206,9 @@ impl<'a> Folder<'a> {
         if let Some(day) = self.signal_day {
             self.pending
                 .put_raw(keys::SIGNAL_DAY.to_vec(), day.to_be_bytes().to_vec());
+        }
+        for (key, block) in std::mem::take(&mut self.ids).into_writes(self.store.model())? {
+            self.pending.put_raw(key, block);
         }
         self.pending.put_all(std::mem::take(&mut self.patients))?;
         self.pending
@@ -352,9 +359,7 @@ impl<'a> Folder<'a> {
                 envelope.clinic_id
             )));
         }
-        let id_key = keys::by_uuid(keys::EVENT_ID, &envelope.event_id);
-        if let Some(seen) = self.pending.get_raw(self.store, &id_key)? {
-            let at = <[u8; 8]>::try_from(seen.as_slice()).map_or(0, u64::from_be_bytes);
+        if let Some(at) = self.ids.seq_of(self.store.model(), &envelope.event_id)? {
             return Ok(Err(format!(
                 "event id {} is already stored at sequence {at} (a retry outside the duplicate window)",
                 envelope.event_id
@@ -414,10 +419,7 @@ impl<'a> Folder<'a> {
 
     /// The indexes every applied event is in: by id, type, clinical day, patient.
     fn index_event(&mut self, seq: u64, e: &Envelope) -> Result<(), StoreError> {
-        self.pending.put_raw(
-            keys::by_uuid(keys::EVENT_ID, &e.event_id),
-            seq.to_be_bytes().to_vec(),
-        );
+        self.ids.add(&e.event_id, seq);
         let event_type = e.event_type();
         self.index(keys::BY_TYPE, &[event_type.as_str().as_bytes()], seq)?;
         self.index(
@@ -680,13 +682,9 @@ impl<'a> Folder<'a> {
         {
             return Ok(Some((*seq, envelope.clone())));
         }
-        let Some(seq) = self
-            .pending
-            .get_raw(self.store, &keys::by_uuid(keys::EVENT_ID, id))?
-        else {
+        let Some(seq) = self.ids.seq_of(self.store.model(), id)? else {
             return Ok(None);
         };
-        let seq = <[u8; 8]>::try_from(seq.as_slice()).map_or(0, u64::from_be_bytes);
         let Some(stored) = self.pending.record(self.store, seq)? else {
             return Ok(None);
         };
