@@ -9,6 +9,7 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use prolo_bus::{STREAM_NAME, Shutdown, edge::SourcedFrom};
+use prolo_schemas::Envelope;
 
 use crate::{
     chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
@@ -131,6 +132,17 @@ pub struct BatchReport {
     pub notifications: Vec<Notification>,
 }
 
+/// [`crate::fold::decode`] of every message of a batch, in order, on every
+/// core. It needs nothing of the store, so the projector decodes the next
+/// batch while the fold works on this one.
+pub fn decode_batch(messages: &[StreamMessage]) -> Vec<Result<Envelope, String>> {
+    let texts: Vec<(&str, &[u8])> = messages
+        .iter()
+        .map(|m| (m.subject.as_str(), m.payload.as_ref()))
+        .collect();
+    crate::fold::decode_all(&texts)
+}
+
 /// Folds `messages` (in stream order) and commits them with the new applied
 /// sequence in one atomic, flushed batch. Sequences at or below the applied
 /// sequence are skipped: that is what makes redelivery harmless.
@@ -139,18 +151,22 @@ pub async fn fold_batch(
     messages: &[StreamMessage],
     settings: &FindingSettings,
 ) -> Result<BatchReport, StoreError> {
+    let decoded = decode_batch(messages);
+    fold_decoded(store, messages, decoded, settings).await
+}
+
+/// [`fold_batch`] of messages already decoded ([`decode_batch`]).
+pub async fn fold_decoded(
+    store: &Store,
+    messages: &[StreamMessage],
+    decoded: Vec<Result<Envelope, String>>,
+    settings: &FindingSettings,
+) -> Result<BatchReport, StoreError> {
     let mut applied_seq = store.applied_seq()?;
     let mut report = BatchReport::default();
     let mut folder = Folder::new(store, settings)?;
-    let fresh: Vec<&StreamMessage> = messages.iter().filter(|m| m.seq > applied_seq).collect();
-    report.skipped = (messages.len() - fresh.len()) as u64;
-    let texts: Vec<(&str, &[u8])> = fresh
-        .iter()
-        .map(|m| (m.subject.as_str(), m.payload.as_ref()))
-        .collect();
-    let decoded = crate::fold::decode_all(&texts);
-    for (message, decoded) in fresh.into_iter().zip(decoded) {
-        // A sequence repeated within the batch is not folded twice.
+    for (message, decoded) in messages.iter().zip(decoded) {
+        // Applied before (redelivery), or repeated within the batch.
         if message.seq <= applied_seq {
             report.skipped += 1;
             continue;
@@ -307,12 +323,21 @@ pub async fn run(
     );
     let mut last_log = Instant::now();
     let mut since_log = 0u64;
-    // The next batch is asked for as soon as this one has arrived, so that
-    // it travels while this one is folded and committed.
-    let mut prefetched: Option<pull::Batch> = None;
+    // The next batch is asked for as soon as this one has arrived, and
+    // received and decoded by a task of its own, so that it travels and is
+    // decoded (on the other core) while this one is folded and committed.
+    let mut prefetched: Option<tokio::task::JoinHandle<Received>> = None;
     loop {
-        let mut batch = match prefetched.take() {
-            Some(batch) => batch,
+        let received = match prefetched.take() {
+            Some(task) => match task.await {
+                Ok(received) => received,
+                Err(e) => {
+                    // Its messages come back after the ack wait; the gap
+                    // check below reads them from the stream meanwhile.
+                    tracing::warn!(error = %e, "receiving a batch failed");
+                    continue;
+                }
+            },
             None => {
                 let fetch = consumer
                     .batch()
@@ -322,7 +347,7 @@ pub async fn run(
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     batch = fetch => match batch {
-                        Ok(batch) => batch,
+                        Ok(batch) => receive(batch).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "fetch failed; retrying");
                             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -332,26 +357,11 @@ pub async fn run(
                 }
             }
         };
-        let mut messages = Vec::with_capacity(settings.batch_size);
-        let mut last = None;
-        while let Some(message) = batch.next().await {
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(error = %e, "batch ended early");
-                    break;
-                }
-            };
-            let Ok(info) = message.info() else { continue };
-            messages.push(StreamMessage {
-                seq: info.stream_sequence,
-                subject: message.subject.to_string(),
-                payload: message.payload.clone(),
-                stored_at: stream_time(info.published),
-                sourced: sourced_from(message.headers.as_ref()),
-            });
-            last = Some(message);
-        }
+        let Received {
+            mut messages,
+            mut decoded,
+            last,
+        } = received;
         let Some(last) = last else { continue };
         if !shutdown.is_fired() {
             prefetched = consumer
@@ -360,7 +370,8 @@ pub async fn run(
                 .expires(settings.idle_wait)
                 .messages()
                 .await
-                .ok();
+                .ok()
+                .map(|batch| tokio::spawn(receive(batch)));
         }
         let before = store.applied_seq()?;
         if let Some(first) = messages.iter().find(|m| m.seq > before).map(|m| m.seq)
@@ -378,17 +389,20 @@ pub async fn run(
                 Ok(mut missing) => {
                     missing.extend(messages.into_iter().filter(|m| m.seq > before));
                     messages = missing;
+                    decoded = decode_batch(&messages);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gap not filled; repositioning the consumer");
-                    prefetched = None;
+                    if let Some(task) = prefetched.take() {
+                        task.abort();
+                    }
                     let _ = stream.delete_consumer(&settings.consumer).await;
                     consumer = self::consumer(&stream, &settings.consumer, before).await?;
                     continue;
                 }
             }
         }
-        let report = fold_batch(&store, &messages, &settings.findings).await?;
+        let report = fold_decoded(&store, &messages, decoded, &settings.findings).await?;
         if let (Ok(info), Some(metrics)) = (last.info(), prolo_bus::metrics::active()) {
             metrics
                 .lag
@@ -439,6 +453,59 @@ pub async fn run(
     }
     tracing::info!(applied = store.applied_seq()?, "projector stopped");
     Ok(())
+}
+
+/// A batch as received from the consumer, decoded.
+struct Received {
+    messages: Vec<StreamMessage>,
+    decoded: Vec<Result<Envelope, String>>,
+    /// The last message, acknowledged (AckAll) once the batch is committed.
+    last: Option<jetstream::Message>,
+}
+
+/// Receives every message of a fetched batch and decodes them off the
+/// async runtime.
+async fn receive(mut batch: pull::Batch) -> Received {
+    let mut messages = Vec::new();
+    let mut last = None;
+    while let Some(message) = batch.next().await {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "batch ended early");
+                break;
+            }
+        };
+        let Ok(info) = message.info() else { continue };
+        messages.push(StreamMessage {
+            seq: info.stream_sequence,
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+            stored_at: stream_time(info.published),
+            sourced: sourced_from(message.headers.as_ref()),
+        });
+        last = Some(message);
+    }
+    let (messages, decoded) = match tokio::task::spawn_blocking(move || {
+        let decoded = decode_batch(&messages);
+        (messages, decoded)
+    })
+    .await
+    {
+        Ok(done) => done,
+        // The runtime is stopping: nothing is acknowledged, so the batch
+        // comes back to the next run.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => (Vec::new(), Vec::new()),
+        },
+    };
+    let last = last.filter(|_| !messages.is_empty());
+    Received {
+        messages,
+        decoded,
+        last,
+    }
 }
 
 /// Reads sequences `from..to` straight from the stream.
