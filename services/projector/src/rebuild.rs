@@ -13,7 +13,7 @@ use prolo_bus::STREAM_NAME;
 use crate::{
     error::ProjectorError,
     findings::FindingSettings,
-    project::{fold_batch, read_stream},
+    project::{StreamMessage, decode_batch, fold_decoded, read_stream},
     store::Store,
 };
 
@@ -57,6 +57,9 @@ pub async fn rebuild(
     {
         let store = Store::open(&fresh, cache_bytes)?;
         crate::consistency::remember(js, &store).await?;
+        // Each batch is decoded (on the other core) while the one before
+        // it is folded and committed.
+        let mut decoding: Option<tokio::task::JoinHandle<Decoded>> = None;
         read_stream(js, 1, last, crate::project::FOLD_BATCH, |batch| {
             let store = store.clone();
             let settings = settings.clone();
@@ -67,13 +70,19 @@ pub async fn rebuild(
                     m.seq as f64 / started.elapsed().as_secs_f64().max(1e-9),
                 );
             }
+            let previous = decoding.replace(decode(batch));
             async move {
                 // Notifications were sent when the events were first folded.
-                fold_batch(&store, &batch, &settings).await?;
+                if let Some(previous) = previous {
+                    fold(&store, previous, &settings).await?;
+                }
                 Ok(())
             }
         })
         .await?;
+        if let Some(previous) = decoding {
+            fold(&store, previous, settings).await?;
+        }
     }
     let previous = if path.exists() {
         let old = sibling(
@@ -94,6 +103,31 @@ pub async fn rebuild(
         seconds: started.elapsed().as_secs_f64(),
         previous,
     })
+}
+
+/// A batch of the stream and its messages decoded.
+type Decoded = (
+    Vec<StreamMessage>,
+    Vec<Result<prolo_schemas::Envelope, String>>,
+);
+
+fn decode(batch: Vec<StreamMessage>) -> tokio::task::JoinHandle<Decoded> {
+    tokio::task::spawn_blocking(move || {
+        let decoded = decode_batch(&batch);
+        (batch, decoded)
+    })
+}
+
+async fn fold(
+    store: &Store,
+    decoding: tokio::task::JoinHandle<Decoded>,
+    settings: &FindingSettings,
+) -> Result<(), ProjectorError> {
+    let (batch, decoded) = decoding
+        .await
+        .map_err(|e| ProjectorError::JetStream(format!("decoding a batch failed: {e}")))?;
+    fold_decoded(store, &batch, decoded, settings).await?;
+    Ok(())
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
