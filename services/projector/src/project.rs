@@ -552,6 +552,70 @@ async fn publish_checkpoint(
     Ok(())
 }
 
+/// Reads `from_seq..=to_seq` from an ordered consumer's messages into
+/// batches of `batch`, sent in order; an error ends it.
+async fn read_batches(
+    mut messages: pull::Ordered,
+    from_seq: u64,
+    to_seq: u64,
+    batch: usize,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<StreamMessage>, ProjectorError>>,
+) {
+    let mut pending = Vec::with_capacity(batch);
+    let mut expected = from_seq;
+    loop {
+        // A stream that stops short must not hang a verify or a rebuild.
+        let next = match tokio::time::timeout(READ_IDLE_LIMIT, messages.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                let _ = batches
+                    .send(Err(ProjectorError::JetStream(format!(
+                        "the stream delivered nothing for {READ_IDLE_LIMIT:?}, waiting for sequence {expected} of {to_seq}"
+                    ))))
+                    .await;
+                return;
+            }
+        };
+        let Some(message) = next else { break };
+        let message = match message.map_err(js_err).and_then(|m| {
+            let info = m.info().map_err(js_err)?;
+            Ok(StreamMessage {
+                seq: info.stream_sequence,
+                subject: m.subject.to_string(),
+                payload: m.payload.clone(),
+                stored_at: stream_time(info.published),
+                sourced: sourced_from(m.headers.as_ref()),
+            })
+        }) {
+            Ok(message) => message,
+            Err(e) => {
+                let _ = batches.send(Err(e)).await;
+                return;
+            }
+        };
+        let seq = message.seq;
+        expected = seq + 1;
+        pending.push(message);
+        if (pending.len() >= batch || seq >= to_seq)
+            && batches
+                .send(Ok(std::mem::replace(
+                    &mut pending,
+                    Vec::with_capacity(batch),
+                )))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        if seq >= to_seq {
+            return;
+        }
+    }
+    if !pending.is_empty() {
+        let _ = batches.send(Ok(pending)).await;
+    }
+}
+
 /// How long [`read_stream`] waits for the next message before giving up.
 const READ_IDLE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -581,38 +645,19 @@ where
         })
         .await
         .map_err(js_err)?;
-    let mut messages = consumer.messages().await.map_err(js_err)?;
-    let mut pending = Vec::with_capacity(batch);
-    let mut expected = from_seq;
-    loop {
-        // A stream that stops short must not hang a verify or a rebuild.
-        let next = tokio::time::timeout(READ_IDLE_LIMIT, messages.next())
-            .await
-            .map_err(|_| {
-                ProjectorError::JetStream(format!(
-                    "the stream delivered nothing for {READ_IDLE_LIMIT:?}, waiting for sequence {expected} of {to_seq}"
-                ))
-            })?;
-        let Some(message) = next else { break };
-        let message = message.map_err(js_err)?;
-        let info = message.info().map_err(js_err)?;
-        let seq = info.stream_sequence;
-        expected = seq + 1;
-        pending.push(StreamMessage {
-            seq,
-            subject: message.subject.to_string(),
-            payload: message.payload.clone(),
-            stored_at: stream_time(info.published),
-            sourced: sourced_from(message.headers.as_ref()),
-        });
-        if pending.len() >= batch || seq >= to_seq {
-            each(std::mem::take(&mut pending)).await?;
-        }
-        if seq >= to_seq {
-            break;
+    let messages = consumer.messages().await.map_err(js_err)?;
+    // A task of its own receives the next batch while `each` works on this one.
+    let (batches, mut received) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_batches(messages, from_seq, to_seq, batch, batches));
+    while let Some(next) = received.recv().await {
+        if let Err(e) = each(next?).await {
+            reader.abort();
+            return Err(e);
         }
     }
-    Ok(())
+    reader
+        .await
+        .map_err(|e| ProjectorError::JetStream(format!("reading the stream failed: {e}")))
 }
 
 /// The result of `verify`.
