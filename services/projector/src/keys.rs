@@ -51,8 +51,9 @@ pub const BY_PATIENT: &[u8] = b"ip\0";
 /// `ipr\0<clinic>\0<practitioner>\0<bucket>`: a practitioner's events
 /// (credentials, injections given, adverse events after them).
 pub const BY_PRACTITIONER: &[u8] = b"ipr\0";
-/// `iprd\0<clinic>\0<practitioner>\0<occurred day>\0<bucket>`: a
-/// practitioner's injections by clinical day, for "around that time" questions.
+/// `iprd\0<clinic>\0<practitioner>\0<occurred day>\0<bucket>` →
+/// [`crate::model::DayInjection`]s: a practitioner's injections by
+/// clinical day, as rows, for "around that time" questions.
 pub const PRACTITIONER_DAY: &[u8] = b"iprd\0";
 /// `it\0<event_type>\0<bucket>`.
 pub const BY_TYPE: &[u8] = b"it\0";

@@ -166,6 +166,41 @@ pub struct InjectionEntry {
     pub anaesthetic_mg: Vec<(String, f64)>,
 }
 
+/// An injection as a practitioner's day lists it: what an investigation
+/// shows of the practitioner's other injections around an adverse event,
+/// kept in the day's index so that it reads these rows, not ~1,000 records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayInjection {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Clinical time: seconds since the epoch and nanoseconds, as recorded.
+    pub occurred_at: (i64, u32),
+    /// Patient.
+    pub patient_id: String,
+    /// Site key.
+    pub site_key: String,
+    /// Side, if any.
+    pub laterality: Option<prolo_schemas::Laterality>,
+    /// Lots of every component.
+    pub lots: Vec<String>,
+    /// The solution, e.g. `dextrose 15% + lidocaine 1%`.
+    pub solution: String,
+    /// Volume, mL.
+    pub volume_ml: f64,
+    /// Guidance.
+    pub guidance: prolo_schemas::Guidance,
+}
+
+impl DayInjection {
+    /// Its clinical time.
+    pub fn occurred_at(&self) -> chrono::DateTime<chrono::Utc> {
+        let (secs, nanos) = self.occurred_at;
+        chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default()
+    }
+}
+
 /// An examination, imaging study, candidacy decision, plan or adjunct recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClinicalEntry {

@@ -157,14 +157,14 @@ impl Store {
     }
 
     /// A practitioner's injections whose clinical day lies between those of
-    /// `from_ms` and `to_ms` (both included), in day then stream order.
+    /// `from_ms` and `to_ms` (both included), as rows, in day then stream order.
     pub fn practitioner_injections_by_day(
         &self,
         clinic: &str,
         practitioner: &str,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<crate::model::DayInjection>, StoreError> {
         let day = |ms: i64| keys::time_bytes(keys::day(ms));
         let parts = |ms: i64| {
             keys::index_prefix(
@@ -173,12 +173,12 @@ impl Store {
             )
         };
         let (from, to) = (parts(from_ms), parts(to_ms + 86_400_000));
-        let mut seqs = Vec::new();
+        let mut rows = Vec::new();
         for entry in self.model().range(from..to) {
             let (key, value) = entry?;
-            seqs.extend(decode::<Vec<u64>>(&key, &value)?);
+            rows.extend(decode::<Vec<crate::model::DayInjection>>(&key, &value)?);
         }
-        Ok(seqs)
+        Ok(rows)
     }
 
     /// The ids of the findings raised when `seq` was folded.

@@ -50,7 +50,8 @@ pub enum StoreError {
 /// 6: schema enums and dates, no longer strings: a practitioner's
 ///    credentials, an injection's side and guidance, an adverse event's
 ///    kind, status, outcome and its updates' causality.
-/// 7: event ids kept in sorted blocks ([`crate::event_ids`]).
+/// 7: event ids kept in sorted blocks ([`crate::event_ids`]); a
+///    practitioner's injections by day kept as rows ([`crate::model::DayInjection`]).
 pub const READ_MODEL_FORMAT: u32 = 7;
 
 fn printable(key: &[u8]) -> String {

@@ -538,21 +538,32 @@ pub fn investigation(
     let mut same_practitioner_injections = Vec::new();
     if let Some(practitioner) = &state.injection_practitioner {
         let span = window.num_milliseconds();
-        let seqs = store.practitioner_injections_by_day(
+        let rows = store.practitioner_injections_by_day(
             clinic.as_str(),
             practitioner,
             state.onset_at_ms - span,
             state.onset_at_ms + span,
         )?;
-        for seq in seqs {
-            if Some(seq) == state.injection_seq {
+        // Rows kept by the fold: no record is read for them.
+        for row in rows {
+            let occurred_at = row.occurred_at();
+            if Some(row.seq) == state.injection_seq || (occurred_at - onset).abs() > window {
                 continue;
             }
-            if let Some(e) = envelope(&mut records, seq)?
-                && (e.occurred_at - onset).abs() <= window
-            {
-                same_practitioner_injections.extend(injection_row(seq, &e));
-            }
+            same_practitioner_injections.push(InjectionRow {
+                seq: row.seq,
+                event_id: row.event_id,
+                clinic_id: clinic.to_string(),
+                patient_id: row.patient_id,
+                site_key: row.site_key,
+                laterality: row.laterality.as_ref().map(prolo_projector::names::name),
+                occurred_at,
+                practitioner_id: practitioner.clone(),
+                lots: row.lots,
+                solution: row.solution,
+                volume_ml: row.volume_ml,
+                guidance: prolo_projector::names::name(&row.guidance),
+            });
         }
     }
     Ok(Investigation {

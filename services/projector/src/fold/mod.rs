@@ -44,6 +44,8 @@ pub struct Folder<'a> {
     practitioners: BTreeMap<Vec<u8>, PractitionerSummary>,
     adverse: BTreeMap<Vec<u8>, AdverseEventState>,
     postings: BTreeMap<Vec<u8>, Vec<u64>>,
+    /// A practitioner's injections by day, as rows.
+    day_injections: BTreeMap<Vec<u8>, Vec<DayInjection>>,
     marks: BTreeMap<Vec<u8>, Marks>,
     signatures: BTreeMap<Vec<u8>, Vec<u64>>,
     settings: &'a FindingSettings,
@@ -177,6 +179,7 @@ impl<'a> Folder<'a> {
             practitioners: BTreeMap::new(),
             adverse: BTreeMap::new(),
             postings: BTreeMap::new(),
+            day_injections: BTreeMap::new(),
             marks: BTreeMap::new(),
             signatures: BTreeMap::new(),
             settings,
@@ -215,6 +218,8 @@ impl<'a> Folder<'a> {
             .put_all(std::mem::take(&mut self.practitioners))?;
         self.pending.put_all(std::mem::take(&mut self.adverse))?;
         self.pending.put_all(std::mem::take(&mut self.postings))?;
+        self.pending
+            .put_all(std::mem::take(&mut self.day_injections))?;
         self.pending.put_all(std::mem::take(&mut self.marks))?;
         self.pending.put_all(std::mem::take(&mut self.signatures))?;
         self.pending.put_all(std::mem::take(&mut self.findings))?;
@@ -455,7 +460,13 @@ impl<'a> Folder<'a> {
                 let practitioner = p.practitioner_id.as_str().as_bytes();
                 self.index(keys::BY_PRACTITIONER, &[clinic, practitioner], seq)?;
                 let day = keys::time_bytes(keys::day(ms(e.occurred_at)));
-                self.index(keys::PRACTITIONER_DAY, &[clinic, practitioner, &day], seq)?;
+                let key = keys::posting(keys::PRACTITIONER_DAY, &[clinic, practitioner, &day], seq);
+                if let Some(rows) = cached(&mut self.day_injections, self.store, key, || {
+                    Some(Vec::new())
+                })? && rows.last().is_none_or(|r| r.seq != seq)
+                {
+                    rows.push(day_injection(e, seq, p));
+                }
                 for component in &p.solution.components {
                     self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq)?;
                     self.index(
@@ -1005,6 +1016,39 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
             .collect(),
         plan: p.treatment_plan_event_id,
         anaesthetic_mg: crate::policy::anaesthetic_mg(p),
+    }
+}
+
+fn day_injection(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> DayInjection {
+    DayInjection {
+        seq,
+        event_id: e.event_id,
+        occurred_at: (
+            e.occurred_at.timestamp(),
+            e.occurred_at.timestamp_subsec_nanos(),
+        ),
+        patient_id: e
+            .patient_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        site_key: p.site.site_key.as_str().to_owned(),
+        laterality: p.site.laterality,
+        lots: p
+            .solution
+            .components
+            .iter()
+            .map(|c| c.lot.to_string())
+            .collect(),
+        solution: p
+            .solution
+            .components
+            .iter()
+            .map(solution_label)
+            .collect::<Vec<_>>()
+            .join(" + "),
+        volume_ml: p.volume_ml,
+        guidance: p.guidance,
     }
 }
 
