@@ -12,7 +12,7 @@ use std::{
 use async_nats::jetstream;
 use futures::StreamExt;
 use prolo_bus::{STREAM_NAME, Shutdown, StreamSettings, ensure_stream};
-use prolo_projector::{ProjectorSettings, Store, keys};
+use prolo_projector::{ProjectorSettings, Store};
 use prolo_schemas::{Envelope, EventType};
 use prolo_tests::{
     NatsCluster, NatsServer, Recorders, example_request, record_ok, stream_messages,
@@ -485,11 +485,7 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_no_acknowledged_event() {
     }
     for id in &acknowledged {
         assert!(
-            store
-                .model()
-                .get(keys::by_uuid(keys::EVENT_ID, id))
-                .unwrap()
-                .is_some(),
+            store.seq_of(id).unwrap().is_some(),
             "{id} missing from the read model"
         );
     }
