@@ -414,7 +414,7 @@ async fn access_refused(
         query: QueryKind::AccessRefused,
         patient: None,
     };
-    list_response(&state, asked, &params, seqs, page_answer).await
+    list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
 }
 
 /// Runs a read of the read models on the blocking pool: sled reads block,
@@ -732,11 +732,23 @@ fn page_answer(page: Page<EventView>) -> Response {
     Json(page).into_response()
 }
 
+/// Whose data a list of events carries, for the access log of its export.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListOf {
+    /// One patient's history: the patient index holds only events filed
+    /// under that patient, so the patient asked about is every patient it
+    /// exposes, and no pass over the events is needed to name them.
+    OnePatient,
+    /// Any other list: each event's patient, read from the events.
+    Events,
+}
+
 /// Answers a list of events: a JSON page (made the answer by `answer`), or
 /// the whole list streamed.
 async fn list_response(
     state: &AppState,
     asked: Asked<'_>,
+    list: ListOf,
     params: &ListParams,
     seqs: Vec<u64>,
     answer: impl FnOnce(Page<EventView>) -> Response,
@@ -744,9 +756,13 @@ async fn list_response(
     let format = Format::parse(params.format.as_deref())?;
     let limit = bounded_limit(params.limit)?;
     if format != Format::Json {
-        let exposed = {
-            let seqs = seqs.clone();
-            off_worker(state, move |store| q::patients_of(store, &seqs)).await?
+        let exposed = match list {
+            // `Asked::read` adds the patient asked about.
+            ListOf::OnePatient if asked.patient.is_some() => BTreeSet::new(),
+            _ => {
+                let seqs = seqs.clone();
+                off_worker(state, move |store| q::patients_of(store, &seqs)).await?
+            }
         };
         let on_cut = asked
             .record_export(state, logged(params), seqs.len() as u64, exposed)
@@ -872,7 +888,15 @@ async fn patient_history(
         query: QueryKind::PatientHistory,
         patient: Some(patient),
     };
-    list_response(&state, asked, &params, seqs, page_answer).await
+    list_response(
+        &state,
+        asked,
+        ListOf::OnePatient,
+        &params,
+        seqs,
+        page_answer,
+    )
+    .await
 }
 
 async fn practitioner_history(
@@ -899,7 +923,7 @@ async fn practitioner_history(
         query: QueryKind::PractitionerHistory,
         patient: None,
     };
-    list_response(&state, asked, &params, seqs, answer).await
+    list_response(&state, asked, ListOf::Events, &params, seqs, answer).await
 }
 
 async fn access_log(
@@ -921,7 +945,7 @@ async fn access_log(
         query: QueryKind::AccessLog,
         patient: Some(patient),
     };
-    list_response(&state, asked, &params, seqs, page_answer).await
+    list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
 }
 
 /// A FHIR answer: the bundle as `application/fhir+json`.

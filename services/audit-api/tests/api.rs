@@ -454,6 +454,12 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 6);
     assert!(lines[0].starts_with("seq,event_id,event_type"));
+    // The export's read names the patient as the one it exposes (a
+    // patient's history holds only that patient's events).
+    let exported = access_recorded(&js).await;
+    let exported = &exported.last().unwrap().payload;
+    assert_eq!(exported["patient_id"], "P-1042");
+    assert_eq!(exported["exposed_patients"], serde_json::json!(["P-1042"]));
     assert!(lines[1].starts_with(&format!(
         "{},{},consent.given",
         consent.stream_seq, consent.event_id
