@@ -1,7 +1,8 @@
 //! The fold alone, without the broker: synthetic events already in memory
 //! (the stream's bytes and subjects), folded in batches of the projector's
 //! size (`BENCH_BATCH`, default [`prolo_projector::project::FOLD_BATCH`]) into a
-//! fresh database, each batch committed and flushed as the projector does.
+//! fresh database, each batch committed and flushed as the projector does,
+//! the next batch decoded on another thread meanwhile.
 //! What the fold itself costs per event, and the loop to profile
 //! (`perf record` this binary). Run: `cargo bench -p prolo-projector --bench fold_core`.
 //!
