@@ -194,11 +194,49 @@ pub struct DayInjection {
 }
 
 impl DayInjection {
+    /// The row of the `injection.given` event `e` at `seq`.
+    pub fn of(e: &prolo_schemas::Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> Self {
+        DayInjection {
+            seq,
+            event_id: e.event_id,
+            occurred_at: (
+                e.occurred_at.timestamp(),
+                e.occurred_at.timestamp_subsec_nanos(),
+            ),
+            patient_id: e
+                .patient_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            site_key: p.site.site_key.as_str().to_owned(),
+            laterality: p.site.laterality,
+            lots: lots_of(p),
+            solution: p
+                .solution
+                .components
+                .iter()
+                .map(crate::names::solution_label)
+                .collect::<Vec<_>>()
+                .join(" + "),
+            volume_ml: p.volume_ml,
+            guidance: p.guidance,
+        }
+    }
+
     /// Its clinical time.
     pub fn occurred_at(&self) -> chrono::DateTime<chrono::Utc> {
         let (secs, nanos) = self.occurred_at;
         chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default()
     }
+}
+
+/// The lots of every component of an injection's solution.
+pub fn lots_of(p: &prolo_schemas::InjectionGiven) -> Vec<String> {
+    p.solution
+        .components
+        .iter()
+        .map(|c| c.lot.to_string())
+        .collect()
 }
 
 /// An examination, imaging study, candidacy decision, plan or adjunct recommendation.

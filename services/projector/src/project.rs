@@ -143,6 +143,18 @@ pub fn decode_batch(messages: &[StreamMessage]) -> Vec<Result<Envelope, String>>
     crate::fold::decode_all(&texts)
 }
 
+/// A batch of the stream and its messages decoded ([`decode_batch`]).
+pub type Decoded = (Vec<StreamMessage>, Vec<Result<Envelope, String>>);
+
+/// [`decode_batch`] on a blocking thread, so that the async runtime (and
+/// the fold on it) goes on meanwhile; the batch comes back with it.
+pub fn decode_off_runtime(messages: Vec<StreamMessage>) -> tokio::task::JoinHandle<Decoded> {
+    tokio::task::spawn_blocking(move || {
+        let decoded = decode_batch(&messages);
+        (messages, decoded)
+    })
+}
+
 /// Folds `messages` (in stream order) and commits them with the new applied
 /// sequence in one atomic, flushed batch. Sequences at or below the applied
 /// sequence are skipped: that is what makes redelivery harmless.
@@ -486,12 +498,7 @@ async fn receive(mut batch: pull::Batch) -> Received {
         });
         last = Some(message);
     }
-    let (messages, decoded) = match tokio::task::spawn_blocking(move || {
-        let decoded = decode_batch(&messages);
-        (messages, decoded)
-    })
-    .await
-    {
+    let (messages, decoded) = match decode_off_runtime(messages).await {
         Ok(done) => done,
         // The runtime is stopping: nothing is acknowledged, so the batch
         // comes back to the next run.

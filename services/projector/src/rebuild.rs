@@ -13,7 +13,7 @@ use prolo_bus::STREAM_NAME;
 use crate::{
     error::ProjectorError,
     findings::FindingSettings,
-    project::{StreamMessage, decode_batch, fold_decoded, read_stream},
+    project::{Decoded, decode_off_runtime, fold_decoded, read_stream},
     store::Store,
 };
 
@@ -70,7 +70,7 @@ pub async fn rebuild(
                     m.seq as f64 / started.elapsed().as_secs_f64().max(1e-9),
                 );
             }
-            let previous = decoding.replace(decode(batch));
+            let previous = decoding.replace(decode_off_runtime(batch));
             async move {
                 // Notifications were sent when the events were first folded.
                 if let Some(previous) = previous {
@@ -102,19 +102,6 @@ pub async fn rebuild(
         events: last,
         seconds: started.elapsed().as_secs_f64(),
         previous,
-    })
-}
-
-/// A batch of the stream and its messages decoded.
-type Decoded = (
-    Vec<StreamMessage>,
-    Vec<Result<prolo_schemas::Envelope, String>>,
-);
-
-fn decode(batch: Vec<StreamMessage>) -> tokio::task::JoinHandle<Decoded> {
-    tokio::task::spawn_blocking(move || {
-        let decoded = decode_batch(&batch);
-        (batch, decoded)
     })
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
-    model::{AdverseEventState, PatientSummary, PractitionerSummary},
+    model::{AdverseEventState, DayInjection, PatientSummary, PractitionerSummary},
     reads::Index,
     store::RecordReader,
 };
@@ -324,35 +324,32 @@ fn injection_row(seq: u64, e: &Envelope) -> Option<InjectionRow> {
     let Payload::InjectionGiven(p) = &e.payload else {
         return None;
     };
-    Some(InjectionRow {
-        seq,
-        event_id: e.event_id,
-        clinic_id: e.clinic_id.to_string(),
-        patient_id: e
-            .patient_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        site_key: p.site.site_key.as_str().to_owned(),
-        laterality: p.site.laterality.as_ref().map(prolo_projector::names::name),
-        occurred_at: e.occurred_at,
-        practitioner_id: p.practitioner_id.to_string(),
-        lots: p
-            .solution
-            .components
-            .iter()
-            .map(|c| c.lot.to_string())
-            .collect(),
-        solution: p
-            .solution
-            .components
-            .iter()
-            .map(prolo_projector::names::solution_label)
-            .collect::<Vec<_>>()
-            .join(" + "),
-        volume_ml: p.volume_ml,
-        guidance: prolo_projector::names::name(&p.guidance),
-    })
+    Some(InjectionRow::of(
+        &e.clinic_id,
+        p.practitioner_id.as_str(),
+        DayInjection::of(e, seq, p),
+    ))
+}
+
+impl InjectionRow {
+    /// The row of an injection by `practitioner` in `clinic`: built from
+    /// its record or read from the practitioner's day index alike.
+    fn of(clinic: &ClinicId, practitioner: &str, row: DayInjection) -> Self {
+        InjectionRow {
+            seq: row.seq,
+            event_id: row.event_id,
+            clinic_id: clinic.to_string(),
+            occurred_at: row.occurred_at(),
+            patient_id: row.patient_id,
+            site_key: row.site_key,
+            laterality: row.laterality.as_ref().map(prolo_projector::names::name),
+            practitioner_id: practitioner.to_owned(),
+            lots: row.lots,
+            solution: row.solution,
+            volume_ml: row.volume_ml,
+            guidance: prolo_projector::names::name(&row.guidance),
+        }
+    }
 }
 
 fn adverse_row(
@@ -546,24 +543,9 @@ pub fn investigation(
         )?;
         // Rows kept by the fold: no record is read for them.
         for row in rows {
-            let occurred_at = row.occurred_at();
-            if Some(row.seq) == state.injection_seq || (occurred_at - onset).abs() > window {
-                continue;
+            if Some(row.seq) != state.injection_seq && (row.occurred_at() - onset).abs() <= window {
+                same_practitioner_injections.push(InjectionRow::of(clinic, practitioner, row));
             }
-            same_practitioner_injections.push(InjectionRow {
-                seq: row.seq,
-                event_id: row.event_id,
-                clinic_id: clinic.to_string(),
-                patient_id: row.patient_id,
-                site_key: row.site_key,
-                laterality: row.laterality.as_ref().map(prolo_projector::names::name),
-                occurred_at,
-                practitioner_id: practitioner.clone(),
-                lots: row.lots,
-                solution: row.solution,
-                volume_ml: row.volume_ml,
-                guidance: prolo_projector::names::name(&row.guidance),
-            });
         }
     }
     Ok(Investigation {

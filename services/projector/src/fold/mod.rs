@@ -465,7 +465,7 @@ impl<'a> Folder<'a> {
                     Some(Vec::new())
                 })? && rows.last().is_none_or(|r| r.seq != seq)
                 {
-                    rows.push(day_injection(e, seq, p));
+                    rows.push(DayInjection::of(e, seq, p));
                 }
                 for component in &p.solution.components {
                     self.index(keys::BY_LOT, &[component.lot.as_str().as_bytes()], seq)?;
@@ -1000,12 +1000,7 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
         origin: origin(e, seq),
         site_key: p.site.site_key.as_str().to_owned(),
         laterality: p.site.laterality,
-        lots: p
-            .solution
-            .components
-            .iter()
-            .map(|c| c.lot.to_string())
-            .collect(),
+        lots: lots_of(p),
         practitioner_id: p.practitioner_id.to_string(),
         session_number: p.session_number,
         guidance: p.guidance,
@@ -1016,39 +1011,6 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
             .collect(),
         plan: p.treatment_plan_event_id,
         anaesthetic_mg: crate::policy::anaesthetic_mg(p),
-    }
-}
-
-fn day_injection(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) -> DayInjection {
-    DayInjection {
-        seq,
-        event_id: e.event_id,
-        occurred_at: (
-            e.occurred_at.timestamp(),
-            e.occurred_at.timestamp_subsec_nanos(),
-        ),
-        patient_id: e
-            .patient_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        site_key: p.site.site_key.as_str().to_owned(),
-        laterality: p.site.laterality,
-        lots: p
-            .solution
-            .components
-            .iter()
-            .map(|c| c.lot.to_string())
-            .collect(),
-        solution: p
-            .solution
-            .components
-            .iter()
-            .map(solution_label)
-            .collect::<Vec<_>>()
-            .join(" + "),
-        volume_ml: p.volume_ml,
-        guidance: p.guidance,
     }
 }
 
