@@ -25,7 +25,7 @@ use uuid::Uuid;
 pub struct DemoArgs {
     /// Patients to seed.
     #[arg(long, default_value_t = 300)]
-    patients: usize,
+    pub(crate) patients: usize,
     /// Clinic id (default `riverside`); with `up --edge`, the clinic the edge records for.
     #[arg(long)]
     pub(crate) clinic: Option<String>,
@@ -35,6 +35,44 @@ impl DemoArgs {
     /// The clinic seeded.
     pub fn clinic(&self) -> &str {
         self.clinic.as_deref().unwrap_or("riverside")
+    }
+}
+
+/// A progress bar on stdout while the demo seeds, drawn only on a terminal
+/// (a pipe or a file gets the documented lines and nothing else).
+struct Progress {
+    on_terminal: bool,
+}
+
+impl Progress {
+    fn on_terminal() -> Self {
+        use std::io::IsTerminal;
+        Self {
+            on_terminal: std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// Redraws the bar: `done` of `total` patients, `events` recorded.
+    fn show(&self, done: usize, total: usize, events: usize) {
+        use std::io::Write;
+        if !self.on_terminal || total == 0 {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = done * WIDTH / total;
+        print!(
+            "\r  [{}{}] {done}/{total} patients, {events} events",
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled)
+        );
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Ends the bar's line.
+    fn done(&self) {
+        if self.on_terminal {
+            println!();
+        }
     }
 }
 
@@ -419,6 +457,7 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
     let mut corrected = false;
     // Adverse events after injections draw from their own dice.
     let mut harm = Dice(0x0ad5_e7e1_7a11);
+    let progress = Progress::on_terminal();
     for n in 0..args.patients {
         let patient = format!("P-{:04}", 1000 + n);
         if first_patient.is_empty() {
@@ -691,11 +730,10 @@ pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded
                 "therapies": [*dice.pick(&["stretching", "yoga", "physical_therapy", "strength_programme"])],
             })).await?;
         }
-        if (n + 1) % 50 == 0 {
-            eprintln!("  seeded {} patients, {} events", n + 1, r.events);
-        }
+        progress.show(n + 1, args.patients, r.events);
     }
     r.flush().await?;
+    progress.done();
     Ok(Seeded {
         events: r.events,
         patient: first_patient,

@@ -59,12 +59,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Up(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    prolo_bus::init_tracing(level);
+    // `up` talks to a person on stdout while its services log: it sends
+    // their log to a file under its data directory once its arguments are
+    // checked (`up::run`).
+    if !matches!(cli.command, Command::Up(_)) {
+        prolo_bus::init_tracing("warn");
+    }
     match dispatch(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

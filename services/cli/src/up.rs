@@ -64,9 +64,26 @@ pub struct UpArgs {
     demo_args: crate::demo::DemoArgs,
 }
 
+impl UpArgs {
+    /// Where the services' log goes: `prolo-audit.log` under the data directory.
+    fn log_file(&self) -> PathBuf {
+        self.data_dir.join("prolo-audit.log")
+    }
+
+    /// Sends the services' log to [`Self::log_file`] and only warnings to
+    /// stderr, so that `up`'s own lines on stdout stay readable.
+    fn init_logging(&self) -> Result<()> {
+        create_private_dir(&self.data_dir)?;
+        let log = self.log_file();
+        prolo_bus::telemetry::init_tracing_to_file(&log)
+            .with_context(|| format!("opening the log {}", log.display()))
+    }
+}
+
 /// Runs every service until SIGTERM / ctrl-c.
 pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     let edge = Edge::from_args(&args)?;
+    args.init_logging()?;
     let mut local = None;
     let reachable = is_reachable(nats_url).await;
     if let Some(edge) = &edge
@@ -225,6 +242,10 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         tokens.display()
     );
     println!("web console:        http://{bound}/ (sign in with a token from that file)");
+    println!(
+        "logs:               {} (warnings also on stderr; RUST_LOG=info for more)",
+        args.log_file().display()
+    );
     println!("record an event:    prolo-audit record injection.given --file request.json");
     println!("follow the trail:   prolo-audit tail --from-start");
     println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");
@@ -239,7 +260,10 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         if held > 0 {
             println!("the stream already holds {held} events: not seeding the demo again");
         } else {
-            println!("seeding the demo clinic…");
+            println!(
+                "seeding the demo clinic ({} patients)…",
+                args.demo_args.patients
+            );
             let seeded = crate::demo::seed(&client, &args.demo_args).await?;
             crate::demo::print_examples(
                 &seeded,
@@ -405,6 +429,17 @@ impl LocalCredentials {
         write_private(&path, &self.url(port))?;
         Ok(path)
     }
+}
+
+/// Creates `dir` (and its parents) when missing, the data directory
+/// itself readable by its owner only.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only.

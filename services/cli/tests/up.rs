@@ -114,8 +114,15 @@ async fn line_starting_with_within(
 }
 
 /// The audit API's address, from the line `up` prints when it listens.
-async fn api_url(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+async fn api_url_of(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
     let (line, _) = line_starting_with(lines, &["audit API:"]).await;
+    api_url(&[line])
+}
+
+/// The audit API's address, from the last of `printed` (the line `up`
+/// prints when it listens).
+fn api_url(printed: &[String]) -> String {
+    let line = printed.last().expect("a line");
     line.split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line}"))
@@ -362,9 +369,13 @@ async fn the_demo_clinic_signals_its_planted_lot_and_nothing_else() {
     let url = format!("nats://127.0.0.1:{}", free_port());
     let mut child = up_with(&url, None, data.path(), &["--demo"]);
     let mut lines = BufReader::new(child.stdout()).lines();
-    let api = api_url(&mut lines).await;
-    let (seeded, _) =
+    let (listening, mut printed) = line_starting_with(&mut lines, &["audit API:"]).await;
+    printed.push(listening);
+    let api = api_url(&printed);
+    let (seeded, before) =
         line_starting_with_within(&mut lines, &["seeded "], Duration::from_secs(900)).await;
+    printed.extend(before);
+    printed.push(seeded.clone());
     let events: u64 = seeded.split_whitespace().nth(1).unwrap().parse().unwrap();
     let token = std::fs::read_to_string(data.path().join("data/api-token-compliance")).unwrap();
     let token = token.trim();
@@ -411,6 +422,93 @@ async fn the_demo_clinic_signals_its_planted_lot_and_nothing_else() {
     assert!(late * 20 < events, "{late} of {events} events late");
     assert_eq!(total("backfill_after_go_live").await, 0);
     assert!(stop(child).await.success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        printed.push(line);
+    }
+    assert_prints_the_documented_lines(&printed);
+}
+
+/// `up --demo`'s standard output as the README documents it: the fenced
+/// block after the `<!-- up --demo stdout -->` marker, one line per line
+/// printed, `<…>` standing for text that differs per run.
+fn documented_up_demo_lines() -> Vec<String> {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(readme).unwrap();
+    let (_, after) = readme
+        .split_once("<!-- up --demo stdout -->")
+        .expect("the README marks up's documented output");
+    let block = after.trim_start().strip_prefix("```text\n").unwrap();
+    let (block, _) = block.split_once("\n```").unwrap();
+    block.lines().map(str::to_owned).collect()
+}
+
+/// Whether `line` reads as `template`: its literal pieces in order, each
+/// `<…>` placeholder standing for some non-empty text.
+fn reads_as(template: &str, line: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        literals.push(&rest[..open]);
+        rest = &rest[open + close + 1..];
+    }
+    literals.push(rest);
+    let (first, last) = (literals[0], literals[literals.len() - 1]);
+    if literals.len() == 1 {
+        return line == first;
+    }
+    let Some(mut at) = line.strip_prefix(first) else {
+        return false;
+    };
+    for literal in &literals[1..literals.len() - 1] {
+        // Each placeholder holds at least one character before the next literal.
+        match at.get(1..).and_then(|tail| tail.find(literal)) {
+            Some(found) => at = &at[1 + found + literal.len()..],
+            None => return false,
+        }
+    }
+    at.len() > last.len() && at.ends_with(last)
+}
+
+/// Asserts `printed` is the README's documented output, line for line.
+fn assert_prints_the_documented_lines(printed: &[String]) {
+    let documented = documented_up_demo_lines();
+    let mismatch = documented.len() != printed.len()
+        || documented
+            .iter()
+            .zip(printed)
+            .any(|(template, line)| !reads_as(template, line));
+    assert!(
+        !mismatch,
+        "up --demo printed\n{}\n\nthe README documents\n{}",
+        printed.join("\n"),
+        documented.join("\n")
+    );
+}
+
+#[test]
+fn a_line_reads_as_its_template_only_when_every_literal_is_there() {
+    assert!(reads_as(
+        "audit API: http://<a> (x)",
+        "audit API: http://1.2.3.4:5 (x)"
+    ));
+    assert!(!reads_as(
+        "audit API: http://<a> (x)",
+        "audit API: http:// (x)"
+    ));
+    assert!(!reads_as(
+        "audit API: http://<a> (x)",
+        "2026 INFO audit API: http://h (x)"
+    ));
+    assert!(reads_as(
+        "seeded <n> events. Try:",
+        "seeded 4416 events. Try:"
+    ));
+    assert!(!reads_as("seeded <n> events. Try:", "seeded 4416 events."));
+    assert!(reads_as("stop: ctrl-c", "stop: ctrl-c"));
+    assert!(!reads_as("stop: ctrl-c", "stop: ctrl-c "));
 }
 
 #[tokio::test]
@@ -459,7 +557,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let mut lines = BufReader::new(child.stdout()).lines();
     let (edge_line, _) = line_starting_with(&mut lines, &["clinic edge:"]).await;
     assert!(edge_line.contains("domain clinic-north"), "{edge_line}");
-    let edge_api = api_url(&mut lines).await;
+    let edge_api = api_url_of(&mut lines).await;
     let with_credentials = std::fs::read_to_string(dir.path().join("data/nats-url")).unwrap();
     let client = prolo_bus::connect(&with_credentials, "up-test")
         .await
@@ -497,7 +595,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let hub_dir = tempfile::tempdir().unwrap();
     let mut at_hub = up(&hub_url, hub.monitor_url().as_deref(), hub_dir.path());
     let mut hub_lines = BufReader::new(at_hub.stdout()).lines();
-    let hub_api = api_url(&mut hub_lines).await;
+    let hub_api = api_url_of(&mut hub_lines).await;
     let hub_token =
         std::fs::read_to_string(hub_dir.path().join("data/api-token-compliance")).unwrap();
     let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
