@@ -1,0 +1,147 @@
+//! Findings and safety signals.
+
+use axum::extract::{Query, State};
+use maud::html;
+use serde::Deserialize;
+
+use super::{Failed, OnPage, PageResult, fail, page};
+use crate::{
+    console::view::{self, patient_link},
+    error::ApiError,
+    routes::{
+        self, AppState, FindingParams,
+        admit::{Admitted, ask},
+    },
+};
+
+#[derive(Deserialize, Default)]
+pub(in crate::console) struct FindingForm {
+    #[serde(default)]
+    rule: String,
+    #[serde(default)]
+    status: String,
+    cursor: Option<usize>,
+}
+
+/// Findings: counts by rule and severity, open and resolved; the list,
+/// filtered, each with its evidence.
+pub(in crate::console) async fn findings(
+    State(state): State<AppState>,
+    OnPage(Admitted {
+        principal: who,
+        clinic,
+        ..
+    }): OnPage<Admitted<ask::Findings>>,
+    Query(form): Query<FindingForm>,
+) -> PageResult {
+    let as_json = |field: &str, value: &str| -> Result<Option<serde_json::Value>, Failed> {
+        Ok((!value.is_empty()).then(|| serde_json::Value::String(value.to_owned())))
+            .map(|v| v.map(|v| serde_json::json!({ field: v })))
+    };
+    let mut params_json = serde_json::Map::new();
+    for (field, value) in [("rule", &form.rule), ("status", &form.status)] {
+        if let Some(serde_json::Value::Object(m)) = as_json(field, value)? {
+            params_json.extend(m);
+        }
+    }
+    if let Some(cursor) = form.cursor {
+        params_json.insert("cursor".into(), cursor.into());
+    }
+    let params: FindingParams = serde_json::from_value(serde_json::Value::Object(params_json))
+        .map_err(|e| fail(ApiError::BadRequest(e.to_string())))?;
+    // Counts per rule carry no patient data: read without a record.
+    let counts: Vec<(String, String, u64, u64)> = {
+        let clinic = clinic.clone();
+        routes::off_worker(&state, move |store| {
+            Ok(store.finding_counts(clinic.as_str())?)
+        })
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|(rule, count)| {
+            let severity = prolo_projector::findings::Rule::ALL
+                .iter()
+                .find(|r| r.code() == rule)
+                .map(|r| prolo_projector::names::name(&r.severity()))
+                .unwrap_or_default();
+            (rule, severity, count.open(), count.resolved)
+        })
+        .collect()
+    };
+    let found = routes::findings_page(&state, &who, &clinic, &params)
+        .await
+        .map_err(fail)?;
+    let c = clinic.as_str();
+    let body = html! {
+        table.counts {
+            caption { "Findings by rule" }
+            thead { tr { th scope="col" { "Rule" } th scope="col" { "Severity" } th scope="col" { "Open" } th scope="col" { "Resolved" } } }
+            tbody {
+                @for (rule, severity, open, resolved) in &counts {
+                    tr {
+                        td { a href=(format!("/console/{c}/findings?rule={rule}")) { (rule) } }
+                        td class=(format!("severity {severity}")) { (severity) }
+                        td { (open) } td { (resolved) }
+                    }
+                }
+            }
+        }
+        form.filters method="get" {
+            label { "Rule " select name="rule" {
+                option value="" { "every rule" }
+                @for rule in prolo_projector::findings::Rule::ALL {
+                    option value=(rule.code()) selected[form.rule == rule.code()] { (rule.code()) }
+                }
+            } }
+            label { "Status " select name="status" {
+                option value="" { "open and resolved" }
+                option value="open" selected[form.status == "open"] { "open" }
+                option value="resolved" selected[form.status == "resolved"] { "resolved" }
+            } }
+            button type="submit" { "Apply" }
+        }
+        table.findings {
+            caption { "Findings" }
+            thead { tr { th scope="col" { "Severity" } th scope="col" { "Rule" } th scope="col" { "Patient" } th scope="col" { "What" } th scope="col" { "Evidence" } th scope="col" { "Status" } } }
+            tbody {
+                @for f in &found.items {
+                    tr {
+                        td class=(format!("severity {}", prolo_projector::names::name(&f.severity))) { (prolo_projector::names::name(&f.severity)) }
+                        td { (f.rule.code()) }
+                        td { @if let Some(p) = &f.patient_id { (patient_link(c, p)) } @else if let Some(pr) = &f.practitioner_id { (pr) } }
+                        td { (f.detail) }
+                        td {
+                            @for id in &f.evidence {
+                                @match &f.patient_id {
+                                    Some(p) => { a.evidence href=(format!("/console/{c}/patients/{p}#e-{id}")) { (id.to_string().get(24..).unwrap_or_default()) } " " }
+                                    None => { code { (id.to_string().get(24..).unwrap_or_default()) } " " }
+                                }
+                            }
+                        }
+                        td { @if f.resolved_by.is_some() { "resolved" } @else { "open" } }
+                    }
+                }
+            }
+        }
+        (view::pager(&format!("/console/{c}/findings"), vec![("rule", form.rule.clone()), ("status", form.status.clone())], found.next_cursor.as_deref(), found.total))
+    };
+    page("Findings", &who, Some(c), body)
+}
+
+/// The safety signals: a forest plot per adverse-event kind over the
+/// rolling window, signalled groups marked, and the table under it.
+pub(in crate::console) async fn signals(
+    State(state): State<AppState>,
+    OnPage(Admitted {
+        principal: who,
+        clinic,
+        ..
+    }): OnPage<Admitted<ask::Signals>>,
+) -> PageResult {
+    let report = routes::signals_answer(&state, clinic.clone())
+        .await
+        .map_err(fail)?;
+    let c = clinic.as_str();
+    let body = crate::console::plot::signals_body(c, &report);
+    page("Safety signals", &who, Some(c), body)
+}

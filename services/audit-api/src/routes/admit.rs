@@ -1,0 +1,140 @@
+//! Who may ask: authentication, role and clinic scope as extractors, so a
+//! handler's type says which question it answers and no handler body can
+//! forget a check. The API and the console use the same ones; the console
+//! wraps them in [`crate::console`]'s error pages.
+
+use std::marker::PhantomData;
+
+use axum::{
+    extract::{FromRequestParts, RawPathParams},
+    http::request::Parts,
+};
+use prolo_schemas::ClinicId;
+
+use super::AppState;
+use crate::{
+    auth::{Principal, QueryKind},
+    error::ApiError,
+};
+
+/// A question a handler answers: the query kind the roles allow and the
+/// access log names.
+pub trait Asks: Send + Sync + 'static {
+    /// The query, as the roles and the access log know it.
+    const KIND: QueryKind;
+
+    /// Refuses a principal whose role may not ask it.
+    fn allowed(principal: &Principal) -> Result<(), ApiError> {
+        principal.may(Self::KIND)
+    }
+}
+
+/// The questions, one marker type each (named as their [`QueryKind`]).
+pub mod ask {
+    use super::{ApiError, Asks, Principal, QueryKind};
+
+    macro_rules! questions {
+        ($($kind:ident),* $(,)?) => {$(
+            #[doc = concat!("Asks [`QueryKind::", stringify!($kind), "`].")]
+            pub struct $kind;
+            impl Asks for $kind {
+                const KIND: QueryKind = QueryKind::$kind;
+            }
+        )*};
+    }
+
+    questions!(
+        Status,
+        EventById,
+        PatientHistory,
+        PatientSummary,
+        AccessLog,
+        AdverseEventInvestigation,
+        LotTrace,
+        PractitionerHistory,
+        Findings,
+        Signals,
+        AccessRefused,
+        FhirExport,
+    );
+
+    /// A clinic's start page: for whoever may read its signals or its findings.
+    pub struct ClinicStart;
+
+    impl Asks for ClinicStart {
+        const KIND: QueryKind = QueryKind::Signals;
+
+        fn allowed(principal: &Principal) -> Result<(), ApiError> {
+            principal
+                .may(QueryKind::Signals)
+                .or_else(|_| principal.may(QueryKind::Findings))
+        }
+    }
+}
+
+/// An authenticated principal whose role may ask `Q`: for the routes that
+/// name no clinic (the clinic scope is then checked on what is found).
+pub struct Allowed<Q> {
+    /// Who asks.
+    pub principal: Principal,
+    asks: PhantomData<Q>,
+}
+
+impl<Q: Asks> FromRequestParts<AppState> for Allowed<Q> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = state.principals.authenticate(&parts.headers)?;
+        Q::allowed(&principal)?;
+        Ok(Self {
+            principal,
+            asks: PhantomData,
+        })
+    }
+}
+
+/// An authenticated principal whose role may ask `Q` about the clinic the
+/// path names (`{clinic}`), with that clinic in its token's scope. Refused
+/// in this order: no or unknown token (401), role (403), clinic scope (403),
+/// a clinic id that is not one (400).
+pub struct Admitted<Q> {
+    /// Who asks.
+    pub principal: Principal,
+    /// The clinic asked about, checked.
+    pub clinic: ClinicId,
+    asks: PhantomData<Q>,
+}
+
+impl<Q: Asks> FromRequestParts<AppState> for Admitted<Q> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Allowed { principal, .. } = Allowed::<Q>::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::Internal(format!("path parameters: {e}")))?;
+        let Some((_, clinic)) = params.iter().find(|(name, _)| *name == "clinic") else {
+            return Err(ApiError::Internal(
+                "a clinic-scoped route without {clinic}".to_owned(),
+            ));
+        };
+        principal.may_read(clinic)?;
+        let clinic = id(clinic)?;
+        Ok(Self {
+            principal,
+            clinic,
+            asks: PhantomData,
+        })
+    }
+}
+
+/// A path segment or parameter parsed into its checked type, or 400 naming
+/// what is wrong with it.
+pub(crate) fn id<T: std::str::FromStr>(value: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| ApiError::BadRequest(e.to_string()))
+}

@@ -1,0 +1,109 @@
+//! A lot's trace: everyone it reached, what followed, its recall.
+
+use std::collections::BTreeSet;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    response::{IntoResponse, Response},
+};
+use prolo_query as q;
+use prolo_schemas::{ClinicId, LotNumber, PatientId};
+
+use super::{
+    AppState,
+    admit::{Admitted, ask, id},
+    audited::{Asked, off_worker, patients_named},
+    params::{TraceParams, bounded_limit, logged, params},
+};
+use crate::{
+    answer::LotTracePage,
+    auth::{Principal, QueryKind},
+    error::ApiError,
+    render::{self, Format},
+};
+
+pub(super) async fn lot_trace(
+    State(state): State<AppState>,
+    Admitted {
+        principal, clinic, ..
+    }: Admitted<ask::LotTrace>,
+    Path((_, lot)): Path<(String, String)>,
+    query: Result<Query<TraceParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = params(query)?;
+    let format = Format::parse(params.format.as_deref())?;
+    let lot: LotNumber = id(&lot)?;
+    // A JSON answer is a page of the injections (the adverse events and
+    // recalls whole); an export streams every injection.
+    if format == Format::Json {
+        let page = lot_trace_page(&state, &principal, &clinic, &lot, &params).await?;
+        return Ok(Json(page).into_response());
+    }
+    let trace = {
+        let (clinic, lot) = (clinic.clone(), lot.clone());
+        off_worker(&state, move |store| q::lot_trace(store, &clinic, &lot)).await?
+    };
+    let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
+    let asked = Asked {
+        principal: &principal,
+        clinic: &clinic,
+        query: QueryKind::LotTrace,
+        patient: None,
+    };
+    let on_cut = asked
+        .record_export(&state, logged(&params), records, trace_exposed(&trace))
+        .await?;
+    Ok(render::stream_injections(trace.injections, format, on_cut))
+}
+
+/// The patients a lot trace shows.
+pub(super) fn trace_exposed(trace: &q::LotTrace) -> BTreeSet<PatientId> {
+    patients_named(
+        trace
+            .injections
+            .iter()
+            .map(|r| r.patient_id.as_str())
+            .chain(
+                trace
+                    .adverse_events
+                    .iter()
+                    .map(|r| r.state.patient_id.as_str()),
+            ),
+    )
+}
+
+/// A page of a lot's injections with its adverse events and recalls, its
+/// read recorded (the API's JSON answer and the console's page).
+pub(crate) async fn lot_trace_page(
+    state: &AppState,
+    principal: &Principal,
+    clinic: &ClinicId,
+    lot: &LotNumber,
+    params: &TraceParams,
+) -> Result<LotTracePage, ApiError> {
+    let mut trace = {
+        let (clinic, lot) = (clinic.clone(), lot.clone());
+        off_worker(state, move |store| q::lot_trace(store, &clinic, &lot)).await?
+    };
+    let total_injections = trace.injections.len();
+    let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
+    let (page, next) = q::page(&seqs, params.cursor, bounded_limit(params.limit)?);
+    let kept: BTreeSet<u64> = page.iter().copied().collect();
+    trace.injections.retain(|r| kept.contains(&r.seq));
+    let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
+    let asked = Asked {
+        principal,
+        clinic,
+        query: QueryKind::LotTrace,
+        patient: None,
+    };
+    asked
+        .record(state, logged(params), records, trace_exposed(&trace))
+        .await?;
+    Ok(LotTracePage {
+        trace,
+        total_injections,
+        next_cursor: next.map(|c| c.to_string()),
+    })
+}
