@@ -3,7 +3,7 @@
 //!
 //! The committed files in `schemas/json/` are these, written out; a test
 //! fails when they are stale (`PROLO_UPDATE_SCHEMAS=1 cargo test -p
-//! prolo-schemas --test contract` rewrites them). The schemas describe the
+//! prolo-schemas --test it contract::` rewrites them). The schemas describe the
 //! *current* schema version of each type; readers upcast older versions.
 //! Cross-field rules (grade 5 ⇒ fatal, a site's laterality, …) are beyond
 //! JSON Schema and live in the Rust validation only.

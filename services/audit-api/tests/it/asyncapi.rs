@@ -23,7 +23,7 @@ fn the_committed_document_is_the_one_the_catalogue_makes() {
     let on_disk = std::fs::read_to_string(committed()).unwrap_or_default();
     assert!(
         on_disk == made,
-        "schemas/asyncapi.json is stale: run `PROLO_UPDATE_SCHEMAS=1 cargo test -p prolo-audit-api --test asyncapi` and commit it"
+        "schemas/asyncapi.json is stale: run `PROLO_UPDATE_SCHEMAS=1 cargo test -p prolo-audit-api --test it asyncapi::` and commit it"
     );
 }
 

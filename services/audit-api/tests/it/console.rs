@@ -15,9 +15,7 @@ use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, browser::Browser, example_request, record_ok};
 use serde_json::{Value, json};
 
-mod common;
-
-use common::{COMPLIANCE, SAFETY, api};
+use crate::common::{COMPLIANCE, SAFETY, api};
 const PLANTED: &str = "DX-PLANT-7";
 /// How many form controls of the page have no label.
 const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => e.labels.length === 0).length";

@@ -6,9 +6,7 @@
 //! goes into a new directory only, and a restore never overwrites a stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
-use common::{COMPLIANCE, api, caught_up};
+use crate::common::{COMPLIANCE, api, caught_up};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
 use prolo_projector::backup::{MANIFEST_FILE, backup, restore};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};

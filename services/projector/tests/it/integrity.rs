@@ -3,10 +3,8 @@
 //! the first sequence whose stored event or chain link was changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
+use crate::common::Projector;
 use async_nats::jetstream;
-use common::Projector;
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{
     keys,

@@ -45,7 +45,7 @@ fn committed_schema_files_are_generated_from_the_types() {
     }
     assert!(
         stale.is_empty(),
-        "stale JSON Schema files {stale:?}: run `PROLO_UPDATE_SCHEMAS=1 cargo test -p prolo-schemas --test contract` and commit them"
+        "stale JSON Schema files {stale:?}: run `PROLO_UPDATE_SCHEMAS=1 cargo test -p prolo-schemas --test it contract::` and commit them"
     );
 }
 

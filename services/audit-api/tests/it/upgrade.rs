@@ -5,8 +5,6 @@
 //! to it and the old one stops. Not one request fails on the way.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
 use std::{
     sync::{
         Arc, Mutex,
@@ -15,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use common::{COMPLIANCE, api_with, caught_up};
+use crate::common::{COMPLIANCE, api_with, caught_up};
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
 

@@ -4,7 +4,7 @@
 //! event of another clinic than the edge's is quarantined.
 //!
 //! Folded straight into a real sled database (no broker); the servers'
-//! side is in `tests/tests/edge.rs`.
+//! side is in `tests/tests/it/edge.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use chrono::{DateTime, Duration, Utc};

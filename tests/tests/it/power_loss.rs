@@ -9,7 +9,7 @@
 //! run, as a user who may mount FUSE file systems:
 //!
 //! ```sh
-//! LAZYFS_BIN=/path/to/lazyfs/build/lazyfs cargo test -p prolo-tests --test power_loss -- --ignored
+//! LAZYFS_BIN=/path/to/lazyfs/build/lazyfs cargo test -p prolo-tests --test it power_loss:: -- --ignored
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 

@@ -2,10 +2,8 @@
 //! models holding exactly what it implies, field by field.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
+use crate::common::Projector;
 use async_nats::jetstream;
-use common::Projector;
 use prolo_projector::{
     keys,
     model::{AdverseEventState, PatientSummary, PractitionerSummary, Standing},

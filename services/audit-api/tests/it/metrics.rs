@@ -5,11 +5,9 @@
 //! moves after the requests that should move it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{COMPLIANCE, api};
+use crate::common::{COMPLIANCE, api};
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, free_port, record_ok};
 

@@ -8,11 +8,9 @@
 //! from `deploy/install-python-example.sh` (`tests/run.sh` runs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
 use std::time::Duration;
 
-use common::{COMPLIANCE, SAFETY, api};
+use crate::common::{COMPLIANCE, SAFETY, api};
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok, repo_root};
 use serde_json::{Value, json};

@@ -3,8 +3,6 @@
 //! rebuild from the stream: no gap, no double count.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, SystemTime},

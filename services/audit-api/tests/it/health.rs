@@ -5,11 +5,9 @@
 //! back. No token is needed, and neither answer carries data.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
-
 use std::time::Duration;
 
-use common::api;
+use crate::common::api;
 use prolo_tests::{NatsServer, Recorders};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 //! rolling window) in at least 90% of the clinics, with at most 0.2 false
 //! signals per clinic, and its signal must clear once the window has moved
 //! past the lot. The table is printed (`cargo test -p prolo-projector
-//! --test signal_simulation -- --nocapture`).
+//! --test it signal_simulation:: -- --nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use chrono::{DateTime, Duration, Utc};
