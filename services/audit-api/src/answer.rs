@@ -2,7 +2,9 @@
 //! the OpenAPI document describes them from the same types, so the two
 //! cannot drift apart (the API tests check every answer against it).
 
-use prolo_projector::{VerifyReport, consistency::Consistency, model::PractitionerSummary};
+use prolo_projector::{
+    VerifyReport, integrity::consistency::Consistency, model::PractitionerSummary,
+};
 use prolo_query::{EventView, LotTrace};
 use schemars::JsonSchema;
 use serde::Serialize;

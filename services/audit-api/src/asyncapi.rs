@@ -117,15 +117,21 @@ pub fn document() -> Value {
     for (name, schema) in [
         (
             "Finding",
-            serde_json::to_value(schemars::schema_for!(prolo_projector::findings::Finding)),
+            serde_json::to_value(schemars::schema_for!(
+                prolo_projector::rules::findings::Finding
+            )),
         ),
         (
             "Signal",
-            serde_json::to_value(schemars::schema_for!(prolo_projector::findings::Signal)),
+            serde_json::to_value(schemars::schema_for!(
+                prolo_projector::rules::findings::Signal
+            )),
         ),
         (
             "Checkpoint",
-            serde_json::to_value(schemars::schema_for!(prolo_projector::chain::Checkpoint)),
+            serde_json::to_value(schemars::schema_for!(
+                prolo_projector::integrity::chain::Checkpoint
+            )),
         ),
     ] {
         add_schema(&mut schemas, name, schema.unwrap_or_default());
@@ -307,7 +313,7 @@ pub fn document() -> Value {
         json!({"action": "send", "channel": {"$ref": "#/channels/command.batch"}, "reply": {"channel": {"$ref": "#/channels/command.batch.reply"}}}),
     );
 
-    let rules: Vec<String> = prolo_projector::findings::Rule::ALL
+    let rules: Vec<String> = prolo_projector::rules::findings::Rule::ALL
         .iter()
         .map(|r| r.code())
         .collect();
@@ -330,7 +336,7 @@ pub fn document() -> Value {
         ),
         (
             "checkpoints",
-            prolo_projector::chain::CHECKPOINT_SUBJECT,
+            prolo_projector::integrity::chain::CHECKPOINT_SUBJECT,
             "checkpoint",
             "Checkpoint",
             json!({}),

@@ -1,6 +1,6 @@
 //! `prolo-audit backup` and `restore`: the stream (the only copy of the
 //! truth) to a directory and back, through JetStream's own snapshot and
-//! restore, checked by the hash chain (see `prolo_projector::backup`).
+//! restore, checked by the hash chain (see `prolo_projector::integrity::backup`).
 
 use std::path::PathBuf;
 
@@ -36,9 +36,10 @@ fn progress(what: &'static str) -> impl FnMut(u64) {
 /// Takes a backup of the stream into `args.out`.
 pub async fn backup(nats_url: &str, args: BackupArgs) -> Result<()> {
     let client = prolo_bus::connect(nats_url, "prolo-audit-backup").await?;
-    let manifest = prolo_projector::backup::backup(&client, &args.out, progress("received"))
-        .await
-        .context("backup")?;
+    let manifest =
+        prolo_projector::integrity::backup::backup(&client, &args.out, progress("received"))
+            .await
+            .context("backup")?;
     println!(
         "backed up {} messages (sequences {} to {}, {} bytes) to {}; chain head {}",
         manifest.messages,
@@ -54,9 +55,10 @@ pub async fn backup(nats_url: &str, args: BackupArgs) -> Result<()> {
 /// Restores `args.from` into a server without the stream, then checks it.
 pub async fn restore(nats_url: &str, args: RestoreArgs) -> Result<()> {
     let client = prolo_bus::connect(nats_url, "prolo-audit-restore").await?;
-    let restored = prolo_projector::backup::restore(&client, &args.from, progress("sent"))
-        .await
-        .context("restore")?;
+    let restored =
+        prolo_projector::integrity::backup::restore(&client, &args.from, progress("sent"))
+            .await
+            .context("restore")?;
     if !restored.verified() {
         bail!(
             "the restored stream does not match its backup: last sequence {} (backup {}), chain head {} (backup {})",

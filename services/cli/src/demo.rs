@@ -267,7 +267,9 @@ impl Recorder<'_> {
             self.stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok();
         }
         let message = self.stream.as_ref()?.get_raw_message(seq).await.ok()?;
-        Some(prolo_projector::chain::stored_sha256(&message.payload))
+        Some(prolo_projector::integrity::chain::stored_sha256(
+            &message.payload,
+        ))
     }
 }
 

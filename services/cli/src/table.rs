@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, fmt::Write};
 
-use prolo_projector::disproportionality::{per_1000, wilson_per_1000 as wilson};
+use prolo_projector::rules::disproportionality::{per_1000, wilson_per_1000 as wilson};
 use serde_json::Value;
 
 /// The answers that have a readable form.

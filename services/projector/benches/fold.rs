@@ -128,11 +128,11 @@ async fn fold(
 /// `prolo-projector rebuild` of the whole stream into a fresh database:
 /// events/s and the rebuilt database's digest.
 async fn rebuild(js: &jetstream::Context, path: &std::path::Path) -> (f64, [u8; 32]) {
-    let report = prolo_projector::rebuild::rebuild(
+    let report = prolo_projector::integrity::rebuild::rebuild(
         js,
         path,
         256 * 1024 * 1024,
-        &prolo_projector::findings::FindingSettings::default(),
+        &prolo_projector::rules::findings::FindingSettings::default(),
         |_, _, _| {},
     )
     .await

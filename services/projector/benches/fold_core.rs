@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use prolo_projector::{
     Store,
-    findings::FindingSettings,
     project::{StreamMessage, decode_batch, fold_decoded},
+    rules::findings::FindingSettings,
 };
 
 /// The allocator the service binaries use.

@@ -7,7 +7,9 @@ use async_nats::jetstream;
 use clap::{Parser, Subcommand};
 use prolo_bus::{STREAM_NAME, Shutdown, init_tracing};
 use prolo_projector::{
-    ProjectorSettings, Store, chain, findings::FindingSettings, rebuild::rebuild,
+    ProjectorSettings, Store,
+    integrity::{chain, rebuild::rebuild},
+    rules::findings::FindingSettings,
 };
 
 /// glibc malloc contends between threads; mimalloc measured faster here.
@@ -167,17 +169,19 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
                 .last_sequence;
             let quarantined = store.quarantined()?;
             let head = chain::hex(&store.chain_head()?);
-            let consistency = prolo_projector::consistency::check(&js, &store).await?;
+            let consistency = prolo_projector::integrity::consistency::check(&js, &store).await?;
             println!("applied sequence  {applied}");
             println!("stream last       {last}");
             println!("lag               {}", last.saturating_sub(applied));
             println!("quarantined       {quarantined}");
             println!("chain head        {head}");
             match &consistency {
-                prolo_projector::consistency::Consistency::Consistent => {
+                prolo_projector::integrity::consistency::Consistency::Consistent => {
                     println!("stream            consistent")
                 }
-                prolo_projector::consistency::Consistency::Diverged { reason, .. } => {
+                prolo_projector::integrity::consistency::Consistency::Diverged {
+                    reason, ..
+                } => {
                     println!("stream            DIVERGED: {reason}")
                 }
             }

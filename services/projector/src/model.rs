@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// Every message at its sequence, applied or quarantined: the exact bytes
 /// the stream holds and the hash-chain link over them. Kept in blocks of
-/// consecutive sequences ([`crate::records`]).
+/// consecutive sequences ([`crate::store::records`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Stream sequence.
@@ -16,10 +16,10 @@ pub struct EventRecord {
     /// Subject it was published on.
     pub subject: String,
     /// The message payload, byte for byte (its block is stored compressed,
-    /// see [`crate::records`]).
+    /// see [`crate::store::records`]).
     #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
-    /// `chain[seq]`, see [`crate::chain`].
+    /// `chain[seq]`, see [`crate::integrity::chain`].
     pub chain: [u8; 32],
     /// When JetStream stored it (ms): the recorded time `as_of` uses.
     pub stored_at_ms: i64,
@@ -52,7 +52,7 @@ pub struct EdgeChain {
     /// The last edge sequence folded.
     pub through: u64,
     /// The chain head at `through` (hex in JSON and in the store).
-    #[serde(with = "crate::chain::hex_serde")]
+    #[serde(with = "crate::integrity::chain::hex_serde")]
     #[schemars(with = "String")]
     pub head: [u8; 32],
     /// Edge sequences that did not follow the previous one (a source set up
@@ -290,7 +290,7 @@ pub struct PatientSummary {
     /// Corrections and entered-in-error marks.
     pub corrections: Vec<CorrectionEntry>,
     /// Findings about this patient that a later event can still resolve.
-    pub open_findings: Vec<crate::findings::OpenFinding>,
+    pub open_findings: Vec<crate::rules::findings::OpenFinding>,
 }
 
 /// One follow-up of an adverse event.
@@ -321,7 +321,7 @@ pub struct Counted {
     pub injection: Uuid,
     /// Inferred (it named no injection).
     pub inferred: bool,
-    /// The day that injection was given (see [`crate::findings::day_of`]):
+    /// The day that injection was given (see [`crate::rules::findings::day_of`]):
     /// where it counts in the rolling window.
     pub day: i64,
 }
@@ -385,7 +385,7 @@ pub struct PractitionerSummary {
     /// Adverse events after their injections.
     pub adverse_event_count: u64,
     /// Findings (missing credential) a later credential can still resolve.
-    pub open_findings: Vec<crate::findings::OpenFinding>,
+    pub open_findings: Vec<crate::rules::findings::OpenFinding>,
 }
 
 /// A credential.

@@ -175,7 +175,7 @@ mod tests {
     fn wire_names_are_what_json_would_say() {
         assert_eq!(name(&prolo_schemas::Guidance::Ultrasound), "ultrasound");
         assert_eq!(
-            name(&crate::findings::Rule::NoActiveConsent),
+            name(&crate::rules::findings::Rule::NoActiveConsent),
             "no_active_consent"
         );
         assert_eq!(name(&"text"), "text");

@@ -12,10 +12,10 @@ use prolo_bus::{STREAM_NAME, Shutdown, edge::SourcedFrom};
 use prolo_schemas::Envelope;
 
 use crate::{
-    chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
     error::ProjectorError,
-    findings::FindingSettings,
     fold::{Folder, Notification, Outcome},
+    integrity::chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
+    rules::findings::FindingSettings,
     store::{Store, StoreError},
 };
 
@@ -300,16 +300,16 @@ pub async fn run(
     };
 
     if store.applied_seq()? == 0 {
-        crate::consistency::remember(&js, &store).await?;
+        crate::integrity::consistency::remember(&js, &store).await?;
     }
     // Never fold another history into these read models: wait, loudly,
     // until an operator rebuilds (or restores the stream).
     loop {
-        match crate::consistency::check(&js, &store).await {
-            Ok(crate::consistency::Consistency::Diverged { reason, .. }) => {
+        match crate::integrity::consistency::check(&js, &store).await {
+            Ok(crate::integrity::consistency::Consistency::Diverged { reason, .. }) => {
                 tracing::error!(%reason, "the database does not match the stream; not folding (rebuild it: prolo-projector rebuild)");
             }
-            Ok(crate::consistency::Consistency::Consistent) => break,
+            Ok(crate::integrity::consistency::Consistency::Consistent) => break,
             Err(e) => tracing::warn!(error = %e, "stream consistency not checked; retrying"),
         }
         tokio::select! {
@@ -706,10 +706,10 @@ pub async fn verify_from(
     from: u64,
 ) -> Result<VerifyReport, ProjectorError> {
     let applied = store.applied_seq()?;
-    if let crate::consistency::Consistency::Diverged {
+    if let crate::integrity::consistency::Consistency::Diverged {
         reason,
         first_missing_seq,
-    } = crate::consistency::check(js, store).await?
+    } = crate::integrity::consistency::check(js, store).await?
     {
         let report = VerifyReport {
             checked: 0,

@@ -5,8 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
     model::{AdverseEventState, DayInjection, PatientSummary, PractitionerSummary},
-    reads::Index,
-    store::RecordReader,
+    store::{RecordReader, reads::Index},
 };
 use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
 use serde::Serialize;
@@ -588,7 +587,7 @@ mod tests {
 #[derive(Debug, Clone, Default)]
 pub struct FindingFilter {
     /// Only this rule.
-    pub rule: Option<prolo_projector::findings::Rule>,
+    pub rule: Option<prolo_projector::rules::findings::Rule>,
     /// Only `open` or `resolved`.
     pub status: Option<String>,
     /// Only about this patient.
@@ -606,7 +605,7 @@ pub fn findings(
     store: &Store,
     clinic: &ClinicId,
     filter: &FindingFilter,
-) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
+) -> Result<Vec<prolo_projector::rules::findings::Finding>, QueryError> {
     findings_range(store, clinic, filter, 0, usize::MAX)
 }
 
@@ -618,8 +617,8 @@ pub fn findings_range(
     filter: &FindingFilter,
     skip: usize,
     take: usize,
-) -> Result<Vec<prolo_projector::findings::Finding>, QueryError> {
-    use prolo_projector::findings::Rule;
+) -> Result<Vec<prolo_projector::rules::findings::Finding>, QueryError> {
+    use prolo_projector::rules::findings::Rule;
     let c = clinic.as_str();
     // The narrowest index the filter allows.
     let mut seqs = match (&filter.patient, &filter.practitioner, filter.rule) {
@@ -726,16 +725,16 @@ pub struct KindRate {
     /// Its events after the group's injections.
     pub events: u64,
     /// The 2×2 table against the rest of the clinic.
-    pub table: prolo_projector::disproportionality::Table,
+    pub table: prolo_projector::rules::disproportionality::Table,
     /// PRR with its 95% interval and χ², IC and IC025.
-    pub measures: prolo_projector::disproportionality::Measures,
+    pub measures: prolo_projector::rules::disproportionality::Measures,
     /// Its events over the rolling window.
     pub window_events: u64,
     /// The 2×2 table a signal is judged on: the group over the rolling
     /// window against the rest of the clinic over all time.
-    pub window_table: prolo_projector::disproportionality::Table,
+    pub window_table: prolo_projector::rules::disproportionality::Table,
     /// Its measures.
-    pub window_measures: prolo_projector::disproportionality::Measures,
+    pub window_measures: prolo_projector::rules::disproportionality::Measures,
     /// A signal is active for this kind in this group.
     pub signalled: bool,
 }
@@ -757,20 +756,20 @@ pub struct SignalReport {
     /// The rolling window.
     pub window: SignalWindow,
     /// The raising rule.
-    pub criteria: prolo_projector::disproportionality::Criteria,
+    pub criteria: prolo_projector::rules::disproportionality::Criteria,
     /// The whole clinic.
     pub baseline: Option<GroupRate>,
     /// Every group, by dimension then group.
     pub groups: Vec<GroupRate>,
     /// Every signal raised, active or cleared, with its transitions.
-    pub signals: Vec<prolo_projector::findings::Signal>,
+    pub signals: Vec<prolo_projector::rules::findings::Signal>,
 }
 
 /// The rates and signals of `clinic`.
 pub fn signals(
     store: &Store,
     clinic: &ClinicId,
-    criteria: &prolo_projector::disproportionality::Criteria,
+    criteria: &prolo_projector::rules::disproportionality::Criteria,
 ) -> Result<SignalReport, QueryError> {
     let counted = store.group_counts(clinic.as_str())?;
     let whole = counted

@@ -20,10 +20,11 @@ use prolo_bus::{
     local_server::{ServerOptions, free_port},
 };
 use prolo_projector::{
-    Store, chain,
-    findings::FindingSettings,
+    Store,
+    integrity::chain,
     project::{fold_batch, read_stream},
-    reads::Index,
+    rules::findings::FindingSettings,
+    store::reads::Index,
 };
 use prolo_tests::{NatsServer, Recorders, example_request, link::Link, record_ok};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! beside it, and the signalled groups marked; the table under it.
 
 use maud::{Markup, PreEscaped, html};
-use prolo_projector::disproportionality::{per_1000, wilson_per_1000 as wilson};
+use prolo_projector::rules::disproportionality::{per_1000, wilson_per_1000 as wilson};
 use prolo_query::{GroupRate, KindRate, SignalReport};
 
 /// One row of a kind's plot.

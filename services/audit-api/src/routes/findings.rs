@@ -40,7 +40,7 @@ pub(crate) async fn findings_page(
     principal: &Principal,
     clinic: &ClinicId,
     params: &FindingParams,
-) -> Result<Page<prolo_projector::findings::Finding>, ApiError> {
+) -> Result<Page<prolo_projector::rules::findings::Finding>, ApiError> {
     let limit = bounded_limit(params.limit)?;
     let patient: Option<PatientId> = params.patient.as_deref().map(id).transpose()?;
     let filter = q::FindingFilter {

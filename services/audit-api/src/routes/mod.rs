@@ -275,7 +275,7 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             query: Some(QueryKind::Findings),
             path_params: &[CLINIC],
             query_params: Some(p::<FindingParams>),
-            answer: a::<Page<prolo_projector::findings::Finding>>,
+            answer: a::<Page<prolo_projector::rules::findings::Finding>>,
             export: None,
         },
         Endpoint {

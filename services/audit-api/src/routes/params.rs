@@ -176,7 +176,7 @@ impl FindingStatus {
 pub struct FindingParams {
     /// Only this rule.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) rule: Option<prolo_projector::findings::Rule>,
+    pub(crate) rule: Option<prolo_projector::rules::findings::Rule>,
     /// Only open or only resolved findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<FindingStatus>,

@@ -30,7 +30,7 @@ pub(crate) async fn signals_answer(
 ) -> Result<q::SignalReport, ApiError> {
     off_worker(state, move |store| {
         // The fold's raising rule (its settings are the defaults).
-        let criteria = prolo_projector::findings::FindingSettings::default().signal_criteria;
+        let criteria = prolo_projector::rules::findings::FindingSettings::default().signal_criteria;
         q::signals(store, &clinic, &criteria)
     })
     .await

@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use prolo_bus::STREAM_NAME;
-use prolo_projector::{VerifyReport, chain};
+use prolo_projector::{VerifyReport, integrity::chain};
 
 use super::{
     AppState,
@@ -91,12 +91,13 @@ pub(crate) async fn status_answer(state: &AppState) -> Result<Status, ApiError> 
     let verify: Option<VerifyReport> = state.store.status_get("last_verify")?;
     let quarantined = state.store.quarantined()?;
     // No stream yet (nothing recorded) or the broker away: say so, not 500.
-    let consistency = match prolo_projector::consistency::check(&state.js, &state.store).await {
-        Ok(consistency) => consistency.into(),
-        Err(e) => StreamConsistency::Unknown {
-            reason: e.to_string(),
-        },
-    };
+    let consistency =
+        match prolo_projector::integrity::consistency::check(&state.js, &state.store).await {
+            Ok(consistency) => consistency.into(),
+            Err(e) => StreamConsistency::Unknown {
+                reason: e.to_string(),
+            },
+        };
     Ok(Status {
         stream: STREAM_NAME,
         stream_last_seq: stream_last,

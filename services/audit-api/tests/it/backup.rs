@@ -8,7 +8,7 @@
 
 use crate::common::{COMPLIANCE, api, caught_up};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
-use prolo_projector::backup::{MANIFEST_FILE, backup, restore};
+use prolo_projector::integrity::backup::{MANIFEST_FILE, backup, restore};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
 
 /// Waits until the API at `base` has folded `seq`, then reads a history.
@@ -86,7 +86,7 @@ async fn a_stream_backed_up_and_restored_elsewhere_is_the_same_stream() {
     );
     assert_eq!(before, after);
     // Corrupt the snapshot: the restore refuses it before touching a server.
-    let snapshot = out.join(prolo_projector::backup::SNAPSHOT_FILE);
+    let snapshot = out.join(prolo_projector::integrity::backup::SNAPSHOT_FILE);
     let mut bytes = std::fs::read(&snapshot).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&snapshot, bytes).unwrap();

@@ -11,13 +11,11 @@ use prolo_schemas::{Envelope, Payload, RecordCorrected, RecordEnteredInError};
 use uuid::Uuid;
 
 use crate::{
-    chain,
-    event_ids::IdIndex,
-    findings::{Finding, FindingSettings, GroupCount},
-    keys,
+    integrity::chain,
     model::*,
     names::{name, solution_label},
-    store::{Pending, Store, StoreError},
+    rules::findings::{Finding, FindingSettings, GroupCount},
+    store::{Pending, Store, StoreError, event_ids::IdIndex, keys},
 };
 
 /// What happened to one message.
@@ -53,12 +51,12 @@ pub struct Folder<'a> {
     findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
     groups: BTreeMap<Vec<u8>, GroupCount>,
     /// Signals raised or cleared in this batch (and loaded to change).
-    signals_raised: BTreeMap<Vec<u8>, crate::findings::Signal>,
+    signals_raised: BTreeMap<Vec<u8>, crate::rules::findings::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
     /// The hash chains of the clinic edges this batch sourced from.
     edge_chains: BTreeMap<Vec<u8>, crate::model::EdgeChain>,
     /// Findings raised and resolved per clinic and rule.
-    finding_counts: BTreeMap<Vec<u8>, crate::findings::FindingCount>,
+    finding_counts: BTreeMap<Vec<u8>, crate::rules::findings::FindingCount>,
     /// When each clinic began recording live (stream time, ms).
     clinic_live: BTreeMap<Vec<u8>, i64>,
     /// The day of the stream's clock the signals' window was last moved to.
@@ -576,7 +574,7 @@ impl<'a> Folder<'a> {
                     origin: origin(e, seq),
                     valid_from_ms: ms(p.valid_from),
                     valid_until_ms: p.valid_until.map(ms),
-                    sites: p.sites.iter().map(crate::policy::site_scope).collect(),
+                    sites: p.sites.iter().map(crate::rules::site_scope).collect(),
                     solutions: p.solutions.iter().map(name).collect(),
                     series: p.series,
                     risks: p.risks_disclosed.iter().map(name).collect(),
@@ -832,7 +830,7 @@ impl<'a> Folder<'a> {
                     {
                         counted_before = Some((
                             i.groups.clone(),
-                            crate::findings::day_of(i.origin.occurred_at_ms),
+                            crate::rules::findings::day_of(i.origin.occurred_at_ms),
                         ));
                         *i = InjectionEntry {
                             origin: restate(&i.origin),
@@ -854,7 +852,7 @@ impl<'a> Folder<'a> {
                         c.origin = restate(&c.origin);
                         c.valid_from_ms = ms(p.valid_from);
                         c.valid_until_ms = p.valid_until.map(ms);
-                        c.sites = p.sites.iter().map(crate::policy::site_scope).collect();
+                        c.sites = p.sites.iter().map(crate::rules::site_scope).collect();
                         c.solutions = p.solutions.iter().map(name).collect();
                         c.series = p.series;
                         c.risks = p.risks_disclosed.iter().map(name).collect();
@@ -899,7 +897,7 @@ impl<'a> Folder<'a> {
                     let after = if corrected {
                         let injections = self.patient_injections(&current)?;
                         let window = chrono::Duration::days(self.settings.attribution_window_days);
-                        crate::policy::attributed_injection(
+                        crate::rules::attributed_injection(
                             &injections,
                             p.linked_injection.as_ref().map(|l| l.event_id),
                             ms(p.onset_at),
@@ -989,7 +987,7 @@ fn plan_entry(origin: Origin, p: &prolo_schemas::TreatmentPlanned) -> PlanEntry 
         sites: p
             .target_sites
             .iter()
-            .map(crate::policy::site_scope)
+            .map(crate::rules::site_scope)
             .collect(),
         solutions: p.solutions.iter().map(name).collect(),
     }
@@ -1010,7 +1008,7 @@ fn injection_entry(e: &Envelope, seq: u64, p: &prolo_schemas::InjectionGiven) ->
             .map(|(d, g)| (d.to_owned(), g))
             .collect(),
         plan: p.treatment_plan_event_id,
-        anaesthetic_mg: crate::policy::anaesthetic_mg(p),
+        anaesthetic_mg: crate::rules::anaesthetic_mg(p),
     }
 }
 

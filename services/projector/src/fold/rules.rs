@@ -1,5 +1,5 @@
 //! The policy rules and safety signals, applied as each event is folded.
-//! See [`crate::findings`] for the rules themselves.
+//! See [`crate::rules::findings`] for the rules themselves.
 
 use chrono::Duration;
 use prolo_schemas::{AdverseEventKind, Envelope, EventType, InjectionGiven, Payload};
@@ -7,15 +7,16 @@ use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
 use crate::{
-    disproportionality::Table,
-    findings::{
-        DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, SignalTransition, day_of,
-    },
-    keys,
     model::{PatientSummary, PractitionerSummary},
     names::{name, solution_label},
-    policy,
-    store::StoreError,
+    rules::{
+        self as policy,
+        disproportionality::Table,
+        findings::{
+            DIMENSIONS, Finding, GroupCount, OpenFinding, Rule, Signal, SignalTransition, day_of,
+        },
+    },
+    store::{StoreError, keys},
 };
 
 /// What a finding is about: the event, and whom it concerns.
@@ -510,14 +511,14 @@ impl Folder<'_> {
         &mut self,
         clinic: &str,
         rule: Rule,
-        change: impl FnOnce(&mut crate::findings::FindingCount),
+        change: impl FnOnce(&mut crate::rules::findings::FindingCount),
     ) -> Result<(), StoreError> {
         let key = keys::key(
             keys::FINDING_COUNTS,
             &[clinic.as_bytes(), rule.code().as_bytes()],
         );
         if let Some(count) = cached(&mut self.finding_counts, self.store, key, || {
-            Some(crate::findings::FindingCount::default())
+            Some(crate::rules::findings::FindingCount::default())
         })? {
             change(count);
         }

@@ -10,7 +10,7 @@ use std::{
 
 use async_nats::jetstream::{self, consumer::pull};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
-use prolo_projector::{Store, project::CONSUMER, rebuild::rebuild};
+use prolo_projector::{Store, integrity::rebuild::rebuild, project::CONSUMER};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
 
 const EVENTS: usize = 20_000;

@@ -10,9 +10,9 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
-    findings::{Finding, FindingSettings, Rule, Signal},
-    keys,
     project::{StreamMessage, fold_batch},
+    rules::findings::{Finding, FindingSettings, Rule, Signal},
+    store::keys,
 };
 use prolo_schemas::{AdverseEventKind, Envelope, Payload};
 use serde_json::json;

@@ -7,8 +7,8 @@ use crate::common::Projector;
 use async_nats::jetstream;
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{
-    keys,
     model::{EventRecord, PatientSummary},
+    store::keys,
 };
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
@@ -180,15 +180,15 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
         .unwrap();
     assert_eq!(state.status, prolo_schemas::AdverseEventStatus::Open);
     assert!(state.updates.is_empty());
-    let findings: Vec<prolo_projector::findings::Finding> = store
+    let findings: Vec<prolo_projector::rules::findings::Finding> = store
         .model()
         .scan_prefix(keys::FINDING)
         .map(|kv| {
             let (k, v) = kv.unwrap();
             prolo_projector::store::decode(&k, &v).unwrap()
         })
-        .filter(|f: &prolo_projector::findings::Finding| {
-            f.rule == prolo_projector::findings::Rule::ReferenceOutsidePatient
+        .filter(|f: &prolo_projector::rules::findings::Finding| {
+            f.rule == prolo_projector::rules::findings::Rule::ReferenceOutsidePatient
         })
         .collect();
     assert_eq!(findings.len(), 1);
@@ -210,7 +210,7 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
 
 #[tokio::test]
 async fn a_recreated_or_shorter_stream_is_diverged_and_verify_fails_at_once() {
-    use prolo_projector::consistency::{Consistency, IDENTITY, StreamIdentity, check};
+    use prolo_projector::integrity::consistency::{Consistency, IDENTITY, StreamIdentity, check};
     let nats = NatsServer::start().await.unwrap();
     let client = nats.client().await.unwrap();
     let js = jetstream::new(client.clone());

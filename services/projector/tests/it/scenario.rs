@@ -5,8 +5,8 @@
 use crate::common::Projector;
 use async_nats::jetstream;
 use prolo_projector::{
-    keys,
     model::{AdverseEventState, PatientSummary, PractitionerSummary, Standing},
+    store::keys,
 };
 use prolo_schemas::EventType::*;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
@@ -291,7 +291,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 
     // A rebuild from sequence 1 gives the same read models, byte for byte.
     let rebuilt = db.path().join("rebuilt.sled");
-    prolo_projector::rebuild::rebuild(
+    prolo_projector::integrity::rebuild::rebuild(
         &js,
         &rebuilt,
         16 * 1024 * 1024,

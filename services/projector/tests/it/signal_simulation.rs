@@ -14,8 +14,8 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
-    findings::FindingSettings,
     project::{StreamMessage, fold_batch},
+    rules::findings::FindingSettings,
 };
 use prolo_schemas::{
     AdverseEventKind, Envelope, Guidance, InfectionSign, Laterality, Payload, Site, SiteKey,

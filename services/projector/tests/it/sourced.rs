@@ -10,9 +10,10 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_bus::edge::SourcedFrom;
 use prolo_projector::{
-    Store, chain,
-    findings::FindingSettings,
+    Store,
+    integrity::chain,
     project::{StreamMessage, fold_batch},
+    rules::findings::FindingSettings,
 };
 use prolo_schemas::Envelope;
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use prolo_projector::{
     ProjectorSettings, Store, VerifyReport,
-    findings::{Finding, Rule},
-    keys,
+    integrity::verification::FAILED_SUBJECT,
     model::EventRecord,
     project::VerifySchedule,
-    verification::FAILED_SUBJECT,
+    rules::findings::{Finding, Rule},
+    store::keys,
 };
 use prolo_schemas::EventType;
 use prolo_tests::{NatsServer, Recorders, example_request, record_ok};

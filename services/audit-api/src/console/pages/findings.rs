@@ -59,7 +59,7 @@ pub(in crate::console) async fn findings(
         .map_err(fail)?
         .into_iter()
         .map(|(rule, count)| {
-            let severity = prolo_projector::findings::Rule::ALL
+            let severity = prolo_projector::rules::findings::Rule::ALL
                 .iter()
                 .find(|r| r.code() == rule)
                 .map(|r| prolo_projector::names::name(&r.severity()))
@@ -89,7 +89,7 @@ pub(in crate::console) async fn findings(
         form.filters method="get" {
             label { "Rule " select name="rule" {
                 option value="" { "every rule" }
-                @for rule in prolo_projector::findings::Rule::ALL {
+                @for rule in prolo_projector::rules::findings::Rule::ALL {
                     option value=(rule.code()) selected[form.rule == rule.code()] { (rule.code()) }
                 }
             } }

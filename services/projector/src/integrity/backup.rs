@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{ProjectorError, chain, project::read_stream};
+use crate::{ProjectorError, integrity::chain, project::read_stream};
 
 /// The snapshot's file in a backup directory.
 pub const SNAPSHOT_FILE: &str = "stream.snapshot";

@@ -10,7 +10,7 @@
 //! compressed whole ([`pack`]); reading one record decompresses its block,
 //! walks the frames and decodes that record only.
 
-use crate::{keys, payload_codec};
+use super::{keys, payload_codec};
 
 /// A block as stored: compressed whole (records of one stream are alike,
 /// so a block compresses far better than each record alone).

@@ -2,13 +2,23 @@
 //! together with the last applied sequence, and a small status tree for
 //! volatile facts (last verification, last checkpoint) that a rebuild
 //! need not reproduce.
+//!
+//! - [`keys`]: the key layout, known only to the fold and to [`reads`];
+//! - [`reads`]: the typed questions the read side may ask;
+//! - [`records`]: events by sequence, in blocks compressed with
+//!   [`payload_codec`]'s dictionary;
+//! - [`event_ids`]: event id to sequence, in sorted blocks.
+
+pub mod event_ids;
+pub mod keys;
+pub mod payload_codec;
+pub mod reads;
+pub mod records;
 
 use std::{collections::BTreeMap, path::Path};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
-
-use crate::{keys, records};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +53,14 @@ pub enum StoreError {
 /// shape changes, so that an old database is rebuilt, not misread.
 /// 2: signal counts per adverse-event kind.
 /// 3: signal counts day by day over the rolling window.
-/// 4: stored payloads compressed ([`crate::payload_codec`]); sourced
+/// 4: stored payloads compressed ([`crate::store::payload_codec`]); sourced
 ///    messages and clinic edges' chains; clinical entries typed by event type.
 /// 5: event records kept in blocks of consecutive sequences
-///    ([`crate::records`]).
+///    ([`crate::store::records`]).
 /// 6: schema enums and dates, no longer strings: a practitioner's
 ///    credentials, an injection's side and guidance, an adverse event's
 ///    kind, status, outcome and its updates' causality.
-/// 7: event ids kept in sorted blocks ([`crate::event_ids`]); a
+/// 7: event ids kept in sorted blocks ([`crate::store::event_ids`]); a
 ///    practitioner's injections by day kept as rows ([`crate::model::DayInjection`]).
 pub const READ_MODEL_FORMAT: u32 = 7;
 
@@ -224,7 +234,7 @@ impl Store {
         let applied = self.applied_seq()?;
         Ok(self
             .event(applied)?
-            .map_or(crate::chain::GENESIS, |e| e.chain))
+            .map_or(crate::integrity::chain::GENESIS, |e| e.chain))
     }
 
     /// Commits a batch of folded events and the new applied sequence in one
@@ -348,7 +358,7 @@ fn record_in(
 pub struct Pending {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Blocks of event records this batch appends to, uncompressed until
-    /// committed ([`crate::records`]).
+    /// committed ([`crate::store::records`]).
     blocks: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 

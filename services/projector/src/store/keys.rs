@@ -29,7 +29,7 @@ pub const EDGE_CHAIN: &[u8] = b"ech\0";
 
 /// `evb\0<seq / RECORDS_PER_BLOCK>` → the [`crate::model::EventRecord`]s of
 /// that many consecutive sequences: every message, in stream order (see
-/// [`crate::records`]).
+/// [`crate::store::records`]).
 pub const EVENT_BLOCK: &[u8] = b"evb\0";
 /// Sequences per block of event records: a batch of 4,000 writes 500 keys
 /// instead of 4,000, and reading one record decompresses ~5 KB. Blocks of
@@ -37,7 +37,7 @@ pub const EVENT_BLOCK: &[u8] = b"evb\0";
 /// better (64: 124 bytes per record, 8: 156) but every single read (an
 /// investigation reads ~1,200 records) decompresses the whole block.
 pub const RECORDS_PER_BLOCK: u64 = 8;
-/// `eid\0<floor id>` → sorted `(id, seq)` pairs ([`crate::event_ids`]):
+/// `eid\0<floor id>` → sorted `(id, seq)` pairs ([`crate::store::event_ids`]):
 /// find an event by id; detects an event id stored twice.
 pub const EVENT_ID: &[u8] = b"eid\0";
 
@@ -68,7 +68,7 @@ pub const BY_OCCURRED_DAY: &[u8] = b"io\0";
 pub const BY_PRINCIPAL: &[u8] = b"iac\0";
 /// `iap\0<clinic>\0<patient>\0<bucket>`: reads of a patient's data: who looked.
 pub const READS_OF_PATIENT: &[u8] = b"iap\0";
-/// `fd\0<uuid>` → [`crate::findings::Finding`].
+/// `fd\0<uuid>` → [`crate::rules::findings::Finding`].
 pub const FINDING: &[u8] = b"fd\0";
 /// `fat\0<seq>` → the ids of the findings raised when folding `seq`.
 pub const FINDINGS_AT: &[u8] = b"fat\0";
@@ -105,16 +105,16 @@ pub fn parse_awaiting(key: &[u8]) -> Option<(i64, Uuid)> {
 }
 /// `lr\0<lot>` → `Vec<(occurred ms, event id)>`: recalls of a lot.
 pub const LOT_RECALLS: &[u8] = b"lr\0";
-/// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::findings::GroupCount`];
+/// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::rules::findings::GroupCount`];
 /// the clinic's baseline is dimension `clinic`, group `all`.
 pub const GROUP: &[u8] = b"sg\0";
-/// `fc\0<clinic>\0<rule>` → [`crate::findings::FindingCount`]: findings
+/// `fc\0<clinic>\0<rule>` → [`crate::rules::findings::FindingCount`]: findings
 /// raised and resolved, kept as they happen so that counts need no scan.
 pub const FINDING_COUNTS: &[u8] = b"fc\0";
 /// `live\0<clinic>` → i64 ms: the stream time of the clinic's first
 /// clinical event recorded live (not through a back-fill).
 pub const CLINIC_LIVE: &[u8] = b"live\0";
-/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::findings::Signal`].
+/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::rules::findings::Signal`].
 pub const SIGNAL: &[u8] = b"sig\0";
 /// `sig\0<clinic>\0<dimension>\0<group>\0<kind>`: where a signal is.
 pub fn signal(clinic: &str, dimension: &str, group: &str, kind: &str) -> Vec<u8> {

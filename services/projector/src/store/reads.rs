@@ -1,15 +1,14 @@
 //! What the read side may ask of the read models, typed. With the fold, the
-//! only code that knows the key layout ([`crate::keys`]): the query crate
+//! only code that knows the key layout ([`crate::store::keys`]): the query crate
 //! asks for "a patient's events" or "the findings raised at a sequence" and
 //! never builds or parses key bytes.
 
 use uuid::Uuid;
 
+use super::{Store, StoreError, decode, keys};
 use crate::{
-    findings::{Finding, GroupCount, Rule, Signal},
-    keys,
     model::{AdverseEventState, Marks, PatientSummary, PractitionerSummary},
-    store::{Store, StoreError, decode},
+    rules::findings::{Finding, GroupCount, Rule, Signal},
 };
 
 /// A list of sequences the fold keeps, in stream order.
@@ -134,7 +133,7 @@ impl Store {
 
     /// The sequence of an event id.
     pub fn seq_of(&self, event_id: &Uuid) -> Result<Option<u64>, StoreError> {
-        Ok(crate::event_ids::seq_of(self.model(), event_id)?)
+        Ok(crate::store::event_ids::seq_of(self.model(), event_id)?)
     }
 
     /// An adverse event's state (by the id of its report).
@@ -227,7 +226,7 @@ impl Store {
     pub fn finding_counts(
         &self,
         clinic: &str,
-    ) -> Result<Vec<(String, crate::findings::FindingCount)>, StoreError> {
+    ) -> Result<Vec<(String, crate::rules::findings::FindingCount)>, StoreError> {
         let prefix = keys::index_prefix(keys::FINDING_COUNTS, &[clinic.as_bytes()]);
         let mut counts = Vec::new();
         for entry in self.model().scan_prefix(&prefix) {

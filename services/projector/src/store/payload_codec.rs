@@ -1,7 +1,7 @@
 //! How stored event records are compressed: LZ4 (block format, the
 //! uncompressed size first) with a fixed dictionary of one compact example
 //! event of every type (`record.dict`), over a whole block of records
-//! ([`crate::records`]).
+//! ([`crate::store::records`]).
 //!
 //! Events are small JSON documents that repeat the same field names, ids
 //! and codes; the dictionary gives even a block's first record something
@@ -16,11 +16,12 @@
 const DICTIONARY: &[u8] = include_bytes!("record.dict");
 
 /// The most a compressed value may claim to hold: a block of
-/// [`crate::keys::RECORDS_PER_BLOCK`] records, each at most NATS's largest
+/// [`crate::store::keys::RECORDS_PER_BLOCK`] records, each at most NATS's largest
 /// message (64 MiB, the most `max_payload` may be) with its subject and
 /// framing. Only a damaged value claims more, and is refused before
 /// anything is allocated for it.
-const MAX_PAYLOAD: usize = crate::keys::RECORDS_PER_BLOCK as usize * ((64 << 20) + (64 << 10));
+const MAX_PAYLOAD: usize =
+    crate::store::keys::RECORDS_PER_BLOCK as usize * ((64 << 20) + (64 << 10));
 
 /// `raw` compressed.
 pub fn compress(raw: &[u8]) -> Vec<u8> {

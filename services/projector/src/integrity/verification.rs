@@ -13,10 +13,9 @@ use uuid::Uuid;
 
 use crate::{
     ProjectorError, Store, VerifyReport,
-    findings::{Finding, FindingCount, Rule},
-    keys,
     project::{ProjectorSettings, VerifySchedule, verify, verify_from},
-    store::Pending,
+    rules::findings::{Finding, FindingCount, Rule},
+    store::{Pending, keys},
 };
 
 /// Follows the stream and folds it ([`crate::project::run`]), with the

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::disproportionality::{Criteria, Measures, Table};
+use crate::rules::disproportionality::{Criteria, Measures, Table};
 
 /// The policy rules.
 #[derive(
@@ -191,7 +191,7 @@ pub struct FindingSettings {
     pub late_documentation_hours: i64,
     /// Hours after onset within which a serious adverse event must be recorded.
     pub serious_report_hours: i64,
-    /// When a kind stands out in a group (see [`crate::disproportionality`]).
+    /// When a kind stands out in a group (see [`crate::rules::disproportionality`]).
     pub signal_criteria: Criteria,
     /// Days before its onset within which an adverse event that names no
     /// injection is attributed to the patient's latest injection.
@@ -436,12 +436,12 @@ impl GroupCount {
 
     /// Adverse events (all kinds) per 1,000 injections.
     pub fn rate(&self) -> f64 {
-        crate::disproportionality::per_1000(self.adverse_events, self.injections)
+        crate::rules::disproportionality::per_1000(self.adverse_events, self.injections)
     }
 
     /// 95% Wilson score interval of the rate, per 1,000 injections.
     pub fn interval(&self) -> (f64, f64) {
-        crate::disproportionality::wilson_per_1000(self.adverse_events, self.injections)
+        crate::rules::disproportionality::wilson_per_1000(self.adverse_events, self.injections)
     }
 
     /// Events of `kind`.

@@ -21,7 +21,7 @@ use std::{cell::RefCell, collections::BTreeMap};
 
 use uuid::Uuid;
 
-use crate::keys;
+use crate::store::keys;
 
 /// Bytes per entry: the id and its sequence (u64 BE).
 pub const ENTRY: usize = 24;

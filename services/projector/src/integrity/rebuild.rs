@@ -12,8 +12,8 @@ use prolo_bus::STREAM_NAME;
 
 use crate::{
     error::ProjectorError,
-    findings::FindingSettings,
     project::{Decoded, decode_off_runtime, fold_decoded, read_stream},
+    rules::findings::FindingSettings,
     store::Store,
 };
 
@@ -56,7 +56,7 @@ pub async fn rebuild(
     let started = Instant::now();
     {
         let store = Store::open(&fresh, cache_bytes)?;
-        crate::consistency::remember(js, &store).await?;
+        crate::integrity::consistency::remember(js, &store).await?;
         // Each batch is decoded (on the other core) while the one before
         // it is folded and committed.
         let mut decoding: Option<tokio::task::JoinHandle<Decoded>> = None;

@@ -1,0 +1,118 @@
+//! An adverse event: its link to an injection, the injection it is
+//! attributed to, and consent given only after injections.
+
+use prolo_schemas::Envelope;
+use uuid::Uuid;
+
+use super::{Draft, ms};
+use crate::{model::ConsentEntry, model::Standing, rules::findings::Rule};
+
+/// The injection an adverse event is counted after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// The injection.
+    pub injection: Uuid,
+    /// Its signal groups, as it stands.
+    pub groups: Vec<(String, String)>,
+    /// Inferred (the adverse event named none).
+    pub inferred: bool,
+    /// The day it was given (see [`crate::rules::findings::day_of`]).
+    pub day: i64,
+}
+
+/// The injection an adverse event is counted after, its groups, and
+/// whether that was inferred: the injection it names, among the patient's
+/// injections as they now stand; or, when it names none, the patient's
+/// latest injection at or before the onset and at most `window_ms` before
+/// it. Injections entered in error count for nothing. `None` when there is
+/// no such injection (or it names another patient's).
+pub fn attributed_injection(
+    injections: &[crate::model::InjectionEntry],
+    linked: Option<Uuid>,
+    onset_ms: i64,
+    window_ms: i64,
+) -> Option<Attribution> {
+    let standing = |i: &&crate::model::InjectionEntry| {
+        !matches!(i.origin.standing, Standing::EnteredInError { .. })
+    };
+    match linked {
+        Some(id) => injections
+            .iter()
+            .filter(standing)
+            .find(|i| i.origin.event_id == id)
+            .map(|i| Attribution {
+                injection: id,
+                groups: i.groups.clone(),
+                inferred: false,
+                day: crate::rules::findings::day_of(i.origin.occurred_at_ms),
+            }),
+        None => injections
+            .iter()
+            .filter(standing)
+            .filter(|i| {
+                i.origin.occurred_at_ms <= onset_ms
+                    && onset_ms - i.origin.occurred_at_ms <= window_ms
+            })
+            .max_by_key(|i| i.origin.occurred_at_ms)
+            .map(|i| Attribution {
+                injection: i.origin.event_id,
+                groups: i.groups.clone(),
+                inferred: true,
+                day: crate::rules::findings::day_of(i.origin.occurred_at_ms),
+            }),
+    }
+}
+
+/// `consent_after_injection`: a consent that occurred after injections its
+/// period covers (a back-dated `valid_from` does not make consent prior).
+/// The injections are the patient's, as they stand.
+pub fn consent_after_injection(
+    e: &Envelope,
+    consent: &ConsentEntry,
+    injections: &[crate::model::InjectionEntry],
+) -> Option<Draft> {
+    let given = ms(e.occurred_at);
+    let covered: Vec<Uuid> = injections
+        .iter()
+        .filter(|i| {
+            i.origin.standing.counts()
+                && i.origin.occurred_at_ms < given
+                && consent.valid_from_ms <= i.origin.occurred_at_ms
+                && consent
+                    .valid_until_ms
+                    .is_none_or(|until| i.origin.occurred_at_ms < until)
+        })
+        .map(|i| i.origin.event_id)
+        .collect();
+    if covered.is_empty() {
+        return None;
+    }
+    let mut evidence = vec![e.event_id];
+    evidence.extend(&covered);
+    Some(Draft {
+        rule: Rule::ConsentAfterInjection,
+        evidence,
+        detail: format!(
+            "consent given after {} injection(s) its period covers (valid_from back-dated)",
+            covered.len()
+        ),
+        practitioner: None,
+        site_key: None,
+    })
+}
+
+/// Whether a group's events of a kind (`events`) are explained by groups
+/// already signalled for it (`signalled`, each with its events): fewer than
+/// `events_min` of them lie outside every such group. The practitioner and
+/// the site of a contaminated lot's patients share its infections; they are
+/// not signals of their own.
+pub fn explained_by_signalled(events: &[Uuid], signalled: &[Vec<Uuid>], events_min: u64) -> bool {
+    if signalled.is_empty() {
+        return false;
+    }
+    let unexplained = events
+        .iter()
+        .filter(|id| !signalled.iter().any(|s| s.contains(id)))
+        .count();
+    (unexplained as u64) < events_min
+}
