@@ -13,8 +13,7 @@
 use std::time::Instant;
 
 use prolo_projector::{
-    Store,
-    project::{StreamMessage, decode_batch, fold_decoded},
+    Store, fold::StreamMessage, fold::decode_batch, project::fold_decoded,
     rules::findings::FindingSettings,
 };
 

@@ -28,5 +28,6 @@ pub mod store;
 
 pub use error::ProjectorError;
 pub use integrity::verification::run;
-pub use project::{ProjectorSettings, VerifyReport, verify};
+pub use integrity::verify::{VerifyReport, verify};
+pub use project::ProjectorSettings;
 pub use store::Store;

@@ -8,3 +8,4 @@ pub mod chain;
 pub mod consistency;
 pub mod rebuild;
 pub mod verification;
+pub mod verify;

@@ -12,7 +12,8 @@ use prolo_bus::STREAM_NAME;
 
 use crate::{
     error::ProjectorError,
-    project::{Decoded, decode_off_runtime, fold_decoded, read_stream},
+    fold::{Decoded, decode_off_runtime},
+    project::{fold_decoded, read_stream},
     rules::findings::FindingSettings,
     store::Store,
 };

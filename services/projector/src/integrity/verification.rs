@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::{
     ProjectorError, Store, VerifyReport,
-    project::{ProjectorSettings, VerifySchedule, verify, verify_from},
+    integrity::verify::{verify, verify_from},
+    project::{ProjectorSettings, VerifySchedule},
     rules::findings::{Finding, FindingCount, Rule},
     store::{Pending, keys},
 };

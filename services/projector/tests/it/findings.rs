@@ -10,7 +10,8 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
-    project::{StreamMessage, fold_batch},
+    fold::StreamMessage,
+    project::fold_batch,
     rules::findings::{Finding, FindingSettings, Rule, Signal},
     store::keys,
 };

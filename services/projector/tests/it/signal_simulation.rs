@@ -13,9 +13,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
-    Store,
-    project::{StreamMessage, fold_batch},
-    rules::findings::FindingSettings,
+    Store, fold::StreamMessage, project::fold_batch, rules::findings::FindingSettings,
 };
 use prolo_schemas::{
     AdverseEventKind, Envelope, Guidance, InfectionSign, Laterality, Payload, Site, SiteKey,

@@ -10,9 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use prolo_bus::edge::SourcedFrom;
 use prolo_projector::{
-    Store,
-    integrity::chain,
-    project::{StreamMessage, fold_batch},
+    Store, fold::StreamMessage, integrity::chain, project::fold_batch,
     rules::findings::FindingSettings,
 };
 use prolo_schemas::Envelope;

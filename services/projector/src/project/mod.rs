@@ -1,5 +1,10 @@
 //! Running the fold against the stream: the durable consumer, batches
-//! committed before they are acknowledged, checkpoints, rebuild and verify.
+//! committed before they are acknowledged, checkpoints; reading the stream
+//! for rebuild, verify and backup ([`read`]).
+
+mod read;
+
+pub use read::read_stream;
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +13,15 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
-use prolo_bus::{STREAM_NAME, Shutdown, edge::SourcedFrom};
+use prolo_bus::{STREAM_NAME, Shutdown};
 use prolo_schemas::Envelope;
 
 use crate::{
     error::ProjectorError,
-    fold::{Folder, Notification, Outcome},
+    fold::{
+        Folder, Notification, Outcome, StreamMessage, decode_batch, decode_off_runtime,
+        sourced_from, stream_time,
+    },
     integrity::chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
     rules::findings::FindingSettings,
     store::{Store, StoreError},
@@ -89,34 +97,6 @@ impl Default for ProjectorSettings {
     }
 }
 
-/// One message as the fold sees it.
-pub struct StreamMessage {
-    /// Stream sequence.
-    pub seq: u64,
-    /// Subject.
-    pub subject: String,
-    /// Payload.
-    pub payload: bytes::Bytes,
-    /// When JetStream stored it: the recorded time the fold and `as_of`
-    /// use, since no publisher can forge it.
-    pub stored_at: chrono::DateTime<chrono::Utc>,
-    /// Where it came from when the hub's stream sourced it from a clinic's
-    /// edge (`Nats-Stream-Source`); `None` for a message published here.
-    pub sourced: Option<SourcedFrom>,
-}
-
-/// The source of a message with `headers`, when it was stored by sourcing.
-pub fn sourced_from(headers: Option<&async_nats::HeaderMap>) -> Option<SourcedFrom> {
-    headers?
-        .get(prolo_bus::edge::SOURCE_HEADER)
-        .and_then(|v| SourcedFrom::parse(v.as_str()))
-}
-
-/// A JetStream timestamp as the fold's time.
-pub fn stream_time(t: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
-}
-
 /// What one committed batch did.
 #[derive(Debug, Default, Clone)]
 pub struct BatchReport {
@@ -130,29 +110,6 @@ pub struct BatchReport {
     pub applied_seq: u64,
     /// Findings raised or resolved and signals raised, to publish.
     pub notifications: Vec<Notification>,
-}
-
-/// [`crate::fold::decode`] of every message of a batch, in order, on every
-/// core. It needs nothing of the store, so the projector decodes the next
-/// batch while the fold works on this one.
-pub fn decode_batch(messages: &[StreamMessage]) -> Vec<Result<Envelope, String>> {
-    let texts: Vec<(&str, &[u8])> = messages
-        .iter()
-        .map(|m| (m.subject.as_str(), m.payload.as_ref()))
-        .collect();
-    crate::fold::decode_all(&texts)
-}
-
-/// A batch of the stream and its messages decoded ([`decode_batch`]).
-pub type Decoded = (Vec<StreamMessage>, Vec<Result<Envelope, String>>);
-
-/// [`decode_batch`] on a blocking thread, so that the async runtime (and
-/// the fold on it) goes on meanwhile; the batch comes back with it.
-pub fn decode_off_runtime(messages: Vec<StreamMessage>) -> tokio::task::JoinHandle<Decoded> {
-    tokio::task::spawn_blocking(move || {
-        let decoded = decode_batch(&messages);
-        (messages, decoded)
-    })
 }
 
 /// Folds `messages` (in stream order) and commits them with the new applied
@@ -557,216 +514,4 @@ async fn publish_checkpoint(
     }
     store.status_put("last_checkpoint", &(checkpoint.seq, checkpoint.hash))?;
     Ok(())
-}
-
-/// Reads `from_seq..=to_seq` from an ordered consumer's messages into
-/// batches of `batch`, sent in order; an error ends it.
-async fn read_batches(
-    mut messages: pull::Ordered,
-    from_seq: u64,
-    to_seq: u64,
-    batch: usize,
-    batches: tokio::sync::mpsc::Sender<Result<Vec<StreamMessage>, ProjectorError>>,
-) {
-    let mut pending = Vec::with_capacity(batch);
-    let mut expected = from_seq;
-    loop {
-        // A stream that stops short must not hang a verify or a rebuild.
-        let next = match tokio::time::timeout(READ_IDLE_LIMIT, messages.next()).await {
-            Ok(next) => next,
-            Err(_) => {
-                let _ = batches
-                    .send(Err(ProjectorError::JetStream(format!(
-                        "the stream delivered nothing for {READ_IDLE_LIMIT:?}, waiting for sequence {expected} of {to_seq}"
-                    ))))
-                    .await;
-                return;
-            }
-        };
-        let Some(message) = next else { break };
-        let message = match message.map_err(js_err).and_then(|m| {
-            let info = m.info().map_err(js_err)?;
-            Ok(StreamMessage {
-                seq: info.stream_sequence,
-                subject: m.subject.to_string(),
-                payload: m.payload.clone(),
-                stored_at: stream_time(info.published),
-                sourced: sourced_from(m.headers.as_ref()),
-            })
-        }) {
-            Ok(message) => message,
-            Err(e) => {
-                let _ = batches.send(Err(e)).await;
-                return;
-            }
-        };
-        let seq = message.seq;
-        expected = seq + 1;
-        pending.push(message);
-        if (pending.len() >= batch || seq >= to_seq)
-            && batches
-                .send(Ok(std::mem::replace(
-                    &mut pending,
-                    Vec::with_capacity(batch),
-                )))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        if seq >= to_seq {
-            return;
-        }
-    }
-    if !pending.is_empty() {
-        let _ = batches.send(Ok(pending)).await;
-    }
-}
-
-/// How long [`read_stream`] waits for the next message before giving up.
-const READ_IDLE_LIMIT: Duration = Duration::from_secs(10);
-
-/// Reads the stream from `from_seq` to `to_seq` in order, in batches,
-/// calling `each` with every batch. An ordered consumer: ephemeral, no acks.
-pub async fn read_stream<F, Fut>(
-    js: &jetstream::Context,
-    from_seq: u64,
-    to_seq: u64,
-    batch: usize,
-    mut each: F,
-) -> Result<(), ProjectorError>
-where
-    F: FnMut(Vec<StreamMessage>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ProjectorError>>,
-{
-    if from_seq > to_seq {
-        return Ok(());
-    }
-    let stream = js.get_stream(STREAM_NAME).await.map_err(js_err)?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from_seq,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(js_err)?;
-    let messages = consumer.messages().await.map_err(js_err)?;
-    // A task of its own receives the next batch while `each` works on this one.
-    let (batches, mut received) = tokio::sync::mpsc::channel(2);
-    let reader = tokio::spawn(read_batches(messages, from_seq, to_seq, batch, batches));
-    while let Some(next) = received.recv().await {
-        if let Err(e) = each(next?).await {
-            reader.abort();
-            return Err(e);
-        }
-    }
-    reader
-        .await
-        .map_err(|e| ProjectorError::JetStream(format!("reading the stream failed: {e}")))
-}
-
-/// The result of `verify`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub struct VerifyReport {
-    /// Sequences compared.
-    pub checked: u64,
-    /// The first sequence that differs, and how; `None` when all agree.
-    pub first_difference: Option<(u64, String)>,
-    /// Chain head recomputed from the stream, hex.
-    pub head: String,
-    /// The last sequence it covered.
-    #[serde(default)]
-    pub through: u64,
-    /// A full pass from sequence 1 (else from the last verified sequence on).
-    #[serde(default)]
-    pub full: bool,
-    /// When it ran (this machine's clock).
-    #[serde(default)]
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Recomputes the hash chain from the stream and compares it, and every
-/// stored event, with the database. Names the first sequence that differs.
-pub async fn verify(
-    js: &jetstream::Context,
-    store: &Store,
-) -> Result<VerifyReport, ProjectorError> {
-    verify_from(js, store, 0).await
-}
-
-/// [`verify`] from the sequence after `from` (0: a full pass), starting
-/// from the link the database holds there (which the last pass checked).
-pub async fn verify_from(
-    js: &jetstream::Context,
-    store: &Store,
-    from: u64,
-) -> Result<VerifyReport, ProjectorError> {
-    let applied = store.applied_seq()?;
-    if let crate::integrity::consistency::Consistency::Diverged {
-        reason,
-        first_missing_seq,
-    } = crate::integrity::consistency::check(js, store).await?
-    {
-        let report = VerifyReport {
-            checked: 0,
-            first_difference: Some((first_missing_seq, reason)),
-            head: String::new(),
-            through: applied,
-            full: true,
-            at: Some(chrono::Utc::now()),
-        };
-        store.status_put("last_verify", &report)?;
-        return Ok(report);
-    }
-    let (from, mut head) = match store.event(from)? {
-        Some(record) if from > 0 && from <= applied => (from, record.chain),
-        _ => (0, chain::GENESIS),
-    };
-    let mut checked = 0u64;
-    let mut first_difference: Option<(u64, String)> = None;
-    let mut records = store.record_reader();
-    read_stream(js, from + 1, applied, 1000, |batch| {
-        for m in &batch {
-            if first_difference.is_some() {
-                break;
-            }
-            head = chain::link(&head, m.seq, &m.payload);
-            checked += 1;
-            let stored = match records.event(m.seq) {
-                Ok(Some(stored)) => stored,
-                Ok(None) => {
-                    first_difference = Some((m.seq, "stored event is missing".into()));
-                    break;
-                }
-                Err(e) => {
-                    first_difference = Some((m.seq, format!("stored event is unreadable: {e}")));
-                    break;
-                }
-            };
-            if stored.chain != head {
-                first_difference = Some((
-                    m.seq,
-                    "chain link differs from the one recomputed from the stream".into(),
-                ));
-            } else if stored.raw != m.payload.as_ref() {
-                first_difference = Some((m.seq, "stored event differs from the stream".into()));
-            }
-        }
-        std::future::ready(Ok(()))
-    })
-    .await?;
-    let report = VerifyReport {
-        checked,
-        first_difference,
-        head: chain::hex(&head),
-        through: applied,
-        full: from == 0,
-        at: Some(chrono::Utc::now()),
-    };
-    store.status_put("last_verify", &report)?;
-    Ok(report)
 }
