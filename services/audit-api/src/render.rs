@@ -146,7 +146,7 @@ fn event_csv(v: &EventView) -> Bytes {
     csv_line(&[
         v.seq.to_string(),
         v.event_id.to_string(),
-        v.event_type.to_owned(),
+        v.event_type.as_str().to_owned(),
         v.occurred_at.to_rfc3339(),
         v.recorded_at.to_rfc3339(),
         v.stored_at.to_rfc3339(),
@@ -155,7 +155,7 @@ fn event_csv(v: &EventView) -> Bytes {
         v.actor.id.clone(),
         prolo_projector::names::name(&v.actor.role),
         v.source.clone(),
-        v.standing.to_owned(),
+        v.standing.as_str().to_owned(),
         v.signatures
             .iter()
             .map(|s| {
@@ -394,6 +394,17 @@ pub fn stream_injections(rows: Vec<InjectionRow>, format: Format, on_cut: OnCut)
             total,
             on_cut,
         ),
+    }
+}
+
+/// A JSON value as text for people: a string as it is, nothing for null,
+/// anything else as its JSON (the console, the FHIR mapping and the CLI's
+/// tables all show payload fields this way).
+pub fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::{collections::BTreeMap, fmt::Write};
 
+use prolo_audit_api::render::text;
 use prolo_projector::rules::disproportionality::{per_1000, wilson_per_1000 as wilson};
 use serde_json::Value;
 
@@ -31,14 +32,6 @@ pub fn render(shape: Shape, answer: &Value) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 /// `2026-10-01T09:30:00Z` as `2026-10-01 09:30`.
 fn short_time(v: &Value) -> String {
     let t = text(v);
@@ -55,7 +48,10 @@ fn timeline(answer: &Value) -> String {
     );
     for v in &items {
         let event_type = text(&v["event_type"]);
-        let mut what = prolo_audit_api::console::summary(&event_type, &v["payload"]);
+        let mut what = match event_type.parse() {
+            Ok(known) => prolo_audit_api::console::summary(known, &v["payload"]),
+            Err(_) => String::new(),
+        };
         match v["standing"].as_str() {
             Some("corrected") => what = format!("[corrected] {what}"),
             Some("entered_in_error") => what = format!("[entered in error] {what}"),

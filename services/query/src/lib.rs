@@ -10,7 +10,7 @@ mod answers;
 mod view;
 
 pub use answers::*;
-pub use view::{EventView, Mark, event_view};
+pub use view::{EventView, Mark, ViewStanding, event_view};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use prolo_projector::{Store, model::Marks, store::RecordReader};
-use prolo_schemas::{Actor, Envelope};
+use prolo_schemas::{Actor, Envelope, EventType};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -15,7 +15,30 @@ pub struct Mark {
     /// The correcting event's sequence.
     pub seq: u64,
     /// `record.corrected` or `record.entered_in_error`.
-    pub kind: &'static str,
+    pub kind: EventType,
+}
+
+/// Whether an event shown still stands, as its marks known then say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewStanding {
+    /// No correction or mark.
+    AsRecorded,
+    /// Its latest mark is a correction: the correction holds the values now shown.
+    Corrected,
+    /// Its latest mark says it was entered in error.
+    EnteredInError,
+}
+
+impl ViewStanding {
+    /// As the JSON answer and the console's classes name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewStanding::AsRecorded => "as_recorded",
+            ViewStanding::Corrected => "corrected",
+            ViewStanding::EnteredInError => "entered_in_error",
+        }
+    }
 }
 
 /// An electronic signature on this event, as 21 CFR Part 11 §11.50 asks
@@ -49,7 +72,7 @@ pub struct EventView {
     /// Event id.
     pub event_id: Uuid,
     /// Type.
-    pub event_type: &'static str,
+    pub event_type: EventType,
     /// Schema version as read (after upcasting).
     pub schema_version: u32,
     /// Clinic.
@@ -78,7 +101,7 @@ pub struct EventView {
     /// Corrections and entered-in-error marks made since (as known at `as_of`).
     pub marks: Vec<Mark>,
     /// `as_recorded`, `corrected` or `entered_in_error` (the latest mark).
-    pub standing: &'static str,
+    pub standing: ViewStanding,
     /// Electronic signatures on it (as known at `as_of`).
     pub signatures: Vec<SignatureView>,
 }
@@ -155,19 +178,19 @@ pub(crate) fn view_of(
         shown.push(Mark {
             seq: mark_seq,
             kind: if corrected {
-                "record.corrected"
+                EventType::RecordCorrected
             } else {
-                "record.entered_in_error"
+                EventType::RecordEnteredInError
             },
         });
     }
     let standing = match shown.last() {
-        None => "as_recorded",
+        None => ViewStanding::AsRecorded,
         Some(Mark {
-            kind: "record.corrected",
+            kind: EventType::RecordCorrected,
             ..
-        }) => "corrected",
-        Some(_) => "entered_in_error",
+        }) => ViewStanding::Corrected,
+        Some(_) => ViewStanding::EnteredInError,
     };
     let signatures = signatures_of(store, &envelope.event_id, &record.raw, as_of)?;
     let payload = serde_json::to_value(&envelope.payload).unwrap_or(serde_json::Value::Null);
@@ -175,7 +198,7 @@ pub(crate) fn view_of(
         seq,
         subject: record.subject,
         event_id: envelope.event_id,
-        event_type: envelope.event_type().as_str(),
+        event_type: envelope.event_type(),
         schema_version: envelope.schema_version(),
         clinic_id: envelope.clinic_id.to_string(),
         patient_id: envelope.patient_id.map(|p| p.to_string()),

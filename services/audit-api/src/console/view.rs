@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use prolo_query::EventView;
+use prolo_schemas::EventType;
 use serde_json::Value;
 
-use crate::auth::Principal;
+use crate::{auth::Principal, render::text};
 
 /// A whole page: skip link, header with the clinic's navigation and the
 /// signed-in principal, the page's title and body.
@@ -104,22 +105,14 @@ pub fn pager(
     }
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn field(payload: &Value, name: &str) -> String {
     text(&payload[name])
 }
 
 /// One line saying what an event records.
-pub fn summary(event_type: &str, payload: &Value) -> String {
+pub fn summary(event_type: EventType, payload: &Value) -> String {
     match event_type {
-        "injection.given" => {
+        EventType::InjectionGiven => {
             let site = &payload["site"];
             let components: Vec<String> = payload["solution"]["components"]
                 .as_array()
@@ -146,7 +139,7 @@ pub fn summary(event_type: &str, payload: &Value) -> String {
                 field(payload, "practitioner_id"),
             )
         }
-        "adverse_event.reported" => format!(
+        EventType::AdverseEventReported => format!(
             "{} · grade {}{} · onset {}",
             field(payload, "kind"),
             field(payload, "grade"),
@@ -157,13 +150,13 @@ pub fn summary(event_type: &str, payload: &Value) -> String {
             },
             field(payload, "onset_at"),
         ),
-        "adverse_event.updated" => format!(
+        EventType::AdverseEventUpdated => format!(
             "{} · outcome {} · causality {}",
             field(payload, "status"),
             field(payload, "outcome"),
             field(payload, "causality"),
         ),
-        "record.corrected" | "record.entered_in_error" => format!(
+        EventType::RecordCorrected | EventType::RecordEnteredInError => format!(
             "{} {}: {}",
             field(&payload["target"], "event_type"),
             field(&payload["target"], "event_id"),
@@ -184,7 +177,7 @@ pub fn summary(event_type: &str, payload: &Value) -> String {
 }
 
 /// What a correction says the event should have been.
-pub fn corrected_summary(correction: &EventView, original_type: &str) -> Option<String> {
+pub fn corrected_summary(correction: &EventView, original_type: EventType) -> Option<String> {
     let payload = &correction.payload["corrected_payload"];
     (!payload.is_null()).then(|| summary(original_type, payload))
 }

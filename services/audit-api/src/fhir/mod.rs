@@ -15,9 +15,11 @@ mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use prolo_query::EventView;
-use prolo_schemas::SiteKey;
+use prolo_query::{EventView, ViewStanding};
+use prolo_schemas::{EventType, SiteKey};
 use serde_json::{Value, json};
+
+use crate::render::text;
 
 /// The base of every entry's `fullUrl`.
 pub const BASE: &str = "https://prolo-audit.invalid/fhir/";
@@ -41,14 +43,6 @@ fn fhir_id(raw: &str) -> String {
         })
         .take(64)
         .collect()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 /// SNOMED CT laterality qualifiers.
@@ -208,14 +202,17 @@ impl Bundle {
         let by_seq: BTreeMap<u64, &EventView> = history.iter().map(|v| (v.seq, v)).collect();
         let withdrawn: BTreeSet<String> = history
             .iter()
-            .filter(|v| v.event_type == "consent.withdrawn" && v.standing != "entered_in_error")
+            .filter(|v| {
+                v.event_type == EventType::ConsentWithdrawn
+                    && v.standing != ViewStanding::EnteredInError
+            })
             .map(|v| text(&v.payload["consent_event_id"]))
             .collect();
         // The latest update of each adverse event.
         let mut updates: BTreeMap<String, &EventView> = BTreeMap::new();
         for v in history
             .iter()
-            .filter(|v| v.event_type == "adverse_event.updated")
+            .filter(|v| v.event_type == EventType::AdverseEventUpdated)
         {
             updates.insert(text(&v.payload["adverse_event_id"]), v);
         }
@@ -226,16 +223,16 @@ impl Bundle {
                 .marks
                 .iter()
                 .rev()
-                .filter(|m| m.kind == "record.corrected")
+                .filter(|m| m.kind == EventType::RecordCorrected)
                 .find_map(|m| by_seq.get(&m.seq).copied());
             let payload = correction
                 .map(|c| c.payload["corrected_payload"].clone())
                 .filter(|p| !p.is_null())
                 .unwrap_or_else(|| v.payload.clone());
-            let voided = v.standing == "entered_in_error";
+            let voided = v.standing == ViewStanding::EnteredInError;
             let made: Vec<(String, String)> = match v.event_type {
-                "injection.given" => self.injection(v, &payload, voided),
-                "consent.given" => {
+                EventType::InjectionGiven => self.injection(v, &payload, voided),
+                EventType::ConsentGiven => {
                     let status = if voided {
                         "entered-in-error"
                     } else if withdrawn.contains(&v.event_id.to_string()) {
@@ -245,9 +242,9 @@ impl Bundle {
                     };
                     self.consent(v, &payload, status)
                 }
-                "examination.done" => self.examination(v, &payload, voided),
-                "imaging.recorded" => self.imaging(v, &payload, voided),
-                "adverse_event.reported" if !voided => {
+                EventType::ExaminationDone => self.examination(v, &payload, voided),
+                EventType::ImagingRecorded => self.imaging(v, &payload, voided),
+                EventType::AdverseEventReported if !voided => {
                     let update = updates.get(&v.event_id.to_string()).copied();
                     self.adverse_event(v, &payload, update)
                 }
@@ -306,7 +303,10 @@ impl Bundle {
 
     /// The patient's reads, as AuditEvents (DICOM audit codes).
     pub fn add_access(&mut self, reads: &[EventView]) {
-        for v in reads.iter().filter(|v| v.event_type == "access.recorded") {
+        for v in reads
+            .iter()
+            .filter(|v| v.event_type == EventType::AccessRecorded)
+        {
             let mut entity = Vec::new();
             for patient in v.payload["exposed_patients"]
                 .as_array()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::html;
-use prolo_query::EventView;
+use prolo_query::{EventView, ViewStanding};
 use prolo_schemas::{EventType, PatientId};
 use serde::Deserialize;
 
@@ -127,19 +127,19 @@ pub(in crate::console) async fn timeline(
             } }
             tbody {
                 @for v in &events {
-                    tr id=(format!("e-{}", v.event_id)) class=(v.standing) {
+                    tr id=(format!("e-{}", v.event_id)) class=(v.standing.as_str()) {
                         td { (time(v.occurred_at)) }
                         td { (time(v.stored_at)) }
-                        td { (v.event_type) }
+                        td { (v.event_type.as_str()) }
                         td { (v.actor.id.to_string()) " (" (prolo_projector::names::name(&v.actor.role)) ")" }
                         td { (v.source) }
                         td {
                             @match v.standing {
-                                "corrected" | "entered_in_error" => {
+                                ViewStanding::Corrected | ViewStanding::EnteredInError => {
                                     del { (view::summary(v.event_type, &v.payload)) }
                                     @for mark in &v.marks {
                                         div.mark {
-                                            @if mark.kind == "record.corrected" { "Corrected" } @else { "Entered in error" }
+                                            @if mark.kind == EventType::RecordCorrected { "Corrected" } @else { "Entered in error" }
                                             @if let Some(by) = by_seq.get(&mark.seq) {
                                                 " by " a href=(format!("#e-{}", by.event_id)) { (by.actor.id.to_string()) }
                                                 @if let Some(now) = view::corrected_summary(by, v.event_type) {

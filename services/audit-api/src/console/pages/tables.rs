@@ -10,7 +10,7 @@ pub(super) fn event_row(clinic: &str, v: &EventView) -> Markup {
     html! {
         tr {
             td { (time(v.occurred_at)) }
-            td { (v.event_type) }
+            td { (v.event_type.as_str()) }
             td { @if let Some(p) = &v.patient_id { (patient_link(clinic, p)) } }
             td { (view::summary(v.event_type, &v.payload)) }
         }
