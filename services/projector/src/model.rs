@@ -158,7 +158,7 @@ pub struct InjectionEntry {
     pub volume_ml: f64,
     /// The signal groups it is counted in, `(dimension, group)`, the
     /// clinic's baseline first: moved when a correction changes them.
-    pub groups: Vec<(String, String)>,
+    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
     /// Its plan, when named.
     pub plan: Option<Uuid>,
     /// Each local anaesthetic it carried and how much, mg (concentration ×
@@ -314,7 +314,7 @@ pub struct Counted {
     /// The kind it is counted as.
     pub kind: String,
     /// The groups, `(dimension, group)`, the clinic's baseline first.
-    pub groups: Vec<(String, String)>,
+    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
     /// The injection it is counted after: the one it names, or, when it
     /// names none, the patient's latest injection before its onset within
     /// the attribution window.

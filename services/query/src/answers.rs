@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
     model::{AdverseEventState, DayInjection, PatientSummary, PractitionerSummary},
+    rules::findings::Dimension,
     store::{RecordReader, reads::Index},
 };
 use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
@@ -694,7 +695,7 @@ pub fn findings_range(
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GroupRate {
     /// `lot`, `solution`, `site`, `practitioner`, `guidance` (or `clinic` for the baseline).
-    pub dimension: String,
+    pub dimension: Dimension,
     /// The group.
     pub group: String,
     /// Injections.
@@ -774,7 +775,7 @@ pub fn signals(
     let counted = store.group_counts(clinic.as_str())?;
     let whole = counted
         .iter()
-        .find(|c| c.dimension == "clinic")
+        .find(|c| c.dimension == Dimension::Clinic)
         .map(|c| c.count.clone())
         .unwrap_or_default();
     let today = store.signal_day()?;
@@ -815,7 +816,7 @@ pub fn signals(
             window_adverse_events: window.adverse_events,
             by_kind,
         };
-        if row.dimension == "clinic" {
+        if row.dimension == Dimension::Clinic {
             baseline = Some(row);
         } else {
             groups.push(row);

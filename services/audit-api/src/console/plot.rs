@@ -4,7 +4,10 @@
 //! beside it, and the signalled groups marked; the table under it.
 
 use maud::{Markup, PreEscaped, html};
-use prolo_projector::rules::disproportionality::{per_1000, wilson_per_1000 as wilson};
+use prolo_projector::rules::{
+    disproportionality::{per_1000, wilson_per_1000 as wilson},
+    findings::Dimension,
+};
 use prolo_query::{GroupRate, KindRate, SignalReport};
 
 /// One row of a kind's plot.
@@ -75,7 +78,7 @@ fn forest(kind: &str, rows: &[Row<'_>]) -> Markup {
              <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#6b6b6b\" stroke-width=\"2\"/>\
              </g>",
             if signalled { " signalled" } else { "" },
-            escape(&r.group.dimension),
+            escape(r.group.dimension.as_str()),
             escape(&r.group.group),
             escape(kind),
             escape(&label),
@@ -171,7 +174,7 @@ pub fn signals_body(clinic: &str, report: &SignalReport) -> Markup {
                 li.signalled { strong { (s.kind) } " in " (s.dimension) " " (s.group) ": when raised, "
                     (s.table.group_events) " after " (s.table.group_injections) " injections against "
                     (s.table.rest_events) " after the rest's " (s.table.rest_injections)
-                    @if s.dimension == "lot" { " · " a href=(format!("/console/{clinic}/lots/{}", s.group)) { "trace the lot" } }
+                    @if s.dimension == Dimension::Lot { " · " a href=(format!("/console/{clinic}/lots/{}", s.group)) { "trace the lot" } }
                 }
             }
         }

@@ -12,7 +12,7 @@ use crate::{
     rules::{
         self as policy,
         disproportionality::Table,
-        findings::{DIMENSIONS, GroupCount, Signal, SignalTransition, day_of},
+        findings::{DIMENSIONS, Dimension, GroupCount, Signal, SignalTransition, day_of},
     },
     store::{StoreError, keys},
 };
@@ -23,32 +23,35 @@ impl Folder<'_> {
     /// in this order, and a broader group whose events a more specific
     /// signal holds is explained by it (a contaminated multi-dose vial, not
     /// its whole lot; a lot, not the practitioners who used it).
-    pub(super) fn groups_of(p: &InjectionGiven) -> Vec<(&'static str, String)> {
-        let mut groups = vec![("clinic", "all".to_owned())];
+    pub(super) fn groups_of(p: &InjectionGiven) -> Vec<(Dimension, String)> {
+        let mut groups = vec![(Dimension::Clinic, "all".to_owned())];
         for c in &p.solution.components {
             if let Some(prolo_schemas::Vial {
                 kind: prolo_schemas::VialKind::MultiDose,
                 opened_at: Some(opened),
             }) = &c.vial
             {
-                groups.push(("vial", format!("{} opened {}", c.lot, opened.date_naive())));
+                groups.push((
+                    Dimension::Vial,
+                    format!("{} opened {}", c.lot, opened.date_naive()),
+                ));
             }
         }
         if let Some(prep) = &p.preparation {
             groups.push((
-                "preparation",
+                Dimension::Preparation,
                 format!("{} on {}", prep.prepared_by, prep.prepared_at.date_naive()),
             ));
         }
         for c in &p.solution.components {
-            groups.push(("lot", c.lot.to_string()));
+            groups.push((Dimension::Lot, c.lot.to_string()));
         }
         for c in &p.solution.components {
-            groups.push(("solution", solution_label(c)));
+            groups.push((Dimension::Solution, solution_label(c)));
         }
-        groups.push(("site", p.site.site_key.as_str().to_owned()));
-        groups.push(("practitioner", p.practitioner_id.to_string()));
-        groups.push(("guidance", name(&p.guidance)));
+        groups.push((Dimension::Site, p.site.site_key.as_str().to_owned()));
+        groups.push((Dimension::Practitioner, p.practitioner_id.to_string()));
+        groups.push((Dimension::Guidance, name(&p.guidance)));
         groups.dedup();
         debug_assert!(groups.iter().skip(1).all(|(d, _)| DIMENSIONS.contains(d)));
         groups
@@ -57,12 +60,16 @@ impl Folder<'_> {
     fn group(
         &mut self,
         clinic: &str,
-        dimension: &str,
+        dimension: Dimension,
         group: &str,
     ) -> Result<&mut GroupCount, StoreError> {
         let key = keys::key(
             keys::GROUP,
-            &[clinic.as_bytes(), dimension.as_bytes(), group.as_bytes()],
+            &[
+                clinic.as_bytes(),
+                dimension.as_str().as_bytes(),
+                group.as_bytes(),
+            ],
         );
         let entry = cached(&mut self.groups, self.store, key.clone(), || {
             Some(GroupCount::default())
@@ -145,7 +152,7 @@ impl Folder<'_> {
             return Ok(());
         }
         // Judged over the rolling window.
-        let whole = self.group(clinic, "clinic", "all")?.clone();
+        let whole = self.group(clinic, Dimension::Clinic, "all")?.clone();
         let criteria = self.settings.signal_criteria;
         // A group whose events are those of an active signal is explained
         // by it, not a signal, when that signal is of a more specific
@@ -153,28 +160,28 @@ impl Folder<'_> {
         // who used it), or of the same one with more events, or as many and
         // a stronger disproportion (IC025): of two lots given to the same
         // patients, the one that holds the cluster more tightly.
-        let rank = |dimension: &str| DIMENSIONS.iter().position(|d| *d == dimension);
-        let explains = |(by, by_strength): (&str, (usize, f64)),
-                        (of, of_strength): (&str, (usize, f64))| {
+        let rank = |dimension: Dimension| DIMENSIONS.iter().position(|d| *d == dimension);
+        let explains = |(by, by_strength): (Dimension, (usize, f64)),
+                        (of, of_strength): (Dimension, (usize, f64))| {
             rank(by) < rank(of) || (rank(by) == rank(of) && by_strength >= of_strength)
         };
         let strength = |events: &[Uuid], table: &Table| (events.len(), table.measures().ic025);
         let mut active = Vec::new();
         for (dimension, group) in self.active_signals(clinic, &kind)? {
-            let count = self.group(clinic, &dimension, &group)?;
+            let count = self.group(clinic, dimension, &group)?;
             let events = count.recent_events(&kind, from);
             let table = count.in_window_against_rest(&whole, &kind, from);
             let strength = strength(&events, &table);
             active.push(((dimension, group), events, strength));
         }
         for (dimension, group) in groups.into_iter().skip(1) {
-            let count = self.group(clinic, &dimension, &group)?;
+            let count = self.group(clinic, dimension, &group)?;
             let events = count.recent_events(&kind, from);
             let table = count.in_window_against_rest(&whole, &kind, from);
             if count.signalled.contains(&kind) {
                 if !table.signals(&criteria) {
                     let reason = "no longer meets the criteria".to_owned();
-                    let at = (dimension.as_str(), group.as_str());
+                    let at = (dimension, group.as_str());
                     self.clear_signal(seq, e, (clinic, at), &kind, table, reason)?;
                     active.retain(|((d, g), ..)| (d, g) != (&dimension, &group));
                 }
@@ -183,7 +190,7 @@ impl Folder<'_> {
             let explaining: Vec<Vec<Uuid>> = active
                 .iter()
                 .filter(|((d, _), _, by)| {
-                    explains((d, *by), (&dimension, strength(&events, &table)))
+                    explains((*d, *by), (dimension, strength(&events, &table)))
                 })
                 .map(|(_, events, _)| events.clone())
                 .collect();
@@ -192,13 +199,13 @@ impl Folder<'_> {
             {
                 continue;
             }
-            self.raise_signal(seq, e, (&dimension, &group), &kind, table)?;
+            self.raise_signal(seq, e, (dimension, &group), &kind, table)?;
             // Active signals of the same or a broader dimension whose
             // events this one explains clear.
-            let explained: Vec<(String, String)> = active
+            let explained: Vec<(Dimension, String)> = active
                 .iter()
                 .filter(|((d, _), other, of)| {
-                    explains((&dimension, strength(&events, &table)), (d, *of))
+                    explains((dimension, strength(&events, &table)), (*d, *of))
                         && policy::explained_by_signalled(
                             other,
                             std::slice::from_ref(&events),
@@ -209,10 +216,10 @@ impl Folder<'_> {
                 .collect();
             for (other_dimension, other_group) in explained {
                 let other_table = self
-                    .group(clinic, &other_dimension, &other_group)?
+                    .group(clinic, other_dimension, &other_group)?
                     .in_window_against_rest(&whole, &kind, from);
                 let reason = format!("explained by the signal of {dimension} {group}");
-                let at = (other_dimension.as_str(), other_group.as_str());
+                let at = (other_dimension, other_group.as_str());
                 self.clear_signal(seq, e, (clinic, at), &kind, other_table, reason)?;
                 active.retain(|((d, g), ..)| (d, g) != (&other_dimension, &other_group));
             }
@@ -235,7 +242,7 @@ impl Folder<'_> {
         from: i64,
     ) -> Result<(), StoreError> {
         for (dimension, group) in &counted.groups {
-            self.group(clinic, dimension, group)?.add_event(
+            self.group(clinic, *dimension, group)?.add_event(
                 &counted.kind,
                 event,
                 counted.day,
@@ -254,18 +261,18 @@ impl Folder<'_> {
         &mut self,
         e: &Envelope,
         (injection, day): (Uuid, i64),
-        before: &[(String, String)],
-        after: Option<Vec<(String, String)>>,
+        before: &[(Dimension, String)],
+        after: Option<Vec<(Dimension, String)>>,
         adverse_events: &[Uuid],
     ) -> Result<(), StoreError> {
         let clinic = e.clinic_id.as_str();
         let from = self.window_from(e);
         for (dimension, group) in before {
-            self.group(clinic, dimension, group)?
+            self.group(clinic, *dimension, group)?
                 .add_injection(day, -1, from);
         }
         for (dimension, group) in after.iter().flatten() {
-            self.group(clinic, dimension, group)?
+            self.group(clinic, *dimension, group)?
                 .add_injection(day, 1, from);
         }
         for id in adverse_events {
@@ -313,10 +320,10 @@ impl Folder<'_> {
     fn signal_record(
         &mut self,
         clinic: &str,
-        (dimension, group): (&str, &str),
+        (dimension, group): (Dimension, &str),
         kind: &str,
     ) -> Result<Option<&mut Signal>, StoreError> {
-        let key = keys::signal(clinic, dimension, group, kind);
+        let key = keys::signal(clinic, dimension.as_str(), group, kind);
         cached(&mut self.signals_raised, self.store, key, || None)
     }
 
@@ -325,7 +332,7 @@ impl Folder<'_> {
         &mut self,
         seq: u64,
         e: &Envelope,
-        (dimension, group): (&str, &str),
+        (dimension, group): (Dimension, &str),
         kind: &str,
         table: Table,
     ) -> Result<(), StoreError> {
@@ -353,7 +360,7 @@ impl Folder<'_> {
             None => {
                 let signal = Signal {
                     clinic_id: clinic.to_owned(),
-                    dimension: dimension.to_owned(),
+                    dimension,
                     group: group.to_owned(),
                     kind: kind.to_owned(),
                     table,
@@ -363,8 +370,10 @@ impl Folder<'_> {
                     active: true,
                     transitions: vec![transition],
                 };
-                self.signals_raised
-                    .insert(keys::signal(clinic, dimension, group, kind), signal.clone());
+                self.signals_raised.insert(
+                    keys::signal(clinic, dimension.as_str(), group, kind),
+                    signal.clone(),
+                );
                 signal
             }
         };
@@ -380,7 +389,7 @@ impl Folder<'_> {
         &mut self,
         seq: u64,
         e: &Envelope,
-        (clinic, (dimension, group)): (&str, (&str, &str)),
+        (clinic, (dimension, group)): (&str, (Dimension, &str)),
         kind: &str,
         table: Table,
         reason: String,
@@ -423,7 +432,7 @@ impl Folder<'_> {
         for signal in self.store.signals_all()? {
             let key = keys::signal(
                 &signal.clinic_id,
-                &signal.dimension,
+                signal.dimension.as_str(),
                 &signal.group,
                 &signal.kind,
             );
@@ -434,16 +443,16 @@ impl Folder<'_> {
         }
         for signal in active.into_values().filter(|s| s.active) {
             let clinic = signal.clinic_id.as_str();
-            let whole = self.group(clinic, "clinic", "all")?.clone();
+            let whole = self.group(clinic, Dimension::Clinic, "all")?.clone();
             let table = self
-                .group(clinic, &signal.dimension, &signal.group)?
+                .group(clinic, signal.dimension, &signal.group)?
                 .in_window_against_rest(&whole, &signal.kind, from);
             if !table.signals(&criteria) {
                 let reason = format!(
                     "no longer meets the criteria in the {}-day window",
                     criteria.window_days
                 );
-                let group = (signal.dimension.as_str(), signal.group.as_str());
+                let group = (signal.dimension, signal.group.as_str());
                 self.clear_signal(seq, e, (clinic, group), &signal.kind, table, reason)?;
             }
         }
@@ -456,22 +465,16 @@ impl Folder<'_> {
         &self,
         clinic: &str,
         kind: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<(Dimension, String)>, StoreError> {
         let mut active = std::collections::BTreeMap::new();
         for signal in self.store.signals_raised(clinic)? {
             if signal.kind == kind {
-                active.insert(
-                    (signal.dimension.clone(), signal.group.clone()),
-                    signal.active,
-                );
+                active.insert((signal.dimension, signal.group.clone()), signal.active);
             }
         }
         for signal in self.signals_raised.values() {
             if signal.clinic_id == clinic && signal.kind == kind {
-                active.insert(
-                    (signal.dimension.clone(), signal.group.clone()),
-                    signal.active,
-                );
+                active.insert((signal.dimension, signal.group.clone()), signal.active);
             }
         }
         Ok(active

@@ -13,7 +13,7 @@ pub struct Attribution {
     /// The injection.
     pub injection: Uuid,
     /// Its signal groups, as it stands.
-    pub groups: Vec<(String, String)>,
+    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
     /// Inferred (the adverse event named none).
     pub inferred: bool,
     /// The day it was given (see [`crate::rules::findings::day_of`]).

@@ -465,15 +465,81 @@ impl GroupCount {
 /// vial: its lot and the day it was opened) and `preparation` (who drew up
 /// the syringes, and the day) count only injections that record them: they
 /// tell a contamination inside the clinic from a bad manufacturer's lot.
-pub const DIMENSIONS: &[&str] = &[
-    "vial",
-    "preparation",
-    "lot",
-    "solution",
-    "site",
-    "practitioner",
-    "guidance",
+pub const DIMENSIONS: &[Dimension] = &[
+    Dimension::Vial,
+    Dimension::Preparation,
+    Dimension::Lot,
+    Dimension::Solution,
+    Dimension::Site,
+    Dimension::Practitioner,
+    Dimension::Guidance,
 ];
+
+/// What injections are grouped by for their adverse-event rates; `clinic`
+/// is the baseline (every injection of the clinic, group `all`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The whole clinic: the baseline.
+    Clinic,
+    /// A multi-dose vial: its lot and the day it was opened.
+    Vial,
+    /// Who drew up the syringes, and the day.
+    Preparation,
+    /// A solution component's lot.
+    Lot,
+    /// The solution (agents and concentrations).
+    Solution,
+    /// The site injected.
+    Site,
+    /// The practitioner who injected.
+    Practitioner,
+    /// The guidance mode.
+    Guidance,
+}
+
+impl Dimension {
+    /// Its name, as the signal keys, the JSON answers and the console use it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Clinic => "clinic",
+            Dimension::Vial => "vial",
+            Dimension::Preparation => "preparation",
+            Dimension::Lot => "lot",
+            Dimension::Solution => "solution",
+            Dimension::Site => "site",
+            Dimension::Practitioner => "practitioner",
+            Dimension::Guidance => "guidance",
+        }
+    }
+
+    /// The dimension of that name (as a signal key holds it).
+    pub fn named(name: &str) -> Option<Dimension> {
+        [Dimension::Clinic]
+            .iter()
+            .chain(DIMENSIONS)
+            .copied()
+            .find(|d| d.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A raised signal, published and kept: one adverse-event kind standing out
 /// in one group against the rest of the clinic.
@@ -481,8 +547,8 @@ pub const DIMENSIONS: &[&str] = &[
 pub struct Signal {
     /// Clinic.
     pub clinic_id: String,
-    /// `lot`, `solution`, `site`, `practitioner` or `guidance`.
-    pub dimension: String,
+    /// What it groups by: `lot`, `solution`, `site`, `practitioner`, …
+    pub dimension: Dimension,
     /// The group, e.g. the lot number.
     pub group: String,
     /// The adverse-event kind, e.g. `infection`.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::*;
 use crate::{
     model::{ClinicalEntry, ConsentEntry, CredentialEntry, Origin, PatientSummary, Standing},
-    rules::findings::{FindingSettings, OpenFinding, Rule},
+    rules::findings::{Dimension, FindingSettings, OpenFinding, Rule},
 };
 
 use prolo_tests::example_envelope as example;
@@ -340,7 +340,7 @@ fn an_adverse_event_naming_no_injection_is_attributed_to_the_latest_before_its_o
         session_number: 1,
         guidance: Guidance::Palpation,
         volume_ml: 2.0,
-        groups: vec![("lot".into(), lot.into())],
+        groups: vec![(Dimension::Lot, lot.into())],
         plan: None,
         anaesthetic_mg: vec![],
     };
@@ -357,7 +357,7 @@ fn an_adverse_event_naming_no_injection_is_attributed_to_the_latest_before_its_o
         (found.injection, found.inferred),
         (injections[1].origin.event_id, true)
     );
-    assert_eq!(found.groups, vec![("lot".to_owned(), "B".to_owned())]);
+    assert_eq!(found.groups, vec![(Dimension::Lot, "B".to_owned())]);
     // Onset 45 days after the last injection: outside the window.
     assert!(attributed_injection(&injections, None, 65 * day, window).is_none());
     // A named injection is used as it stands, not inferred.

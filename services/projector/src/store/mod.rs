@@ -62,7 +62,9 @@ pub enum StoreError {
 ///    kind, status, outcome and its updates' causality.
 /// 7: event ids kept in sorted blocks ([`crate::store::event_ids`]); a
 ///    practitioner's injections by day kept as rows ([`crate::model::DayInjection`]).
-pub const READ_MODEL_FORMAT: u32 = 7;
+/// 8: a signal's dimension and the signal groups an injection or adverse
+///    event is counted in typed ([`crate::rules::findings::Dimension`]).
+pub const READ_MODEL_FORMAT: u32 = 8;
 
 fn printable(key: &[u8]) -> String {
     key.iter()
@@ -104,6 +106,10 @@ fn unpack(key: &[u8], packed: &[u8]) -> Result<Vec<u8>, StoreError> {
     })
 }
 
+/// How long [`Store::open`] waits for the lock of a database this process
+/// has just closed; another process holding it is refused after that.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The projector's database.
 #[derive(Clone)]
 pub struct Store {
@@ -116,11 +122,27 @@ impl Store {
     /// Opens (or creates) the database at `path`, with a page cache of
     /// `cache_bytes`: memory stays bounded however long the stream is.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .mode(sled::Mode::HighThroughput);
+        // sled 0.34 releases its file lock only when its background writes
+        // of a database just dropped have finished (its own tests block on
+        // the lock for that reason), so a database closed and reopened at
+        // once in this process can find it still held: wait a little.
+        // sled says so only in the message of an `Io` error of kind Other.
+        let give_up = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock")
+                        && std::time::Instant::now() < give_up =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         let model = db.open_tree("model")?;
         let status = db.open_tree("status")?;
         let found = match model.get(keys::FORMAT)? {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Store, StoreError, decode, keys};
 use crate::{
     model::{AdverseEventState, Marks, PatientSummary, PractitionerSummary},
-    rules::findings::{Finding, GroupCount, Rule, Signal},
+    rules::findings::{Dimension, Finding, GroupCount, Rule, Signal},
 };
 
 /// A list of sequences the fold keeps, in stream order.
@@ -67,7 +67,7 @@ pub enum Index<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupCounts {
     /// `lot`, `solution`, `site`, `practitioner`, `guidance`, or `clinic`.
-    pub dimension: String,
+    pub dimension: Dimension,
     /// The group, e.g. the lot number (`all` for the baseline).
     pub group: String,
     /// Its counts.
@@ -203,6 +203,10 @@ impl Store {
             let mut text =
                 || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             let (dimension, group) = (text(), text());
+            let dimension = Dimension::named(&dimension).ok_or_else(|| StoreError::Codec {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                message: format!("no signal dimension is named {dimension}"),
+            })?;
             groups.push(GroupCounts {
                 dimension,
                 group,

@@ -969,7 +969,7 @@ async fn a_contaminated_multi_dose_vial_is_told_from_a_bad_lot() {
         .unwrap()
         .into_iter()
         .filter(|s| s.active)
-        .map(|s| (s.dimension, s.group))
+        .map(|s| (s.dimension.as_str().to_owned(), s.group))
         .collect();
     assert_eq!(
         active,
@@ -1030,7 +1030,7 @@ async fn signal_counts_follow_corrections_marks_and_updates() {
         let groups = trail.store.group_counts("riverside").unwrap();
         let g = groups
             .iter()
-            .find(|g| g.dimension == "lot" && g.group == lot)
+            .find(|g| g.dimension.as_str() == "lot" && g.group == lot)
             .map(|g| g.count.clone())
             .unwrap_or_default();
         (g.injections, g.events("infection"), g.events("pain_flare"))
@@ -1083,7 +1083,7 @@ async fn signal_counts_follow_corrections_marks_and_updates() {
         .group_counts("riverside")
         .unwrap()
         .into_iter()
-        .find(|g| g.dimension == "clinic")
+        .find(|g| g.dimension.as_str() == "clinic")
         .unwrap();
     assert_eq!(
         (clinic.count.injections, clinic.count.adverse_events),

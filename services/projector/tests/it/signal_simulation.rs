@@ -233,7 +233,7 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
         let signals = store.signals_raised(&clinic_id).unwrap();
         let planted_signal = signals
             .iter()
-            .find(|s| s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection");
+            .find(|s| s.dimension.as_str() == "lot" && s.group == BAD_LOT && s.kind == "infection");
         let planted = planted_signal.is_some();
         // Four months after the last event, the window has moved past the
         // lot: its signal is cleared.
@@ -241,12 +241,17 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
         still_active += signals
             .iter()
             .filter(|s| {
-                s.active && !(s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection")
+                s.active
+                    && !(s.dimension.as_str() == "lot"
+                        && s.group == BAD_LOT
+                        && s.kind == "infection")
             })
             .count();
         let wrong: Vec<String> = signals
             .iter()
-            .filter(|s| !(s.dimension == "lot" && s.group == BAD_LOT && s.kind == "infection"))
+            .filter(|s| {
+                !(s.dimension.as_str() == "lot" && s.group == BAD_LOT && s.kind == "infection")
+            })
             .map(|s| {
                 let steps: Vec<String> = s
                     .transitions
