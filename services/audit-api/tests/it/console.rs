@@ -12,10 +12,15 @@
 use std::{path::PathBuf, time::Duration};
 
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, browser::Browser, example_request, record_ok};
+use prolo_tests::{
+    NatsServer, Recorders, Stack,
+    browser::Browser,
+    example_request, record_ok,
+    scenario::{corrected_injection, record_examples},
+};
 use serde_json::{Value, json};
 
-use crate::common::{COMPLIANCE, SAFETY, api};
+use crate::common::{COMPLIANCE, SAFETY, answer_when, api};
 const PLANTED: &str = "DX-PLANT-7";
 /// How many form controls of the page have no label.
 const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => e.labels.length === 0).length";
@@ -24,27 +29,18 @@ const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=
 /// patients injected from two dextrose lots, four infections after the
 /// planted lot; one event of another clinic.
 async fn seed(client: &async_nats::Client) -> (uuid::Uuid, Vec<uuid::Uuid>) {
-    for event in [
-        "practitioner.credentialed",
-        "examination.done",
-        "candidacy.assessed",
-        "consent.given",
-        "treatment.planned",
-    ] {
-        let event_type: EventType = event.parse().unwrap();
-        record_ok(client, event_type, &example_request(event)).await;
-    }
-    let injected = record_ok(
+    record_examples(
         client,
-        EventType::InjectionGiven,
-        &example_request("injection.given"),
+        &[
+            EventType::PractitionerCredentialed,
+            EventType::ExaminationDone,
+            EventType::CandidacyAssessed,
+            EventType::ConsentGiven,
+            EventType::TreatmentPlanned,
+        ],
     )
-    .await
-    .event_id;
-    let mut correction = example_request("record.corrected");
-    correction["payload"]["target"]["event_id"] = json!(injected);
-    correction["payload"]["corrected_payload"]["volume_ml"] = json!(1.5);
-    record_ok(client, EventType::RecordCorrected, &correction).await;
+    .await;
+    let (injected, _) = corrected_injection(client).await;
     let mut given = Vec::new();
     for n in 0..80 {
         let lot = if n < 20 { PLANTED } else { "DX-CLEAN-1" };
@@ -137,29 +133,17 @@ async fn read_recorded(api: &str, patient: &str, principal: &str, query: &str) {
 #[tokio::test]
 async fn a_reviewer_signs_in_reads_a_timeline_an_investigation_and_the_signals_and_each_read_is_logged()
  {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let (api, _db) = api(&nats).await;
     let (injected, infections) = seed(&client).await;
     // The fold has everything (the planted lot is signalled).
-    let give_up = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let signals: Value = reqwest::Client::new()
-            .get(format!("{api}/v1/clinics/riverside/signals"))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if signals["signals"].as_array().is_some_and(|s| !s.is_empty()) {
-            break;
-        }
-        assert!(std::time::Instant::now() < give_up, "{signals}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    answer_when(
+        &api,
+        "/v1/clinics/riverside/signals",
+        Duration::from_secs(30),
+        |signals| signals["signals"].as_array().is_some_and(|s| !s.is_empty()),
+    )
+    .await;
     let shots = screenshots();
     let mut browser = Browser::start(1280, 900).await.unwrap();
 

@@ -10,9 +10,12 @@
 
 use std::time::Duration;
 
-use crate::common::{COMPLIANCE, SAFETY, api};
+use crate::common::{COMPLIANCE, SAFETY, answer_when, api};
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok, repo_root};
+use prolo_tests::{
+    Stack, example_request, record_ok, repo_root,
+    scenario::{corrected_injection, record_examples},
+};
 use serde_json::{Value, json};
 
 /// Validates a bundle with the R4 models; the validator's summary.
@@ -61,34 +64,21 @@ fn resources<'a>(bundle: &'a Value, kind: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn a_patient_and_a_lot_export_as_valid_r4_bundles_with_corrections_and_provenance() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let (api, _db) = api(&nats).await;
-    for event in [
-        "practitioner.credentialed",
-        "examination.done",
-        "imaging.recorded",
-        "candidacy.assessed",
-        "consent.given",
-        "treatment.planned",
-    ] {
-        let t: EventType = event.parse().unwrap();
-        record_ok(&client, t, &example_request(event)).await;
-    }
-    let injection = record_ok(
+    record_examples(
         &client,
-        EventType::InjectionGiven,
-        &example_request("injection.given"),
+        &[
+            EventType::PractitionerCredentialed,
+            EventType::ExaminationDone,
+            EventType::ImagingRecorded,
+            EventType::CandidacyAssessed,
+            EventType::ConsentGiven,
+            EventType::TreatmentPlanned,
+        ],
     )
-    .await
-    .event_id;
-    let mut correction = example_request("record.corrected");
-    correction["payload"]["target"]["event_id"] = json!(injection);
-    correction["payload"]["corrected_payload"]["volume_ml"] = json!(1.5);
-    let corrected = record_ok(&client, EventType::RecordCorrected, &correction)
-        .await
-        .event_id;
+    .await;
+    let (injection, corrected) = corrected_injection(&client).await;
     let mut infection = example_request("adverse_event.reported");
     infection["payload"]["linked_injection"]["event_id"] = json!(injection);
     let reported = record_ok(&client, EventType::AdverseEventReported, &infection)
@@ -98,26 +88,13 @@ async fn a_patient_and_a_lot_export_as_valid_r4_bundles_with_corrections_and_pro
     update["payload"]["adverse_event_id"] = json!(reported);
     record_ok(&client, EventType::AdverseEventUpdated, &update).await;
     // Wait for the fold; one read of the history makes an access event.
-    let http = reqwest::Client::new();
-    let give_up = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let page: Value = http
-            .get(format!(
-                "{api}/v1/clinics/riverside/patients/P-1042/history"
-            ))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["total"].as_u64() >= Some(9) {
-            break;
-        }
-        assert!(std::time::Instant::now() < give_up, "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    answer_when(
+        &api,
+        "/v1/clinics/riverside/patients/P-1042/history",
+        Duration::from_secs(20),
+        |page| page["total"].as_u64() >= Some(9),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let bundle = fhir(
@@ -248,33 +225,20 @@ async fn a_patient_and_a_lot_export_as_valid_r4_bundles_with_corrections_and_pro
     assert!(summary["resources"]["Patient"].as_u64() >= Some(1));
 
     // Each export is on the patient's access log.
-    let give_up = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let log: Value = http
-            .get(format!(
-                "{api}/v1/clinics/riverside/patients/P-1042/access-log?limit=1000"
-            ))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let exports = log["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|v| v["payload"]["query"] == "fhir_export")
-            .count();
-        if exports >= 3 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < give_up,
-            "{exports} exports logged: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    answer_when(
+        &api,
+        "/v1/clinics/riverside/patients/P-1042/access-log?limit=1000",
+        Duration::from_secs(20),
+        |log| {
+            let exports = log["items"].as_array().map_or(0, |items| {
+                items
+                    .iter()
+                    .filter(|v| v["payload"]["query"] == "fhir_export")
+                    .count()
+            });
+            exports >= 3
+        },
+    )
+    .await;
     recorders.stop().await;
 }

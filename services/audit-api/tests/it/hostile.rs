@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use prolo_audit_api::{ApiSettings, Principals};
-use prolo_projector::ProjectorSettings;
 use prolo_schemas::EventType::*;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{Stack, example_request, record_ok};
 use proptest::{
     prelude::*,
     test_runner::{Config, TestRunner},
 };
+
+use crate::common::{ApiOptions, start_api};
 
 const TOKEN: &str = "hostile-compliance-token-0123";
 
@@ -108,42 +108,20 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
         .build()
         .unwrap();
     let (nats, recorders, base, _db) = rt.block_on(async {
-        let nats = NatsServer::start().await.unwrap();
-        let recorders = Recorders::start(&nats.url()).await.unwrap();
-        let client = nats.client().await.unwrap();
+        let (nats, recorders, client) = Stack::start().await.parts();
         let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
         let mut report = example_request("adverse_event.reported");
         report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
         record_ok(&client, AdverseEventReported, &report).await;
-        let principals = Principals::parse(&format!(
-            r#"{{"tokens":[{{"token":"{TOKEN}","principal":"officer-lee","role":"compliance","clinics":["*"]}}]}}"#
-        ))
-        .unwrap();
-        let db = tempfile::tempdir().unwrap();
-        let settings = ApiSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            db: db.path().join("api.sled"),
+        let options = ApiOptions {
+            tokens: format!(
+                r#"{{"tokens":[{{"token":"{TOKEN}","principal":"officer-lee","role":"compliance","clinics":["*"]}}]}}"#
+            ),
             cache_bytes: 16 << 20,
-            projector: ProjectorSettings {
-                consumer: "audit-api".into(),
-                idle_wait: Duration::from_millis(50),
-                ..ProjectorSettings::default()
-            },
-            broker: None,
-            max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
+            ..ApiOptions::default()
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (_trigger, shutdown) = prolo_bus::Shutdown::new();
-        let api_client = nats.client().await.unwrap();
-        tokio::spawn(async move {
-            let _ = prolo_audit_api::run(api_client, principals, settings, shutdown, |addr| {
-                let _ = tx.send(addr);
-            })
-            .await;
-            drop(_trigger);
-        });
-        let addr = rx.await.unwrap();
-        (nats, recorders, format!("http://{addr}"), db)
+        let api = start_api(&nats, options).await;
+        (nats, recorders, api.base.clone(), api)
     });
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use crate::common::{COMPLIANCE, api};
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, example_request, free_port, record_ok};
+use prolo_tests::{Stack, example_request, free_port, record_ok};
 
 /// The samples of a text exposition: `name{labels}` → value.
 fn parse(text: &str) -> BTreeMap<String, f64> {
@@ -40,9 +40,7 @@ fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 
 #[tokio::test]
 async fn the_named_families_are_served_and_move_with_traffic() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let (base, _db) = api(&nats).await;
     let before = scrape(&base).await;
 

@@ -17,7 +17,7 @@ use prolo_projector::{
     store::keys,
 };
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{Stack, example_request, record_ok};
 
 async fn report_where(store: &Store, what: impl Fn(&VerifyReport) -> bool) -> VerifyReport {
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
@@ -34,9 +34,7 @@ async fn report_where(store: &Store, what: impl Fn(&VerifyReport) -> bool) -> Ve
 
 #[tokio::test]
 async fn the_schedule_verifies_new_sequences_and_a_full_pass_finds_an_edit() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (_nats, recorders, client) = Stack::start().await.parts();
     let mut failures = client.subscribe(FAILED_SUBJECT).await.unwrap();
     for _ in 0..5 {
         record_ok(
