@@ -197,54 +197,68 @@ fn scope(clinics: &[String]) -> Result<ClinicScope, String> {
         .map(ClinicScope::Only)
 }
 
-/// The queries, for the permission table and the access log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
+/// Makes [`QueryKind`], its names, and a marker type per kind in [`ask`]
+/// (the extractors of [`crate::routes::admit`] name the question a handler
+/// answers by type): one list, so the two cannot drift.
+macro_rules! query_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $name:literal,)*) => {
+        /// The queries, for the permission table and the access log.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum QueryKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl QueryKind {
+            /// The name in the access log and in errors.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(QueryKind::$kind => $name,)*
+                }
+            }
+        }
+
+        /// The queries as types, one marker each.
+        pub mod ask {
+            $(
+                #[doc = concat!("Asks [`QueryKind::", stringify!($kind), "`](super::QueryKind).")]
+                pub struct $kind;
+
+                impl crate::routes::admit::Asks for $kind {
+                    const KIND: super::QueryKind = super::QueryKind::$kind;
+                }
+            )*
+        }
+    };
+}
+
+query_kinds! {
     /// Stream position, lag, last verification.
-    Status,
+    Status => "status",
     /// One event by id.
-    EventById,
+    EventById => "event_by_id",
     /// A patient's history.
-    PatientHistory,
+    PatientHistory => "patient_history",
     /// A patient's current view.
-    PatientSummary,
+    PatientSummary => "patient_summary",
     /// Who read a patient's data.
-    AccessLog,
+    AccessLog => "access_log",
     /// Everything around an adverse event.
-    AdverseEventInvestigation,
+    AdverseEventInvestigation => "adverse_event_investigation",
     /// Everyone exposed to a lot.
-    LotTrace,
+    LotTrace => "lot_trace",
     /// A practitioner's history.
-    PractitionerHistory,
+    PractitionerHistory => "practitioner_history",
     /// Compliance findings.
-    Findings,
+    Findings => "findings",
     /// Adverse-event rates and safety signals.
-    Signals,
+    Signals => "signals",
     /// Refused requests (401, 403).
-    AccessRefused,
+    AccessRefused => "access_refused",
     /// A patient's record or a lot's reach as a FHIR R4 Bundle.
-    FhirExport,
+    FhirExport => "fhir_export",
 }
 
 impl QueryKind {
-    /// The name in the access log and in errors.
-    pub fn name(self) -> &'static str {
-        match self {
-            QueryKind::Status => "status",
-            QueryKind::EventById => "event_by_id",
-            QueryKind::PatientHistory => "patient_history",
-            QueryKind::PatientSummary => "patient_summary",
-            QueryKind::AccessLog => "access_log",
-            QueryKind::AdverseEventInvestigation => "adverse_event_investigation",
-            QueryKind::LotTrace => "lot_trace",
-            QueryKind::PractitionerHistory => "practitioner_history",
-            QueryKind::Findings => "findings",
-            QueryKind::Signals => "signals",
-            QueryKind::AccessRefused => "access_refused",
-            QueryKind::FhirExport => "fhir_export",
-        }
-    }
-
     /// Which roles may run it: compliance reads everything; safety reads
     /// clinical data but not who else looked; a service reads status only.
     pub fn allowed(self, role: AccessRole) -> bool {

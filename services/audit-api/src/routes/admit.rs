@@ -29,34 +29,12 @@ pub trait Asks: Send + Sync + 'static {
     }
 }
 
-/// The questions, one marker type each (named as their [`QueryKind`]).
+/// The questions, one marker type each (named as their [`QueryKind`]),
+/// and the clinic's start page.
 pub mod ask {
+    pub use crate::auth::ask::*;
+
     use super::{ApiError, Asks, Principal, QueryKind};
-
-    macro_rules! questions {
-        ($($kind:ident),* $(,)?) => {$(
-            #[doc = concat!("Asks [`QueryKind::", stringify!($kind), "`].")]
-            pub struct $kind;
-            impl Asks for $kind {
-                const KIND: QueryKind = QueryKind::$kind;
-            }
-        )*};
-    }
-
-    questions!(
-        Status,
-        EventById,
-        PatientHistory,
-        PatientSummary,
-        AccessLog,
-        AdverseEventInvestigation,
-        LotTrace,
-        PractitionerHistory,
-        Findings,
-        Signals,
-        AccessRefused,
-        FhirExport,
-    );
 
     /// A clinic's start page: for whoever may read its signals or its findings.
     pub struct ClinicStart;

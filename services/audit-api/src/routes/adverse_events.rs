@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
@@ -12,7 +12,7 @@ use super::{
     AppState,
     admit::{Admitted, ask, id},
     audited::{Asked, off_worker, patients_named},
-    params::{InvestigationParams, logged, params},
+    params::{Checked, InvestigationParams, logged},
 };
 use crate::{
     auth::{Principal, QueryKind},
@@ -25,9 +25,8 @@ pub(super) async fn investigation(
         principal, clinic, ..
     }: Admitted<ask::AdverseEventInvestigation>,
     Path((_, event_id)): Path<(String, String)>,
-    query: Result<Query<InvestigationParams>, QueryRejection>,
+    Checked(params): Checked<InvestigationParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let event_id: uuid::Uuid = id(&event_id)?;
     let answer = investigation_answer(&state, &principal, &clinic, event_id, &params).await?;
     Ok(Json(answer).into_response())

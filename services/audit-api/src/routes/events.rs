@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
@@ -14,7 +14,7 @@ use super::{
     AppState,
     admit::{Admitted, Allowed, ask, id},
     audited::{Asked, ListOf, list_response, off_worker, page_answer},
-    params::{ListParams, params},
+    params::{Checked, ListParams},
 };
 use crate::{auth::QueryKind, error::ApiError};
 
@@ -51,9 +51,8 @@ pub(super) async fn access_refused(
     Admitted {
         principal, clinic, ..
     }: Admitted<ask::AccessRefused>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let seqs = {
         let clinic = clinic.clone();
         off_worker(&state, move |store| q::access_refused(store, &clinic)).await?

@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
@@ -12,7 +12,7 @@ use super::{
     AppState,
     admit::{Admitted, ask, id},
     audited::{off_worker, patients_named},
-    params::{FindingParams, bounded_limit, logged, params},
+    params::{Checked, FindingParams, bounded_limit, logged},
 };
 use crate::{
     access::Read,
@@ -26,9 +26,8 @@ pub(super) async fn findings(
     Admitted {
         principal, clinic, ..
     }: Admitted<ask::Findings>,
-    query: Result<Query<FindingParams>, QueryRejection>,
+    Checked(params): Checked<FindingParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let page = findings_page(&state, &principal, &clinic, &params).await?;
     Ok(Json(page).into_response())
 }

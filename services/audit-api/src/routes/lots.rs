@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
@@ -14,7 +14,7 @@ use super::{
     AppState,
     admit::{Admitted, ask, id},
     audited::{Asked, off_worker, patients_named},
-    params::{TraceParams, bounded_limit, logged, params},
+    params::{Checked, TraceParams, bounded_limit, logged},
 };
 use crate::{
     answer::LotTracePage,
@@ -29,9 +29,8 @@ pub(super) async fn lot_trace(
         principal, clinic, ..
     }: Admitted<ask::LotTrace>,
     Path((_, lot)): Path<(String, String)>,
-    query: Result<Query<TraceParams>, QueryRejection>,
+    Checked(params): Checked<TraceParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let format = Format::parse(params.format.as_deref())?;
     let lot: LotNumber = id(&lot)?;
     // A JSON answer is a page of the injections (the adverse events and

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, rejection::QueryRejection};
+use axum::{
+    extract::{FromRequestParts, Query},
+    http::request::Parts,
+};
 use chrono::{DateTime, Utc};
 use prolo_query as q;
 use prolo_schemas::EventType;
@@ -20,13 +23,22 @@ pub(crate) trait QueryParams: serde::de::DeserializeOwned + serde::Serialize {
     fn check(&self) -> Result<(), ApiError>;
 }
 
-/// The parameters of a request, checked.
-pub(crate) fn params<P: QueryParams>(
-    query: Result<Query<P>, QueryRejection>,
-) -> Result<P, ApiError> {
-    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    params.check()?;
-    Ok(params)
+/// A request's query parameters, parsed and checked: one that does not
+/// parse or is out of its bounds is refused with 400 naming it. Extracted
+/// after the handler's [`super::admit`] extractor, so a refusal of who asks
+/// comes first.
+pub(crate) struct Checked<P>(pub(crate) P);
+
+impl<P: QueryParams + Send, S: Send + Sync> FromRequestParts<S> for Checked<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(params) = Query::<P>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        params.check()?;
+        Ok(Checked(params))
+    }
 }
 
 /// The parameters as given, for the access log.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query::{self as q, EventView};
@@ -14,7 +14,7 @@ use super::{
     AppState,
     admit::{Admitted, ask, id},
     audited::{Asked, ListOf, json_page, list_response, off_worker, page_answer, recorded_page},
-    params::{ListParams, bounded_limit, params},
+    params::{Checked, ListParams, bounded_limit},
 };
 use crate::{
     answer::Page,
@@ -29,9 +29,8 @@ pub(super) async fn patient_history(
         principal, clinic, ..
     }: Admitted<ask::PatientHistory>,
     Path((_, patient)): Path<(String, String)>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let patient: PatientId = id(&patient)?;
     if Format::parse(params.format.as_deref())? == Format::Json {
         let page = history_page(&state, &principal, (&clinic, &patient), &params).await?;
@@ -94,9 +93,8 @@ pub(super) async fn access_log(
         principal, clinic, ..
     }: Admitted<ask::AccessLog>,
     Path((_, patient)): Path<(String, String)>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let patient: PatientId = id(&patient)?;
     let seqs = {
         let (clinic, patient) = (clinic.clone(), patient.clone());

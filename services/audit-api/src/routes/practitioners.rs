@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
@@ -12,7 +12,7 @@ use super::{
     AppState,
     admit::{Admitted, ask, id},
     audited::{Asked, ListOf, list_response, off_worker},
-    params::{ListParams, params},
+    params::{Checked, ListParams},
 };
 use crate::{answer::PractitionerHistory, auth::QueryKind, error::ApiError};
 
@@ -22,9 +22,8 @@ pub(super) async fn practitioner_history(
         principal, clinic, ..
     }: Admitted<ask::PractitionerHistory>,
     Path((_, practitioner)): Path<(String, String)>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let params = params(query)?;
     let practitioner: PractitionerId = id(&practitioner)?;
     let (summary, seqs) = {
         let (clinic, practitioner, filter) =
