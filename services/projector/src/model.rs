@@ -248,9 +248,59 @@ pub struct ClinicalEntry {
     pub event_type: prolo_schemas::EventType,
     /// One line: e.g. `ultrasound baseline`, `candidate`, `4 sessions every 28 days`.
     pub summary: String,
-    /// What the rules look at: the imaging purpose (`baseline`, `follow_up`)
-    /// or the candidacy decision (`candidate`, `not_candidate`); else empty.
-    pub tag: String,
+    /// What the rules look at: the imaging purpose, the candidacy decision,
+    /// the screening's decision, the outcome's instrument, why a series ended.
+    /// Answers show its name (`follow_up`, `not_candidate`; empty for none).
+    #[serde(serialize_with = "ClinicalTag::serialize_for_people")]
+    #[schemars(with = "String")]
+    pub tag: ClinicalTag,
+}
+
+/// What the rules look at in a clinical entry, typed as the schema has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClinicalTag {
+    /// Nothing the rules look at (a time-out, an observation).
+    None,
+    /// An imaging study's purpose: baseline or follow-up.
+    Imaging(prolo_schemas::ImagingPurpose),
+    /// A candidacy decision.
+    Candidacy {
+        /// A candidate or not.
+        candidate: bool,
+    },
+    /// A screening's decision.
+    Screening(prolo_schemas::ScreeningDecision),
+    /// The instrument of a patient-reported outcome.
+    Outcome(prolo_schemas::OutcomeInstrument),
+    /// Why a series ended.
+    SeriesEnd(prolo_schemas::SeriesEndReason),
+}
+
+impl ClinicalTag {
+    /// Stored typed (bincode), answered by its name (JSON): a JSON answer
+    /// keeps the one string it always had.
+    fn serialize_for_people<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.name())
+        } else {
+            self.serialize(s)
+        }
+    }
+
+    /// Its name for people: the value's recorded name (`follow_up`,
+    /// `not_candidate`, `proceed`, …), empty for none.
+    pub fn name(&self) -> String {
+        match self {
+            ClinicalTag::None => String::new(),
+            ClinicalTag::Imaging(purpose) => crate::names::name(purpose),
+            ClinicalTag::Candidacy { candidate: true } => "candidate".to_owned(),
+            ClinicalTag::Candidacy { candidate: false } => "not_candidate".to_owned(),
+            ClinicalTag::Screening(decision) => crate::names::name(decision),
+            ClinicalTag::Outcome(instrument) => crate::names::name(instrument),
+            ClinicalTag::SeriesEnd(reason) => crate::names::name(reason),
+        }
+    }
 }
 
 /// A correction or entered-in-error mark made on this patient's record.

@@ -148,17 +148,14 @@ pub(super) fn clinical_entry(e: &Envelope, seq: u64) -> Option<ClinicalEntry> {
         _ => return None,
     };
     let tag = match &e.payload {
-        Payload::ImagingRecorded(p) => name(&p.purpose),
-        Payload::CandidacyAssessed(p) => if p.candidate {
-            "candidate"
-        } else {
-            "not_candidate"
-        }
-        .to_owned(),
-        Payload::ScreeningDone(p) => name(&p.decision),
-        Payload::OutcomeReported(p) => name(&p.instrument),
-        Payload::SeriesCompleted(p) => name(&p.reason),
-        _ => String::new(),
+        Payload::ImagingRecorded(p) => ClinicalTag::Imaging(p.purpose),
+        Payload::CandidacyAssessed(p) => ClinicalTag::Candidacy {
+            candidate: p.candidate,
+        },
+        Payload::ScreeningDone(p) => ClinicalTag::Screening(p.decision),
+        Payload::OutcomeReported(p) => ClinicalTag::Outcome(p.instrument),
+        Payload::SeriesCompleted(p) => ClinicalTag::SeriesEnd(p.reason),
+        _ => ClinicalTag::None,
     };
     Some(ClinicalEntry {
         origin: origin(e, seq),

@@ -12,7 +12,10 @@ use crate::{
     rules::{
         self as policy,
         disproportionality::Table,
-        findings::{DIMENSIONS, Dimension, GroupCount, Signal, SignalTransition, day_of},
+        findings::{
+            DIMENSIONS, Dimension, GroupCount, Signal, SignalState, SignalTransition, day_of,
+        },
+        signals::SignalStep,
     },
     store::{StoreError, keys},
 };
@@ -151,80 +154,41 @@ impl Folder<'_> {
         if self.settings.expected_kinds.contains(&kind) {
             return Ok(());
         }
-        // Judged over the rolling window.
+        // Judged over the rolling window: the counts as they stand with
+        // this event, the steps decided by the rules, each recorded.
         let whole = self.group(clinic, Dimension::Clinic, "all")?.clone();
-        let criteria = self.settings.signal_criteria;
-        // A group whose events are those of an active signal is explained
-        // by it, not a signal, when that signal is of a more specific
-        // dimension (a vial before its lot, a lot before the practitioners
-        // who used it), or of the same one with more events, or as many and
-        // a stronger disproportion (IC025): of two lots given to the same
-        // patients, the one that holds the cluster more tightly.
-        let rank = |dimension: Dimension| DIMENSIONS.iter().position(|d| *d == dimension);
-        let explains = |(by, by_strength): (Dimension, (usize, f64)),
-                        (of, of_strength): (Dimension, (usize, f64))| {
-            rank(by) < rank(of) || (rank(by) == rank(of) && by_strength >= of_strength)
-        };
-        let strength = |events: &[Uuid], table: &Table| (events.len(), table.measures().ic025);
         let mut active = Vec::new();
-        for (dimension, group) in self.active_signals(clinic, &kind)? {
-            let count = self.group(clinic, dimension, &group)?;
-            let events = count.recent_events(&kind, from);
-            let table = count.in_window_against_rest(&whole, &kind, from);
-            let strength = strength(&events, &table);
-            active.push(((dimension, group), events, strength));
+        for group in self.active_signals(clinic, &kind)? {
+            let count = self.group(clinic, group.0, &group.1)?.clone();
+            active.push((group, count));
         }
-        for (dimension, group) in groups.into_iter().skip(1) {
-            let count = self.group(clinic, dimension, &group)?;
-            let events = count.recent_events(&kind, from);
-            let table = count.in_window_against_rest(&whole, &kind, from);
-            if count.signalled.contains(&kind) {
-                if !table.signals(&criteria) {
-                    let reason = "no longer meets the criteria".to_owned();
-                    let at = (dimension, group.as_str());
-                    self.clear_signal(seq, e, (clinic, at), &kind, table, reason)?;
-                    active.retain(|((d, g), ..)| (d, g) != (&dimension, &group));
+        let mut candidates = Vec::new();
+        for group in groups.into_iter().skip(1) {
+            let count = self.group(clinic, group.0, &group.1)?.clone();
+            candidates.push((group, count));
+        }
+        let steps = policy::signals::signal_steps(
+            &kind,
+            &self.settings.signal_criteria,
+            from,
+            &whole,
+            &active,
+            &candidates,
+        );
+        for step in steps {
+            match step {
+                SignalStep::Raise { group, table } => {
+                    self.raise_signal(seq, e, (group.0, &group.1), &kind, table)?;
                 }
-                continue;
+                SignalStep::Clear {
+                    group,
+                    table,
+                    reason,
+                } => {
+                    let at = (group.0, group.1.as_str());
+                    self.clear_signal(seq, e, (clinic, at), &kind, table, reason)?;
+                }
             }
-            let explaining: Vec<Vec<Uuid>> = active
-                .iter()
-                .filter(|((d, _), _, by)| {
-                    explains((*d, *by), (dimension, strength(&events, &table)))
-                })
-                .map(|(_, events, _)| events.clone())
-                .collect();
-            if !table.signals(&criteria)
-                || policy::explained_by_signalled(&events, &explaining, criteria.events_min)
-            {
-                continue;
-            }
-            self.raise_signal(seq, e, (dimension, &group), &kind, table)?;
-            // Active signals of the same or a broader dimension whose
-            // events this one explains clear.
-            let explained: Vec<(Dimension, String)> = active
-                .iter()
-                .filter(|((d, _), other, of)| {
-                    explains((dimension, strength(&events, &table)), (*d, *of))
-                        && policy::explained_by_signalled(
-                            other,
-                            std::slice::from_ref(&events),
-                            criteria.events_min,
-                        )
-                })
-                .map(|(at, ..)| at.clone())
-                .collect();
-            for (other_dimension, other_group) in explained {
-                let other_table = self
-                    .group(clinic, other_dimension, &other_group)?
-                    .in_window_against_rest(&whole, &kind, from);
-                let reason = format!("explained by the signal of {dimension} {group}");
-                let at = (other_dimension, other_group.as_str());
-                self.clear_signal(seq, e, (clinic, at), &kind, other_table, reason)?;
-                active.retain(|((d, g), ..)| (d, g) != (&other_dimension, &other_group));
-            }
-            let strength = strength(&events, &table);
-            active.push(((dimension, group), events, strength));
         }
         Ok(())
     }
@@ -341,7 +305,7 @@ impl Folder<'_> {
             .signalled
             .insert(kind.to_owned());
         let transition = SignalTransition {
-            state: "raised".into(),
+            state: SignalState::Raised,
             by: e.event_id,
             seq,
             reason: "meets the criteria".into(),
@@ -402,7 +366,7 @@ impl Folder<'_> {
         signal.table = table;
         signal.measures = table.measures();
         signal.transitions.push(SignalTransition {
-            state: "cleared".into(),
+            state: SignalState::Cleared,
             by: e.event_id,
             seq,
             reason,

@@ -570,8 +570,8 @@ pub struct Signal {
 /// A signal raised or cleared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SignalTransition {
-    /// `raised` or `cleared`.
-    pub state: String,
+    /// Raised or cleared.
+    pub state: SignalState,
     /// The adverse event whose folding did it.
     pub by: Uuid,
     /// Its sequence.
@@ -581,6 +581,32 @@ pub struct SignalTransition {
     pub reason: String,
     /// The table then.
     pub table: Table,
+}
+
+/// What a signal's transition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalState {
+    /// The group's counts met the criteria.
+    Raised,
+    /// They no longer do, or another group's signal explains its events.
+    Cleared,
+}
+
+impl SignalState {
+    /// `raised` or `cleared`, as published and answered.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalState::Raised => "raised",
+            SignalState::Cleared => "cleared",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

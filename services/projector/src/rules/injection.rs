@@ -14,7 +14,7 @@ use super::{
     },
 };
 use crate::{
-    model::{ConsentEntry, CredentialEntry, PatientSummary, PlanEntry},
+    model::{ClinicalTag, ConsentEntry, CredentialEntry, PatientSummary, PlanEntry},
     rules::findings::{FindingSettings, Rule},
 };
 
@@ -131,7 +131,7 @@ pub fn injection_findings(
             );
         }
         if let Some(decision) = latest_candidacy(summary, at)
-            && decision.tag == "not_candidate"
+            && decision.tag == (ClinicalTag::Candidacy { candidate: false })
         {
             raise(
                 Rule::InjectionAfterNegativeCandidacy,

@@ -13,6 +13,8 @@
 //! - [`references`]: corrections and updates that point outside their patient;
 //! - [`standing`]: what a patient or practitioner held at a time, and which
 //!   later events resolve an open finding;
+//! - [`signals`]: the safety signals' state machine (raise, clear,
+//!   explained by a more specific signal) over counts;
 //! - [`disproportionality`]: the signal statistics.
 
 pub mod adverse_events;
@@ -20,6 +22,7 @@ pub mod disproportionality;
 pub mod findings;
 pub mod injection;
 pub mod references;
+pub mod signals;
 pub mod standing;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,10 @@
 //! What a patient or practitioner held at a time, and which later events
 //! resolve an open finding.
 
-use prolo_schemas::{CredentialKind, EventType};
+use prolo_schemas::{CredentialKind, EventType, ImagingPurpose};
 
 use crate::{
-    model::{ConsentEntry, CredentialEntry, Origin, PatientSummary},
+    model::{ClinicalTag, ConsentEntry, CredentialEntry, Origin, PatientSummary},
     rules::findings::{OpenFinding, Rule},
 };
 
@@ -34,7 +34,7 @@ pub fn credential_finding_resolved(credentials: &[CredentialEntry], open: &OpenF
 
 /// An examination and a positive candidacy decision, both standing, before `at_ms`.
 pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
-    let before = |t: EventType, tag: Option<&str>| {
+    let before = |t: EventType, tag: Option<ClinicalTag>| {
         summary.clinical.iter().any(|c| {
             c.origin.standing.counts()
                 && c.event_type == t
@@ -43,7 +43,10 @@ pub fn examined_and_candidate(summary: &PatientSummary, at_ms: i64) -> bool {
         })
     };
     before(EventType::ExaminationDone, None)
-        && before(EventType::CandidacyAssessed, Some("candidate"))
+        && before(
+            EventType::CandidacyAssessed,
+            Some(ClinicalTag::Candidacy { candidate: true }),
+        )
 }
 
 /// The latest standing candidacy decision at or before `at_ms`.
@@ -67,7 +70,7 @@ pub fn follow_up_imaged(summary: &PatientSummary, at_ms: i64) -> bool {
     summary.clinical.iter().any(|c| {
         c.origin.standing.counts()
             && c.event_type == EventType::ImagingRecorded
-            && c.tag == "follow_up"
+            && c.tag == ClinicalTag::Imaging(ImagingPurpose::FollowUp)
             && c.origin.occurred_at_ms <= at_ms
     })
 }

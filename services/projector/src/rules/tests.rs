@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::{
-    model::{ClinicalEntry, ConsentEntry, CredentialEntry, Origin, PatientSummary, Standing},
+    model::{
+        ClinicalEntry, ClinicalTag, ConsentEntry, CredentialEntry, Origin, PatientSummary, Standing,
+    },
     rules::findings::{Dimension, FindingSettings, OpenFinding, Rule},
 };
 
@@ -31,12 +33,12 @@ fn origin(at_ms: i64) -> Origin {
     }
 }
 
-fn entry(event_type: &str, tag: &str, at_ms: i64) -> ClinicalEntry {
+fn entry(event_type: &str, tag: ClinicalTag, at_ms: i64) -> ClinicalEntry {
     ClinicalEntry {
         origin: origin(at_ms),
         event_type: event_type.parse().expect("an event type"),
         summary: String::new(),
-        tag: tag.into(),
+        tag,
     }
 }
 
@@ -55,8 +57,12 @@ fn prepared(at: i64, sites: &[&str]) -> PatientSummary {
             withdrawn: None,
         }],
         clinical: vec![
-            entry("examination.done", "", at - day),
-            entry("candidacy.assessed", "candidate", at - day),
+            entry("examination.done", ClinicalTag::None, at - day),
+            entry(
+                "candidacy.assessed",
+                ClinicalTag::Candidacy { candidate: true },
+                at - day,
+            ),
         ],
         ..PatientSummary::default()
     }
@@ -384,9 +390,11 @@ fn agents_guidance_asepsis_and_a_negative_candidacy_each_raise_their_rule() {
     p.guidance = Guidance::Ultrasound;
     p.aseptic_preparation = false;
     // A later candidacy decision said no.
-    patient
-        .clinical
-        .push(entry("candidacy.assessed", "not_candidate", at - 1000));
+    patient.clinical.push(entry(
+        "candidacy.assessed",
+        ClinicalTag::Candidacy { candidate: false },
+        at - 1000,
+    ));
     let drafts = judged(&e, &p, &patient, vec![&[], &[]]);
     assert_eq!(
         rules(&drafts),

@@ -64,7 +64,8 @@ pub enum StoreError {
 ///    practitioner's injections by day kept as rows ([`crate::model::DayInjection`]).
 /// 8: a signal's dimension and the signal groups an injection or adverse
 ///    event is counted in typed ([`crate::rules::findings::Dimension`]).
-pub const READ_MODEL_FORMAT: u32 = 8;
+/// 9: a clinical entry's tag typed ([`crate::model::ClinicalTag`]).
+pub const READ_MODEL_FORMAT: u32 = 9;
 
 fn printable(key: &[u8]) -> String {
     key.iter()

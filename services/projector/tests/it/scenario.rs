@@ -9,7 +9,7 @@ use prolo_projector::{
     store::keys,
 };
 use prolo_schemas::EventType::*;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{Stack, example_request, record_ok};
 use serde_json::{Value, json};
 
 fn at(mut request: Value, occurred: &str) -> Value {
@@ -19,9 +19,7 @@ fn at(mut request: Value, occurred: &str) -> Value {
 
 #[tokio::test]
 async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let db = tempfile::tempdir().unwrap();
 
@@ -310,9 +308,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 /// are folded into the patient's record, each with its one-line summary.
 #[tokio::test]
 async fn a_clinic_day_is_folded_into_the_patients_record() {
-    let nats = NatsServer::start().await.unwrap();
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
     let db = tempfile::tempdir().unwrap();
     let mut injection = None;
@@ -342,10 +338,12 @@ async fn a_clinic_day_is_folded_into_the_patients_record() {
         .unwrap()
         .unwrap();
     assert_eq!(p.event_count, 7);
+    let tags: Vec<String> = p.clinical.iter().map(|c| c.tag.name()).collect();
     let clinical: Vec<(&str, &str, &str)> = p
         .clinical
         .iter()
-        .map(|c| (c.event_type.as_str(), c.summary.as_str(), c.tag.as_str()))
+        .zip(&tags)
+        .map(|(c, tag)| (c.event_type.as_str(), c.summary.as_str(), tag.as_str()))
         .collect();
     assert_eq!(
         clinical,
