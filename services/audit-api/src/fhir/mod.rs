@@ -16,7 +16,7 @@ mod resources;
 use std::collections::{BTreeMap, BTreeSet};
 
 use prolo_query::{EventView, ViewStanding};
-use prolo_schemas::{EventType, SiteKey};
+use prolo_schemas::{ActorRole, EventType, SiteKey};
 use serde_json::{Value, json};
 
 use crate::render::text;
@@ -261,10 +261,10 @@ impl Bundle {
     /// Who recorded `target`, from which event (and which correction).
     fn provenance(&mut self, v: &EventView, correction: Option<&EventView>, kind: &str, id: &str) {
         let actor = v.actor.id.to_string();
-        let role = prolo_projector::names::name(&v.actor.role);
-        let who = if role == "practitioner" {
+        let who = if v.actor.role == ActorRole::Practitioner {
             self.practitioner_ref(&actor)
         } else {
+            let role = prolo_projector::names::name(&v.actor.role);
             json!({"display": format!("{actor} ({role})")})
         };
         let mut entity = vec![

@@ -71,12 +71,12 @@ pub(crate) async fn investigation_answer(
             .chain(adverse)
             .chain(std::iter::once(answer.state.patient_id.as_str())),
     );
-    let asked = Asked {
+    let asked = Asked::new(
         principal,
         clinic,
-        query: QueryKind::AdverseEventInvestigation,
+        QueryKind::AdverseEventInvestigation,
         patient,
-    };
+    );
     asked
         .record(state, logged(params), answer.records(), exposed)
         .await?;

@@ -45,7 +45,22 @@ pub(crate) struct Asked<'a> {
     pub(crate) patient: Option<PatientId>,
 }
 
-impl Asked<'_> {
+impl<'a> Asked<'a> {
+    /// `principal` asked `query` in `clinic`, about `patient` if about one.
+    pub(crate) fn new(
+        principal: &'a Principal,
+        clinic: &'a ClinicId,
+        query: QueryKind,
+        patient: Option<PatientId>,
+    ) -> Self {
+        Asked {
+            principal,
+            clinic,
+            query,
+            patient,
+        }
+    }
+
     /// The read as the access log records it; `exposed`: every patient
     /// whose data the answer carries (the patient asked about is added).
     pub(super) fn read(

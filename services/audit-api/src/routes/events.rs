@@ -35,12 +35,7 @@ pub(super) async fn event_by_id(
     let clinic: ClinicId = id(&view.clinic_id)?;
     let patient: Option<PatientId> = view.patient_id.as_deref().and_then(|p| p.parse().ok());
     let parameters = BTreeMap::from([("event_id".to_owned(), event_id.to_string())]);
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::EventById,
-        patient,
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::EventById, patient);
     asked.record(&state, parameters, 1, BTreeSet::new()).await?;
     Ok(Json(view).into_response())
 }
@@ -57,11 +52,6 @@ pub(super) async fn access_refused(
         let clinic = clinic.clone();
         off_worker(&state, move |store| q::access_refused(store, &clinic)).await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::AccessRefused,
-        patient: None,
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::AccessRefused, None);
     list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
 }

@@ -90,12 +90,7 @@ pub(super) async fn patient_fhir(
         })
         .await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::FhirExport,
-        patient: Some(patient),
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::FhirExport, Some(patient));
     asked
         .record(&state, BTreeMap::new(), records, BTreeSet::new())
         .await?;
@@ -138,12 +133,7 @@ pub(super) async fn lot_fhir(
         })
         .await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::FhirExport,
-        patient: None,
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::FhirExport, None);
     asked
         .record(&state, BTreeMap::new(), records, exposed)
         .await?;

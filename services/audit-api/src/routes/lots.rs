@@ -44,12 +44,7 @@ pub(super) async fn lot_trace(
         off_worker(&state, move |store| q::lot_trace(store, &clinic, &lot)).await?
     };
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::LotTrace,
-        patient: None,
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::LotTrace, None);
     let on_cut = asked
         .record_export(&state, logged(&params), records, trace_exposed(&trace))
         .await?;
@@ -91,12 +86,7 @@ pub(crate) async fn lot_trace_page(
     let kept: BTreeSet<u64> = page.iter().copied().collect();
     trace.injections.retain(|r| kept.contains(&r.seq));
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
-    let asked = Asked {
-        principal,
-        clinic,
-        query: QueryKind::LotTrace,
-        patient: None,
-    };
+    let asked = Asked::new(principal, clinic, QueryKind::LotTrace, None);
     asked
         .record(state, logged(params), records, trace_exposed(&trace))
         .await?;

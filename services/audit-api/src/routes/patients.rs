@@ -43,12 +43,12 @@ pub(super) async fn patient_history(
         })
         .await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::PatientHistory,
-        patient: Some(patient),
-    };
+    let asked = Asked::new(
+        &principal,
+        &clinic,
+        QueryKind::PatientHistory,
+        Some(patient),
+    );
     list_response(
         &state,
         asked,
@@ -78,12 +78,12 @@ pub(crate) async fn history_page(
         })
         .await?
     };
-    let asked = Asked {
+    let asked = Asked::new(
         principal,
         clinic,
-        query: QueryKind::PatientHistory,
-        patient: Some(patient.clone()),
-    };
+        QueryKind::PatientHistory,
+        Some(patient.clone()),
+    );
     recorded_page(state, asked, params, page).await
 }
 
@@ -100,12 +100,7 @@ pub(super) async fn access_log(
         let (clinic, patient) = (clinic.clone(), patient.clone());
         off_worker(&state, move |store| q::access_log(store, &clinic, &patient)).await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::AccessLog,
-        patient: Some(patient),
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::AccessLog, Some(patient));
     list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
 }
 
@@ -120,12 +115,12 @@ pub(crate) async fn access_log_page(
         let (clinic, patient) = (clinic.clone(), patient.clone());
         off_worker(state, move |store| q::access_log(store, &clinic, &patient)).await?
     };
-    let asked = Asked {
+    let asked = Asked::new(
         principal,
         clinic,
-        query: QueryKind::AccessLog,
-        patient: Some(patient.clone()),
-    };
+        QueryKind::AccessLog,
+        Some(patient.clone()),
+    );
     json_page(state, asked, params, seqs, bounded_limit(params.limit)?).await
 }
 
@@ -144,12 +139,12 @@ pub(super) async fn patient_summary(
         })
         .await?
     };
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::PatientSummary,
-        patient: Some(patient),
-    };
+    let asked = Asked::new(
+        &principal,
+        &clinic,
+        QueryKind::PatientSummary,
+        Some(patient),
+    );
     asked
         .record(&state, BTreeMap::new(), 1, BTreeSet::new())
         .await?;

@@ -34,11 +34,6 @@ pub(super) async fn practitioner_history(
         .await?
     };
     let answer = move |page| Json(PractitionerHistory { page, summary }).into_response();
-    let asked = Asked {
-        principal: &principal,
-        clinic: &clinic,
-        query: QueryKind::PractitionerHistory,
-        patient: None,
-    };
+    let asked = Asked::new(&principal, &clinic, QueryKind::PractitionerHistory, None);
     list_response(&state, asked, ListOf::Events, &params, seqs, answer).await
 }

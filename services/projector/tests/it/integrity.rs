@@ -11,7 +11,7 @@ use prolo_projector::{
     store::keys,
 };
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, example_request, record_ok};
+use prolo_tests::{NatsServer, Recorders, Stack, example_request, record_ok};
 
 #[tokio::test]
 async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
@@ -91,10 +91,8 @@ async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
 
 #[tokio::test]
 async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
     for _ in 0..5 {
         record_ok(
             &client,
@@ -150,10 +148,8 @@ async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
 
 #[tokio::test]
 async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
 
@@ -211,10 +207,8 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
 #[tokio::test]
 async fn a_recreated_or_shorter_stream_is_diverged_and_verify_fails_at_once() {
     use prolo_projector::integrity::consistency::{Consistency, IDENTITY, StreamIdentity, check};
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
+    let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
-    let recorders = Recorders::start(&nats.url()).await.unwrap();
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
     for _ in 0..5 {
