@@ -124,7 +124,7 @@ pub fn document() -> Value {
         (
             "Signal",
             serde_json::to_value(schemars::schema_for!(
-                prolo_projector::rules::findings::Signal
+                prolo_projector::rules::signals::Signal
             )),
         ),
         (

@@ -197,8 +197,20 @@ fn scope(clinics: &[String]) -> Result<ClinicScope, String> {
         .map(ClinicScope::Only)
 }
 
+/// A question a handler answers: the query kind the roles allow and the
+/// access log names.
+pub trait Asks: Send + Sync + 'static {
+    /// The query, as the roles and the access log know it.
+    const KIND: QueryKind;
+
+    /// Refuses a principal whose role may not ask it.
+    fn allowed(principal: &Principal) -> Result<(), ApiError> {
+        principal.may(Self::KIND)
+    }
+}
+
 /// Makes [`QueryKind`], its names, and a marker type per kind in [`ask`]
-/// (the extractors of [`crate::routes::admit`] name the question a handler
+/// (the extractors of `crate::routes::admit` name the question a handler
 /// answers by type): one list, so the two cannot drift.
 macro_rules! query_kinds {
     ($($(#[doc = $doc:literal])* $kind:ident => $name:literal,)*) => {
@@ -223,7 +235,7 @@ macro_rules! query_kinds {
                 #[doc = concat!("Asks [`QueryKind::", stringify!($kind), "`](super::QueryKind).")]
                 pub struct $kind;
 
-                impl crate::routes::admit::Asks for $kind {
+                impl super::Asks for $kind {
                     const KIND: super::QueryKind = super::QueryKind::$kind;
                 }
             )*

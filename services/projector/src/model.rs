@@ -158,7 +158,7 @@ pub struct InjectionEntry {
     pub volume_ml: f64,
     /// The signal groups it is counted in, `(dimension, group)`, the
     /// clinic's baseline first: moved when a correction changes them.
-    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
+    pub groups: Vec<(crate::rules::signals::Dimension, String)>,
     /// Its plan, when named.
     pub plan: Option<Uuid>,
     /// Each local anaesthetic it carried and how much, mg (concentration ×
@@ -364,14 +364,14 @@ pub struct Counted {
     /// The kind it is counted as.
     pub kind: String,
     /// The groups, `(dimension, group)`, the clinic's baseline first.
-    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
+    pub groups: Vec<(crate::rules::signals::Dimension, String)>,
     /// The injection it is counted after: the one it names, or, when it
     /// names none, the patient's latest injection before its onset within
     /// the attribution window.
     pub injection: Uuid,
     /// Inferred (it named no injection).
     pub inferred: bool,
-    /// The day that injection was given (see [`crate::rules::findings::day_of`]):
+    /// The day that injection was given (see [`crate::rules::signals::day_of`]):
     /// where it counts in the rolling window.
     pub day: i64,
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
     model::{AdverseEventState, DayInjection, PatientSummary, PractitionerSummary},
-    rules::findings::Dimension,
+    rules::signals::Dimension,
     store::{RecordReader, reads::Index},
 };
 use prolo_schemas::{ClinicId, Envelope, EventType, LotNumber, PatientId, Payload, PractitionerId};
@@ -763,7 +763,7 @@ pub struct SignalReport {
     /// Every group, by dimension then group.
     pub groups: Vec<GroupRate>,
     /// Every signal raised, active or cleared, with its transitions.
-    pub signals: Vec<prolo_projector::rules::findings::Signal>,
+    pub signals: Vec<prolo_projector::rules::signals::Signal>,
 }
 
 /// The rates and signals of `clinic`.

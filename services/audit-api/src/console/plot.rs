@@ -6,7 +6,7 @@
 use maud::{Markup, PreEscaped, html};
 use prolo_projector::rules::{
     disproportionality::{per_1000, wilson_per_1000 as wilson},
-    findings::Dimension,
+    signals::Dimension,
 };
 use prolo_query::{GroupRate, KindRate, SignalReport};
 

@@ -12,22 +12,11 @@ use axum::{
 use prolo_schemas::ClinicId;
 
 use super::AppState;
+pub use crate::auth::Asks;
 use crate::{
     auth::{Principal, QueryKind},
     error::ApiError,
 };
-
-/// A question a handler answers: the query kind the roles allow and the
-/// access log names.
-pub trait Asks: Send + Sync + 'static {
-    /// The query, as the roles and the access log know it.
-    const KIND: QueryKind;
-
-    /// Refuses a principal whose role may not ask it.
-    fn allowed(principal: &Principal) -> Result<(), ApiError> {
-        principal.may(Self::KIND)
-    }
-}
 
 /// The questions, one marker type each (named as their [`QueryKind`]),
 /// and the clinic's start page.

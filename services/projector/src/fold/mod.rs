@@ -23,7 +23,10 @@ use uuid::Uuid;
 use crate::{
     integrity::chain,
     model::*,
-    rules::findings::{Finding, FindingSettings, GroupCount},
+    rules::{
+        findings::{Finding, FindingSettings},
+        signals::GroupCount,
+    },
     store::{Pending, Store, StoreError, event_ids::IdIndex, keys},
 };
 
@@ -60,7 +63,7 @@ pub struct Folder<'a> {
     findings_at: BTreeMap<Vec<u8>, Vec<Uuid>>,
     groups: BTreeMap<Vec<u8>, GroupCount>,
     /// Signals raised or cleared in this batch (and loaded to change).
-    signals_raised: BTreeMap<Vec<u8>, crate::rules::findings::Signal>,
+    signals_raised: BTreeMap<Vec<u8>, crate::rules::signals::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
     /// The hash chains of the clinic edges this batch sourced from.
     edge_chains: BTreeMap<Vec<u8>, crate::model::EdgeChain>,

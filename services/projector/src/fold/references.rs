@@ -167,7 +167,7 @@ impl Folder<'_> {
                     {
                         counted_before = Some((
                             i.groups.clone(),
-                            crate::rules::findings::day_of(i.origin.occurred_at_ms),
+                            crate::rules::signals::day_of(i.origin.occurred_at_ms),
                         ));
                         *i = InjectionEntry {
                             origin: restate(&i.origin),

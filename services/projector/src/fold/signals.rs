@@ -12,10 +12,10 @@ use crate::{
     rules::{
         self as policy,
         disproportionality::Table,
-        findings::{
+        signals::SignalStep,
+        signals::{
             DIMENSIONS, Dimension, GroupCount, Signal, SignalState, SignalTransition, day_of,
         },
-        signals::SignalStep,
     },
     store::{StoreError, keys},
 };

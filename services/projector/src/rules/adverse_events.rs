@@ -13,10 +13,10 @@ pub struct Attribution {
     /// The injection.
     pub injection: Uuid,
     /// Its signal groups, as it stands.
-    pub groups: Vec<(crate::rules::findings::Dimension, String)>,
+    pub groups: Vec<(crate::rules::signals::Dimension, String)>,
     /// Inferred (the adverse event named none).
     pub inferred: bool,
-    /// The day it was given (see [`crate::rules::findings::day_of`]).
+    /// The day it was given (see [`crate::rules::signals::day_of`]).
     pub day: i64,
 }
 
@@ -44,7 +44,7 @@ pub fn attributed_injection(
                 injection: id,
                 groups: i.groups.clone(),
                 inferred: false,
-                day: crate::rules::findings::day_of(i.origin.occurred_at_ms),
+                day: crate::rules::signals::day_of(i.origin.occurred_at_ms),
             }),
         None => injections
             .iter()
@@ -58,7 +58,7 @@ pub fn attributed_injection(
                 injection: i.origin.event_id,
                 groups: i.groups.clone(),
                 inferred: true,
-                day: crate::rules::findings::day_of(i.origin.occurred_at_ms),
+                day: crate::rules::signals::day_of(i.origin.occurred_at_ms),
             }),
     }
 }
@@ -99,20 +99,4 @@ pub fn consent_after_injection(
         practitioner: None,
         site_key: None,
     })
-}
-
-/// Whether a group's events of a kind (`events`) are explained by groups
-/// already signalled for it (`signalled`, each with its events): fewer than
-/// `events_min` of them lie outside every such group. The practitioner and
-/// the site of a contaminated lot's patients share its infections; they are
-/// not signals of their own.
-pub fn explained_by_signalled(events: &[Uuid], signalled: &[Vec<Uuid>], events_min: u64) -> bool {
-    if signalled.is_empty() {
-        return false;
-    }
-    let unexplained = events
-        .iter()
-        .filter(|id| !signalled.iter().any(|s| s.contains(id)))
-        .count();
-    (unexplained as u64) < events_min
 }

@@ -4,7 +4,7 @@
 //! they answer ([`crate::fold`]). A rule is tested here without sled or NATS.
 //!
 //! - [`findings`]: the rules' names, severities and settings, and what a
-//!   finding and a signal record;
+//!   finding records;
 //! - [`timing`]: when an event was documented against when it happened;
 //! - [`injection`]: an injection against consent, credentials, plan, lots
 //!   and the session's anaesthetic;
@@ -13,8 +13,9 @@
 //! - [`references`]: corrections and updates that point outside their patient;
 //! - [`standing`]: what a patient or practitioner held at a time, and which
 //!   later events resolve an open finding;
-//! - [`signals`]: the safety signals' state machine (raise, clear,
-//!   explained by a more specific signal) over counts;
+//! - [`signals`]: the groups' counts, the signals they raise, and the
+//!   state machine (raise, clear, explained by a more specific signal) over
+//!   those counts;
 //! - [`disproportionality`]: the signal statistics.
 
 pub mod adverse_events;

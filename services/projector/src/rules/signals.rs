@@ -1,18 +1,325 @@
-//! The safety signals' state machine as a pure function of counts: which
-//! groups an adverse event raises a signal in, and which signals it clears
-//! (no longer meeting the criteria, or explained by a more specific group's
-//! signal). The fold loads the counts, asks, and records each step
-//! ([`crate::fold`]); the rules are tested here without sled or NATS.
+//! Safety signals: the counts of each group of injections (a lot, a vial,
+//! a practitioner, …) and the adverse events after them, the signals
+//! raised and cleared, and the state machine that decides them as a pure
+//! function of counts: which groups an adverse event raises a signal in,
+//! and which signals it clears (no longer meeting the criteria, or
+//! explained by a more specific group's signal). The fold loads the
+//! counts, asks, and records each step ([`crate::fold`]); the rules are
+//! tested here without sled or NATS.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::{
-    disproportionality::{Criteria, Table},
-    explained_by_signalled,
-    findings::{DIMENSIONS, Dimension, GroupCount},
-};
+use serde::{Deserialize, Serialize};
+
+use super::disproportionality::{Criteria, Measures, Table};
+
+/// Counts of one group for the signal rates: its injections and the
+/// adverse events after them, by kind, so that expected pain flares do not
+/// hide infections; all-time, and day by day over the rolling window.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GroupCount {
+    /// Injections in the group.
+    pub injections: u64,
+    /// Adverse events after them, all kinds.
+    pub adverse_events: u64,
+    /// Adverse events after them, by kind (`infection`, `pain_flare`, …).
+    pub by_kind: BTreeMap<String, u64>,
+    /// The kinds a signal is active for.
+    pub signalled: std::collections::BTreeSet<String>,
+    /// The latest adverse events of each kind (at most
+    /// [`EVENTS_KEPT_PER_KIND`]) with the day of the injection they
+    /// follow, to tell whether another group's signal already explains
+    /// this group's events.
+    pub recent: BTreeMap<String, Vec<(Uuid, i64)>>,
+    /// The same counts by the day of the injection (days since 1970-01-01,
+    /// UTC), for the days of the rolling window only: older days are
+    /// dropped as the stream's clock moves on.
+    pub days: BTreeMap<i64, DayCount>,
+}
+
+/// One day of a group: the injections given that day and the adverse
+/// events that followed them, by kind.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DayCount {
+    /// Injections given that day.
+    pub injections: u64,
+    /// Adverse events after them, by kind.
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+/// How many event ids a group keeps per kind: enough for a cluster of rare
+/// events; a kind with more is not explained away by a handful.
+pub const EVENTS_KEPT_PER_KIND: usize = 64;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The day (since 1970-01-01, UTC) of a time in milliseconds.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// Adds `sign` (±1) to a count, never below zero.
+fn bump(count: &mut u64, sign: i8) {
+    if sign > 0 {
+        *count += 1;
+    } else {
+        *count = count.saturating_sub(1);
+    }
+}
+
+impl GroupCount {
+    /// Counts (`sign` 1) or takes away (-1) an injection given on `day`.
+    /// Days before `window_from` are not kept.
+    pub fn add_injection(&mut self, day: i64, sign: i8, window_from: i64) {
+        bump(&mut self.injections, sign);
+        if day >= window_from {
+            bump(&mut self.days.entry(day).or_default().injections, sign);
+        }
+        self.days = self.days.split_off(&window_from);
+    }
+
+    /// Counts (`sign` 1) or takes away (-1) adverse event `event` of `kind`
+    /// after an injection given on `day`.
+    pub fn add_event(&mut self, kind: &str, event: Uuid, day: i64, sign: i8, window_from: i64) {
+        bump(&mut self.adverse_events, sign);
+        bump(self.by_kind.entry(kind.to_owned()).or_default(), sign);
+        if day >= window_from {
+            let today = self.days.entry(day).or_default();
+            bump(today.by_kind.entry(kind.to_owned()).or_default(), sign);
+        }
+        self.days = self.days.split_off(&window_from);
+        let recent = self.recent.entry(kind.to_owned()).or_default();
+        if sign > 0 {
+            recent.push((event, day));
+            if recent.len() > EVENTS_KEPT_PER_KIND {
+                recent.remove(0);
+            }
+        } else {
+            recent.retain(|(id, _)| *id != event);
+        }
+    }
+
+    /// The group's counts over the window from `from_day` on: its
+    /// injections of those days and the adverse events after them.
+    pub fn window(&self, from_day: i64) -> GroupCount {
+        let mut window = GroupCount {
+            signalled: self.signalled.clone(),
+            ..GroupCount::default()
+        };
+        for day in self.days.range(from_day..).map(|(_, d)| d) {
+            window.injections += day.injections;
+            for (kind, n) in &day.by_kind {
+                window.adverse_events += n;
+                *window.by_kind.entry(kind.clone()).or_default() += n;
+            }
+        }
+        window
+    }
+
+    /// The adverse events of `kind` it keeps after injections given from
+    /// day `from` on, oldest first.
+    pub fn recent_events(&self, kind: &str, from: i64) -> Vec<Uuid> {
+        self.recent
+            .get(kind)
+            .map(|events| {
+                let kept = events.iter().filter(|(_, day)| *day >= from);
+                kept.map(|(id, _)| *id).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The 2×2 table a signal is judged on: this group's injections given
+    /// in the window from day `from` and the events of `kind` after them,
+    /// against the rest of `clinic` over all its history (the rest never
+    /// includes the group: the two are disjoint). The window says whether
+    /// a cluster is current; the longer history estimates the background
+    /// (a 90-day window of a small clinic holds too few background events
+    /// for χ² to tell four infections from chance).
+    pub fn in_window_against_rest(&self, clinic: &GroupCount, kind: &str, from: i64) -> Table {
+        let window = self.window(from);
+        Table {
+            group_events: window.events(kind),
+            group_injections: window.injections,
+            ..self.against_rest(clinic, kind)
+        }
+    }
+
+    /// Adverse events (all kinds) per 1,000 injections.
+    pub fn rate(&self) -> f64 {
+        crate::rules::disproportionality::per_1000(self.adverse_events, self.injections)
+    }
+
+    /// 95% Wilson score interval of the rate, per 1,000 injections.
+    pub fn interval(&self) -> (f64, f64) {
+        crate::rules::disproportionality::wilson_per_1000(self.adverse_events, self.injections)
+    }
+
+    /// Events of `kind`.
+    pub fn events(&self, kind: &str) -> u64 {
+        self.by_kind.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The 2×2 table of `kind`: this group against the rest of `clinic`
+    /// (whose counts include this group's).
+    pub fn against_rest(&self, clinic: &GroupCount, kind: &str) -> Table {
+        Table {
+            group_events: self.events(kind),
+            group_injections: self.injections,
+            rest_events: clinic.events(kind).saturating_sub(self.events(kind)),
+            rest_injections: clinic.injections.saturating_sub(self.injections),
+        }
+    }
+}
+
+/// The dimensions adverse-event rates are grouped by. `vial` (a multi-dose
+/// vial: its lot and the day it was opened) and `preparation` (who drew up
+/// the syringes, and the day) count only injections that record them: they
+/// tell a contamination inside the clinic from a bad manufacturer's lot.
+pub const DIMENSIONS: &[Dimension] = &[
+    Dimension::Vial,
+    Dimension::Preparation,
+    Dimension::Lot,
+    Dimension::Solution,
+    Dimension::Site,
+    Dimension::Practitioner,
+    Dimension::Guidance,
+];
+
+/// What injections are grouped by for their adverse-event rates; `clinic`
+/// is the baseline (every injection of the clinic, group `all`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The whole clinic: the baseline.
+    Clinic,
+    /// A multi-dose vial: its lot and the day it was opened.
+    Vial,
+    /// Who drew up the syringes, and the day.
+    Preparation,
+    /// A solution component's lot.
+    Lot,
+    /// The solution (agents and concentrations).
+    Solution,
+    /// The site injected.
+    Site,
+    /// The practitioner who injected.
+    Practitioner,
+    /// The guidance mode.
+    Guidance,
+}
+
+impl Dimension {
+    /// Its name, as the signal keys, the JSON answers and the console use it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Clinic => "clinic",
+            Dimension::Vial => "vial",
+            Dimension::Preparation => "preparation",
+            Dimension::Lot => "lot",
+            Dimension::Solution => "solution",
+            Dimension::Site => "site",
+            Dimension::Practitioner => "practitioner",
+            Dimension::Guidance => "guidance",
+        }
+    }
+
+    /// The dimension of that name (as a signal key holds it).
+    pub fn named(name: &str) -> Option<Dimension> {
+        [Dimension::Clinic]
+            .iter()
+            .chain(DIMENSIONS)
+            .copied()
+            .find(|d| d.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A raised signal, published and kept: one adverse-event kind standing out
+/// in one group against the rest of the clinic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Signal {
+    /// Clinic.
+    pub clinic_id: String,
+    /// What it groups by: `lot`, `solution`, `site`, `practitioner`, …
+    pub dimension: Dimension,
+    /// The group, e.g. the lot number.
+    pub group: String,
+    /// The adverse-event kind, e.g. `infection`.
+    pub kind: String,
+    /// The 2×2 table when raised.
+    pub table: Table,
+    /// Its measures then (PRR with its interval and χ², IC and IC025).
+    pub measures: Measures,
+    /// The adverse event whose folding raised it (last raised).
+    pub raised_by: Uuid,
+    /// Its sequence.
+    pub raised_seq: u64,
+    /// Raised and not cleared since.
+    pub active: bool,
+    /// Every time it was raised or cleared, in order.
+    pub transitions: Vec<SignalTransition>,
+}
+
+/// A signal raised or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SignalTransition {
+    /// Raised or cleared.
+    pub state: SignalState,
+    /// The adverse event whose folding did it.
+    pub by: Uuid,
+    /// Its sequence.
+    pub seq: u64,
+    /// Why (for a clearing: no longer meets the criteria, or explained by
+    /// another group's signal).
+    pub reason: String,
+    /// The table then.
+    pub table: Table,
+}
+
+/// What a signal's transition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalState {
+    /// The group's counts met the criteria.
+    Raised,
+    /// They no longer do, or another group's signal explains its events.
+    Cleared,
+}
+
+impl SignalState {
+    /// `raised` or `cleared`, as published and answered.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalState::Raised => "raised",
+            SignalState::Cleared => "cleared",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A group of the clinic: what it groups by, and its name (a lot number).
 pub type Group = (Dimension, String);
@@ -36,6 +343,22 @@ pub enum SignalStep {
         /// No longer meets the criteria, or explained by which signal.
         reason: String,
     },
+}
+
+/// Whether a group's events of a kind (`events`) are explained by groups
+/// already signalled for it (`signalled`, each with its events): fewer than
+/// `events_min` of them lie outside every such group. The practitioner and
+/// the site of a contaminated lot's patients share its infections; they are
+/// not signals of their own.
+pub fn explained_by_signalled(events: &[Uuid], signalled: &[Vec<Uuid>], events_min: u64) -> bool {
+    if signalled.is_empty() {
+        return false;
+    }
+    let unexplained = events
+        .iter()
+        .filter(|id| !signalled.iter().any(|s| s.contains(id)))
+        .count();
+    (unexplained as u64) < events_min
 }
 
 /// What an adverse event of `kind` decides. `candidates`: the groups of the
@@ -294,5 +617,52 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn wilson_interval_brackets_the_rate() {
+        let g = GroupCount {
+            injections: 200,
+            adverse_events: 10,
+            ..GroupCount::default()
+        };
+        let (lo, hi) = g.interval();
+        assert!((g.rate() - 50.0).abs() < 1e-9);
+        assert!(lo < 50.0 && 50.0 < hi, "{lo} {hi}");
+        assert!(
+            (lo - 27.4).abs() < 1.0 && (hi - 89.7).abs() < 1.0,
+            "{lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn a_group_is_compared_with_the_rest_of_the_clinic_kind_by_kind() {
+        let counts = |injections, infections, flares| GroupCount {
+            injections,
+            adverse_events: infections + flares,
+            by_kind: [
+                ("infection".to_owned(), infections),
+                ("pain_flare".to_owned(), flares),
+            ]
+            .into(),
+            ..GroupCount::default()
+        };
+        let clinic = counts(2000, 6, 60);
+        let lot = counts(250, 4, 7);
+        let infections = lot.against_rest(&clinic, "infection");
+        assert_eq!(
+            infections,
+            Table {
+                group_events: 4,
+                group_injections: 250,
+                rest_events: 2,
+                rest_injections: 1750
+            }
+        );
+        let criteria = Criteria::default();
+        assert!(infections.signals(&criteria));
+        // Pooled with the flares, the same lot would not stand out.
+        assert!(!lot.against_rest(&clinic, "pain_flare").signals(&criteria));
+        assert_eq!(lot.against_rest(&clinic, "nerve_injury").group_events, 0);
     }
 }

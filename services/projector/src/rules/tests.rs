@@ -10,7 +10,10 @@ use crate::{
     model::{
         ClinicalEntry, ClinicalTag, ConsentEntry, CredentialEntry, Origin, PatientSummary, Standing,
     },
-    rules::findings::{Dimension, FindingSettings, OpenFinding, Rule},
+    rules::{
+        findings::{FindingSettings, OpenFinding, Rule},
+        signals::{Dimension, explained_by_signalled},
+    },
 };
 
 use prolo_tests::example_envelope as example;

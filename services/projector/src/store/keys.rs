@@ -105,7 +105,7 @@ pub fn parse_awaiting(key: &[u8]) -> Option<(i64, Uuid)> {
 }
 /// `lr\0<lot>` → `Vec<(occurred ms, event id)>`: recalls of a lot.
 pub const LOT_RECALLS: &[u8] = b"lr\0";
-/// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::rules::findings::GroupCount`];
+/// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::rules::signals::GroupCount`];
 /// the clinic's baseline is dimension `clinic`, group `all`.
 pub const GROUP: &[u8] = b"sg\0";
 /// `fc\0<clinic>\0<rule>` → [`crate::rules::findings::FindingCount`]: findings
@@ -114,7 +114,7 @@ pub const FINDING_COUNTS: &[u8] = b"fc\0";
 /// `live\0<clinic>` → i64 ms: the stream time of the clinic's first
 /// clinical event recorded live (not through a back-fill).
 pub const CLINIC_LIVE: &[u8] = b"live\0";
-/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::rules::findings::Signal`].
+/// `sig\0<clinic>\0<dimension>\0<group>\0<kind>` → [`crate::rules::signals::Signal`].
 pub const SIGNAL: &[u8] = b"sig\0";
 /// `sig\0<clinic>\0<dimension>\0<group>\0<kind>`: where a signal is.
 pub fn signal(clinic: &str, dimension: &str, group: &str, kind: &str) -> Vec<u8> {

@@ -63,7 +63,7 @@ pub enum StoreError {
 /// 7: event ids kept in sorted blocks ([`crate::store::event_ids`]); a
 ///    practitioner's injections by day kept as rows ([`crate::model::DayInjection`]).
 /// 8: a signal's dimension and the signal groups an injection or adverse
-///    event is counted in typed ([`crate::rules::findings::Dimension`]).
+///    event is counted in typed ([`crate::rules::signals::Dimension`]).
 /// 9: a clinical entry's tag typed ([`crate::model::ClinicalTag`]).
 pub const READ_MODEL_FORMAT: u32 = 9;
 

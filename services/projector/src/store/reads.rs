@@ -8,7 +8,10 @@ use uuid::Uuid;
 use super::{Store, StoreError, decode, keys};
 use crate::{
     model::{AdverseEventState, Marks, PatientSummary, PractitionerSummary},
-    rules::findings::{Dimension, Finding, GroupCount, Rule, Signal},
+    rules::{
+        findings::{Finding, Rule},
+        signals::{Dimension, GroupCount, Signal},
+    },
 };
 
 /// A list of sequences the fold keeps, in stream order.

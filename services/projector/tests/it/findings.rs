@@ -12,7 +12,10 @@ use prolo_projector::{
     Store,
     fold::StreamMessage,
     project::fold_batch,
-    rules::findings::{Finding, FindingSettings, Rule, Signal},
+    rules::{
+        findings::{Finding, FindingSettings, Rule},
+        signals::Signal,
+    },
     store::keys,
 };
 use prolo_schemas::{AdverseEventKind, Envelope, Payload};
