@@ -15,6 +15,7 @@ mod envelope;
 mod error;
 mod ids;
 pub mod json_schema;
+pub mod names;
 mod payload;
 mod sites;
 pub mod subject;

@@ -307,7 +307,7 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                role: prolo_projector::names::name(&self.role),
+                role: prolo_schemas::names::name(&self.role),
                 query: query.name(),
             })
         }

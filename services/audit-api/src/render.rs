@@ -153,7 +153,7 @@ fn event_csv(v: &EventView) -> Bytes {
         v.clinic_id.clone(),
         v.patient_id.clone().unwrap_or_default(),
         v.actor.id.clone(),
-        prolo_projector::names::name(&v.actor.role),
+        prolo_schemas::names::name(&v.actor.role),
         v.source.clone(),
         v.standing.as_str().to_owned(),
         v.signatures

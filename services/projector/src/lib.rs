@@ -21,7 +21,6 @@ pub mod error;
 pub mod fold;
 pub mod integrity;
 pub mod model;
-pub mod names;
 pub mod project;
 pub mod rules;
 pub mod store;

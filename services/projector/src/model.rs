@@ -215,7 +215,7 @@ impl DayInjection {
                 .solution
                 .components
                 .iter()
-                .map(crate::names::solution_label)
+                .map(prolo_schemas::names::solution_label)
                 .collect::<Vec<_>>()
                 .join(" + "),
             volume_ml: p.volume_ml,
@@ -293,12 +293,12 @@ impl ClinicalTag {
     pub fn name(&self) -> String {
         match self {
             ClinicalTag::None => String::new(),
-            ClinicalTag::Imaging(purpose) => crate::names::name(purpose),
+            ClinicalTag::Imaging(purpose) => prolo_schemas::names::name(purpose),
             ClinicalTag::Candidacy { candidate: true } => "candidate".to_owned(),
             ClinicalTag::Candidacy { candidate: false } => "not_candidate".to_owned(),
-            ClinicalTag::Screening(decision) => crate::names::name(decision),
-            ClinicalTag::Outcome(instrument) => crate::names::name(instrument),
-            ClinicalTag::SeriesEnd(reason) => crate::names::name(reason),
+            ClinicalTag::Screening(decision) => prolo_schemas::names::name(decision),
+            ClinicalTag::Outcome(instrument) => prolo_schemas::names::name(instrument),
+            ClinicalTag::SeriesEnd(reason) => prolo_schemas::names::name(reason),
         }
     }
 }

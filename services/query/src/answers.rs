@@ -342,12 +342,12 @@ impl InjectionRow {
             occurred_at: row.occurred_at(),
             patient_id: row.patient_id,
             site_key: row.site_key,
-            laterality: row.laterality.as_ref().map(prolo_projector::names::name),
+            laterality: row.laterality.as_ref().map(prolo_schemas::names::name),
             practitioner_id: practitioner.to_owned(),
             lots: row.lots,
             solution: row.solution,
             volume_ml: row.volume_ml,
-            guidance: prolo_projector::names::name(&row.guidance),
+            guidance: prolo_schemas::names::name(&row.guidance),
         }
     }
 }

@@ -244,7 +244,7 @@ fn signatures_of(
                 event_id: signed.envelope.event_id,
                 signer_id: p.signer_id.clone(),
                 signer_name: p.signer_name.clone(),
-                meaning: prolo_projector::names::name(&p.meaning),
+                meaning: prolo_schemas::names::name(&p.meaning),
                 signed_at: signed.envelope.occurred_at,
                 hash_matches: p.signed_event_sha256 == digest,
             });

@@ -34,7 +34,7 @@ pub fn layout(title: &str, who: Option<&Principal>, clinic: Option<&str>, body: 
                         a href="/console/status" { "Status" }
                     }
                     @if let Some(who) = who {
-                        span.who { (who.id.to_string()) " · " (prolo_projector::names::name(&who.role)) }
+                        span.who { (who.id.to_string()) " · " (prolo_schemas::names::name(&who.role)) }
                         form.inline method="post" action="/sign-out" {
                             button type="submit" { "Sign out" }
                         }

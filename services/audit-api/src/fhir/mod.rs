@@ -264,7 +264,7 @@ impl Bundle {
         let who = if v.actor.role == ActorRole::Practitioner {
             self.practitioner_ref(&actor)
         } else {
-            let role = prolo_projector::names::name(&v.actor.role);
+            let role = prolo_schemas::names::name(&v.actor.role);
             json!({"display": format!("{actor} ({role})")})
         };
         let mut entity = vec![

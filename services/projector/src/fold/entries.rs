@@ -3,7 +3,9 @@
 use prolo_schemas::{Envelope, Payload};
 
 use super::{Folder, origin};
-use crate::{model::*, names::name};
+use prolo_schemas::names::name;
+
+use crate::model::*;
 
 pub(super) fn plan_entry(origin: Origin, p: &prolo_schemas::TreatmentPlanned) -> PlanEntry {
     PlanEntry {

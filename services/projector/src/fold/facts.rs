@@ -8,9 +8,10 @@ use super::{
     entries::{clinical_entry, credential_entry, injection_entry, plan_entry},
     ms, origin,
 };
+use prolo_schemas::names::name;
+
 use crate::{
     model::*,
-    names::name,
     store::{StoreError, keys},
 };
 

@@ -9,9 +9,10 @@ use super::{
     entries::{clinical_entry, credential_entry, injection_entry, plan_entry},
     ms, origin,
 };
+use prolo_schemas::names::{name, solution_label};
+
 use crate::{
     model::*,
-    names::{name, solution_label},
     store::{StoreError, keys},
 };
 

@@ -7,8 +7,9 @@ use prolo_schemas::{Envelope, InjectionGiven, Payload};
 use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
+use prolo_schemas::names::{name, solution_label};
+
 use crate::{
-    names::{name, solution_label},
     rules::{
         self as policy,
         disproportionality::Table,

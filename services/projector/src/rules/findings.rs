@@ -129,7 +129,7 @@ impl Rule {
 
     /// The rule's name on the wire and in subjects.
     pub fn code(self) -> String {
-        crate::names::name(&self)
+        prolo_schemas::names::name(&self)
     }
 
     /// How much it matters.

@@ -86,7 +86,7 @@ pub fn injection_findings(
             .collect();
         if !consented_agents.is_empty() {
             for component in &p.solution.components {
-                let agent = crate::names::name(&component.agent);
+                let agent = prolo_schemas::names::name(&component.agent);
                 if !consented_agents.contains(&&agent) {
                     raise(
                         Rule::AgentOutsideConsent,
@@ -184,7 +184,7 @@ pub fn injection_findings(
             vec![e.event_id],
             format!(
                 "{practitioner} held no valid {} credential that day",
-                crate::names::name(&needed)
+                prolo_schemas::names::name(&needed)
             ),
             true,
         );
@@ -232,7 +232,7 @@ pub fn injection_findings(
             vec![e.event_id],
             format!(
                 "{site} ({} risk zone) injected with palpation guidance alone",
-                crate::names::name(&zone)
+                prolo_schemas::names::name(&zone)
             ),
             true,
         );
@@ -279,7 +279,7 @@ fn plan_findings(
     }
     if !plan.solutions.is_empty() {
         for component in &p.solution.components {
-            let agent = crate::names::name(&component.agent);
+            let agent = prolo_schemas::names::name(&component.agent);
             if !plan.solutions.contains(&agent) {
                 raise(
                     Rule::OutsideTreatmentPlan,
@@ -349,7 +349,7 @@ pub fn anaesthetic_mg(p: &InjectionGiven) -> Vec<(String, f64)> {
         .filter(|c| c.agent.max_session_dose_mg().is_some())
         .filter_map(|c| {
             Some((
-                crate::names::name(&c.agent),
+                prolo_schemas::names::name(&c.agent),
                 c.concentration_pct? * 10.0 * p.volume_ml,
             ))
         })
@@ -440,7 +440,7 @@ pub fn site_scope(site: &prolo_schemas::Site) -> String {
     }
     if let Some(side) = site.laterality {
         scope.push(':');
-        scope.push_str(&crate::names::name(&side));
+        scope.push_str(&prolo_schemas::names::name(&side));
     }
     scope
 }

@@ -62,7 +62,7 @@ pub(in crate::console) async fn findings(
             let severity = prolo_projector::rules::findings::Rule::ALL
                 .iter()
                 .find(|r| r.code() == rule)
-                .map(|r| prolo_projector::names::name(&r.severity()))
+                .map(|r| prolo_schemas::names::name(&r.severity()))
                 .unwrap_or_default();
             (rule, severity, count.open(), count.resolved)
         })
@@ -106,7 +106,7 @@ pub(in crate::console) async fn findings(
             tbody {
                 @for f in &found.items {
                     tr {
-                        td class=(format!("severity {}", prolo_projector::names::name(&f.severity))) { (prolo_projector::names::name(&f.severity)) }
+                        td class=(format!("severity {}", prolo_schemas::names::name(&f.severity))) { (prolo_schemas::names::name(&f.severity)) }
                         td { (f.rule.code()) }
                         td { @if let Some(p) = &f.patient_id { (patient_link(c, p)) } @else if let Some(pr) = &f.practitioner_id { (pr) } }
                         td { (f.detail) }

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use maud::html;
-use prolo_projector::names::name;
+use prolo_schemas::names::name;
 
 use super::{
     OnPage, PageResult, fail, page, parsed,

@@ -131,7 +131,7 @@ pub(in crate::console) async fn timeline(
                         td { (time(v.occurred_at)) }
                         td { (time(v.stored_at)) }
                         td { (v.event_type.as_str()) }
-                        td { (v.actor.id.to_string()) " (" (prolo_projector::names::name(&v.actor.role)) ")" }
+                        td { (v.actor.id.to_string()) " (" (prolo_schemas::names::name(&v.actor.role)) ")" }
                         td { (v.source) }
                         td {
                             @match v.standing {

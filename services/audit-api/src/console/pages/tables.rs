@@ -1,8 +1,8 @@
 //! The tables the investigation and the lot trace share.
 
 use maud::{Markup, html};
-use prolo_projector::names::name;
 use prolo_query::EventView;
+use prolo_schemas::names::name;
 
 use crate::console::view::{self, patient_link, time};
 

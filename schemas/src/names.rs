@@ -1,5 +1,7 @@
-//! How the read models and answers name things: a schema enum by its wire
-//! name, a solution component by its agent and strength.
+//! How things of the contract are named for people and in read models: an
+//! enum by its wire name, a solution component by its agent and strength.
+//! One place, so the projector, the queries, the API and the CLI name the
+//! same value the same way.
 
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
@@ -19,7 +21,7 @@ pub fn name<T: Serialize>(value: &T) -> String {
 }
 
 /// `dextrose 15%`, `prp`: a component as the signals group it.
-pub fn solution_label(c: &prolo_schemas::SolutionComponent) -> String {
+pub fn solution_label(c: &crate::SolutionComponent) -> String {
     match c.concentration_pct {
         Some(pct) => format!("{} {pct}%", name(&c.agent)),
         None => name(&c.agent),
@@ -173,19 +175,13 @@ mod tests {
 
     #[test]
     fn wire_names_are_what_json_would_say() {
-        assert_eq!(name(&prolo_schemas::Guidance::Ultrasound), "ultrasound");
-        assert_eq!(
-            name(&crate::rules::findings::Rule::NoActiveConsent),
-            "no_active_consent"
-        );
+        assert_eq!(name(&crate::Guidance::Ultrasound), "ultrasound");
+        assert_eq!(name(&crate::AdverseEventKind::PainFlare), "pain_flare");
         assert_eq!(name(&"text"), "text");
         // Not a name: its JSON text, as before.
         assert_eq!(name(&42u8), "42");
         assert_eq!(name(&Some(1u8)), "1");
-        for value in [
-            prolo_schemas::Guidance::Palpation,
-            prolo_schemas::Guidance::Fluoroscopy,
-        ] {
+        for value in [crate::Guidance::Palpation, crate::Guidance::Fluoroscopy] {
             assert_eq!(
                 name(&value),
                 serde_json::to_value(value)
