@@ -77,9 +77,10 @@ impl<Q: Asks> FromRequestParts<AppState> for Admitted<Q> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Allowed { principal, .. } = Allowed::<Q>::from_request_parts(parts, state).await?;
+        // A segment that does not decode to UTF-8 is the caller's error.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::Internal(format!("path parameters: {e}")))?;
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let Some((_, clinic)) = params.iter().find(|(name, _)| *name == "clinic") else {
             return Err(ApiError::Internal(
                 "a clinic-scoped route without {clinic}".to_owned(),

@@ -991,6 +991,13 @@ async fn out_of_range_parameters_are_refused_naming_the_parameter() {
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains(named), "{path}: {body}");
     }
+    // A clinic segment that does not decode to UTF-8, or is not an id: the
+    // caller's error (400), after who asks is checked.
+    for path in ["/v1/clinics/%FF%FE/findings", "/v1/clinics/a.b/findings"] {
+        let (status, body) = api.get(Some(COMPLIANCE), path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(api.get(None, path).await.0, 401, "{path}");
+    }
     // In range, the investigation answers.
     assert_eq!(
         api.get(
