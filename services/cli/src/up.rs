@@ -298,8 +298,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
 /// alone in `api-token-compliance`, both mode 0600. Returns the file and
 /// how to read the compliance token in a shell.
 fn generated_tokens(data_dir: &std::path::Path) -> Result<(PathBuf, String)> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    create_private_dir(data_dir)?;
     let file = data_dir.join("api-tokens.json");
     let compliance_file = data_dir.join("api-token-compliance");
     if !file.exists() || !compliance_file.exists() {
@@ -391,8 +390,7 @@ impl LocalCredentials {
     /// Reads `nats-password` under `data_dir`, or makes one, and writes the
     /// server's `nats-auth.conf` beside it.
     fn load_or_create(data_dir: &std::path::Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        create_private_dir(data_dir)?;
         let password_file = data_dir.join("nats-password");
         let password = match std::fs::read_to_string(&password_file) {
             Ok(text) if text.trim().len() >= 32 => text.trim().to_owned(),

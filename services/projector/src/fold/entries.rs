@@ -1,10 +1,8 @@
 //! The summary entries an event becomes.
 
-use prolo_schemas::{Envelope, Payload};
+use prolo_schemas::{Envelope, Payload, names::name};
 
 use super::{Folder, origin};
-use prolo_schemas::names::name;
-
 use crate::model::*;
 
 pub(super) fn plan_entry(origin: Origin, p: &prolo_schemas::TreatmentPlanned) -> PlanEntry {

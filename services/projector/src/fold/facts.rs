@@ -1,15 +1,13 @@
 //! The facts an event adds to the read models: its indexes, the patient's
 //! and practitioner's summaries.
 
-use prolo_schemas::{Envelope, Payload, RecordCorrected, RecordEnteredInError};
+use prolo_schemas::{Envelope, Payload, RecordCorrected, RecordEnteredInError, names::name};
 
 use super::{
     Folder, cached,
     entries::{clinical_entry, credential_entry, injection_entry, plan_entry},
     ms, origin,
 };
-use prolo_schemas::names::name;
-
 use crate::{
     model::*,
     store::{StoreError, keys},

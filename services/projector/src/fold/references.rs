@@ -1,7 +1,10 @@
 //! Events that point at other events: an adverse event and the injection
 //! it follows, corrections and entered-in-error marks.
 
-use prolo_schemas::{Envelope, Payload};
+use prolo_schemas::{
+    Envelope, Payload,
+    names::{name, solution_label},
+};
 use uuid::Uuid;
 
 use super::{
@@ -9,8 +12,6 @@ use super::{
     entries::{clinical_entry, credential_entry, injection_entry, plan_entry},
     ms, origin,
 };
-use prolo_schemas::names::{name, solution_label};
-
 use crate::{
     model::*,
     store::{StoreError, keys},

@@ -3,19 +3,20 @@
 //! cleared when a group's counts cross the criteria, recounted when a
 //! correction moves an event.
 
-use prolo_schemas::{Envelope, InjectionGiven, Payload};
+use prolo_schemas::{
+    Envelope, InjectionGiven, Payload,
+    names::{name, solution_label},
+};
 use uuid::Uuid;
 
 use super::{Folder, Notification, cached, ms};
-use prolo_schemas::names::{name, solution_label};
-
 use crate::{
     rules::{
         self as policy,
         disproportionality::Table,
-        signals::SignalStep,
         signals::{
-            DIMENSIONS, Dimension, GroupCount, Signal, SignalState, SignalTransition, day_of,
+            DIMENSIONS, Dimension, GroupCount, Signal, SignalState, SignalStep, SignalTransition,
+            day_of,
         },
     },
     store::{StoreError, keys},
