@@ -37,8 +37,9 @@ where
         .map_err(ApiError::from)
 }
 
-/// Who asked what, about whom: what the access log records.
+/// Who asked what, about whom: what the access log records, and where.
 pub(crate) struct Asked<'a> {
+    pub(crate) state: &'a AppState,
     pub(crate) principal: &'a Principal,
     pub(crate) clinic: &'a ClinicId,
     pub(crate) query: QueryKind,
@@ -48,12 +49,14 @@ pub(crate) struct Asked<'a> {
 impl<'a> Asked<'a> {
     /// `principal` asked `query` in `clinic`, about `patient` if about one.
     pub(crate) fn new(
+        state: &'a AppState,
         principal: &'a Principal,
         clinic: &'a ClinicId,
         query: QueryKind,
         patient: Option<PatientId>,
     ) -> Self {
         Asked {
+            state,
             principal,
             clinic,
             query,
@@ -82,13 +85,12 @@ impl<'a> Asked<'a> {
     /// Records the read of an answer sent whole.
     pub(super) async fn record(
         self,
-        state: &AppState,
         parameters: BTreeMap<String, String>,
         records: u64,
         exposed: BTreeSet<PatientId>,
     ) -> Result<(), ApiError> {
         let read = self.read(parameters, records, exposed);
-        state
+        self.state
             .access
             .record(self.principal, self.clinic, &read)
             .await
@@ -98,17 +100,17 @@ impl<'a> Asked<'a> {
     /// Records the read of a streamed export; what its early end must record.
     pub(super) async fn record_export(
         self,
-        state: &AppState,
         parameters: BTreeMap<String, String>,
         records: u64,
         exposed: BTreeSet<PatientId>,
     ) -> Result<render::OnCut, ApiError> {
         let read = self.read(parameters, records, exposed);
-        let first = state
+        let first = self
+            .state
             .access
             .record(self.principal, self.clinic, &read)
             .await?;
-        Ok(on_cut(state, self.principal, self.clinic, read, first))
+        Ok(on_cut(self.state, self.principal, self.clinic, read, first))
     }
 }
 
@@ -163,13 +165,13 @@ pub(super) enum ListOf {
 /// Answers a list of events: a JSON page (made the answer by `answer`), or
 /// the whole list streamed.
 pub(super) async fn list_response(
-    state: &AppState,
     asked: Asked<'_>,
     list: ListOf,
     params: &ListParams,
     seqs: Vec<u64>,
     answer: impl FnOnce(Page<EventView>) -> Response,
 ) -> Result<Response, ApiError> {
+    let state = asked.state;
     let format = Format::parse(params.format.as_deref())?;
     let limit = bounded_limit(params.limit)?;
     if format != Format::Json {
@@ -182,7 +184,7 @@ pub(super) async fn list_response(
             }
         };
         let on_cut = asked
-            .record_export(state, logged(params), seqs.len() as u64, exposed)
+            .record_export(logged(params), seqs.len() as u64, exposed)
             .await?;
         return Ok(render::stream_events(
             state.store.clone(),
@@ -192,13 +194,12 @@ pub(super) async fn list_response(
             on_cut,
         ));
     }
-    Ok(answer(json_page(state, asked, params, seqs, limit).await?))
+    Ok(answer(json_page(asked, params, seqs, limit).await?))
 }
 
 /// One page of a list of events, its read recorded: the JSON answer's,
 /// and the console's.
 pub(super) async fn json_page(
-    state: &AppState,
     asked: Asked<'_>,
     params: &ListParams,
     seqs: Vec<u64>,
@@ -206,24 +207,23 @@ pub(super) async fn json_page(
 ) -> Result<Page<EventView>, ApiError> {
     let page = {
         let (cursor, as_of) = (params.cursor, params.as_of);
-        off_worker(state, move |store| {
+        off_worker(asked.state, move |store| {
             q::event_page(store, &seqs, cursor, limit, as_of)
         })
         .await?
     };
-    recorded_page(state, asked, params, page).await
+    recorded_page(asked, params, page).await
 }
 
 /// A page made, its read recorded before it is answered.
 pub(super) async fn recorded_page(
-    state: &AppState,
     asked: Asked<'_>,
     params: &ListParams,
     page: q::EventPage,
 ) -> Result<Page<EventView>, ApiError> {
     let exposed = patients_named(page.items.iter().filter_map(|v| v.patient_id.as_deref()));
     asked
-        .record(state, logged(params), page.items.len() as u64, exposed)
+        .record(logged(params), page.items.len() as u64, exposed)
         .await?;
     Ok(Page {
         total: page.total,

@@ -35,23 +35,23 @@ pub(super) async fn event_by_id(
     let clinic: ClinicId = id(&view.clinic_id)?;
     let patient: Option<PatientId> = view.patient_id.as_deref().and_then(|p| p.parse().ok());
     let parameters = BTreeMap::from([("event_id".to_owned(), event_id.to_string())]);
-    let asked = Asked::new(&principal, &clinic, QueryKind::EventById, patient);
-    asked.record(&state, parameters, 1, BTreeSet::new()).await?;
+    let asked = Asked::new(&state, &principal, &clinic, QueryKind::EventById, patient);
+    asked.record(parameters, 1, BTreeSet::new()).await?;
     Ok(Json(view).into_response())
 }
 
 /// The refused requests filed under a clinic (compliance only).
 pub(super) async fn access_refused(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::AccessRefused>,
+    asker: Admitted<ask::AccessRefused>,
     Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let seqs = {
-        let clinic = clinic.clone();
-        off_worker(&state, move |store| q::access_refused(store, &clinic)).await?
-    };
-    let asked = Asked::new(&principal, &clinic, QueryKind::AccessRefused, None);
-    list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
+    let seqs = asker.read(q::access_refused).await?;
+    list_response(
+        asker.asked(None),
+        ListOf::Events,
+        &params,
+        seqs,
+        page_answer,
+    )
+    .await
 }

@@ -2,19 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::{
-    extract::{Path, State},
-    response::{IntoResponse, Response},
-};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use prolo_projector::Store;
 use prolo_query as q;
 use prolo_schemas::{ClinicId, LotNumber, PatientId};
 
 use super::{
-    AppState,
-    admit::{Admitted, ask, id},
-    audited::{Asked, off_worker},
+    admit::{Admitted, Named, ask},
     lots::trace_exposed,
 };
 use crate::{auth::QueryKind, error::ApiError};
@@ -62,53 +57,46 @@ pub(super) fn practitioner_facts(
 }
 
 pub(super) async fn patient_fhir(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::FhirExport>,
-    Path((_, patient)): Path<(String, String)>,
+    asker: Admitted<ask::FhirExport>,
+    Named(patient): Named<PatientId>,
 ) -> Result<Response, ApiError> {
-    let patient: PatientId = id(&patient)?;
     // Its reads are in it only for those who may read the access log.
-    let with_reads = principal.may(QueryKind::AccessLog).is_ok();
+    let with_reads = asker.principal.may(QueryKind::AccessLog).is_ok();
     let (bundle, records) = {
-        let (clinic, patient) = (clinic.clone(), patient.clone());
-        off_worker(&state, move |store| {
-            let seqs = q::patient_history(store, &clinic, &patient, &q::HistoryFilter::default())?;
-            let views = q::views(store, &seqs, None)?;
-            let reads = if with_reads {
-                let seqs = q::access_log(store, &clinic, &patient)?;
-                q::views(store, &seqs, None)?
-            } else {
-                Vec::new()
-            };
-            let mut bundle = crate::fhir::Bundle::new(clinic.as_str());
-            bundle.add_events(&views, &views);
-            bundle.add_access(&reads);
-            let facts = practitioner_facts(store, &clinic, &bundle.practitioners())?;
-            Ok((bundle.finish(&facts), (views.len() + reads.len()) as u64))
-        })
-        .await?
+        let patient = patient.clone();
+        asker
+            .read(move |store, clinic| {
+                let seqs =
+                    q::patient_history(store, clinic, &patient, &q::HistoryFilter::default())?;
+                let views = q::views(store, &seqs, None)?;
+                let reads = if with_reads {
+                    let seqs = q::access_log(store, clinic, &patient)?;
+                    q::views(store, &seqs, None)?
+                } else {
+                    Vec::new()
+                };
+                let mut bundle = crate::fhir::Bundle::new(clinic.as_str());
+                bundle.add_events(&views, &views);
+                bundle.add_access(&reads);
+                let facts = practitioner_facts(store, clinic, &bundle.practitioners())?;
+                Ok((bundle.finish(&facts), (views.len() + reads.len()) as u64))
+            })
+            .await?
     };
-    let asked = Asked::new(&principal, &clinic, QueryKind::FhirExport, Some(patient));
-    asked
-        .record(&state, BTreeMap::new(), records, BTreeSet::new())
+    asker
+        .asked(Some(patient))
+        .record(BTreeMap::new(), records, BTreeSet::new())
         .await?;
     Ok(fhir_answer(&bundle))
 }
 
 pub(super) async fn lot_fhir(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::FhirExport>,
-    Path((_, lot)): Path<(String, String)>,
+    asker: Admitted<ask::FhirExport>,
+    Named(lot): Named<LotNumber>,
 ) -> Result<Response, ApiError> {
-    let lot: LotNumber = id(&lot)?;
-    let (bundle, records, exposed) = {
-        let (clinic, lot) = (clinic.clone(), lot.clone());
-        off_worker(&state, move |store| {
-            let trace = q::lot_trace(store, &clinic, &lot)?;
+    let (bundle, records, exposed) = asker
+        .read(move |store, clinic| {
+            let trace = q::lot_trace(store, clinic, &lot)?;
             let exposed = trace_exposed(&trace);
             let mut seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
             seqs.extend(trace.adverse_events.iter().map(|r| r.seq));
@@ -128,14 +116,13 @@ pub(super) async fn lot_fhir(
             history.extend(q::views(store, &related, None)?);
             let mut bundle = crate::fhir::Bundle::new(clinic.as_str());
             bundle.add_events(&views, &history);
-            let facts = practitioner_facts(store, &clinic, &bundle.practitioners())?;
+            let facts = practitioner_facts(store, clinic, &bundle.practitioners())?;
             Ok((bundle.finish(&facts), views.len() as u64, exposed))
         })
-        .await?
-    };
-    let asked = Asked::new(&principal, &clinic, QueryKind::FhirExport, None);
-    asked
-        .record(&state, BTreeMap::new(), records, exposed)
+        .await?;
+    asker
+        .asked(None)
+        .record(BTreeMap::new(), records, exposed)
         .await?;
     Ok(fhir_answer(&bundle))
 }

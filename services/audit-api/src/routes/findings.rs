@@ -2,42 +2,30 @@
 
 use axum::{
     Json,
-    extract::State,
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
-use prolo_schemas::{ClinicId, PatientId};
+use prolo_schemas::PatientId;
 
 use super::{
-    AppState,
     admit::{Admitted, ask, id},
-    audited::{off_worker, patients_named},
+    audited::patients_named,
     params::{Checked, FindingParams, bounded_limit, logged},
 };
-use crate::{
-    access::Read,
-    answer::Page,
-    auth::{Principal, QueryKind},
-    error::ApiError,
-};
+use crate::{answer::Page, error::ApiError};
 
 pub(super) async fn findings(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::Findings>,
+    asker: Admitted<ask::Findings>,
     Checked(params): Checked<FindingParams>,
 ) -> Result<Response, ApiError> {
-    let page = findings_page(&state, &principal, &clinic, &params).await?;
-    Ok(Json(page).into_response())
+    Ok(Json(findings_page(&asker, &params).await?).into_response())
 }
 
 /// A page of a clinic's findings, its read recorded (the API's answer and
-/// the console's page).
+/// the console's page). Asked about a patient, that patient is on the
+/// read's record also when none of their findings match.
 pub(crate) async fn findings_page(
-    state: &AppState,
-    principal: &Principal,
-    clinic: &ClinicId,
+    asker: &Admitted<ask::Findings>,
     params: &FindingParams,
 ) -> Result<Page<prolo_projector::rules::findings::Finding>, ApiError> {
     let limit = bounded_limit(params.limit)?;
@@ -51,9 +39,8 @@ pub(crate) async fn findings_page(
         to: params.to,
     };
     let start = params.cursor.unwrap_or(0);
-    let (total, found) = {
-        let clinic = clinic.clone();
-        off_worker(state, move |store| {
+    let (total, found) = asker
+        .read(move |store, clinic| {
             // By rule and status alone, the fold's counts give the total
             // and only the page is read; other filters read every match.
             let counted = filter.patient.is_none()
@@ -61,7 +48,7 @@ pub(crate) async fn findings_page(
                 && filter.from.is_none()
                 && filter.to.is_none();
             if !counted {
-                let all = q::findings(store, &clinic, &filter)?;
+                let all = q::findings(store, clinic, &filter)?;
                 let total = all.len();
                 return Ok((total, all.into_iter().skip(start).take(limit).collect()));
             }
@@ -75,26 +62,16 @@ pub(crate) async fn findings_page(
                     None => c.raised,
                 })
                 .sum();
-            let page = q::findings_range(store, &clinic, &filter, start, limit)?;
+            let page = q::findings_range(store, clinic, &filter, start, limit)?;
             Ok((total as usize, page))
         })
-        .await?
-    };
+        .await?;
     let end = (start + found.len()).min(total);
     let next_cursor = (end < total && !found.is_empty()).then_some(end);
-    state
-        .access
-        .record(
-            principal,
-            clinic,
-            &Read {
-                query: QueryKind::Findings,
-                parameters: logged(params),
-                patient_id: patient,
-                exposed: patients_named(found.iter().filter_map(|f| f.patient_id.as_deref())),
-                records: found.len() as u64,
-            },
-        )
+    let exposed = patients_named(found.iter().filter_map(|f| f.patient_id.as_deref()));
+    asker
+        .asked(patient)
+        .record(logged(params), found.len() as u64, exposed)
         .await?;
     Ok(Page {
         total,

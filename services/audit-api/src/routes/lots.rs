@@ -4,49 +4,41 @@ use std::collections::BTreeSet;
 
 use axum::{
     Json,
-    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query as q;
-use prolo_schemas::{ClinicId, LotNumber, PatientId};
+use prolo_schemas::{LotNumber, PatientId};
 
 use super::{
-    AppState,
-    admit::{Admitted, ask, id},
-    audited::{Asked, off_worker, patients_named},
+    admit::{Admitted, Named, ask},
+    audited::patients_named,
     params::{Checked, TraceParams, bounded_limit, logged},
 };
 use crate::{
     answer::LotTracePage,
-    auth::{Principal, QueryKind},
     error::ApiError,
     render::{self, Format},
 };
 
 pub(super) async fn lot_trace(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::LotTrace>,
-    Path((_, lot)): Path<(String, String)>,
+    asker: Admitted<ask::LotTrace>,
+    Named(lot): Named<LotNumber>,
     Checked(params): Checked<TraceParams>,
 ) -> Result<Response, ApiError> {
     let format = Format::parse(params.format.as_deref())?;
-    let lot: LotNumber = id(&lot)?;
     // A JSON answer is a page of the injections (the adverse events and
     // recalls whole); an export streams every injection.
     if format == Format::Json {
-        let page = lot_trace_page(&state, &principal, &clinic, &lot, &params).await?;
+        let page = lot_trace_page(&asker, &lot, &params).await?;
         return Ok(Json(page).into_response());
     }
-    let trace = {
-        let (clinic, lot) = (clinic.clone(), lot.clone());
-        off_worker(&state, move |store| q::lot_trace(store, &clinic, &lot)).await?
-    };
+    let trace = asker
+        .read(move |store, clinic| q::lot_trace(store, clinic, &lot))
+        .await?;
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
-    let asked = Asked::new(&principal, &clinic, QueryKind::LotTrace, None);
-    let on_cut = asked
-        .record_export(&state, logged(&params), records, trace_exposed(&trace))
+    let on_cut = asker
+        .asked(None)
+        .record_export(logged(&params), records, trace_exposed(&trace))
         .await?;
     Ok(render::stream_injections(trace.injections, format, on_cut))
 }
@@ -70,15 +62,15 @@ pub(super) fn trace_exposed(trace: &q::LotTrace) -> BTreeSet<PatientId> {
 /// A page of a lot's injections with its adverse events and recalls, its
 /// read recorded (the API's JSON answer and the console's page).
 pub(crate) async fn lot_trace_page(
-    state: &AppState,
-    principal: &Principal,
-    clinic: &ClinicId,
+    asker: &Admitted<ask::LotTrace>,
     lot: &LotNumber,
     params: &TraceParams,
 ) -> Result<LotTracePage, ApiError> {
     let mut trace = {
-        let (clinic, lot) = (clinic.clone(), lot.clone());
-        off_worker(state, move |store| q::lot_trace(store, &clinic, &lot)).await?
+        let lot = lot.clone();
+        asker
+            .read(move |store, clinic| q::lot_trace(store, clinic, &lot))
+            .await?
     };
     let total_injections = trace.injections.len();
     let seqs: Vec<u64> = trace.injections.iter().map(|r| r.seq).collect();
@@ -86,9 +78,9 @@ pub(crate) async fn lot_trace_page(
     let kept: BTreeSet<u64> = page.iter().copied().collect();
     trace.injections.retain(|r| kept.contains(&r.seq));
     let records = (trace.injections.len() + trace.adverse_events.len()) as u64;
-    let asked = Asked::new(principal, clinic, QueryKind::LotTrace, None);
-    asked
-        .record(state, logged(params), records, trace_exposed(&trace))
+    asker
+        .asked(None)
+        .record(logged(params), records, trace_exposed(&trace))
         .await?;
     Ok(LotTracePage {
         trace,

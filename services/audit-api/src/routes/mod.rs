@@ -25,7 +25,6 @@ use prolo_query::{self as q, EventView};
 
 pub(crate) use self::{
     adverse_events::investigation_answer,
-    audited::off_worker,
     findings::findings_page,
     lots::lot_trace_page,
     patients::{access_log_page, history_page},

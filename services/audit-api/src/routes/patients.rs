@@ -4,149 +4,103 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::{
     Json,
-    extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use prolo_query::{self as q, EventView};
-use prolo_schemas::{ClinicId, PatientId};
+use prolo_schemas::PatientId;
 
 use super::{
-    AppState,
-    admit::{Admitted, ask, id},
-    audited::{Asked, ListOf, json_page, list_response, off_worker, page_answer, recorded_page},
+    admit::{Admitted, Named, ask},
+    audited::{ListOf, json_page, list_response, page_answer, recorded_page},
     params::{Checked, ListParams, bounded_limit},
 };
-use crate::{
-    answer::Page,
-    auth::{Principal, QueryKind},
-    error::ApiError,
-    render::Format,
-};
+use crate::{answer::Page, error::ApiError, render::Format};
 
 pub(super) async fn patient_history(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::PatientHistory>,
-    Path((_, patient)): Path<(String, String)>,
+    asker: Admitted<ask::PatientHistory>,
+    Named(patient): Named<PatientId>,
     Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let patient: PatientId = id(&patient)?;
     if Format::parse(params.format.as_deref())? == Format::Json {
-        let page = history_page(&state, &principal, (&clinic, &patient), &params).await?;
-        return Ok(page_answer(page));
+        return Ok(page_answer(history_page(&asker, &patient, &params).await?));
     }
+    let filter = params.filter()?;
     let seqs = {
-        let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
-        off_worker(&state, move |store| {
-            q::patient_history(store, &clinic, &patient, &filter)
-        })
-        .await?
+        let patient = patient.clone();
+        asker
+            .read(move |store, clinic| q::patient_history(store, clinic, &patient, &filter))
+            .await?
     };
-    let asked = Asked::new(
-        &principal,
-        &clinic,
-        QueryKind::PatientHistory,
-        Some(patient),
-    );
-    list_response(
-        &state,
-        asked,
-        ListOf::OnePatient,
-        &params,
-        seqs,
-        page_answer,
-    )
-    .await
+    let asked = asker.asked(Some(patient));
+    list_response(asked, ListOf::OnePatient, &params, seqs, page_answer).await
 }
 
 /// A JSON page of a patient's history, its read recorded (the API's and
 /// the console's timeline): each of the patient's events is decoded once,
 /// also when a filter has to read all of them.
 pub(crate) async fn history_page(
-    state: &AppState,
-    principal: &Principal,
-    (clinic, patient): (&ClinicId, &PatientId),
+    asker: &Admitted<ask::PatientHistory>,
+    patient: &PatientId,
     params: &ListParams,
 ) -> Result<Page<EventView>, ApiError> {
     let limit = bounded_limit(params.limit)?;
+    let (filter, cursor, as_of) = (params.filter()?, params.cursor, params.as_of);
     let page = {
-        let (clinic, patient, filter) = (clinic.clone(), patient.clone(), params.filter()?);
-        let (cursor, as_of) = (params.cursor, params.as_of);
-        off_worker(state, move |store| {
-            q::patient_history_page(store, (&clinic, &patient), &filter, cursor, limit, as_of)
-        })
-        .await?
+        let patient = patient.clone();
+        asker
+            .read(move |store, clinic| {
+                q::patient_history_page(store, (clinic, &patient), &filter, cursor, limit, as_of)
+            })
+            .await?
     };
-    let asked = Asked::new(
-        principal,
-        clinic,
-        QueryKind::PatientHistory,
-        Some(patient.clone()),
-    );
-    recorded_page(state, asked, params, page).await
+    recorded_page(asker.asked(Some(patient.clone())), params, page).await
 }
 
 pub(super) async fn access_log(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::AccessLog>,
-    Path((_, patient)): Path<(String, String)>,
+    asker: Admitted<ask::AccessLog>,
+    Named(patient): Named<PatientId>,
     Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
-    let patient: PatientId = id(&patient)?;
-    let seqs = {
-        let (clinic, patient) = (clinic.clone(), patient.clone());
-        off_worker(&state, move |store| q::access_log(store, &clinic, &patient)).await?
-    };
-    let asked = Asked::new(&principal, &clinic, QueryKind::AccessLog, Some(patient));
-    list_response(&state, asked, ListOf::Events, &params, seqs, page_answer).await
+    let seqs = access_log_seqs(&asker, &patient).await?;
+    let asked = asker.asked(Some(patient));
+    list_response(asked, ListOf::Events, &params, seqs, page_answer).await
 }
 
 /// A page of a patient's access log, its read recorded (the console's).
 pub(crate) async fn access_log_page(
-    state: &AppState,
-    principal: &Principal,
-    (clinic, patient): (&ClinicId, &PatientId),
+    asker: &Admitted<ask::AccessLog>,
+    patient: &PatientId,
     params: &ListParams,
 ) -> Result<Page<EventView>, ApiError> {
-    let seqs = {
-        let (clinic, patient) = (clinic.clone(), patient.clone());
-        off_worker(state, move |store| q::access_log(store, &clinic, &patient)).await?
-    };
-    let asked = Asked::new(
-        principal,
-        clinic,
-        QueryKind::AccessLog,
-        Some(patient.clone()),
-    );
-    json_page(state, asked, params, seqs, bounded_limit(params.limit)?).await
+    let seqs = access_log_seqs(asker, patient).await?;
+    let limit = bounded_limit(params.limit)?;
+    json_page(asker.asked(Some(patient.clone())), params, seqs, limit).await
+}
+
+/// The stream positions of a patient's access records.
+async fn access_log_seqs(
+    asker: &Admitted<ask::AccessLog>,
+    patient: &PatientId,
+) -> Result<Vec<u64>, ApiError> {
+    let patient = patient.clone();
+    asker
+        .read(move |store, clinic| q::access_log(store, clinic, &patient))
+        .await
 }
 
 pub(super) async fn patient_summary(
-    State(state): State<AppState>,
-    Admitted {
-        principal, clinic, ..
-    }: Admitted<ask::PatientSummary>,
-    Path((_, patient)): Path<(String, String)>,
+    asker: Admitted<ask::PatientSummary>,
+    Named(patient): Named<PatientId>,
 ) -> Result<Response, ApiError> {
-    let patient: PatientId = id(&patient)?;
     let summary = {
-        let (clinic, patient) = (clinic.clone(), patient.clone());
-        off_worker(&state, move |store| {
-            q::patient_summary(store, &clinic, &patient)
-        })
-        .await?
+        let patient = patient.clone();
+        asker
+            .read(move |store, clinic| q::patient_summary(store, clinic, &patient))
+            .await?
     };
-    let asked = Asked::new(
-        &principal,
-        &clinic,
-        QueryKind::PatientSummary,
-        Some(patient),
-    );
-    asked
-        .record(&state, BTreeMap::new(), 1, BTreeSet::new())
+    asker
+        .asked(Some(patient))
+        .record(BTreeMap::new(), 1, BTreeSet::new())
         .await?;
     Ok(Json(summary).into_response())
 }

@@ -1,6 +1,6 @@
 //! Findings and safety signals.
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use maud::html;
 use serde::Deserialize;
 
@@ -9,7 +9,7 @@ use crate::{
     console::view::{self, patient_link},
     error::ApiError,
     routes::{
-        self, AppState, FindingParams,
+        self, FindingParams,
         admit::{Admitted, ask},
     },
 };
@@ -26,12 +26,7 @@ pub(in crate::console) struct FindingForm {
 /// Findings: counts by rule and severity, open and resolved; the list,
 /// filtered, each with its evidence.
 pub(in crate::console) async fn findings(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::Findings>>,
+    OnPage(asker): OnPage<Admitted<ask::Findings>>,
     Query(form): Query<FindingForm>,
 ) -> PageResult {
     let as_json = |field: &str, value: &str| -> Result<Option<serde_json::Value>, Failed> {
@@ -51,27 +46,23 @@ pub(in crate::console) async fn findings(
         .map_err(|e| fail(ApiError::BadRequest(e.to_string())))?;
     // Counts per rule carry no patient data: read without a record.
     let counts: Vec<(String, String, u64, u64)> = {
-        let clinic = clinic.clone();
-        routes::off_worker(&state, move |store| {
-            Ok(store.finding_counts(clinic.as_str())?)
-        })
-        .await
-        .map_err(fail)?
-        .into_iter()
-        .map(|(rule, count)| {
-            let severity = prolo_projector::rules::findings::Rule::ALL
-                .iter()
-                .find(|r| r.code() == rule)
-                .map(|r| prolo_schemas::names::name(&r.severity()))
-                .unwrap_or_default();
-            (rule, severity, count.open(), count.resolved)
-        })
-        .collect()
+        asker
+            .read(|store, clinic| Ok(store.finding_counts(clinic.as_str())?))
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|(rule, count)| {
+                let severity = prolo_projector::rules::findings::Rule::ALL
+                    .iter()
+                    .find(|r| r.code() == rule)
+                    .map(|r| prolo_schemas::names::name(&r.severity()))
+                    .unwrap_or_default();
+                (rule, severity, count.open(), count.resolved)
+            })
+            .collect()
     };
-    let found = routes::findings_page(&state, &who, &clinic, &params)
-        .await
-        .map_err(fail)?;
-    let c = clinic.as_str();
+    let found = routes::findings_page(&asker, &params).await.map_err(fail)?;
+    let c = asker.clinic.as_str();
     let body = html! {
         table.counts {
             caption { "Findings by rule" }
@@ -125,23 +116,16 @@ pub(in crate::console) async fn findings(
         }
         (view::pager(&format!("/console/{c}/findings"), vec![("rule", form.rule.clone()), ("status", form.status.clone())], found.next_cursor.as_deref(), found.total))
     };
-    page("Findings", &who, Some(c), body)
+    page("Findings", &asker.principal, Some(c), body)
 }
 
 /// The safety signals: a forest plot per adverse-event kind over the
 /// rolling window, signalled groups marked, and the table under it.
 pub(in crate::console) async fn signals(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::Signals>>,
+    OnPage(asker): OnPage<Admitted<ask::Signals>>,
 ) -> PageResult {
-    let report = routes::signals_answer(&state, clinic.clone())
-        .await
-        .map_err(fail)?;
-    let c = clinic.as_str();
+    let report = routes::signals_answer(&asker).await.map_err(fail)?;
+    let c = asker.clinic.as_str();
     let body = crate::console::plot::signals_body(c, &report);
-    page("Safety signals", &who, Some(c), body)
+    page("Safety signals", &asker.principal, Some(c), body)
 }

@@ -1,37 +1,30 @@
 //! An adverse event and everything around it.
 
-use axum::extract::{Path, State};
 use maud::html;
 use prolo_schemas::names::name;
 
 use super::{
-    OnPage, PageResult, fail, page, parsed,
+    OnPage, PageResult, fail, page,
     tables::{adverse_table, events_table, injections_table},
 };
 use crate::{
     console::view::{self, patient_link, time},
     routes::{
-        self, AppState, InvestigationParams,
-        admit::{Admitted, ask},
+        self, InvestigationParams,
+        admit::{Admitted, Named, ask},
     },
 };
 
 /// An adverse event and everything around it, for a safety reviewer.
 pub(in crate::console) async fn investigation(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::AdverseEventInvestigation>>,
-    Path((_, event_id)): Path<(String, String)>,
+    OnPage(asker): OnPage<Admitted<ask::AdverseEventInvestigation>>,
+    OnPage(Named(event_id)): OnPage<Named<uuid::Uuid>>,
 ) -> PageResult {
-    let event_id: uuid::Uuid = parsed(&event_id)?;
     let params = InvestigationParams::default();
-    let inv = routes::investigation_answer(&state, &who, &clinic, event_id, &params)
+    let inv = routes::investigation_answer(&asker, event_id, &params)
         .await
         .map_err(fail)?;
-    let c = clinic.as_str();
+    let c = asker.clinic.as_str();
     let s = &inv.state;
     let body = html! {
         dl.facts {
@@ -71,7 +64,7 @@ pub(in crate::console) async fn investigation(
     };
     page(
         &format!("Adverse event: {}", name(&s.kind)),
-        &who,
+        &asker.principal,
         Some(c),
         body,
     )

@@ -1,19 +1,19 @@
 //! A lot's trace and recall.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use maud::html;
 use prolo_schemas::LotNumber;
 use serde::Deserialize;
 
 use super::{
-    OnPage, PageResult, fail, page, parsed,
+    OnPage, PageResult, fail, page,
     tables::{adverse_table, injections_table},
 };
 use crate::{
     console::view::{self},
     routes::{
-        self, AppState, TraceParams,
-        admit::{Admitted, ask},
+        self, TraceParams,
+        admit::{Admitted, Named, ask},
     },
 };
 
@@ -24,24 +24,18 @@ pub(in crate::console) struct Cursor {
 
 /// Who received a lot, when, where, what followed, and its recall.
 pub(in crate::console) async fn lot(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::LotTrace>>,
-    Path((_, lot)): Path<(String, String)>,
+    OnPage(asker): OnPage<Admitted<ask::LotTrace>>,
+    OnPage(Named(lot)): OnPage<Named<LotNumber>>,
     Query(form): Query<Cursor>,
 ) -> PageResult {
-    let lot: LotNumber = parsed(&lot)?;
     let params = TraceParams {
         cursor: form.cursor,
         ..TraceParams::default()
     };
-    let found = routes::lot_trace_page(&state, &who, &clinic, &lot, &params)
+    let found = routes::lot_trace_page(&asker, &lot, &params)
         .await
         .map_err(fail)?;
-    let (c, l) = (clinic.as_str(), lot.as_str());
+    let (c, l) = (asker.clinic.as_str(), lot.as_str());
     let t = &found.trace;
     let body = html! {
         @if t.recalls.is_empty() {
@@ -56,5 +50,5 @@ pub(in crate::console) async fn lot(
         (injections_table("Injections with the lot", c, &t.injections))
         (view::pager(&format!("/console/{c}/lots/{l}"), vec![], found.next_cursor.as_deref(), found.total_injections))
     };
-    page(&format!("Lot {l}"), &who, Some(c), body)
+    page(&format!("Lot {l}"), &asker.principal, Some(c), body)
 }

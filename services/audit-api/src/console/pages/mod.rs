@@ -149,14 +149,8 @@ pub(super) struct OpenParams {
 }
 
 /// A clinic's start: find a patient, a lot or an adverse event.
-pub(super) async fn clinic(
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::ClinicStart>>,
-) -> PageResult {
-    let c = clinic.as_str();
+pub(super) async fn clinic(OnPage(asker): OnPage<Admitted<ask::ClinicStart>>) -> PageResult {
+    let c = asker.clinic.as_str();
     let body = html! {
         form.card method="get" action=(format!("/console/{c}/open")) {
             label for="patient" { "Patient id" }
@@ -178,7 +172,7 @@ pub(super) async fn clinic(
             li { a href=(format!("/console/{c}/signals")) { "Safety signals" } }
         }
     };
-    page(&format!("Clinic {c}"), &who, Some(c), body)
+    page(&format!("Clinic {c}"), &asker.principal, Some(c), body)
 }
 
 /// The forms' target: checks the id, then goes to its page.

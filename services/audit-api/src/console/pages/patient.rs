@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::html;
 use prolo_query::{EventView, ViewStanding};
@@ -15,8 +15,8 @@ use crate::{
     console::view::{self, time},
     error::ApiError,
     routes::{
-        self, AppState, ListParams,
-        admit::{Admitted, ask},
+        self, ListParams,
+        admit::{Admitted, Named, ask},
     },
 };
 
@@ -55,16 +55,10 @@ pub(super) fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>
 /// actor and source; a corrected or voided event struck through beside
 /// what corrected it; filters; "as known on"; exports.
 pub(in crate::console) async fn timeline(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::PatientHistory>>,
-    Path((_, patient)): Path<(String, String)>,
+    OnPage(asker): OnPage<Admitted<ask::PatientHistory>>,
+    OnPage(Named(patient)): OnPage<Named<PatientId>>,
     Query(form): Query<TimelineParams>,
 ) -> PageResult {
-    let patient: PatientId = parsed(&patient)?;
     if !form.event_type.is_empty() {
         parsed::<EventType>(&form.event_type)?;
     }
@@ -76,10 +70,10 @@ pub(in crate::console) async fn timeline(
         cursor: form.cursor,
         ..ListParams::default()
     };
-    let found = routes::history_page(&state, &who, (&clinic, &patient), &params)
+    let found = routes::history_page(&asker, &patient, &params)
         .await
         .map_err(fail)?;
-    let (c, p) = (clinic.as_str(), patient.as_str());
+    let (c, p) = (asker.clinic.as_str(), patient.as_str());
     let by_seq: BTreeMap<u64, &EventView> = found.items.iter().map(|v| (v.seq, v)).collect();
     let mut events: Vec<&EventView> = found.items.iter().collect();
     events.sort_by_key(|v| (v.occurred_at, v.seq));
@@ -115,7 +109,7 @@ pub(in crate::console) async fn timeline(
         p.actions {
             a.button href=(export("csv")) { "Export CSV" }
             a.button href=(export("jsonl")) { "Export JSONL" }
-            @if who.may(QueryKind::AccessLog).is_ok() {
+            @if asker.principal.may(QueryKind::AccessLog).is_ok() {
                 a href=(format!("/console/{c}/patients/{p}/access-log")) { "Who read this record" }
             }
         }
@@ -161,29 +155,23 @@ pub(in crate::console) async fn timeline(
         }
         (view::pager(&format!("/console/{c}/patients/{p}"), kept, found.next_cursor.as_deref(), found.total))
     };
-    page(&format!("Patient {p}"), &who, Some(c), body)
+    page(&format!("Patient {p}"), &asker.principal, Some(c), body)
 }
 
 /// Who read a patient's data (compliance only).
 pub(in crate::console) async fn access_log(
-    State(state): State<AppState>,
-    OnPage(Admitted {
-        principal: who,
-        clinic,
-        ..
-    }): OnPage<Admitted<ask::AccessLog>>,
-    Path((_, patient)): Path<(String, String)>,
+    OnPage(asker): OnPage<Admitted<ask::AccessLog>>,
+    OnPage(Named(patient)): OnPage<Named<PatientId>>,
     Query(form): Query<TimelineParams>,
 ) -> PageResult {
-    let patient: PatientId = parsed(&patient)?;
     let params = ListParams {
         cursor: form.cursor,
         ..ListParams::default()
     };
-    let found = routes::access_log_page(&state, &who, (&clinic, &patient), &params)
+    let found = routes::access_log_page(&asker, &patient, &params)
         .await
         .map_err(fail)?;
-    let (c, p) = (clinic.as_str(), patient.as_str());
+    let (c, p) = (asker.clinic.as_str(), patient.as_str());
     let body = html! {
         table {
             caption { "Reads of " (p) "'s data" }
@@ -201,5 +189,10 @@ pub(in crate::console) async fn access_log(
         }
         (view::pager(&format!("/console/{c}/patients/{p}/access-log"), vec![], found.next_cursor.as_deref(), found.total))
     };
-    page(&format!("Access log of {p}"), &who, Some(c), body)
+    page(
+        &format!("Access log of {p}"),
+        &asker.principal,
+        Some(c),
+        body,
+    )
 }
