@@ -75,21 +75,18 @@ pub enum ApiRunError {
     ExampleTokens(SocketAddr),
 }
 
-/// Runs the fold and the API on one database until `shutdown`. `ready` is
-/// told the address actually bound (useful with port 0).
-pub async fn run(
-    client: async_nats::Client,
-    principals: Principals,
-    settings: ApiSettings,
-    shutdown: Shutdown,
-    ready: impl FnOnce(SocketAddr),
-) -> Result<(), ApiRunError> {
-    let store = Store::open(&settings.db, settings.cache_bytes)?;
-    run_on(store, client, principals, settings, shutdown, ready).await
+impl ApiSettings {
+    /// Opens the read models' database ([`ApiSettings::db`]), waiting a
+    /// few seconds for another process's lock.
+    pub fn open_store(&self) -> Result<Store, prolo_projector::store::StoreError> {
+        Store::open(&self.db, self.cache_bytes)
+    }
 }
 
-/// Like [`run`] on a database the caller opened (and may read too).
-pub async fn run_on(
+/// Runs the fold and the API on `store` until `shutdown` (the caller may
+/// read it too). `ready` is told the address actually bound (useful with
+/// port 0).
+pub async fn run(
     store: Store,
     client: async_nats::Client,
     principals: Principals,

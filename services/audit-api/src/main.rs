@@ -78,6 +78,15 @@ async fn main() -> anyhow::Result<()> {
         broker: Some(broker),
         max_in_flight: args.max_in_flight,
     };
-    prolo_audit_api::run(client, principals, settings, Shutdown::on_signals(), |_| {}).await?;
+    let store = settings.open_store().context("opening the read models")?;
+    prolo_audit_api::run(
+        store,
+        client,
+        principals,
+        settings,
+        Shutdown::on_signals(),
+        |_| {},
+    )
+    .await?;
     Ok(())
 }

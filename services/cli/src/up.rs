@@ -227,10 +227,21 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     };
     let api_shutdown = shutdown.clone();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let store = api_settings
+        .open_store()
+        .context("opening the audit API's read models")?;
     tasks.spawn(async move {
-        prolo_audit_api::run(api_client, principals, api_settings, api_shutdown, |addr| {
+        let ready = |addr| {
             let _ = bound_tx.send(addr);
-        })
+        };
+        prolo_audit_api::run(
+            store,
+            api_client,
+            principals,
+            api_settings,
+            api_shutdown,
+            ready,
+        )
         .await
         .context("the audit API")
     });
