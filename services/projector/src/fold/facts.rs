@@ -33,11 +33,7 @@ impl Folder<'_> {
         )?;
         let clinic = e.clinic_id.as_str().as_bytes();
         if let Some(patient) = &e.patient_id {
-            self.index(
-                keys::BY_PATIENT,
-                &[clinic, patient.as_str().as_bytes()],
-                seq,
-            )?;
+            self.clinic_index(keys::BY_PATIENT, clinic, patient.as_str(), seq)?;
         }
         Ok(())
     }
@@ -50,9 +46,10 @@ impl Folder<'_> {
     ) -> Result<(), StoreError> {
         match &e.payload {
             Payload::PractitionerCredentialed(p) => {
-                self.index(
+                self.clinic_index(
                     keys::BY_PRACTITIONER,
-                    &[clinic, p.practitioner_id.as_str().as_bytes()],
+                    clinic,
+                    p.practitioner_id.as_str(),
                     seq,
                 )?;
                 let entry = credential_entry(e, seq, p);
@@ -87,11 +84,7 @@ impl Folder<'_> {
             Payload::AdverseEventReported(p) => {
                 let state = self.adverse_event_state(e, seq, p)?;
                 if let Some(practitioner) = &state.injection_practitioner {
-                    self.index(
-                        keys::BY_PRACTITIONER,
-                        &[clinic, practitioner.as_bytes()],
-                        seq,
-                    )?;
+                    self.clinic_index(keys::BY_PRACTITIONER, clinic, practitioner.as_str(), seq)?;
                     self.practitioner(e.clinic_id.as_str(), practitioner, |s| {
                         s.adverse_event_count += 1
                     })?;
@@ -146,11 +139,7 @@ impl Folder<'_> {
                 self.patient(e, seq, |_| {})?;
             }
             Payload::AccessRecorded(p) => {
-                self.index(
-                    keys::BY_PRINCIPAL,
-                    &[clinic, p.principal_id.as_str().as_bytes()],
-                    seq,
-                )?;
+                self.clinic_index(keys::BY_PRINCIPAL, clinic, p.principal_id.as_str(), seq)?;
                 // On the access log of the patient asked about and of every
                 // patient whose data the answer carried.
                 let exposed: std::collections::BTreeSet<&str> = p
@@ -160,7 +149,7 @@ impl Folder<'_> {
                     .map(|patient| patient.as_str())
                     .collect();
                 for patient in exposed {
-                    self.index(keys::READS_OF_PATIENT, &[clinic, patient.as_bytes()], seq)?;
+                    self.clinic_index(keys::READS_OF_PATIENT, clinic, patient, seq)?;
                 }
             }
             Payload::LotRecalled(p) => {
@@ -169,11 +158,7 @@ impl Folder<'_> {
             // Found through the by-type index (`/v1/access-refused`) and the
             // principal's.
             Payload::AccessRefused(p) => {
-                self.index(
-                    keys::BY_PRINCIPAL,
-                    &[clinic, p.principal_id.as_str().as_bytes()],
-                    seq,
-                )?;
+                self.clinic_index(keys::BY_PRINCIPAL, clinic, p.principal_id.as_str(), seq)?;
             }
             Payload::ConsentGiven(p) => {
                 let entry = ConsentEntry {

@@ -380,22 +380,15 @@ impl Folder<'_> {
             about_ms: ms(e.occurred_at),
             resolved_by: None,
         };
-        self.index(
-            keys::FINDINGS_BY_RULE,
-            &[clinic, rule.code().as_bytes()],
-            seq,
-        )?;
+        self.clinic_index(keys::FINDINGS_BY_RULE, clinic, &rule.code(), seq)?;
         if let Some(patient) = &e.patient_id {
-            self.index(
-                keys::FINDINGS_BY_PATIENT,
-                &[clinic, patient.as_str().as_bytes()],
-                seq,
-            )?;
+            self.clinic_index(keys::FINDINGS_BY_PATIENT, clinic, patient.as_str(), seq)?;
         }
         if let Some(practitioner) = &about.practitioner {
-            self.index(
+            self.clinic_index(
                 keys::FINDINGS_BY_PRACTITIONER,
-                &[clinic, practitioner.as_bytes()],
+                clinic,
+                practitioner.as_str(),
                 seq,
             )?;
         }

@@ -351,6 +351,18 @@ impl<'a> Folder<'a> {
     }
 
     /// Adds `seq` to an index's posting list.
+    /// Indexes `seq` under `prefix`, the clinic and one key of it (a
+    /// patient, a practitioner, a rule).
+    pub(super) fn clinic_index(
+        &mut self,
+        prefix: &[u8],
+        clinic: &[u8],
+        key: &str,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.index(prefix, &[clinic, key.as_bytes()], seq)
+    }
+
     pub(super) fn index(
         &mut self,
         prefix: &[u8],

@@ -132,6 +132,24 @@ impl Rule {
         prolo_schemas::names::name(&self)
     }
 
+    /// Whether a finding of this rule is the injecting practitioner's (on
+    /// their history): the act itself (guidance, asepsis, credential, dose,
+    /// site, plan), not the clinic's paperwork (consent, examination,
+    /// candidacy, lot).
+    pub fn concerns_practitioner(self) -> bool {
+        matches!(
+            self,
+            Rule::LocalAnaestheticAboveMaximum
+                | Rule::GuidanceWithoutCredential
+                | Rule::AsepsisNotDone
+                | Rule::NoValidCredential
+                | Rule::AxialSiteByPalpationOnly
+                | Rule::OutsideTreatmentPlan
+                | Rule::SessionsBeyondPlan
+                | Rule::IntervalShorterThanPlanned
+        )
+    }
+
     /// How much it matters.
     pub fn severity(self) -> Severity {
         match self {

@@ -43,7 +43,7 @@ pub fn injection_findings(
     let scope = site_scope(&p.site);
     let practitioner = p.practitioner_id.as_str();
     let mut drafts = Vec::new();
-    let mut raise = |rule, evidence: Vec<Uuid>, detail: String, concerns: bool| {
+    let mut raise = |rule: Rule, evidence: Vec<Uuid>, detail: String| {
         // Outside consent names the side too, so that only a consent
         // covering that side resolves it.
         let site_key = if rule == Rule::SiteOutsideConsent {
@@ -55,7 +55,9 @@ pub fn injection_findings(
             rule,
             evidence,
             detail,
-            practitioner: concerns.then(|| practitioner.to_owned()),
+            practitioner: rule
+                .concerns_practitioner()
+                .then(|| practitioner.to_owned()),
             site_key: Some(site_key),
         });
     };
@@ -66,18 +68,14 @@ pub fn injection_findings(
                 Rule::NoActiveConsent,
                 vec![e.event_id],
                 "no consent was active at the injection".into(),
-                false,
             );
         } else {
             let active: Vec<_> = active.collect();
             if !active.iter().any(|c| consent_covers(&c.sites, &scope)) {
-                let mut evidence = vec![e.event_id];
-                evidence.extend(active.iter().map(|c| c.origin.event_id));
                 raise(
                     Rule::SiteOutsideConsent,
-                    evidence,
+                    under_consents(e, &active),
                     format!("{scope} is outside the scope of the active consents"),
-                    false,
                 );
             }
         }
@@ -92,23 +90,19 @@ pub fn injection_findings(
                         Rule::AgentOutsideConsent,
                         vec![e.event_id],
                         format!("{agent} is not among the agents the active consents name"),
-                        false,
                     );
                 }
             }
         }
         let active: Vec<&ConsentEntry> = active_consents(&summary.consents, at).collect();
         if p.session_number > 1 && !active.is_empty() && active.iter().all(|c| !c.series) {
-            let mut evidence = vec![e.event_id];
-            evidence.extend(active.iter().map(|c| c.origin.event_id));
             raise(
                 Rule::SeriesUnderSingleSessionConsent,
-                evidence,
+                under_consents(e, &active),
                 format!(
                     "session {} under consents for a single session",
                     p.session_number
                 ),
-                false,
             );
         }
         let zone_risk = match p.site.site_key.info().risk_zone {
@@ -121,13 +115,10 @@ pub fn injection_findings(
             && !active.is_empty()
             && !active.iter().any(|c| c.risks.iter().any(|r| r == risk))
         {
-            let mut evidence = vec![e.event_id];
-            evidence.extend(active.iter().map(|c| c.origin.event_id));
             raise(
                 Rule::RiskNotDisclosed,
-                evidence,
+                under_consents(e, &active),
                 format!("{site} carries the risk of {risk}, which no active consent disclosed"),
-                false,
             );
         }
         if let Some(decision) = latest_candidacy(summary, at)
@@ -137,7 +128,6 @@ pub fn injection_findings(
                 Rule::InjectionAfterNegativeCandidacy,
                 vec![e.event_id, decision.origin.event_id],
                 "the latest candidacy decision before the injection said not a candidate".into(),
-                false,
             );
         }
         plan_findings(e, p, summary, &scope, settings, &mut raise);
@@ -146,7 +136,6 @@ pub fn injection_findings(
                 Rule::LocalAnaestheticAboveMaximum,
                 evidence,
                 format!("{detail}: {:.0}% of the maximum", share * 100.0),
-                true,
             );
         }
         if !examined_and_candidate(summary, at) {
@@ -154,7 +143,6 @@ pub fn injection_findings(
                 Rule::NoExaminationOrCandidacy,
                 vec![e.event_id],
                 "no earlier examination and positive candidacy decision".into(),
-                false,
             );
         }
         if p.session_number > settings.sessions_before_follow_up_imaging
@@ -167,7 +155,6 @@ pub fn injection_findings(
                     "session {} without follow-up imaging (required after session {})",
                     p.session_number, settings.sessions_before_follow_up_imaging
                 ),
-                false,
             );
         }
     }
@@ -179,22 +166,15 @@ pub fn injection_findings(
     if let Some(needed) = needed
         && !credential_valid_for(context.credentials, needed, at)
     {
-        raise(
-            Rule::GuidanceWithoutCredential,
-            vec![e.event_id],
-            format!(
-                "{practitioner} held no valid {} credential that day",
-                prolo_schemas::names::name(&needed)
-            ),
-            true,
-        );
+        let needed = prolo_schemas::names::name(&needed);
+        let detail = format!("{practitioner} held no valid {needed} credential that day");
+        raise(Rule::GuidanceWithoutCredential, vec![e.event_id], detail);
     }
     if !p.aseptic_preparation {
         raise(
             Rule::AsepsisNotDone,
             vec![e.event_id],
             "recorded without skin preparation, sterile gloves and a single-use needle".into(),
-            true,
         );
     }
     if !credential_valid(context.credentials, at) {
@@ -202,7 +182,6 @@ pub fn injection_findings(
             Rule::NoValidCredential,
             vec![e.event_id],
             format!("{practitioner} held no valid reconstructive-therapy credential that day"),
-            true,
         );
     }
     let day = e.occurred_at.date_naive();
@@ -212,7 +191,6 @@ pub fn injection_findings(
                 Rule::ExpiredOrRecalledLot,
                 vec![e.event_id],
                 format!("lot {} expired on {}", component.lot, component.lot_expiry),
-                false,
             );
         }
         let recalls = context.recalls.get(i).copied().unwrap_or_default();
@@ -221,21 +199,14 @@ pub fn injection_findings(
                 Rule::ExpiredOrRecalledLot,
                 vec![e.event_id, *recall],
                 format!("lot {} had been recalled", component.lot),
-                false,
             );
         }
     }
     let zone = p.site.site_key.info().risk_zone;
     if zone != RiskZone::Peripheral && p.guidance == Guidance::Palpation {
-        raise(
-            Rule::AxialSiteByPalpationOnly,
-            vec![e.event_id],
-            format!(
-                "{site} ({} risk zone) injected with palpation guidance alone",
-                prolo_schemas::names::name(&zone)
-            ),
-            true,
-        );
+        let zone = prolo_schemas::names::name(&zone);
+        let detail = format!("{site} ({zone} risk zone) injected with palpation guidance alone");
+        raise(Rule::AxialSiteByPalpationOnly, vec![e.event_id], detail);
     }
     drafts
 }
@@ -254,6 +225,14 @@ fn plan_of<'s>(
     }
 }
 
+/// The injection and the consents it was given under: a consent
+/// finding's evidence.
+fn under_consents(e: &Envelope, consents: &[&ConsentEntry]) -> Vec<Uuid> {
+    std::iter::once(e.event_id)
+        .chain(consents.iter().map(|c| c.origin.event_id))
+        .collect()
+}
+
 /// `outside_treatment_plan`, `sessions_beyond_plan` and
 /// `interval_shorter_than_planned`, each with the injection and the plan
 /// (and the previous session's injection) as evidence.
@@ -263,7 +242,7 @@ fn plan_findings(
     summary: &PatientSummary,
     scope: &str,
     settings: &FindingSettings,
-    raise: &mut impl FnMut(Rule, Vec<Uuid>, String, bool),
+    raise: &mut impl FnMut(Rule, Vec<Uuid>, String),
 ) {
     let Some(plan) = plan_of(e, p, summary) else {
         return;
@@ -274,7 +253,6 @@ fn plan_findings(
             Rule::OutsideTreatmentPlan,
             evidence.clone(),
             format!("{scope} is not among the plan's sites"),
-            true,
         );
     }
     if !plan.solutions.is_empty() {
@@ -285,7 +263,6 @@ fn plan_findings(
                     Rule::OutsideTreatmentPlan,
                     evidence.clone(),
                     format!("{agent} is not among the plan's agents"),
-                    true,
                 );
             }
         }
@@ -298,7 +275,6 @@ fn plan_findings(
                 "session {} of a plan for {}",
                 p.session_number, plan.sessions_planned
             ),
-            true,
         );
     }
     // The previous session: the latest standing injection of this plan
@@ -334,7 +310,6 @@ fn plan_findings(
                     plan.interval_days,
                     settings.plan_interval_tolerance_days
                 ),
-                true,
             );
         }
     }

@@ -10,7 +10,7 @@
 //! - [`event_ids`]: event id to sequence, in sorted blocks.
 
 pub mod event_ids;
-pub mod keys;
+pub(crate) mod keys;
 pub mod payload_codec;
 pub mod reads;
 pub mod records;
@@ -19,6 +19,8 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
+
+pub use self::reads::Index;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -170,9 +172,14 @@ impl Store {
 
     /// The last applied stream sequence (0 when empty).
     pub fn applied_seq(&self) -> Result<u64, StoreError> {
+        self.number(keys::APPLIED_SEQ)
+    }
+
+    /// A number the fold keeps under `key` (big-endian; 0 when absent).
+    fn number(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(self
             .model
-            .get(keys::APPLIED_SEQ)?
+            .get(key)?
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
     }
@@ -245,11 +252,7 @@ impl Store {
 
     /// Messages quarantined so far.
     pub fn quarantined(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .model
-            .get(keys::QUARANTINE_COUNT)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes))
+        self.number(keys::QUARANTINE_COUNT)
     }
 
     /// The chain head: `chain[applied]` (genesis when empty).

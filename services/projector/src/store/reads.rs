@@ -17,6 +17,8 @@ use crate::{
 /// A list of sequences the fold keeps, in stream order.
 #[derive(Debug, Clone, Copy)]
 pub enum Index<'a> {
+    /// The sequences quarantined (not events of the contract).
+    Quarantined,
     /// A patient's events.
     Patient {
         /// Clinic.
@@ -81,6 +83,7 @@ impl Store {
     /// The sequences of an index, in stream order.
     pub fn index(&self, index: Index<'_>) -> Result<Vec<u64>, StoreError> {
         let (prefix, parts): (&[u8], Vec<Vec<u8>>) = match index {
+            Index::Quarantined => (keys::QUARANTINED, vec![]),
             Index::Patient { clinic, patient } => {
                 (keys::BY_PATIENT, vec![clinic.into(), patient.into()])
             }
@@ -246,23 +249,32 @@ impl Store {
 
     /// The signals raised in every clinic.
     pub fn signals_all(&self) -> Result<Vec<Signal>, StoreError> {
-        let mut raised = Vec::new();
-        for entry in self.model().scan_prefix(keys::SIGNAL) {
-            let (key, value) = entry?;
-            raised.push(decode::<Signal>(&key, &value)?);
-        }
-        Ok(raised)
+        self.values_under(keys::SIGNAL)
     }
 
     /// The signals raised in a clinic, in the order they were raised.
     pub fn signals_raised(&self, clinic: &str) -> Result<Vec<Signal>, StoreError> {
         let prefix = keys::index_prefix(keys::SIGNAL, &[clinic.as_bytes()]);
-        let mut raised = Vec::new();
-        for entry in self.model().scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            raised.push(decode::<Signal>(&key, &value)?);
-        }
+        let mut raised: Vec<Signal> = self.values_under(&prefix)?;
         raised.sort_by_key(|s| s.raised_seq);
         Ok(raised)
+    }
+
+    /// Every finding raised in every clinic, resolved or not, in id order.
+    pub fn findings_all(&self) -> Result<Vec<Finding>, StoreError> {
+        self.values_under(keys::FINDING)
+    }
+
+    /// Every value stored under `prefix`, decoded, in key order.
+    fn values_under<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        let mut values = Vec::new();
+        for entry in self.model().scan_prefix(prefix) {
+            let (key, value) = entry?;
+            values.push(decode::<T>(&key, &value)?);
+        }
+        Ok(values)
     }
 }

@@ -9,9 +9,9 @@ use std::{
 };
 
 use async_nats::jetstream::{self, consumer::pull};
-use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
+use prolo_bus::STREAM_NAME;
 use prolo_projector::{Store, integrity::rebuild::rebuild, project::CONSUMER};
-use prolo_tests::{NatsServer, publish_all, synthetic_events};
+use prolo_tests::{publish_all, stream_only, synthetic_events};
 
 const EVENTS: usize = 20_000;
 
@@ -52,11 +52,7 @@ async fn ack_floor(js: &jetstream::Context) -> u64 {
 
 #[tokio::test]
 async fn sigkill_at_five_random_points_gives_the_same_database_as_a_rebuild() {
-    let nats = NatsServer::start().await.unwrap();
-    let js = jetstream::new(nats.client().await.unwrap());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (nats, _, js) = stream_only().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("projector.sled");
 

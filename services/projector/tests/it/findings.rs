@@ -16,7 +16,7 @@ use prolo_projector::{
         findings::{Finding, FindingSettings, Rule},
         signals::Signal,
     },
-    store::keys,
+    store::Index,
 };
 use prolo_schemas::{AdverseEventKind, Envelope, Payload};
 use serde_json::json;
@@ -92,12 +92,9 @@ impl Trail {
 
     fn findings(&self, rule: Rule) -> Vec<Finding> {
         self.store
-            .model()
-            .scan_prefix(keys::FINDING)
-            .map(|kv| {
-                let (k, v) = kv.unwrap();
-                prolo_projector::store::decode::<Finding>(&k, &v).unwrap()
-            })
+            .findings_all()
+            .unwrap()
+            .into_iter()
             .filter(|f| f.rule == rule)
             .collect()
     }
@@ -157,12 +154,11 @@ async fn no_active_consent_is_raised_and_a_late_consent_resolves_it() {
     // The patient's history keeps both the injection and the late consent.
     let seqs: Vec<u64> = trail
         .store
-        .seqs(&keys::index_prefix(
-            keys::BY_PATIENT,
-            &[b"riverside", b"P-1042"],
-        ))
-        .map(Result::unwrap)
-        .collect();
+        .index(Index::Patient {
+            clinic: "riverside",
+            patient: "P-1042",
+        })
+        .unwrap();
     assert_eq!(seqs.len(), 4);
 }
 
@@ -576,15 +572,7 @@ async fn an_infection_cluster_on_one_lot_raises_a_signal_for_that_lot_only() {
     events.extend(aes);
     trail.add_all(&events).await;
 
-    let signals: Vec<Signal> = trail
-        .store
-        .model()
-        .scan_prefix(keys::SIGNAL)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            prolo_projector::store::decode::<Signal>(&k, &v).unwrap()
-        })
-        .collect();
+    let signals: Vec<Signal> = trail.store.signals_all().unwrap();
     assert_eq!(signals.len(), 1, "{signals:?}");
     assert_eq!(
         (signals[0].dimension.as_str(), signals[0].group.as_str()),
@@ -626,11 +614,8 @@ async fn an_update_filed_under_another_patient_changes_nothing_and_raises_a_find
     let infection_id = trail.add(&infection).await;
     let forged = trail.add(&update_of(infection_id, "P-2000")).await;
 
-    let state: prolo_projector::model::AdverseEventState = trail
-        .store
-        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
-        .unwrap()
-        .unwrap();
+    let state: prolo_projector::model::AdverseEventState =
+        trail.store.adverse_event(&infection_id).unwrap().unwrap();
     assert_eq!(
         state.status,
         prolo_schemas::AdverseEventStatus::Open,
@@ -648,11 +633,8 @@ async fn an_update_filed_under_another_patient_changes_nothing_and_raises_a_find
     );
     // The real patient's own update still closes it.
     trail.add(&update_of(infection_id, "P-1042")).await;
-    let state: prolo_projector::model::AdverseEventState = trail
-        .store
-        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection_id))
-        .unwrap()
-        .unwrap();
+    let state: prolo_projector::model::AdverseEventState =
+        trail.store.adverse_event(&infection_id).unwrap().unwrap();
     assert_eq!(state.status, prolo_schemas::AdverseEventStatus::Closed);
     assert_eq!(trail.findings(Rule::ReferenceOutsidePatient).len(), 1);
 }
@@ -671,11 +653,7 @@ fn void(target: Uuid, declared: prolo_schemas::EventType, clinic: &str, patient:
 }
 
 fn marks(trail: &Trail, target: &Uuid) -> usize {
-    trail
-        .store
-        .get::<prolo_projector::model::Marks>(&keys::by_uuid(keys::MARKS, target))
-        .unwrap()
-        .map_or(0, |m| m.marks.len())
+    trail.store.marks(target).unwrap().marks.len()
 }
 
 #[tokio::test]

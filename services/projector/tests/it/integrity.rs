@@ -8,19 +8,16 @@ use async_nats::jetstream;
 use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{
     model::{EventRecord, PatientSummary},
-    store::keys,
+    store::Index,
 };
 use prolo_schemas::EventType;
-use prolo_tests::{NatsServer, Recorders, Stack, example_request, record_ok};
+use prolo_tests::{
+    Recorders, Stack, example_request, record_ok, scenario::record_examples, stream_only,
+};
 
 #[tokio::test]
 async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
-    let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (nats, client, js) = stream_only().await;
     let recorders = Recorders::start(&nats.url()).await.unwrap();
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
@@ -72,13 +69,13 @@ async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
         "{reason}"
     );
     assert_eq!(store.quarantined().unwrap(), 2);
-    let listed: Vec<u64> = store.seqs(keys::QUARANTINED).map(Result::unwrap).collect();
+    let listed: Vec<u64> = store.index(Index::Quarantined).unwrap();
     assert_eq!(listed, vec![1, 2]);
     // The good event was folded, and the quarantined ones were not.
     let stored = store.event(good.stream_seq).unwrap().unwrap();
     assert_eq!((stored.seq, stored.quarantine), (3, None));
     let summary: PatientSummary = store
-        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
+        .patient_summary("riverside", "P-1042")
         .unwrap()
         .unwrap();
     assert_eq!(summary.event_count, 1);
@@ -93,14 +90,7 @@ async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
 async fn verify_names_the_sequence_of_an_altered_event_or_chain_link() {
     let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
-    for _ in 0..5 {
-        record_ok(
-            &client,
-            EventType::InjectionGiven,
-            &example_request("injection.given"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::InjectionGiven; 5]).await;
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
     projector.caught_up(&js).await;
@@ -170,19 +160,14 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
     projector.caught_up(&js).await;
     let store = projector.stop().await;
 
-    let state: prolo_projector::model::AdverseEventState = store
-        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &infection.event_id))
-        .unwrap()
-        .unwrap();
+    let state: prolo_projector::model::AdverseEventState =
+        store.adverse_event(&infection.event_id).unwrap().unwrap();
     assert_eq!(state.status, prolo_schemas::AdverseEventStatus::Open);
     assert!(state.updates.is_empty());
     let findings: Vec<prolo_projector::rules::findings::Finding> = store
-        .model()
-        .scan_prefix(keys::FINDING)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            prolo_projector::store::decode(&k, &v).unwrap()
-        })
+        .findings_all()
+        .unwrap()
+        .into_iter()
         .filter(|f: &prolo_projector::rules::findings::Finding| {
             f.rule == prolo_projector::rules::findings::Rule::ReferenceOutsidePatient
         })
@@ -194,12 +179,11 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
     );
     // The update is kept in the trail, in the filer's history.
     let p2000: Vec<u64> = store
-        .seqs(&keys::index_prefix(
-            keys::BY_PATIENT,
-            &[b"riverside", b"P-2000"],
-        ))
-        .map(Result::unwrap)
-        .collect();
+        .index(Index::Patient {
+            clinic: "riverside",
+            patient: "P-2000",
+        })
+        .unwrap();
     assert_eq!(p2000, vec![update.stream_seq]);
     recorders.stop().await;
 }
@@ -211,14 +195,7 @@ async fn a_recreated_or_shorter_stream_is_diverged_and_verify_fails_at_once() {
     let js = jetstream::new(client.clone());
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
-    for _ in 0..5 {
-        record_ok(
-            &client,
-            EventType::ExaminationDone,
-            &example_request("examination.done"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::ExaminationDone; 5]).await;
     projector.caught_up(&js).await;
     let store = projector.stop().await;
     assert_eq!(check(&js, &store).await.unwrap(), Consistency::Consistent);
@@ -235,14 +212,7 @@ async fn a_recreated_or_shorter_stream_is_diverged_and_verify_fails_at_once() {
     ensure_stream(&js, &StreamSettings::default())
         .await
         .unwrap();
-    for _ in 0..2 {
-        record_ok(
-            &client,
-            EventType::ExaminationDone,
-            &example_request("examination.done"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::ExaminationDone; 2]).await;
     match check(&js, &store).await.unwrap() {
         Consistency::Diverged {
             reason,

@@ -6,7 +6,7 @@ use crate::common::Projector;
 use async_nats::jetstream;
 use prolo_projector::{
     model::{AdverseEventState, PatientSummary, PractitionerSummary, Standing},
-    store::keys,
+    store::Index,
 };
 use prolo_schemas::EventType::*;
 use prolo_tests::{Stack, example_request, record_ok};
@@ -104,7 +104,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 
     // P-1042's summary.
     let p: PatientSummary = store
-        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
+        .patient_summary("riverside", "P-1042")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -189,22 +189,18 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     );
     // History keeps both: the original injection event is still stored as recorded.
     let patient_seqs: Vec<u64> = store
-        .seqs(&keys::index_prefix(
-            keys::BY_PATIENT,
-            &[b"riverside", b"P-1042"],
-        ))
-        .map(Result::unwrap)
-        .collect();
+        .index(Index::Patient {
+            clinic: "riverside",
+            patient: "P-1042",
+        })
+        .unwrap();
     assert_eq!(patient_seqs.len(), 12);
     let original = store.event(patient_seqs[6]).unwrap().unwrap();
     let original: Value = serde_json::from_slice(&original.raw).unwrap();
     assert_eq!(original["payload"]["volume_ml"], 8.0);
 
     // The adverse event and what it follows.
-    let state: AdverseEventState = store
-        .get(&keys::by_uuid(keys::ADVERSE_EVENT, &ae.event_id))
-        .unwrap()
-        .unwrap();
+    let state: AdverseEventState = store.adverse_event(&ae.event_id).unwrap().unwrap();
     assert_eq!(
         (state.kind, state.grade, state.serious),
         (prolo_schemas::AdverseEventKind::Infection, 2, false)
@@ -229,7 +225,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 
     // dr-hale's summary: one credential, three injections, one adverse event after them.
     let dr: PractitionerSummary = store
-        .get(&keys::key(keys::PRACTITIONER, &[b"riverside", b"dr-hale"]))
+        .practitioner_summary("riverside", "dr-hale")
         .unwrap()
         .unwrap();
     assert_eq!(dr.credentials.len(), 1);
@@ -243,12 +239,11 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     );
     assert_eq!((dr.injection_count, dr.adverse_event_count), (3, 1));
     let dr_seqs: Vec<u64> = store
-        .seqs(&keys::index_prefix(
-            keys::BY_PRACTITIONER,
-            &[b"riverside", b"dr-hale"],
-        ))
-        .map(Result::unwrap)
-        .collect();
+        .index(Index::Practitioner {
+            clinic: "riverside",
+            practitioner: "dr-hale",
+        })
+        .unwrap();
     assert_eq!(
         dr_seqs.len(),
         5,
@@ -257,21 +252,15 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert!(dr_seqs.contains(&ae.stream_seq));
 
     // The lot: three injections, the adverse event after one of them, the recall.
-    let lot: Vec<u64> = store
-        .seqs(&keys::index_prefix(keys::BY_LOT, &[b"DX50-2026-114"]))
-        .map(Result::unwrap)
-        .collect();
+    let lot: Vec<u64> = store.index(Index::Lot("DX50-2026-114")).unwrap();
     assert_eq!(lot.len(), 5, "{lot:?}");
     assert_eq!(*lot.last().unwrap(), recall.stream_seq);
-    let lidocaine: Vec<u64> = store
-        .seqs(&keys::index_prefix(keys::BY_LOT, &[b"LID1-88A"]))
-        .map(Result::unwrap)
-        .collect();
+    let lidocaine: Vec<u64> = store.index(Index::Lot("LID1-88A")).unwrap();
     assert_eq!(lidocaine.len(), 4);
 
     // P-2000's consent is withdrawn, by the withdrawal's sequence.
     let p2: PatientSummary = store
-        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-2000"]))
+        .patient_summary("riverside", "P-2000")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -282,9 +271,8 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
 
     // By type: two consents given.
     let consents: Vec<u64> = store
-        .seqs(&keys::index_prefix(keys::BY_TYPE, &[b"consent.given"]))
-        .map(Result::unwrap)
-        .collect();
+        .index(Index::Type(prolo_schemas::EventType::ConsentGiven))
+        .unwrap();
     assert_eq!(consents, vec![consent.stream_seq, other_consent.stream_seq]);
 
     // A rebuild from sequence 1 gives the same read models, byte for byte.
@@ -334,7 +322,7 @@ async fn a_clinic_day_is_folded_into_the_patients_record() {
     projector.caught_up(&js).await;
     let store = projector.stop().await;
     let p: PatientSummary = store
-        .get(&keys::key(keys::PATIENT, &[b"riverside", b"P-1042"]))
+        .patient_summary("riverside", "P-1042")
         .unwrap()
         .unwrap();
     assert_eq!(p.event_count, 7);

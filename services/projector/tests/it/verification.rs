@@ -14,10 +14,9 @@ use prolo_projector::{
     model::EventRecord,
     project::VerifySchedule,
     rules::findings::{Finding, Rule},
-    store::keys,
 };
 use prolo_schemas::EventType;
-use prolo_tests::{Stack, example_request, record_ok};
+use prolo_tests::{Stack, scenario::record_examples};
 
 async fn report_where(store: &Store, what: impl Fn(&VerifyReport) -> bool) -> VerifyReport {
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
@@ -36,14 +35,7 @@ async fn report_where(store: &Store, what: impl Fn(&VerifyReport) -> bool) -> Ve
 async fn the_schedule_verifies_new_sequences_and_a_full_pass_finds_an_edit() {
     let (_nats, recorders, client) = Stack::start().await.parts();
     let mut failures = client.subscribe(FAILED_SUBJECT).await.unwrap();
-    for _ in 0..5 {
-        record_ok(
-            &client,
-            EventType::InjectionGiven,
-            &example_request("injection.given"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::InjectionGiven; 5]).await;
     let db = tempfile::tempdir().unwrap();
     let store = Store::open(&db.path().join("db"), 16 << 20).unwrap();
     let (trigger, shutdown) = prolo_bus::Shutdown::new();
@@ -66,14 +58,7 @@ async fn the_schedule_verifies_new_sequences_and_a_full_pass_finds_an_edit() {
     assert_eq!(first.first_difference, None);
     assert!(first.at.is_some());
     // Two more events: the next run checks only those.
-    for _ in 0..2 {
-        record_ok(
-            &client,
-            EventType::InjectionGiven,
-            &example_request("injection.given"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::InjectionGiven; 2]).await;
     let next = report_where(&store, |r| r.through == 7).await;
     assert_eq!(
         (next.checked, next.full, next.first_difference.clone()),
@@ -101,12 +86,9 @@ async fn the_schedule_verifies_new_sequences_and_a_full_pass_finds_an_edit() {
     let body: serde_json::Value = serde_json::from_slice(&published.payload).unwrap();
     assert_eq!(body["first_difference"][0], 2);
     let findings: Vec<Finding> = store
-        .model()
-        .scan_prefix(keys::FINDING)
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            prolo_projector::store::decode::<Finding>(&k, &v).unwrap()
-        })
+        .findings_all()
+        .unwrap()
+        .into_iter()
         .filter(|f| f.rule == Rule::ChainVerificationFailed)
         .collect();
     assert_eq!(findings.len(), 1, "{findings:?}");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use prolo_bus::{STREAM_NAME, Trigger};
+use prolo_bus::Trigger;
 use prolo_projector::{ProjectorSettings, Store};
 
 /// A projector task in this process, on its own database.
@@ -63,12 +63,5 @@ impl Projector {
 
 /// The stream's last sequence.
 pub async fn stream_last(js: &jetstream::Context) -> u64 {
-    js.get_stream(STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence
+    prolo_tests::stream_state(js).await.last_sequence
 }
