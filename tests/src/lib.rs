@@ -430,6 +430,27 @@ pub async fn record_ok(
     }
 }
 
+/// Sends `request` to the service that records `event_type` and expects a
+/// refusal; the refusal's body (tests only).
+pub async fn record_refused(
+    client: &async_nats::Client,
+    event_type: prolo_schemas::EventType,
+    request: &serde_json::Value,
+) -> String {
+    let Some((_, command)) = prolo_recorder::command_for(event_type) else {
+        panic!("no command records {event_type}");
+    };
+    let body = serde_json::to_vec(request).unwrap_or_default();
+    let clinic = request["clinic_id"].as_str().unwrap_or_default();
+    let reply = match client.request(command.subject(clinic), body.into()).await {
+        Ok(reply) => reply,
+        Err(e) => panic!("{event_type}: request failed: {e}"),
+    };
+    let said = String::from_utf8_lossy(&reply.payload).into_owned();
+    assert!(reply.headers.is_some(), "{event_type} was recorded: {said}");
+    said
+}
+
 /// What most tests start with: a nats-server of their own, every
 /// recording service on it, and a client to send commands with.
 pub struct Stack {
@@ -643,14 +664,44 @@ pub async fn publish_all(
     stored
 }
 
-/// How many messages `CLINIC_EVENTS` holds.
-pub async fn stream_messages(js: &async_nats::jetstream::Context) -> u64 {
+/// A nats-server of the test's own with the clinic stream on it and no
+/// recording services: for tests that publish onto the stream themselves.
+/// Panics when it does not start (tests only).
+pub async fn stream_only() -> (
+    NatsServer,
+    async_nats::Client,
+    async_nats::jetstream::Context,
+) {
+    let nats = match NatsServer::start().await {
+        Ok(nats) => nats,
+        Err(e) => panic!("nats-server did not start: {e}"),
+    };
+    let client = match nats.client().await {
+        Ok(client) => client,
+        Err(e) => panic!("no client of the test's nats-server: {e}"),
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    if let Err(e) = prolo_bus::ensure_stream(&js, &prolo_bus::StreamSettings::default()).await {
+        panic!("the clinic stream: {e}");
+    }
+    (nats, client, js)
+}
+
+/// The state of `CLINIC_EVENTS` (messages, bytes, last sequence).
+pub async fn stream_state(
+    js: &async_nats::jetstream::Context,
+) -> async_nats::jetstream::stream::State {
     let mut stream = match js.get_stream(prolo_bus::STREAM_NAME).await {
         Ok(stream) => stream,
         Err(e) => panic!("stream {}: {e}", prolo_bus::STREAM_NAME),
     };
     match stream.info().await {
-        Ok(info) => info.state.messages,
+        Ok(info) => info.state.clone(),
         Err(e) => panic!("stream info: {e}"),
     }
+}
+
+/// How many messages `CLINIC_EVENTS` holds.
+pub async fn stream_messages(js: &async_nats::jetstream::Context) -> u64 {
+    stream_state(js).await.messages
 }

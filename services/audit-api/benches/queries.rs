@@ -9,12 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
-use prolo_bus::{StreamSettings, ensure_stream};
 use prolo_projector::{ProjectorSettings, Store};
 use prolo_query as q;
 use prolo_schemas::{Envelope, LinkedInjection, Payload};
-use prolo_tests::{NatsServer, publish_all, synthetic_events};
+use prolo_tests::{publish_all, stream_only, synthetic_events};
 
 /// The tests' way of starting the API, shared.
 #[path = "../tests/it/common/mod.rs"]
@@ -24,7 +22,8 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const TOKEN: &str = "bench-compliance-token-0123";
+/// A compliance officer's token for every clinic (the tests' default tokens).
+const TOKEN: &str = common::COMPLIANCE;
 
 use prolo_tests::example_envelope as example;
 
@@ -113,12 +112,7 @@ async fn main() {
     let n: usize = prolo_tests::env_or("BENCH_EVENTS", 1_000_000);
     let patients: usize = prolo_tests::env_or("BENCH_PATIENTS", 100_000);
     let runs: usize = prolo_tests::env_or("BENCH_RUNS", 300);
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
-    let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (nats, _, js) = stream_only().await;
 
     let (targeted, ae_id) = targeted();
     eprintln!(
@@ -136,9 +130,6 @@ async fn main() {
     eprintln!("folding…");
     let options = common::ApiOptions {
         consumer: "bench".into(),
-        tokens: format!(
-            r#"{{"tokens":[{{"token":"{TOKEN}","principal":"bench","role":"compliance","clinics":["*"]}}]}}"#
-        ),
         cache_bytes: 512 << 20,
         idle_wait: ProjectorSettings::default().idle_wait,
         ..common::ApiOptions::default()
@@ -153,21 +144,7 @@ async fn main() {
     let store = Some(store);
     let http = reqwest::Client::new();
     let total = (n + 1070) as u64;
-    loop {
-        let status: serde_json::Value = http
-            .get(format!("{base}/v1/status"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["applied_seq"].as_u64().unwrap_or(0) >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::caught_up_within(&base, total, Duration::from_secs(4 * 3600)).await;
 
     let clinic: prolo_schemas::ClinicId = "riverside".parse().unwrap();
     let patient: prolo_schemas::PatientId = "P-BENCH50".parse().unwrap();

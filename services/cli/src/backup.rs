@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use prolo_projector::integrity::backup as archive;
 
 /// Arguments of `backup`.
 #[derive(Debug, Args)]
@@ -36,10 +37,10 @@ fn progress(what: &'static str) -> impl FnMut(u64) {
 /// Takes a backup of the stream into `args.out`.
 pub async fn backup(nats_url: &str, args: BackupArgs) -> Result<()> {
     let client = prolo_bus::connect(nats_url, "prolo-audit-backup").await?;
-    let manifest =
-        prolo_projector::integrity::backup::backup(&client, &args.out, progress("received"))
-            .await
-            .context("backup")?;
+    let received = progress("received");
+    let manifest = archive::backup(&client, &args.out, received)
+        .await
+        .context("backup")?;
     println!(
         "backed up {} messages (sequences {} to {}, {} bytes) to {}; chain head {}",
         manifest.messages,
@@ -55,10 +56,10 @@ pub async fn backup(nats_url: &str, args: BackupArgs) -> Result<()> {
 /// Restores `args.from` into a server without the stream, then checks it.
 pub async fn restore(nats_url: &str, args: RestoreArgs) -> Result<()> {
     let client = prolo_bus::connect(nats_url, "prolo-audit-restore").await?;
-    let restored =
-        prolo_projector::integrity::backup::restore(&client, &args.from, progress("sent"))
-            .await
-            .context("restore")?;
+    let sent = progress("sent");
+    let restored = archive::restore(&client, &args.from, sent)
+        .await
+        .context("restore")?;
     if !restored.verified() {
         bail!(
             "the restored stream does not match its backup: last sequence {} (backup {}), chain head {} (backup {})",

@@ -71,28 +71,39 @@ impl ListArgs {
     }
 }
 
+/// A patient, in their clinic.
+#[derive(Debug, Args)]
+pub struct PatientOf {
+    /// Clinic.
+    #[arg(long)]
+    clinic: String,
+    /// Patient.
+    #[arg(long)]
+    patient: String,
+}
+
+impl PatientOf {
+    /// The API's path of `what` about this patient.
+    fn path(&self, what: &str) -> String {
+        let PatientOf { clinic, patient } = self;
+        format!("/v1/clinics/{clinic}/patients/{patient}/{what}")
+    }
+}
+
 /// The questions.
 #[derive(Debug, Subcommand)]
 pub enum Ask {
     /// A patient's history in stream order.
     History {
-        /// Clinic.
-        #[arg(long)]
-        clinic: String,
-        /// Patient.
-        #[arg(long)]
-        patient: String,
+        #[command(flatten)]
+        patient: PatientOf,
         #[command(flatten)]
         list: ListArgs,
     },
     /// A patient's current view.
     Summary {
-        /// Clinic.
-        #[arg(long)]
-        clinic: String,
-        /// Patient.
-        #[arg(long)]
-        patient: String,
+        #[command(flatten)]
+        patient: PatientOf,
     },
     /// Everything around an adverse event.
     Investigate {
@@ -131,12 +142,8 @@ pub enum Ask {
     },
     /// Who read a patient's data.
     AccessLog {
-        /// Clinic.
-        #[arg(long)]
-        clinic: String,
-        /// Patient.
-        #[arg(long)]
-        patient: String,
+        #[command(flatten)]
+        patient: PatientOf,
         #[command(flatten)]
         list: ListArgs,
     },
@@ -182,18 +189,8 @@ pub enum Ask {
 /// Asks the API and prints the answer (pretty JSON, or the stream as sent).
 pub async fn run(api: &ApiArgs, ask: Ask) -> Result<()> {
     let (path, query): (String, Vec<(&'static str, String)>) = match &ask {
-        Ask::History {
-            clinic,
-            patient,
-            list,
-        } => (
-            format!("/v1/clinics/{clinic}/patients/{patient}/history"),
-            list.query(),
-        ),
-        Ask::Summary { clinic, patient } => (
-            format!("/v1/clinics/{clinic}/patients/{patient}/summary"),
-            vec![],
-        ),
+        Ask::History { patient, list } => (patient.path("history"), list.query()),
+        Ask::Summary { patient } => (patient.path("summary"), vec![]),
         Ask::Investigate {
             clinic,
             adverse_event,
@@ -218,14 +215,7 @@ pub async fn run(api: &ApiArgs, ask: Ask) -> Result<()> {
             format!("/v1/clinics/{clinic}/practitioners/{practitioner}/history"),
             list.query(),
         ),
-        Ask::AccessLog {
-            clinic,
-            patient,
-            list,
-        } => (
-            format!("/v1/clinics/{clinic}/patients/{patient}/access-log"),
-            list.query(),
-        ),
+        Ask::AccessLog { patient, list } => (patient.path("access-log"), list.query()),
         Ask::Findings {
             clinic,
             rule,

@@ -164,15 +164,7 @@ async fn main() {
     let stored = publish_all(&js, synthetic_events(n as usize, patients), 512).await;
     assert_eq!(stored, n);
     let publish_rate = n as f64 / start.elapsed().as_secs_f64();
-    let stream_bytes = js
-        .get_stream(STREAM_NAME)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .bytes;
+    let stream_bytes = prolo_tests::stream_state(&js).await.bytes;
 
     let scratch = tempfile::tempdir().unwrap();
     let event_size = (stream_bytes / n) as usize;

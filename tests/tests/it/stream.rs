@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 use async_nats::jetstream::{self, stream::Config};
 use prolo_bus::{Publisher, STREAM_NAME, StreamError, StreamSettings, ensure_stream, stream};
 use prolo_schemas::Envelope;
-use prolo_tests::NatsServer;
+use prolo_tests::{NatsServer, stream_only};
 
 fn example_event() -> Envelope {
     let path =
@@ -64,11 +64,7 @@ async fn the_stream_refuses_deleting_a_message_and_purging() {
 
 #[tokio::test]
 async fn a_publish_repeated_with_the_same_msg_id_is_stored_once() {
-    let nats = NatsServer::start().await.unwrap();
-    let js = jetstream::new(nats.client().await.unwrap());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (_nats, _, js) = stream_only().await;
     let publisher = Publisher::new(js.clone(), Duration::from_secs(5));
     let event = example_event();
 
@@ -153,12 +149,7 @@ fn injections(n: usize) -> Vec<prolo_bus::batch::BatchMessage> {
 
 #[tokio::test]
 async fn an_atomic_batch_is_stored_whole_in_order_or_not_at_all() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
-    let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (_nats, client, js) = stream_only().await;
 
     let batch = injections(100);
     let ack = prolo_bus::batch::publish_atomic(&client, &batch)
@@ -193,12 +184,7 @@ async fn an_atomic_batch_is_stored_whole_in_order_or_not_at_all() {
 
 #[tokio::test]
 async fn a_batch_repeating_a_stored_msg_id_is_not_stored_twice() {
-    let nats = NatsServer::start().await.unwrap();
-    let client = nats.client().await.unwrap();
-    let js = jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (_nats, client, js) = stream_only().await;
     let batch = injections(20);
     prolo_bus::batch::publish_atomic(&client, &batch)
         .await

@@ -14,7 +14,7 @@ use prolo_schemas::EventType::*;
 use prolo_tests::{NatsServer, Stack, example_request, record_ok};
 use serde_json::{Value, json};
 
-use crate::common::{ApiOptions, StartedApi, start_api};
+use crate::common::{ApiOptions, StartedApi, get_json, start_api};
 
 const COMPLIANCE: &str = "compliance-token-0123456789";
 const SAFETY: &str = "safety-token-0123456789abc";
@@ -57,18 +57,10 @@ impl Api {
             task,
             ..
         } = start_api(nats, options).await;
-        let http = reqwest::Client::new();
-        let openapi = http
-            .get(format!("{base}/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let openapi = get_json(&base, COMPLIANCE, "/openapi.json").await;
         Api {
             base,
-            http,
+            http: reqwest::Client::new(),
             openapi,
             validators: Default::default(),
             trigger,
@@ -1082,6 +1074,7 @@ async fn the_public_example_tokens_are_refused_off_loopback() {
     };
     let (_trigger, shutdown) = prolo_bus::Shutdown::new();
     let refused = prolo_audit_api::run(
+        settings.open_store().unwrap(),
         nats.client().await.unwrap(),
         example,
         settings,

@@ -6,33 +6,20 @@
 //! goes into a new directory only, and a restore never overwrites a stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use crate::common::{COMPLIANCE, api, caught_up};
-use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
+use crate::common::{COMPLIANCE, api, caught_up, get_text};
+use prolo_bus::STREAM_NAME;
 use prolo_projector::integrity::backup::{MANIFEST_FILE, backup, restore};
-use prolo_tests::{NatsServer, publish_all, synthetic_events};
+use prolo_tests::{NatsServer, publish_all, stream_only, synthetic_events};
 
 /// Waits until the API at `base` has folded `seq`, then reads a history.
 async fn history_when_folded(base: &str, seq: u64, path: &str) -> String {
     caught_up(base, seq).await;
-    reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(COMPLIANCE)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    get_text(base, COMPLIANCE, path).await
 }
 
 #[tokio::test]
 async fn a_stream_backed_up_and_restored_elsewhere_is_the_same_stream() {
-    let original = NatsServer::start().await.unwrap();
-    let client = original.client().await.unwrap();
-    let js = async_nats::jetstream::new(client.clone());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (original, client, js) = stream_only().await;
     publish_all(&js, synthetic_events(2000, 40), 256).await;
 
     let dir = tempfile::tempdir().unwrap();

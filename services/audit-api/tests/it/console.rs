@@ -20,7 +20,7 @@ use prolo_tests::{
 };
 use serde_json::{Value, json};
 
-use crate::common::{COMPLIANCE, SAFETY, answer_when, api};
+use crate::common::{COMPLIANCE, SAFETY, answer_when, api, get_json};
 const PLANTED: &str = "DX-PLANT-7";
 /// How many form controls of the page have no label.
 const UNLABELLED: &str = "Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => e.labels.length === 0).length";
@@ -90,17 +90,8 @@ fn publish_screenshots(from: &std::path::Path) {
 
 /// The access events recorded for `patient`, as (principal, query).
 async fn reads_of(api: &str, patient: &str) -> Vec<(String, String)> {
-    let page: Value = reqwest::Client::new()
-        .get(format!(
-            "{api}/v1/clinics/riverside/patients/{patient}/access-log?limit=1000"
-        ))
-        .bearer_auth(COMPLIANCE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/v1/clinics/riverside/patients/{patient}/access-log?limit=1000");
+    let page = get_json(api, COMPLIANCE, &path).await;
     page["items"]
         .as_array()
         .unwrap()

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::common::{COMPLIANCE, SAFETY, answer_when, api};
+use crate::common::{COMPLIANCE, SAFETY, answer_when, api, get};
 use prolo_schemas::EventType;
 use prolo_tests::{
     Stack, example_request, record_ok, repo_root,
@@ -38,12 +38,7 @@ fn validate(bundle: &Value) -> Value {
 }
 
 async fn fhir(api: &str, token: &str, path: &str) -> Value {
-    let response = reqwest::Client::new()
-        .get(format!("{api}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = get(api, Some(token), path).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],

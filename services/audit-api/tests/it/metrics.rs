@@ -7,9 +7,9 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use crate::common::{COMPLIANCE, api};
+use crate::common::{COMPLIANCE, api, get};
 use prolo_schemas::EventType;
-use prolo_tests::{Stack, example_request, free_port, record_ok};
+use prolo_tests::{Stack, example_request, free_port, record_refused, scenario::record_examples};
 
 /// The samples of a text exposition: `name{labels}` → value.
 fn parse(text: &str) -> BTreeMap<String, f64> {
@@ -44,26 +44,11 @@ async fn the_named_families_are_served_and_move_with_traffic() {
     let (base, _db) = api(&nats).await;
     let before = scrape(&base).await;
 
-    for _ in 0..3 {
-        record_ok(
-            &client,
-            EventType::InjectionGiven,
-            &example_request("injection.given"),
-        )
-        .await;
-    }
+    record_examples(&client, &[EventType::InjectionGiven; 3]).await;
     let mut bad = example_request("injection.given");
     bad["payload"]["volume_ml"] = serde_json::json!(-1);
-    let refused = client
-        .request(
-            "prolo.cmd.riverside.injection.give",
-            serde_json::to_vec(&bad).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    assert!(refused.headers.is_some());
+    record_refused(&client, EventType::InjectionGiven, &bad).await;
     // Wait for the fold, then read (recorded) and ask without a token (refused).
-    let http = reqwest::Client::new();
     let give_up = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let samples = scrape(&base).await;
@@ -79,15 +64,8 @@ async fn the_named_families_are_served_and_move_with_traffic() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let history = "/v1/clinics/riverside/patients/P-1042/history";
-    let ok = http
-        .get(format!("{base}{history}"))
-        .bearer_auth(COMPLIANCE)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    let no = http.get(format!("{base}{history}")).send().await.unwrap();
-    assert_eq!(no.status(), 401);
+    assert_eq!(get(&base, Some(COMPLIANCE), history).await.status(), 200);
+    assert_eq!(get(&base, None, history).await.status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let after = scrape(&base).await;

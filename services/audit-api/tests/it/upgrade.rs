@@ -13,35 +13,24 @@ use std::{
     time::Duration,
 };
 
-use crate::common::{COMPLIANCE, api_with, caught_up};
-use prolo_bus::{StreamSettings, ensure_stream};
-use prolo_tests::{NatsServer, publish_all, synthetic_events};
+use crate::common::{COMPLIANCE, api_with, caught_up, get};
+use prolo_tests::{publish_all, stream_only, synthetic_events};
 
 const HISTORY: &str = "/v1/clinics/riverside/patients/P-000003/history?limit=1000";
 
-async fn history(http: &reqwest::Client, base: &str) -> (u16, String) {
-    let response = http
-        .get(format!("{base}{HISTORY}"))
-        .bearer_auth(COMPLIANCE)
-        .send()
-        .await
-        .unwrap();
+async fn history(base: &str) -> (u16, String) {
+    let response = get(base, Some(COMPLIANCE), HISTORY).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
 #[tokio::test]
 async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_failed_request() {
-    let nats = NatsServer::start().await.unwrap();
-    let js = async_nats::jetstream::new(nats.client().await.unwrap());
-    ensure_stream(&js, &StreamSettings::default())
-        .await
-        .unwrap();
+    let (nats, _, js) = stream_only().await;
     publish_all(&js, synthetic_events(3000, 60), 256).await;
-    let http = reqwest::Client::new();
 
     let (live, _live_db, stop_live) = api_with(&nats, "audit-api").await;
     caught_up(&live, 3000).await;
-    let (_, before) = history(&http, &live).await;
+    let (_, before) = history(&live).await;
 
     // Traffic all along, to whichever API is current.
     let current = Arc::new(Mutex::new(live.clone()));
@@ -51,17 +40,16 @@ async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_fai
         Arc::new(AtomicBool::new(true)),
     );
     let traffic = {
-        let (current, answered, failed, running, http) = (
+        let (current, answered, failed, running) = (
             current.clone(),
             answered.clone(),
             failed.clone(),
             running.clone(),
-            http.clone(),
         );
         tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
                 let base = current.lock().unwrap().clone();
-                let (status, _) = history(&http, &base).await;
+                let (status, _) = history(&base).await;
                 if status == 200 {
                     answered.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -75,7 +63,7 @@ async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_fai
     // The new version: its own database, its own consumer, from sequence 1.
     let (next, _next_db, stop_next) = api_with(&nats, "audit-api-next").await;
     caught_up(&next, 3000).await;
-    let (status, after) = history(&http, &next).await;
+    let (status, after) = history(&next).await;
     assert_eq!(status, 200);
     assert_eq!(
         before, after,
@@ -106,6 +94,6 @@ async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_fai
         .delete_consumer("audit-api")
         .await
         .unwrap();
-    assert_eq!(history(&http, &next).await.0, 200);
+    assert_eq!(history(&next).await.0, 200);
     stop_next.fire();
 }

@@ -5,22 +5,28 @@
 
 use std::io::Write;
 
-use tokio::process::Command;
+use std::ffi::OsStr;
+
+use crate::common::prolo_audit;
 
 use prolo_tests::{NatsServer, Recorders, example_request, stream_messages};
 use serde_json::{Value, json};
 
 /// Runs the binary without blocking the runtime the services run on.
 async fn backfill(url: &str, file: &std::path::Path, batch_size: usize) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
-        .args(["backfill", "--clinic", "riverside", "--batch-size"])
-        .arg(batch_size.to_string())
-        .arg("--file")
-        .arg(file)
-        .env("NATS_URL", url)
-        .output()
-        .await
-        .unwrap()
+    let batch_size = batch_size.to_string();
+    let args = [
+        "backfill",
+        "--clinic",
+        "riverside",
+        "--batch-size",
+        &batch_size,
+    ];
+    let args = args
+        .iter()
+        .map(OsStr::new)
+        .chain([OsStr::new("--file"), file.as_os_str()]);
+    prolo_audit(&args.collect::<Vec<_>>(), &[("NATS_URL", url)]).await
 }
 
 #[tokio::test]

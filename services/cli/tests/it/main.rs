@@ -4,4 +4,5 @@
 
 mod backfill;
 mod backup_restore;
+mod common;
 mod up;

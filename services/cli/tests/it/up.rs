@@ -5,6 +5,7 @@
 
 use std::{process::Stdio, time::Duration};
 
+use crate::common::{prolo_audit, succeeded};
 use prolo_bus::Fsync;
 use prolo_tests::{FsyncPolicy, NatsServer, free_port, fsync_of};
 use tokio::{
@@ -345,19 +346,9 @@ async fn up_starts_its_own_server_when_the_one_it_finds_is_too_old() {
 
 /// A query through the CLI against the API at `api`, as JSON.
 async fn ask(api: &str, token: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
-        .args(args)
-        .env("PROLO_API_URL", api)
-        .env("PROLO_API_TOKEN", token)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let env = [("PROLO_API_URL", api), ("PROLO_API_TOKEN", token)];
+    let said = succeeded(&prolo_audit(args, &env).await);
+    serde_json::from_str(&said).unwrap()
 }
 
 /// The demo clinic, as a safety reviewer and a compliance officer first
@@ -527,22 +518,10 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     prolo_bus::ensure_stream(&hub_js, &prolo_bus::StreamSettings::default())
         .await
         .unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_prolo-audit"))
-            .args(args)
-            .env("NATS_URL", &hub_url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let attached = cli(&["edge", "attach", "--clinic", "north"]);
+    let attach = ["edge", "attach", "--clinic", "north"];
+    let attached = succeeded(&prolo_audit(&attach, &[("NATS_URL", &hub_url)]).await);
     assert!(attached.contains("now sources clinic north"), "{attached}");
-    let again = cli(&["edge", "attach", "--clinic", "north"]);
+    let again = succeeded(&prolo_audit(&attach, &[("NATS_URL", &hub_url)]).await);
     assert!(again.contains("already sources"), "{again}");
 
     // The clinic's machine: `up --edge`, its own server on a free port.
@@ -567,14 +546,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     prolo_tests::record_ok(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
     // Another clinic's event has no stream here: refused, not stored.
     request["clinic_id"] = "south".into();
-    let refused = client
-        .request(
-            "prolo.cmd.south.consent.give",
-            serde_json::to_vec(&request).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    assert!(refused.headers.is_some(), "{:?}", refused.payload);
+    prolo_tests::record_refused(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
 
     let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     while prolo_tests::stream_messages(&hub_js).await < 1 {
@@ -584,7 +556,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let lag = cli(&["edge", "lag"]);
+    let lag = succeeded(&prolo_audit(&["edge", "lag"], &[("NATS_URL", &hub_url)]).await);
     assert!(
         lag.contains("clinic north") && lag.contains("behind by        0"),
         "{lag}"

@@ -94,7 +94,7 @@ pub async fn start_api(nats: &NatsServer, options: ApiOptions) -> StartedApi {
     let task = tokio::spawn({
         let store = store.clone();
         async move {
-            prolo_audit_api::run_on(store, client, principals, settings, shutdown, |addr| {
+            prolo_audit_api::run(store, client, principals, settings, shutdown, |addr| {
                 let _ = tx.send(addr);
             })
             .await
@@ -133,8 +133,14 @@ pub async fn api_with(
 
 /// Waits until the API at `base` is ready and has folded `seq`.
 pub async fn caught_up(base: &str, seq: u64) {
+    caught_up_within(base, seq, Duration::from_secs(60)).await
+}
+
+/// Waits until the API at `base` is ready and has folded `seq`; panics
+/// after `within`.
+pub async fn caught_up_within(base: &str, seq: u64, within: Duration) {
     let http = reqwest::Client::new();
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    let give_up = std::time::Instant::now() + within;
     loop {
         let ready = http
             .get(format!("{base}/readyz"))
@@ -143,15 +149,7 @@ pub async fn caught_up(base: &str, seq: u64) {
             .unwrap()
             .status()
             == 200;
-        let status: serde_json::Value = http
-            .get(format!("{base}/v1/status"))
-            .bearer_auth(COMPLIANCE)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = get_json(base, COMPLIANCE, "/v1/status").await;
         if ready && status["applied_seq"].as_u64() >= Some(seq) {
             return;
         }
@@ -165,15 +163,25 @@ pub async fn caught_up(base: &str, seq: u64) {
 
 /// The JSON answer of `GET base+path` with `token`.
 pub async fn get_json(base: &str, token: &str, path: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let text = get_text(base, token, path).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+}
+
+/// The answer's bytes, as text, of `GET base+path` with `token`.
+pub async fn get_text(base: &str, token: &str, path: &str) -> String {
+    get(base, Some(token), path).await.text().await.unwrap()
+}
+
+/// The response to `GET base+path`, with `token` if any.
+pub async fn get(base: &str, token: Option<&str>, path: &str) -> reqwest::Response {
+    let request = reqwest::Client::new().get(format!("{base}{path}"));
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
 }
 
 /// Asks `GET base+path` (as compliance) until `done` says its answer is
