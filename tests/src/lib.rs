@@ -430,6 +430,15 @@ pub async fn record_ok(
     }
 }
 
+/// Records the schema's example of `event_type` through its recording
+/// service (tests only).
+pub async fn record_example(
+    client: &async_nats::Client,
+    event_type: prolo_schemas::EventType,
+) -> prolo_bus::Recorded {
+    record_ok(client, event_type, &example_request(event_type.as_str())).await
+}
+
 /// Sends `request` to the service that records `event_type` and expects a
 /// refusal; the refusal's body (tests only).
 pub async fn record_refused(
@@ -499,25 +508,21 @@ pub mod scenario {
     use serde_json::json;
     use uuid::Uuid;
 
-    use super::{example_request, record_ok};
+    use super::{example_request, record_example, record_ok};
 
     /// Records the example of each event type in `event_types`, in order.
     pub async fn record_examples(client: &async_nats::Client, event_types: &[EventType]) {
         for &event_type in event_types {
-            record_ok(client, event_type, &example_request(event_type.as_str())).await;
+            record_example(client, event_type).await;
         }
     }
 
     /// Records the example injection, then a correction of its volume to
     /// 1.5 mL; the injection's and the correction's event ids.
     pub async fn corrected_injection(client: &async_nats::Client) -> (Uuid, Uuid) {
-        let injection = record_ok(
-            client,
-            EventType::InjectionGiven,
-            &example_request("injection.given"),
-        )
-        .await
-        .event_id;
+        let injection = record_example(client, EventType::InjectionGiven)
+            .await
+            .event_id;
         let mut correction = example_request("record.corrected");
         correction["payload"]["target"]["event_id"] = json!(injection);
         correction["payload"]["corrected_payload"]["volume_ml"] = json!(1.5);
@@ -687,6 +692,22 @@ pub async fn stream_only() -> (
     (nats, client, js)
 }
 
+/// [`stream_only`] holding `events` synthetic events over `patients`
+/// patients ([`synthetic_events`]), published 256 at a time.
+pub async fn stream_of(
+    events: usize,
+    patients: usize,
+) -> (
+    NatsServer,
+    async_nats::Client,
+    async_nats::jetstream::Context,
+) {
+    let (nats, client, js) = stream_only().await;
+    let stored = publish_all(&js, synthetic_events(events, patients), 256).await;
+    assert_eq!(stored, events as u64, "every synthetic event stored");
+    (nats, client, js)
+}
+
 /// The state of `CLINIC_EVENTS` (messages, bytes, last sequence).
 pub async fn stream_state(
     js: &async_nats::jetstream::Context,
@@ -704,4 +725,81 @@ pub async fn stream_state(
 /// How many messages `CLINIC_EVENTS` holds.
 pub async fn stream_messages(js: &async_nats::jetstream::Context) -> u64 {
     stream_state(js).await.messages
+}
+
+/// Property-test inputs a careless or hostile caller sends.
+pub mod hostile {
+    use proptest::prelude::*;
+
+    /// What text is made of: valid ids, separators and traversal, bidi,
+    /// zero-width and control characters, odd Unicode, huge numbers, dates
+    /// out of range, formula and markup injection, the API's own words.
+    pub const PIECES: &[&str] = &[
+        "riverside",
+        "P-1042",
+        "dr-hale",
+        "DX50-2026-114",
+        "01a214df-8186-740a-88a3-bcc69fc39d08",
+        "..",
+        "/",
+        "%2F",
+        "%00",
+        "%",
+        "?",
+        "&",
+        "=",
+        "#",
+        "\u{202E}",
+        "\u{200B}",
+        "é",
+        "𝔘",
+        " ",
+        "*",
+        ">",
+        ".",
+        "-1",
+        "0",
+        "18446744073709551616",
+        "1000000000000",
+        "1e400",
+        "NaN",
+        "2026-10-01T00:00:00Z",
+        "+275760-09-13T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "csv",
+        "jsonl",
+        "json",
+        "injection.given",
+        "open",
+        "no_active_consent",
+        "'",
+        "\"",
+        "<script>",
+        "\u{2066}",
+        "\u{FEFF}",
+        "\u{200D}",
+        "\u{0000}",
+        "\n",
+        "=HYPERLINK(\"x\")",
+        "a.b",
+        "\u{061C}",
+        "ﷺ",
+        "-",
+        "_",
+    ];
+
+    /// Text made of [`PIECES`] (up to `most` of them, concatenated), any
+    /// text `any` matches (a regex, e.g. `.{0,30}`), or one character
+    /// repeated up to `longest` times.
+    pub fn text_of(
+        most: usize,
+        any: &'static str,
+        longest: usize,
+    ) -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(prop::sample::select(PIECES), 0..most).prop_map(|p| p.concat()),
+            any,
+            (1..longest).prop_map(|n| "x".repeat(n)),
+        ]
+    }
 }

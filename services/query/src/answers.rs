@@ -89,21 +89,11 @@ pub fn patient_history(
     patient: &PatientId,
     filter: &HistoryFilter,
 ) -> Result<Vec<u64>, QueryError> {
-    filtered(store, patient_seqs(store, clinic, patient)?, filter)
-}
-
-/// Every event of a patient, in stream order.
-fn patient_seqs(
-    store: &Store,
-    clinic: &ClinicId,
-    patient: &PatientId,
-) -> Result<Vec<u64>, QueryError> {
-    index(
+    let (clinic, patient) = (clinic.as_str(), patient.as_str());
+    filtered(
         store,
-        Index::Patient {
-            clinic: clinic.as_str(),
-            patient: patient.as_str(),
-        },
+        index(store, Index::Patient { clinic, patient })?,
+        filter,
     )
 }
 
@@ -145,7 +135,14 @@ pub fn patient_history_page(
     limit: usize,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<EventPage, QueryError> {
-    let seqs = patient_seqs(store, clinic, patient)?;
+    let (c, p) = (clinic.as_str(), patient.as_str());
+    let seqs = index(
+        store,
+        Index::Patient {
+            clinic: c,
+            patient: p,
+        },
+    )?;
     if filter.is_empty() {
         return event_page(store, &seqs, cursor, limit, as_of);
     }
@@ -213,13 +210,8 @@ pub fn access_log(
     clinic: &ClinicId,
     patient: &PatientId,
 ) -> Result<Vec<u64>, QueryError> {
-    index(
-        store,
-        Index::ReadsOfPatient {
-            clinic: clinic.as_str(),
-            patient: patient.as_str(),
-        },
-    )
+    let (clinic, patient) = (clinic.as_str(), patient.as_str());
+    index(store, Index::ReadsOfPatient { clinic, patient })
 }
 
 /// The refused requests (`access.refused`) filed under `clinic`, in order.

@@ -102,15 +102,8 @@ fn read<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ContractError> {
 
 /// The events of a batch request, or why it is refused whole.
 fn events(body: &[u8]) -> Result<Vec<&RawValue>, ErrorReply> {
-    if body.len() > MAX_BATCH_BYTES {
-        return Err(refused_whole(
-            "$",
-            ProblemCode::BadText,
-            format!(
-                "request is {} bytes, the maximum is {MAX_BATCH_BYTES}",
-                body.len()
-            ),
-        ));
+    if let Some(message) = crate::request::too_large(body, MAX_BATCH_BYTES) {
+        return Err(refused_whole("$", ProblemCode::BadText, message));
     }
     let request: BatchRequest = read(body).map_err(ErrorReply::invalid)?;
     if request.events.is_empty() || request.events.len() > MAX_BATCH {

@@ -39,20 +39,18 @@ pub struct RecordRequest {
     pub payload: Box<serde_json::value::RawValue>,
 }
 
+/// Why a body longer than `max` bytes is refused, when it is.
+pub(crate) fn too_large(body: &[u8], max: usize) -> Option<String> {
+    (body.len() > max).then(|| format!("request is {} bytes, the maximum is {max}", body.len()))
+}
+
 /// Reads a request body for `event_type`, naming the field of any problem.
 pub fn parse(event_type: EventType, body: &[u8]) -> Result<RecordRequest, ContractError> {
     let named = |path: &str, code, message: String| {
         ContractError::single(Some(event_type.as_str().to_owned()), path, code, message)
     };
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(named(
-            "$",
-            ProblemCode::BadText,
-            format!(
-                "request is {} bytes, the maximum is {MAX_REQUEST_BYTES}",
-                body.len()
-            ),
-        ));
+    if let Some(message) = too_large(body, MAX_REQUEST_BYTES) {
+        return Err(named("$", ProblemCode::BadText, message));
     }
     prolo_schemas::require_json_object(body).map_err(|problem| ContractError {
         event_type: Some(event_type.as_str().to_owned()),

@@ -15,7 +15,7 @@ use prolo_bus::{STREAM_NAME, Shutdown, StreamSettings, ensure_stream};
 use prolo_projector::{ProjectorSettings, Store};
 use prolo_schemas::{Envelope, EventType};
 use prolo_tests::{
-    NatsCluster, NatsServer, Recorders, example_request, record_ok, stream_messages,
+    NatsCluster, NatsServer, Recorders, example_request, record_example, record_ok, stream_messages,
 };
 
 const USERS: &[&str] = &[
@@ -144,12 +144,7 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         .unwrap();
     let mut following = reader.subscribe("clinic.>").await.unwrap();
     reader.flush().await.unwrap();
-    let recorded = record_ok(
-        &ehr,
-        EventType::ConsentGiven,
-        &example_request("consent.given"),
-    )
-    .await;
+    let recorded = record_example(&ehr, EventType::ConsentGiven).await;
     assert_eq!(stream_messages(&admin).await, 1);
     // The outside subscriber sees it live.
     let seen = tokio::time::timeout(Duration::from_secs(5), following.next())

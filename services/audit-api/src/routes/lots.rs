@@ -20,6 +20,8 @@ use crate::{
     render::{self, Format},
 };
 
+/// A lot's trace: as JSON a page of its injections (its adverse events
+/// and recalls whole), as CSV or JSON lines every injection, streamed.
 pub(super) async fn lot_trace(
     asker: Admitted<ask::LotTrace>,
     Named(lot): Named<LotNumber>,

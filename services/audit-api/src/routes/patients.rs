@@ -62,8 +62,14 @@ pub(super) async fn access_log(
     Checked(params): Checked<ListParams>,
 ) -> Result<Response, ApiError> {
     let seqs = access_log_seqs(&asker, &patient).await?;
-    let asked = asker.asked(Some(patient));
-    list_response(asked, ListOf::Events, &params, seqs, page_answer).await
+    list_response(
+        asker.asked(Some(patient)),
+        ListOf::Events,
+        &params,
+        seqs,
+        page_answer,
+    )
+    .await
 }
 
 /// A page of a patient's access log, its read recorded (the console's).

@@ -11,7 +11,7 @@ use prolo_audit_api::{ApiSettings, Principals};
 use prolo_bus::{STREAM_NAME, Trigger};
 use prolo_projector::ProjectorSettings;
 use prolo_schemas::EventType::*;
-use prolo_tests::{NatsServer, Stack, example_request, record_ok};
+use prolo_tests::{NatsServer, Stack, example_request, record_example, record_ok};
 use serde_json::{Value, json};
 
 use crate::common::{ApiOptions, StartedApi, get_json, start_api};
@@ -206,20 +206,10 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
     let (nats, recorders, client) = Stack::start().await.parts();
     let js = jetstream::new(client.clone());
 
-    record_ok(
-        &client,
-        PractitionerCredentialed,
-        &example_request("practitioner.credentialed"),
-    )
-    .await;
-    let consent = record_ok(&client, ConsentGiven, &example_request("consent.given")).await;
-    let exam = record_ok(
-        &client,
-        ExaminationDone,
-        &example_request("examination.done"),
-    )
-    .await;
-    let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    record_example(&client, PractitionerCredentialed).await;
+    let consent = record_example(&client, ConsentGiven).await;
+    let exam = record_example(&client, ExaminationDone).await;
+    let injection = record_example(&client, InjectionGiven).await;
     let mut other = example_request("injection.given");
     other["patient_id"] = "P-2000".into();
     let other_injection = record_ok(&client, InjectionGiven, &other).await;
@@ -229,7 +219,7 @@ async fn the_api_answers_exactly_what_was_recorded_and_audits_every_read() {
     let mut update = example_request("adverse_event.updated");
     update["payload"]["adverse_event_id"] = ae.event_id.to_string().into();
     let update = record_ok(&client, AdverseEventUpdated, &update).await;
-    let recall = record_ok(&client, LotRecalled, &example_request("lot.recalled")).await;
+    let recall = record_example(&client, LotRecalled).await;
 
     let api = Api::start(&nats).await;
     api.caught_up().await;
@@ -603,12 +593,7 @@ async fn paging_through_a_large_history_returns_every_item_once() {
 #[tokio::test]
 async fn findings_and_signals_are_queryable_by_rule_status_and_patient() {
     let (nats, recorders, client) = Stack::start().await.parts();
-    record_ok(
-        &client,
-        PractitionerCredentialed,
-        &example_request("practitioner.credentialed"),
-    )
-    .await;
+    record_example(&client, PractitionerCredentialed).await;
     let mut injection = example_request("injection.given");
     injection["patient_id"] = "P-NC".into();
     let injected = record_ok(&client, InjectionGiven, &injection).await;
@@ -839,7 +824,7 @@ async fn a_riverside_token_reads_riverside_only() {
     let mut northside = example_request("injection.given");
     northside["clinic_id"] = "northside".into();
     let theirs = record_ok(&client, InjectionGiven, &northside).await;
-    let ours = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let ours = record_example(&client, InjectionGiven).await;
     let api = Api::start(&nats).await;
     api.caught_up().await;
 
@@ -951,7 +936,7 @@ async fn csv_exports_neutralise_formulas_and_carry_the_clinical_facts() {
 #[tokio::test]
 async fn out_of_range_parameters_are_refused_naming_the_parameter() {
     let (nats, recorders, client) = Stack::start().await.parts();
-    let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    let injection = record_example(&client, InjectionGiven).await;
     let mut report = example_request("adverse_event.reported");
     report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
     let infection = record_ok(&client, AdverseEventReported, &report).await;
@@ -1197,7 +1182,7 @@ async fn findings_and_lot_traces_are_paged() {
 #[tokio::test]
 async fn refused_requests_are_recorded_without_the_token_and_a_flood_is_capped() {
     let (nats, recorders, client) = Stack::start().await.parts();
-    record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    record_example(&client, InjectionGiven).await;
     let api = Api::start(&nats).await;
     api.caught_up().await;
 
@@ -1385,7 +1370,7 @@ async fn reads_of_events(api: &Api, patient: &str) -> Vec<Value> {
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
     let (nats, recorders, client) = Stack::start().await.parts();
-    record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    record_example(&client, InjectionGiven).await;
     let api = Api::start_limited(&nats, 1).await;
     api.caught_up().await;
 

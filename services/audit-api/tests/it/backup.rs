@@ -9,7 +9,7 @@
 use crate::common::{COMPLIANCE, api, caught_up, get_text};
 use prolo_bus::STREAM_NAME;
 use prolo_projector::integrity::backup::{MANIFEST_FILE, backup, restore};
-use prolo_tests::{NatsServer, publish_all, stream_only, synthetic_events};
+use prolo_tests::{NatsServer, stream_of};
 
 /// Waits until the API at `base` has folded `seq`, then reads a history.
 async fn history_when_folded(base: &str, seq: u64, path: &str) -> String {
@@ -19,8 +19,7 @@ async fn history_when_folded(base: &str, seq: u64, path: &str) -> String {
 
 #[tokio::test]
 async fn a_stream_backed_up_and_restored_elsewhere_is_the_same_stream() {
-    let (original, client, js) = stream_only().await;
-    publish_all(&js, synthetic_events(2000, 40), 256).await;
+    let (original, client, js) = stream_of(2000, 40).await;
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("backup");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use prolo_schemas::EventType::*;
-use prolo_tests::{Stack, example_request, record_ok};
+use prolo_tests::{Stack, example_request, record_example, record_ok};
 use proptest::{
     prelude::*,
     test_runner::{Config, TestRunner},
@@ -20,53 +20,7 @@ const TOKEN: &str = "hostile-compliance-token-0123";
 /// Text for a path segment or a query value: valid ids, odd Unicode,
 /// separators, traversal, huge numbers, dates out of range.
 fn text() -> impl Strategy<Value = String> {
-    let pieces = prop::sample::select(vec![
-        "riverside",
-        "P-1042",
-        "dr-hale",
-        "DX50-2026-114",
-        "01a214df-8186-740a-88a3-bcc69fc39d08",
-        "..",
-        "/",
-        "%2F",
-        "%00",
-        "%",
-        "?",
-        "&",
-        "=",
-        "#",
-        "\u{202E}",
-        "\u{200B}",
-        "é",
-        "𝔘",
-        " ",
-        "*",
-        ">",
-        ".",
-        "-1",
-        "0",
-        "18446744073709551616",
-        "1000000000000",
-        "1e400",
-        "NaN",
-        "2026-10-01T00:00:00Z",
-        "+275760-09-13T00:00:00Z",
-        "0001-01-01T00:00:00Z",
-        "csv",
-        "jsonl",
-        "json",
-        "injection.given",
-        "open",
-        "no_active_consent",
-        "'",
-        "\"",
-        "<script>",
-    ]);
-    prop_oneof![
-        prop::collection::vec(pieces, 0..5).prop_map(|p| p.concat()),
-        ".{0,30}",
-        (1usize..3000).prop_map(|n| "a".repeat(n)),
-    ]
+    prolo_tests::hostile::text_of(5, ".{0,30}", 3000)
 }
 
 fn key() -> impl Strategy<Value = String> {
@@ -109,7 +63,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
         .unwrap();
     let (nats, recorders, base, _db) = rt.block_on(async {
         let (nats, recorders, client) = Stack::start().await.parts();
-        let injection = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+        let injection = record_example(&client, InjectionGiven).await;
         let mut report = example_request("adverse_event.reported");
         report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
         record_ok(&client, AdverseEventReported, &report).await;

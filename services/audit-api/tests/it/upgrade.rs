@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::common::{COMPLIANCE, api_with, caught_up, get};
-use prolo_tests::{publish_all, stream_only, synthetic_events};
+use prolo_tests::stream_of;
 
 const HISTORY: &str = "/v1/clinics/riverside/patients/P-000003/history?limit=1000";
 
@@ -25,8 +25,7 @@ async fn history(base: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn a_new_version_rebuilds_beside_the_live_one_and_takes_over_without_a_failed_request() {
-    let (nats, _, js) = stream_only().await;
-    publish_all(&js, synthetic_events(3000, 60), 256).await;
+    let (nats, _, js) = stream_of(3000, 60).await;
 
     let (live, _live_db, stop_live) = api_with(&nats, "audit-api").await;
     caught_up(&live, 3000).await;

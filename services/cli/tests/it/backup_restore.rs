@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use crate::common::{prolo_audit, succeeded};
-use prolo_tests::{NatsServer, publish_all, stream_only, synthetic_events};
+use prolo_tests::{NatsServer, stream_of};
 
 async fn run(url: &str, args: &[&str]) -> std::process::Output {
     prolo_audit(args, &[("NATS_URL", url)]).await
@@ -13,8 +13,7 @@ async fn run(url: &str, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn backup_then_restore_through_the_command_line() {
-    let (original, _, js) = stream_only().await;
-    publish_all(&js, synthetic_events(300, 10), 64).await;
+    let (original, _, _) = stream_of(300, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b");
     let out = out.to_str().unwrap();

@@ -8,9 +8,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::common::rebuilt;
 use async_nats::jetstream::{self, consumer::pull};
 use prolo_bus::STREAM_NAME;
-use prolo_projector::{Store, integrity::rebuild::rebuild, project::CONSUMER};
+use prolo_projector::{Store, project::CONSUMER};
 use prolo_tests::{publish_all, stream_only, synthetic_events};
 
 const EVENTS: usize = 20_000;
@@ -128,17 +129,8 @@ async fn sigkill_at_five_random_points_gives_the_same_database_as_a_rebuild() {
     drop(crashed);
 
     let clean = dir.path().join("clean.sled");
-    let report = rebuild(
-        &js,
-        &clean,
-        32 * 1024 * 1024,
-        &Default::default(),
-        |_, _, _| {},
-    )
-    .await
-    .unwrap();
+    let (report, clean) = rebuilt(&js, &clean).await;
     assert_eq!(report.events, EVENTS as u64);
-    let clean = Store::open(&clean, 32 * 1024 * 1024).unwrap();
     assert_eq!(clean.applied_seq().unwrap(), EVENTS as u64);
     assert_eq!(
         clean.digest().unwrap(),

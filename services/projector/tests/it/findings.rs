@@ -7,11 +7,10 @@
 //! rules are part of the fold, and the fold is what is tested.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+use crate::common::fold_stored;
 use chrono::{DateTime, Duration, Utc};
 use prolo_projector::{
     Store,
-    fold::StreamMessage,
-    project::fold_batch,
     rules::{
         findings::{Finding, FindingSettings, Rule},
         signals::Signal,
@@ -55,39 +54,12 @@ impl Trail {
     async fn add(&mut self, e: &Envelope) -> Uuid {
         e.validate()
             .unwrap_or_else(|err| panic!("test event invalid: {err}"));
-        self.seq += 1;
-        let message = StreamMessage {
-            seq: self.seq,
-            subject: e.subject().unwrap().to_string(),
-            payload: e.to_json().into(),
-            stored_at: e.recorded_at,
-            sourced: None,
-        };
-        fold_batch(&self.store, &[message], &self.settings)
-            .await
-            .unwrap();
+        self.add_all(std::slice::from_ref(e)).await;
         e.event_id
     }
 
     async fn add_all(&mut self, events: &[Envelope]) {
-        let messages: Vec<StreamMessage> = events
-            .iter()
-            .map(|e| {
-                self.seq += 1;
-                StreamMessage {
-                    seq: self.seq,
-                    subject: e.subject().unwrap().to_string(),
-                    payload: e.to_json().into(),
-                    stored_at: e.recorded_at,
-                    sourced: None,
-                }
-            })
-            .collect();
-        for chunk in messages.chunks(500) {
-            fold_batch(&self.store, chunk, &self.settings)
-                .await
-                .unwrap();
-        }
+        self.seq = fold_stored(&self.store, &self.settings, self.seq, events, 500).await;
     }
 
     fn findings(&self, rule: Rule) -> Vec<Finding> {

@@ -12,7 +12,8 @@ use prolo_projector::{
 };
 use prolo_schemas::EventType;
 use prolo_tests::{
-    Recorders, Stack, example_request, record_ok, scenario::record_examples, stream_only,
+    Recorders, Stack, example_request, record_example, record_ok, scenario::record_examples,
+    stream_only,
 };
 
 #[tokio::test]
@@ -47,12 +48,7 @@ async fn garbage_on_a_clinic_subject_is_quarantined_and_the_fold_goes_on() {
     .await
     .unwrap();
     // Then the clinic goes on recording.
-    let good = record_ok(
-        &client,
-        EventType::InjectionGiven,
-        &example_request("injection.given"),
-    )
-    .await;
+    let good = record_example(&client, EventType::InjectionGiven).await;
     projector.caught_up(&js).await;
     let store = projector.stop().await;
 
@@ -143,12 +139,7 @@ async fn an_update_filed_under_another_patient_leaves_the_infection_open() {
     let db = tempfile::tempdir().unwrap();
     let projector = Projector::start(&nats.url(), db.path()).await;
 
-    let injection = record_ok(
-        &client,
-        EventType::InjectionGiven,
-        &example_request("injection.given"),
-    )
-    .await;
+    let injection = record_example(&client, EventType::InjectionGiven).await;
     let mut report = example_request("adverse_event.reported");
     report["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
     let infection = record_ok(&client, EventType::AdverseEventReported, &report).await;

@@ -2,14 +2,14 @@
 //! models holding exactly what it implies, field by field.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use crate::common::Projector;
+use crate::common::{Projector, rebuilt};
 use async_nats::jetstream;
 use prolo_projector::{
     model::{AdverseEventState, PatientSummary, PractitionerSummary, Standing},
     store::Index,
 };
 use prolo_schemas::EventType::*;
-use prolo_tests::{Stack, example_request, record_ok};
+use prolo_tests::{Stack, example_request, record_example, record_ok};
 use serde_json::{Value, json};
 
 fn at(mut request: Value, occurred: &str) -> Value {
@@ -24,24 +24,9 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     let db = tempfile::tempdir().unwrap();
 
     // dr-hale is credentialed; P-1042 goes through the whole process.
-    record_ok(
-        &client,
-        PractitionerCredentialed,
-        &example_request("practitioner.credentialed"),
-    )
-    .await;
-    let exam = record_ok(
-        &client,
-        ExaminationDone,
-        &example_request("examination.done"),
-    )
-    .await;
-    record_ok(
-        &client,
-        ImagingRecorded,
-        &example_request("imaging.recorded"),
-    )
-    .await;
+    record_example(&client, PractitionerCredentialed).await;
+    let exam = record_example(&client, ExaminationDone).await;
+    record_example(&client, ImagingRecorded).await;
     let mut candidacy = example_request("candidacy.assessed");
     candidacy["payload"]["examination_event_id"] = exam.event_id.to_string().into();
     record_ok(&client, CandidacyAssessed, &candidacy).await;
@@ -51,13 +36,8 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
         &at(example_request("consent.given"), "2026-09-20T15:30:00Z"),
     )
     .await;
-    record_ok(
-        &client,
-        TreatmentPlanned,
-        &example_request("treatment.planned"),
-    )
-    .await;
-    let first = record_ok(&client, InjectionGiven, &example_request("injection.given")).await;
+    record_example(&client, TreatmentPlanned).await;
+    let first = record_example(&client, InjectionGiven).await;
     let mut second = at(example_request("injection.given"), "2026-10-29T09:30:00Z");
     second["payload"]["site"] = json!({"site_key": "KNEE_IA", "laterality": "left"});
     second["payload"]["volume_ml"] = 8.into();
@@ -69,12 +49,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     let mut update = example_request("adverse_event.updated");
     update["payload"]["adverse_event_id"] = ae.event_id.to_string().into();
     record_ok(&client, AdverseEventUpdated, &update).await;
-    let adjunct = record_ok(
-        &client,
-        AdjunctTherapyRecommended,
-        &example_request("adjunct_therapy.recommended"),
-    )
-    .await;
+    let adjunct = record_example(&client, AdjunctTherapyRecommended).await;
     // The second injection's volume was 6 mL, not 8.
     let mut correction = at(example_request("record.corrected"), "2026-10-29T09:30:00Z");
     correction["payload"]["target"]["event_id"] = second_id.to_string().into();
@@ -95,7 +70,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     let mut other_injection = example_request("injection.given");
     other_injection["patient_id"] = "P-2000".into();
     record_ok(&client, InjectionGiven, &other_injection).await;
-    let recall = record_ok(&client, LotRecalled, &example_request("lot.recalled")).await;
+    let recall = record_example(&client, LotRecalled).await;
 
     let projector = Projector::start(&nats.url(), db.path()).await;
     projector.caught_up(&js).await;
@@ -276,17 +251,7 @@ async fn a_clinic_scenario_gives_exactly_the_read_models_it_implies() {
     assert_eq!(consents, vec![consent.stream_seq, other_consent.stream_seq]);
 
     // A rebuild from sequence 1 gives the same read models, byte for byte.
-    let rebuilt = db.path().join("rebuilt.sled");
-    prolo_projector::integrity::rebuild::rebuild(
-        &js,
-        &rebuilt,
-        16 * 1024 * 1024,
-        &Default::default(),
-        |_, _, _| {},
-    )
-    .await
-    .unwrap();
-    let rebuilt = prolo_projector::Store::open(&rebuilt, 16 * 1024 * 1024).unwrap();
+    let (_, rebuilt) = rebuilt(&js, &db.path().join("rebuilt.sled")).await;
     assert_eq!(rebuilt.digest().unwrap(), store.digest().unwrap());
     recorders.stop().await;
 }

@@ -11,10 +11,9 @@
 //! --test it signal_simulation:: -- --nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+use crate::common::fold_stored;
 use chrono::{DateTime, Duration, Utc};
-use prolo_projector::{
-    Store, fold::StreamMessage, project::fold_batch, rules::findings::FindingSettings,
-};
+use prolo_projector::{Store, rules::findings::FindingSettings};
 use prolo_schemas::{
     AdverseEventKind, Envelope, Guidance, InfectionSign, Laterality, Payload, Site, SiteKey,
 };
@@ -205,24 +204,8 @@ async fn a_small_infection_cluster_is_found_in_realistic_clinics_without_false_a
     for n in 0..CLINICS {
         // Each clinic is its own stream (its own clock) and database.
         let store = Store::open(&dir.path().join(format!("sim-{n}.sled")), 16 << 20).unwrap();
-        let mut seq = 0;
         let events = clinic(n);
-        let messages: Vec<StreamMessage> = events
-            .iter()
-            .map(|e| {
-                seq += 1;
-                StreamMessage {
-                    seq,
-                    subject: e.subject().unwrap().to_string(),
-                    payload: e.to_json().into(),
-                    stored_at: e.recorded_at,
-                    sourced: None,
-                }
-            })
-            .collect();
-        for batch in messages.chunks(1000) {
-            fold_batch(&store, batch, &settings).await.unwrap();
-        }
+        let seq = fold_stored(&store, &settings, 0, &events, 1000).await;
         assert_eq!(store.applied_seq().unwrap(), seq);
         assert_eq!(
             store.quarantined().unwrap(),

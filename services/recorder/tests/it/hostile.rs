@@ -56,35 +56,7 @@ fn judge(event_type: EventType, body: &[u8]) {
 /// Strings a careless or hostile system sends: odd Unicode, bidi and
 /// zero-width characters, control characters, very long ones.
 fn odd_text() -> impl Strategy<Value = String> {
-    let pieces = prop::sample::select(vec![
-        "P-1042",
-        "riverside",
-        "dr-hale",
-        "\u{202E}",
-        "\u{2066}",
-        "\u{200B}",
-        "\u{FEFF}",
-        "\u{200D}",
-        "\u{0000}",
-        "\n",
-        "=HYPERLINK(\"x\")",
-        "a.b",
-        "*",
-        ">",
-        " ",
-        "é",
-        "𝔘",
-        "\u{061C}",
-        "ﷺ",
-        "..",
-        "-",
-        "_",
-    ]);
-    prop_oneof![
-        prop::collection::vec(pieces, 0..6).prop_map(|p| p.concat()),
-        ".{0,40}",
-        (1usize..5000).prop_map(|n| "x".repeat(n)),
-    ]
+    prolo_tests::hostile::text_of(6, ".{0,40}", 5000)
 }
 
 /// Any JSON value, with huge and odd numbers, nested a few levels.

@@ -4,7 +4,7 @@ use axum::extract::Query;
 use maud::html;
 use serde::Deserialize;
 
-use super::{Failed, OnPage, PageResult, fail, page};
+use super::{Failed, OnPage, PageResult, page};
 use crate::{
     console::view::{self, patient_link},
     error::ApiError,
@@ -43,13 +43,12 @@ pub(in crate::console) async fn findings(
         params_json.insert("cursor".into(), cursor.into());
     }
     let params: FindingParams = serde_json::from_value(serde_json::Value::Object(params_json))
-        .map_err(|e| fail(ApiError::BadRequest(e.to_string())))?;
+        .map_err(|e| Failed::from(ApiError::BadRequest(e.to_string())))?;
     // Counts per rule carry no patient data: read without a record.
     let counts: Vec<(String, String, u64, u64)> = {
         asker
             .read(|store, clinic| Ok(store.finding_counts(clinic.as_str())?))
-            .await
-            .map_err(fail)?
+            .await?
             .into_iter()
             .map(|(rule, count)| {
                 let severity = prolo_projector::rules::findings::Rule::ALL
@@ -61,7 +60,7 @@ pub(in crate::console) async fn findings(
             })
             .collect()
     };
-    let found = routes::findings_page(&asker, &params).await.map_err(fail)?;
+    let found = routes::findings_page(&asker, &params).await?;
     let c = asker.clinic.as_str();
     let body = html! {
         table.counts {
@@ -124,7 +123,7 @@ pub(in crate::console) async fn findings(
 pub(in crate::console) async fn signals(
     OnPage(asker): OnPage<Admitted<ask::Signals>>,
 ) -> PageResult {
-    let report = routes::signals_answer(&asker).await.map_err(fail)?;
+    let report = routes::signals_answer(&asker).await?;
     let c = asker.clinic.as_str();
     let body = crate::console::plot::signals_body(c, &report);
     page("Safety signals", &asker.principal, Some(c), body)

@@ -4,7 +4,7 @@ use maud::html;
 use prolo_schemas::names::name;
 
 use super::{
-    OnPage, PageResult, fail, page,
+    OnPage, PageResult, page,
     tables::{adverse_table, events_table, injections_table},
 };
 use crate::{
@@ -21,9 +21,7 @@ pub(in crate::console) async fn investigation(
     OnPage(Named(event_id)): OnPage<Named<uuid::Uuid>>,
 ) -> PageResult {
     let params = InvestigationParams::default();
-    let inv = routes::investigation_answer(&asker, event_id, &params)
-        .await
-        .map_err(fail)?;
+    let inv = routes::investigation_answer(&asker, event_id, &params).await?;
     let c = asker.clinic.as_str();
     let s = &inv.state;
     let body = html! {

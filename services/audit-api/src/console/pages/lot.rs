@@ -1,12 +1,10 @@
 //! A lot's trace and recall.
 
-use axum::extract::Query;
 use maud::html;
 use prolo_schemas::LotNumber;
-use serde::Deserialize;
 
 use super::{
-    OnPage, PageResult, fail, page,
+    OnPage, PageResult, page,
     tables::{adverse_table, injections_table},
 };
 use crate::{
@@ -14,27 +12,17 @@ use crate::{
     routes::{
         self, TraceParams,
         admit::{Admitted, Named, ask},
+        params::Checked,
     },
 };
-
-#[derive(Deserialize, Default)]
-pub(in crate::console) struct Cursor {
-    cursor: Option<u64>,
-}
 
 /// Who received a lot, when, where, what followed, and its recall.
 pub(in crate::console) async fn lot(
     OnPage(asker): OnPage<Admitted<ask::LotTrace>>,
     OnPage(Named(lot)): OnPage<Named<LotNumber>>,
-    Query(form): Query<Cursor>,
+    OnPage(Checked(params)): OnPage<Checked<TraceParams>>,
 ) -> PageResult {
-    let params = TraceParams {
-        cursor: form.cursor,
-        ..TraceParams::default()
-    };
-    let found = routes::lot_trace_page(&asker, &lot, &params)
-        .await
-        .map_err(fail)?;
+    let found = routes::lot_trace_page(&asker, &lot, &params).await?;
     let (c, l) = (asker.clinic.as_str(), lot.as_str());
     let t = &found.trace;
     let body = html! {

@@ -44,8 +44,12 @@ impl IntoResponse for Failed {
     }
 }
 
-pub(super) fn fail(error: ApiError) -> Failed {
-    Failed(Box::new(error_page(error)))
+/// An API error shown as the console's error page: `?` on an answer's
+/// error gives the page.
+impl From<ApiError> for Failed {
+    fn from(error: ApiError) -> Failed {
+        Failed(Box::new(error_page(error)))
+    }
 }
 
 /// An API error as a page (a sign-in form when there is no session).
@@ -93,7 +97,7 @@ where
         T::from_request_parts(parts, state)
             .await
             .map(OnPage)
-            .map_err(fail)
+            .map_err(Failed::from)
     }
 }
 
@@ -101,7 +105,7 @@ pub(super) fn parsed<T: std::str::FromStr>(value: &str) -> Result<T, Failed>
 where
     T::Err: std::fmt::Display,
 {
-    id(value).map_err(fail)
+    id(value).map_err(Failed::from)
 }
 
 /// The start: the sign-in form, or the clinics the session may read.
@@ -202,7 +206,7 @@ pub(super) async fn status(
     State(state): State<AppState>,
     OnPage(Allowed { principal: who, .. }): OnPage<Allowed<ask::Status>>,
 ) -> PageResult {
-    let s = routes::status_answer(&state).await.map_err(fail)?;
+    let s = routes::status_answer(&state).await?;
     let body = html! {
         dl.facts {
             dt { "Stream" } dd { (s.stream) }

@@ -9,7 +9,7 @@ use prolo_query::{EventView, ViewStanding};
 use prolo_schemas::{EventType, PatientId};
 use serde::Deserialize;
 
-use super::{Failed, OnPage, PageResult, fail, page, parsed};
+use super::{Failed, OnPage, PageResult, page, parsed};
 use crate::{
     auth::QueryKind,
     console::view::{self, time},
@@ -17,6 +17,7 @@ use crate::{
     routes::{
         self, ListParams,
         admit::{Admitted, Named, ask},
+        params::Checked,
     },
 };
 
@@ -39,7 +40,7 @@ pub(super) fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>
         return Ok(None);
     }
     let date: NaiveDate = value.parse().map_err(|_| {
-        fail(ApiError::BadRequest(format!(
+        Failed::from(ApiError::BadRequest(format!(
             "{value} is not a date (YYYY-MM-DD)"
         )))
     })?;
@@ -70,9 +71,7 @@ pub(in crate::console) async fn timeline(
         cursor: form.cursor,
         ..ListParams::default()
     };
-    let found = routes::history_page(&asker, &patient, &params)
-        .await
-        .map_err(fail)?;
+    let found = routes::history_page(&asker, &patient, &params).await?;
     let (c, p) = (asker.clinic.as_str(), patient.as_str());
     let by_seq: BTreeMap<u64, &EventView> = found.items.iter().map(|v| (v.seq, v)).collect();
     let mut events: Vec<&EventView> = found.items.iter().collect();
@@ -162,15 +161,9 @@ pub(in crate::console) async fn timeline(
 pub(in crate::console) async fn access_log(
     OnPage(asker): OnPage<Admitted<ask::AccessLog>>,
     OnPage(Named(patient)): OnPage<Named<PatientId>>,
-    Query(form): Query<TimelineParams>,
+    OnPage(Checked(params)): OnPage<Checked<ListParams>>,
 ) -> PageResult {
-    let params = ListParams {
-        cursor: form.cursor,
-        ..ListParams::default()
-    };
-    let found = routes::access_log_page(&asker, &patient, &params)
-        .await
-        .map_err(fail)?;
+    let found = routes::access_log_page(&asker, &patient, &params).await?;
     let (c, p) = (asker.clinic.as_str(), patient.as_str());
     let body = html! {
         table {

@@ -65,3 +65,50 @@ impl Projector {
 pub async fn stream_last(js: &jetstream::Context) -> u64 {
     prolo_tests::stream_state(js).await.last_sequence
 }
+
+/// Folds `events` into `store`, `batch` at a time, as if JetStream had
+/// stored them from sequence `after + 1` when they were recorded; the last
+/// sequence.
+pub async fn fold_stored(
+    store: &Store,
+    settings: &prolo_projector::rules::findings::FindingSettings,
+    after: u64,
+    events: &[prolo_schemas::Envelope],
+    batch: usize,
+) -> u64 {
+    let messages: Vec<prolo_projector::fold::StreamMessage> = (after + 1..)
+        .zip(events)
+        .map(|(seq, e)| prolo_projector::fold::StreamMessage {
+            seq,
+            subject: e.subject().unwrap().to_string(),
+            payload: e.to_json().into(),
+            stored_at: e.recorded_at,
+            sourced: None,
+        })
+        .collect();
+    for chunk in messages.chunks(batch) {
+        prolo_projector::project::fold_batch(store, chunk, settings)
+            .await
+            .unwrap();
+    }
+    after + events.len() as u64
+}
+
+/// Rebuilds the read models from sequence 1 into a new database at `path`;
+/// the report and the database.
+pub async fn rebuilt(
+    js: &jetstream::Context,
+    path: &std::path::Path,
+) -> (prolo_projector::integrity::rebuild::RebuildReport, Store) {
+    let cache = 32 * 1024 * 1024;
+    let report = prolo_projector::integrity::rebuild::rebuild(
+        js,
+        path,
+        cache,
+        &Default::default(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    (report, Store::open(path, cache).unwrap())
+}
