@@ -25,6 +25,35 @@ pub struct Actor {
     pub role: ActorRole,
 }
 
+/// How the recording service proved who acted: the identity provider's
+/// signed token it verified (an OpenID Connect token), not what the request
+/// said. Absent on events recorded without a verified identity (before
+/// identities were verified, or on a service that does not verify them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorProof {
+    /// The identity provider that signed the token (`iss`).
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub issuer: String,
+    /// Who the token proved (`sub`): the actor, or the integration that
+    /// recorded on the actor's behalf (`delegated`).
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
+    pub subject: String,
+    /// `subject` is an integration allowed to state who acted (RFC 8693's
+    /// delegation: the actor is as it said, the integration is proven).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegated: bool,
+    /// The key that signed the token (`kid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The token's id (`jti`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// When the person last signed in (`auth_time`), when the token says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_at: Option<DateTime<Utc>>,
+}
+
 /// The capacity an actor acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +91,8 @@ pub struct Envelope {
     pub recorded_at: DateTime<Utc>,
     /// Who recorded it.
     pub actor: Actor,
+    /// How the recording service proved `actor`, when it did.
+    pub actor_proof: Option<ActorProof>,
     /// The service that recorded it (e.g. `treatment`).
     pub source: String,
     /// Ties together the events of one clinical episode or request chain.
@@ -94,6 +125,9 @@ pub(crate) struct Wire<P> {
     pub recorded_at: DateTime<Utc>,
     /// Who recorded it.
     pub actor: Actor,
+    /// How the recording service proved `actor` (absent when it did not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_proof: Option<ActorProof>,
     /// The recording service.
     #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS))]
     pub source: String,
@@ -136,6 +170,7 @@ impl Envelope {
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,
             actor: self.actor.clone(),
+            actor_proof: self.actor_proof.clone(),
             source: self.source.clone(),
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id,
@@ -228,6 +263,7 @@ impl Envelope {
             occurred_at: wire.occurred_at,
             recorded_at: wire.recorded_at,
             actor: wire.actor,
+            actor_proof: wire.actor_proof,
             source: wire.source,
             correlation_id: wire.correlation_id,
             causation_id: wire.causation_id,

@@ -23,7 +23,7 @@ mod upcast;
 mod validate;
 
 pub use catalogue::{EntityKind, EventType, Payload};
-pub use envelope::{Actor, ActorRole, Envelope};
+pub use envelope::{Actor, ActorProof, ActorRole, Envelope};
 pub use error::{ContractError, Problem, ProblemCode, problem_from_serde, require_json_object};
 pub use ids::{
     ClinicId, ID_PATTERN, IdError, LotNumber, PatientId, PractitionerId, PrincipalId, check_token,

@@ -258,6 +258,20 @@ pub(crate) fn envelope_as_written(e: &Envelope, written: u32) -> Result<(), Cont
         );
     }
     c.text("actor.id", &e.actor.id, SHORT_TEXT_MAX_CHARS);
+    if let Some(proof) = &e.actor_proof {
+        c.text("actor_proof.issuer", &proof.issuer, SHORT_TEXT_MAX_CHARS);
+        c.text("actor_proof.subject", &proof.subject, SHORT_TEXT_MAX_CHARS);
+        c.opt_text(
+            "actor_proof.key_id",
+            proof.key_id.as_ref(),
+            SHORT_TEXT_MAX_CHARS,
+        );
+        c.opt_text(
+            "actor_proof.token_id",
+            proof.token_id.as_ref(),
+            SHORT_TEXT_MAX_CHARS,
+        );
+    }
     c.text("source", &e.source, SHORT_TEXT_MAX_CHARS);
     c.text("correlation_id", &e.correlation_id, SHORT_TEXT_MAX_CHARS);
     if e.occurred_at > e.recorded_at + CLOCK_SKEW_ALLOWANCE {

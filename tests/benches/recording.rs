@@ -2,7 +2,10 @@
 //! publish → ack → reply) and atomic batches next to the raw JetStream
 //! publish rate measured in the same run on the same broker, once with the
 //! server's default fsync (every two minutes) and once with fsync before
-//! every acknowledgement (`sync_interval: always`, what the project runs).
+//! every acknowledgement (`sync_interval: always`, what the project runs);
+//! then the single and the batch path again with the services verifying a
+//! token on every request (identities proven), against the same paths
+//! without, and one token's verification alone.
 //! Run: `cargo bench -p prolo-tests --bench recording`.
 //!
 //! Settings (environment): `BENCH_EVENTS` per row (default 20000),
@@ -18,8 +21,14 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use futures::{StreamExt, stream::FuturesUnordered};
 use prolo_bus::batch::{BatchMessage, publish_atomic};
 use prolo_bus::{STREAM_NAME, StreamSettings, ensure_stream};
-use prolo_recorder::{batch::BatchReply, command_for, commands::batch_subject};
-use prolo_schemas::{Envelope, EventType};
+use prolo_recorder::{
+    ServeSettings,
+    batch::BatchReply,
+    command_for,
+    commands::batch_subject,
+    identity::{Verifier, dev::Provider},
+};
+use prolo_schemas::{ActorRole, Envelope, EventType};
 use prolo_tests::{FsyncPolicy, NatsServer, Recorders, example_request};
 
 /// The allocator the service binaries use (glibc malloc contends between threads).
@@ -72,7 +81,9 @@ async fn service_path(
     n: usize,
     clients: usize,
     keyed: bool,
+    token: Option<&str>,
 ) -> (f64, Duration) {
+    let headers = prolo_recorder::identity::bearer_headers(token);
     let (_, command) = command_for(EventType::InjectionGiven).unwrap();
     let text = serde_json::to_string(&example_request("injection.given")).unwrap();
     let body = bytes::Bytes::from(text.clone());
@@ -85,6 +96,7 @@ async fn service_path(
         let client = client.clone();
         let body = body.clone();
         let open = open.clone();
+        let headers = headers.clone();
         let subject = command.subject("riverside");
         let share = n / clients + usize::from(c < n % clients);
         tasks.spawn(async move {
@@ -98,7 +110,10 @@ async fn service_path(
                     body.clone()
                 };
                 let sent = Instant::now();
-                let reply = client.request(subject.clone(), body).await.unwrap();
+                let reply = client
+                    .request_with_headers(subject.clone(), headers.clone(), body)
+                    .await
+                    .unwrap();
                 assert!(
                     reply.headers.is_none(),
                     "refused: {}",
@@ -155,7 +170,9 @@ async fn batch_command(
     size: usize,
     in_flight: usize,
     keyed: bool,
+    token: Option<&str>,
 ) -> f64 {
+    let headers = prolo_recorder::identity::bearer_headers(token);
     let (_, command) = command_for(EventType::InjectionGiven).unwrap();
     let request = example_request("injection.given");
     // Keys short enough that 1,000 keyed injections (~1 KB each) stay
@@ -187,9 +204,10 @@ async fn batch_command(
             pending.next().await;
         }
         let client = client.clone();
+        let headers = headers.clone();
         pending.push(async move {
             let reply = client
-                .request(batch_subject("riverside"), body)
+                .request_with_headers(batch_subject("riverside"), headers, body)
                 .await
                 .unwrap();
             let answer: BatchReply = serde_json::from_slice(&reply.payload)
@@ -246,12 +264,17 @@ fn median(values: &[f64]) -> f64 {
 
 /// Every path on a fresh server with `fsync`; the raw Nats-Msg-Id publish
 /// rate is the second row.
-async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize]) -> Vec<Row> {
-    let batch_sizes: Vec<usize> = std::env::var("BENCH_BATCHES")
+/// The batch sizes measured (`BENCH_BATCHES`, default 100 and 1,000).
+fn batch_sizes_of() -> Vec<usize> {
+    std::env::var("BENCH_BATCHES")
         .unwrap_or_else(|_| "100,1000".into())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
-        .collect();
+        .collect()
+}
+
+async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize]) -> Vec<Row> {
+    let batch_sizes = batch_sizes_of();
     let batches_in_flight: usize = prolo_tests::env_or("BENCH_BATCHES_IN_FLIGHT", 4);
     let rounds: usize = prolo_tests::env_or("BENCH_ROUNDS", 5).max(1);
     let nats = NatsServer::start_with_fsync(fsync).await.unwrap();
@@ -264,7 +287,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
 
     // Warm up both paths.
     raw_publish(&js, 1_000, inflight, true).await;
-    service_path(&client, 1_000, 16, false).await;
+    service_path(&client, 1_000, 16, false, None).await;
 
     let mut rows = vec![
         Row {
@@ -291,8 +314,8 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         let mut keyed = Vec::new();
         for _ in 0..rounds {
             raw.push(batch_publish(&client, n, size, batches_in_flight).await);
-            command.push(batch_command(&client, n, size, batches_in_flight, false).await);
-            keyed.push(batch_command(&client, n, size, batches_in_flight, true).await);
+            command.push(batch_command(&client, n, size, batches_in_flight, false, None).await);
+            keyed.push(batch_command(&client, n, size, batches_in_flight, true, None).await);
         }
         rows.push(Row::rounds(
             format!("atomic batch of {size}, Nats-Msg-Id"),
@@ -314,7 +337,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         ));
     }
     for &k in clients {
-        let (rate, worst) = service_path(&client, n, k, false).await;
+        let (rate, worst) = service_path(&client, n, k, false, None).await;
         rows.push(Row {
             path: "service path (request/reply)".into(),
             concurrency: format!("{k} clients"),
@@ -326,9 +349,9 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
     if let Some(&k) = clients.iter().max() {
         // What the metrics cost: the same path with counting off, then on.
         prolo_bus::metrics::set_enabled(false);
-        let (off, _) = service_path(&client, n, k, false).await;
+        let (off, _) = service_path(&client, n, k, false, None).await;
         prolo_bus::metrics::set_enabled(true);
-        let (on, worst) = service_path(&client, n, k, false).await;
+        let (on, worst) = service_path(&client, n, k, false, None).await;
         rows.push(Row {
             path: "service path, metrics off".into(),
             concurrency: format!("{k} clients"),
@@ -343,12 +366,52 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             slowest: Some(worst),
             vs_raw_batch: None,
         });
-        let (rate, worst) = service_path(&client, n, k, true).await;
+        let (rate, worst) = service_path(&client, n, k, true, None).await;
         rows.push(Row {
             path: "service path, each request with its own idempotency key".into(),
             concurrency: format!("{k} clients"),
             rate,
             slowest: Some(worst),
+            vs_raw_batch: None,
+        });
+    }
+    recorders.stop().await;
+
+    // The same paths with identities verified: the services trust a
+    // provider, every request carries the example actor's token. Measured
+    // against the rows above (same server, same run).
+    let provider = Provider::generate().unwrap();
+    let verifier = Verifier::new(&provider.settings(&[]).unwrap()).unwrap();
+    let settings = ServeSettings {
+        identity: Some(std::sync::Arc::new(verifier)),
+        ..ServeSettings::default()
+    };
+    let recorders = Recorders::start_with(&nats.url(), settings).await.unwrap();
+    let token = provider
+        .mint(
+            "dr-hale",
+            ActorRole::Practitioner,
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    service_path(&client, 1_000, 16, false, Some(&token)).await;
+    if let Some(&k) = clients.iter().max() {
+        let (rate, worst) = service_path(&client, n, k, false, Some(&token)).await;
+        rows.push(Row {
+            path: "service path, token verified".into(),
+            concurrency: format!("{k} clients"),
+            rate,
+            slowest: Some(worst),
+            vs_raw_batch: None,
+        });
+    }
+    if let Some(&size) = batch_sizes.iter().max() {
+        let rate = batch_command(&client, n, size, batches_in_flight, false, Some(&token)).await;
+        rows.push(Row {
+            path: format!("batch command of {size}, token verified"),
+            concurrency: format!("{batches_in_flight} requests in flight"),
+            rate,
+            slowest: None,
             vs_raw_batch: None,
         });
     }
@@ -359,6 +422,24 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
     );
     recorders.stop().await;
     rows
+}
+
+/// What verifying one token costs, alone: microseconds per token.
+fn verify_cost(tokens: usize) -> f64 {
+    let provider = Provider::generate().unwrap();
+    let verifier = Verifier::new(&provider.settings(&[]).unwrap()).unwrap();
+    let token = provider
+        .mint(
+            "dr-hale",
+            ActorRole::Practitioner,
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..tokens {
+        verifier.verify(&token).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / tokens as f64
 }
 
 #[tokio::main]
@@ -404,6 +485,38 @@ async fn main() {
                 .unwrap_or_default()
         );
     }
+    println!();
+    let find = |rows: &[Row], path: &str| {
+        rows.iter()
+            .find(|r| r.path.starts_with(path))
+            .map(|r| r.rate)
+    };
+    for (name, rows) in [("default fsync", &lazy), ("sync_interval: always", &always)] {
+        let single =
+            find(rows, "service path, token verified").zip(find(rows, "service path, metrics on"));
+        if let Some((with, without)) = single {
+            println!(
+                "token verification, {name}: single events {with:.0}/s against {without:.0}/s without ({:.2}); per event {:.1} µs more",
+                with / without,
+                (1.0 / with - 1.0 / without) * 1e6
+            );
+        }
+        let size = batch_sizes_of().into_iter().max().unwrap_or(1000);
+        let batch = find(rows, &format!("batch command of {size}, token verified")).zip(find(
+            rows,
+            &format!("batch command of {size} (request/reply)"),
+        ));
+        if let Some((with, without)) = batch {
+            println!(
+                "token verification, {name}: batches of {size} {with:.0}/s against {without:.0}/s without ({:.2}; one token per request)",
+                with / without
+            );
+        }
+    }
+    println!(
+        "one token verified alone (Ed25519 JWT, this machine): {:.1} µs",
+        verify_cost(10_000)
+    );
     println!();
     println!(
         "batch command against the raw atomic batch of the same size (target ≥ 0.8): the median of {rounds} rounds' ratios, each round measuring both one after the other (lowest–highest):"

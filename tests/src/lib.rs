@@ -334,6 +334,15 @@ impl Recorders {
     /// Starts every recording service against `url` and waits until each
     /// answers `$SRV.PING`.
     pub async fn start(url: &str) -> Result<Self, HarnessError> {
+        Recorders::start_with(url, prolo_recorder::ServeSettings::default()).await
+    }
+
+    /// [`Recorders::start`] with `settings` (e.g. an identity provider to
+    /// trust).
+    pub async fn start_with(
+        url: &str,
+        settings: prolo_recorder::ServeSettings,
+    ) -> Result<Self, HarnessError> {
         let (trigger, shutdown) = prolo_bus::Shutdown::new();
         let mut tasks = tokio::task::JoinSet::new();
         for spec in prolo_recorder::ALL_SERVICES {
@@ -341,7 +350,7 @@ impl Recorders {
                 .await
                 .map_err(|e| HarnessError::Failed(format!("connect: {e}")))?;
             let shutdown = shutdown.clone();
-            let settings = prolo_recorder::ServeSettings::default();
+            let settings = settings.clone();
             tasks.spawn(async move {
                 if let Err(e) = prolo_recorder::serve(client, spec, settings, shutdown).await {
                     panic!("{} service failed: {e}", spec.name);
@@ -412,21 +421,44 @@ pub async fn record_ok(
     event_type: prolo_schemas::EventType,
     request: &serde_json::Value,
 ) -> prolo_bus::Recorded {
+    match record_with_token(client, event_type, request, None).await {
+        Ok(recorded) => recorded,
+        Err(refused) => panic!("{event_type} refused: {refused:?}"),
+    }
+}
+
+/// Sends `request` to the service that records `event_type`, with `token`
+/// as its `Authorization: Bearer` header when given; what was stored, or
+/// the refusal (tests only).
+pub async fn record_with_token(
+    client: &async_nats::Client,
+    event_type: prolo_schemas::EventType,
+    request: &serde_json::Value,
+    token: Option<&str>,
+) -> Result<prolo_bus::Recorded, prolo_recorder::reply::ErrorReply> {
     let Some((_, command)) = prolo_recorder::command_for(event_type) else {
         panic!("no command records {event_type}");
     };
     let body = serde_json::to_vec(request).unwrap_or_default();
     let clinic = request["clinic_id"].as_str().unwrap_or_default();
-    let reply = match client.request(command.subject(clinic), body.into()).await {
+    let headers = prolo_recorder::identity::bearer_headers(token);
+    let sent = client
+        .request_with_headers(command.subject(clinic), headers, body.into())
+        .await;
+    let reply = match sent {
         Ok(reply) => reply,
         Err(e) => panic!("{event_type}: request failed: {e}"),
     };
-    match serde_json::from_slice(&reply.payload) {
-        Ok(recorded) if reply.headers.is_none() => recorded,
-        _ => panic!(
-            "{event_type} refused: {}",
-            String::from_utf8_lossy(&reply.payload)
-        ),
+    let payload = String::from_utf8_lossy(&reply.payload).into_owned();
+    if reply.headers.is_none() {
+        return match serde_json::from_str(&payload) {
+            Ok(recorded) => Ok(recorded),
+            Err(e) => panic!("{event_type}: not a recording: {e}: {payload}"),
+        };
+    }
+    match serde_json::from_str(&payload) {
+        Ok(refused) => Err(refused),
+        Err(e) => panic!("{event_type}: not an error reply: {e}: {payload}"),
     }
 }
 
@@ -446,18 +478,10 @@ pub async fn record_refused(
     event_type: prolo_schemas::EventType,
     request: &serde_json::Value,
 ) -> String {
-    let Some((_, command)) = prolo_recorder::command_for(event_type) else {
-        panic!("no command records {event_type}");
-    };
-    let body = serde_json::to_vec(request).unwrap_or_default();
-    let clinic = request["clinic_id"].as_str().unwrap_or_default();
-    let reply = match client.request(command.subject(clinic), body.into()).await {
-        Ok(reply) => reply,
-        Err(e) => panic!("{event_type}: request failed: {e}"),
-    };
-    let said = String::from_utf8_lossy(&reply.payload).into_owned();
-    assert!(reply.headers.is_some(), "{event_type} was recorded: {said}");
-    said
+    match record_with_token(client, event_type, request, None).await {
+        Ok(recorded) => panic!("{event_type} was recorded: {recorded:?}"),
+        Err(refused) => serde_json::to_string(&refused).unwrap_or_default(),
+    }
 }
 
 /// What most tests start with: a nats-server of their own, every

@@ -242,6 +242,9 @@ impl AccessLog {
             occurred_at: now,
             recorded_at: now,
             actor,
+            // The principal was proven by its API token, not by an
+            // identity provider's: nothing to show as proof here.
+            actor_proof: None,
             source: SOURCE.to_owned(),
             correlation_id: event_id.to_string(),
             causation_id: causation,

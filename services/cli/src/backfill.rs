@@ -38,6 +38,10 @@ pub struct BackfillArgs {
     /// Seconds to wait for each batch's reply.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// The token of the system back-filling (an integration the recording
+    /// services allow to record for others), sent as `Authorization: Bearer`.
+    #[arg(long, env = "PROLO_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// Sends the file in batches and prints what was refused.
@@ -57,6 +61,7 @@ pub async fn run(nats_url: &str, args: BackfillArgs) -> Result<()> {
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
     let mut run = Run {
         client,
+        headers: prolo_recorder::identity::bearer_headers(args.token.as_deref()),
         subject: batch_subject(&args.clinic),
         timeout: Duration::from_secs(args.timeout),
         started: Instant::now(),
@@ -106,6 +111,7 @@ pub async fn run(nats_url: &str, args: BackfillArgs) -> Result<()> {
 /// A back-fill under way.
 struct Run {
     client: async_nats::Client,
+    headers: async_nats::HeaderMap,
     subject: String,
     timeout: Duration,
     started: Instant,
@@ -122,7 +128,7 @@ impl Run {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let reply = send(&self.client, &self.subject, &self.batch, self.timeout).await?;
+        let reply = send(self, &self.batch).await?;
         for result in &reply.results {
             if let Some(error) = &result.error {
                 let line = self.batch.get(result.index).map(|(line, _)| *line);
@@ -145,17 +151,16 @@ impl Run {
 }
 
 /// One batch request; its reply, or why the whole batch failed.
-async fn send(
-    client: &async_nats::Client,
-    subject: &str,
-    batch: &[(usize, Box<RawValue>)],
-    timeout: Duration,
-) -> Result<BatchReply> {
+async fn send(run: &Run, batch: &[(usize, Box<RawValue>)]) -> Result<BatchReply> {
+    let (subject, timeout) = (&run.subject, run.timeout);
     // The events as they were read (each already checked to be JSON).
     let events: Vec<&str> = batch.iter().map(|(_, event)| event.get()).collect();
     let body = format!("{{\"events\":[{}]}}", events.join(","));
     let first = batch.first().map(|(line, _)| *line).unwrap_or_default();
-    let reply = tokio::time::timeout(timeout, client.request(subject.to_owned(), body.into()))
+    let request =
+        run.client
+            .request_with_headers(subject.to_owned(), run.headers.clone(), body.into());
+    let reply = tokio::time::timeout(timeout, request)
         .await
         .with_context(|| format!("no reply within {timeout:?} for the batch from line {first}: re-run; events with an idempotency_key are not stored twice"))?
         .map_err(|e| match e.kind() {

@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Clinic id (default `riverside`); with `up --edge`, the clinic the edge records for.
     #[arg(long)]
     pub(crate) clinic: Option<String>,
+    /// The token the demo records with: an integration's that may record
+    /// for the clinicians it names (`up --demo` mints its own).
+    #[arg(long = "demo-token", env = "PROLO_DEMO_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 impl DemoArgs {
@@ -116,6 +120,8 @@ impl Dice {
 /// known before they are sent and a re-run stores nothing twice.
 struct Recorder<'a> {
     client: &'a async_nats::Client,
+    /// Sent with every command as `Authorization: Bearer`.
+    token: Option<&'a str>,
     clinic: String,
     events: usize,
     /// Events before this are back-filled.
@@ -175,7 +181,8 @@ impl Recorder<'_> {
         // Live: the history it may refer to is stored first.
         self.flush().await?;
         let body = serde_json::to_vec(&request)?;
-        let reply = client_request(self.client, command.subject(&self.clinic), body).await?;
+        let subject = command.subject(&self.clinic);
+        let reply = client_request(self.client, subject, self.token, body).await?;
         if reply.headers.is_some() {
             bail!(
                 "{event_type} refused: {}",
@@ -195,7 +202,7 @@ impl Recorder<'_> {
             let events = std::mem::take(&mut self.batch);
             let body = serde_json::to_vec(&json!({ "events": events }))?;
             let subject = prolo_recorder::commands::batch_subject(&self.clinic);
-            let reply = client_request(self.client, subject, body).await?;
+            let reply = client_request(self.client, subject, self.token, body).await?;
             let answer: prolo_recorder::batch::BatchReply = serde_json::from_slice(&reply.payload)
                 .with_context(|| {
                     format!(
@@ -276,11 +283,15 @@ impl Recorder<'_> {
 async fn client_request(
     client: &async_nats::Client,
     subject: String,
+    token: Option<&str>,
     body: Vec<u8>,
 ) -> Result<async_nats::Message> {
+    let headers = prolo_recorder::identity::bearer_headers(token);
     // The services may still be starting: retry "no responders" for a while.
     for _ in 0..50 {
-        match client.request(subject.clone(), body.clone().into()).await {
+        let sent =
+            client.request_with_headers(subject.clone(), headers.clone(), body.clone().into());
+        match sent.await {
             Ok(reply) => return Ok(reply),
             Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -390,9 +401,14 @@ fn site(key: &str, laterality: Option<&str>) -> Value {
 }
 
 /// Seeds the clinic through the recording services at `nats_url`.
-pub async fn seed(client: &async_nats::Client, args: &DemoArgs) -> Result<Seeded> {
+pub async fn seed(
+    client: &async_nats::Client,
+    args: &DemoArgs,
+    token: Option<&str>,
+) -> Result<Seeded> {
     let mut r = Recorder {
         client,
+        token,
         clinic: args.clinic().to_owned(),
         events: 0,
         live_from: Utc::now() - Duration::days(3),

@@ -5,6 +5,7 @@ mod backfill;
 mod backup;
 mod demo;
 mod edge;
+mod identity;
 mod query;
 mod record;
 mod table;
@@ -43,6 +44,8 @@ enum Command {
     Tail(tail::TailArgs),
     /// Run the whole system in one process, starting a local nats-server if none is reachable (`--edge`: a clinic's edge).
     Up(up::UpArgs),
+    /// Tokens of the development identity provider `up` runs (`token mint --person dr-hale`).
+    Token(identity::TokenArgs),
     /// At the hub: source a clinic's edge, print its leaf user, show how far behind each edge the hub is.
     Edge(edge::EdgeArgs),
     /// Seed a realistic demo clinic through the recording services, then print queries to try.
@@ -83,9 +86,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Restore(args) => backup::restore(&cli.nats_url, args).await,
         Command::Up(args) => up::run(&cli.nats_url, args).await,
         Command::Edge(args) => edge::run(&cli.nats_url, args).await,
+        Command::Token(args) => identity::run(args),
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
-            let seeded = demo::seed(&client, &args).await?;
+            let seeded = demo::seed(&client, &args, args.token.as_deref()).await?;
             demo::print_examples(
                 &seeded,
                 args.clinic(),

@@ -21,6 +21,10 @@ pub struct RecordArgs {
     /// Seconds to wait for the reply.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// The token of who acted (their identity provider's; with `up`:
+    /// `prolo-audit token mint --person <id>`), sent as `Authorization: Bearer`.
+    #[arg(long, env = "PROLO_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// Sends the request and prints the stored event id and sequence.
@@ -56,7 +60,8 @@ pub async fn run(nats_url: &str, args: RecordArgs) -> Result<()> {
         .and_then(|request| request["clinic_id"].as_str().map(str::to_owned))
         .context("the request names no clinic_id (it goes to that clinic's command subject)")?;
     let subject = command.subject(&clinic);
-    let request = client.request(subject.clone(), body.into());
+    let headers = prolo_recorder::identity::bearer_headers(args.token.as_deref());
+    let request = client.request_with_headers(subject.clone(), headers, body.into());
     let reply = tokio::time::timeout(Duration::from_secs(args.timeout), request)
         .await
         .with_context(|| {

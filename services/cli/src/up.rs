@@ -176,6 +176,13 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             edge.clinic, edge.domain, edge.clinic, edge.domain
         );
     }
+    // Every command must carry the token of who acted: here the local
+    // development provider's (a deployment names its own, docs/identity.md).
+    let identity = crate::identity::load_or_create(&args.data_dir)?;
+    let trusted = identity
+        .provider
+        .settings(&[crate::identity::DEMO_DELEGATE])?;
+    let verifier = std::sync::Arc::new(prolo_recorder::identity::Verifier::new(&trusted)?);
     let shutdown = Shutdown::on_signals();
     let mut tasks = JoinSet::new();
     for spec in ALL_SERVICES {
@@ -185,6 +192,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         let shutdown = shutdown.clone();
         let settings = ServeSettings {
             stream: stream_settings.clone(),
+            identity: Some(verifier.clone()),
             ..ServeSettings::default()
         };
         tasks.spawn(async move {
@@ -257,7 +265,13 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         "logs:               {} (warnings also on stderr; RUST_LOG=info for more)",
         args.log_file().display()
     );
-    println!("record an event:    prolo-audit record injection.given --file request.json");
+    println!(
+        "identity:           commands carry the actor's token; development provider keys in {}",
+        identity.jwks.display()
+    );
+    println!(
+        "record an event:    PROLO_TOKEN=$(prolo-audit token mint --person dr-hale) prolo-audit record injection.given --file request.json"
+    );
     println!("follow the trail:   prolo-audit tail --from-start");
     println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");
     println!("stop:               ctrl-c");
@@ -275,7 +289,13 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 "seeding the demo clinic ({} patients)…",
                 args.demo_args.patients
             );
-            let seeded = crate::demo::seed(&client, &args.demo_args).await?;
+            // The demo clinic's EHR integration records for its clinicians.
+            let token = identity.provider.mint(
+                crate::identity::DEMO_DELEGATE,
+                prolo_schemas::ActorRole::Service,
+                Duration::from_secs(3600),
+            )?;
+            let seeded = crate::demo::seed(&client, &args.demo_args, Some(&token)).await?;
             crate::demo::print_examples(
                 &seeded,
                 args.demo_args.clinic(),
@@ -442,7 +462,7 @@ impl LocalCredentials {
 
 /// Creates `dir` (and its parents) when missing, the data directory
 /// itself readable by its owner only.
-fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -452,7 +472,7 @@ fn create_private_dir(dir: &std::path::Path) -> Result<()> {
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only.
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::{
     commands::{ALL_SERVICES, command_by_verb},
     idempotency::{Claims, NewClaim, Settlement},
+    identity::Proven,
     prepared::{AfterClaim, Prepared, publish},
     reply::{ErrorBody, ErrorReply},
 };
@@ -121,7 +122,12 @@ fn events(body: &[u8]) -> Result<Vec<&RawValue>, ErrorReply> {
 
 /// One event of the batch made into an event, or why it is refused.
 /// Problems in its request are named `request.<field>`.
-fn prepare(source: &str, raw: &RawValue, subject: &str) -> Result<Ready, ErrorReply> {
+fn prepare(
+    source: &str,
+    raw: &RawValue,
+    subject: &str,
+    proven: Option<&Proven>,
+) -> Result<Ready, ErrorReply> {
     let item: Item = read(raw.get().as_bytes()).map_err(ErrorReply::invalid)?;
     let Some(command) = command_by_verb(&item.command) else {
         let known: Vec<&str> = ALL_SERVICES
@@ -153,6 +159,7 @@ fn prepare(source: &str, raw: &RawValue, subject: &str) -> Result<Ready, ErrorRe
         command.event_type,
         item.request.get().as_bytes(),
         subject,
+        proven,
     )
     .map_err(prefixed)?;
     // Checked here, not at publishing, so that one bad event is refused alone.
@@ -213,9 +220,10 @@ fn check_all(
     source: &str,
     body: &[u8],
     subject: &str,
+    proven: Option<&Proven>,
 ) -> Result<Vec<Result<Ready, ErrorReply>>, ErrorReply> {
     let events = events(body)?;
-    let check = |raw: &&RawValue| prepare(source, raw, subject);
+    let check = |raw: &&RawValue| prepare(source, raw, subject, proven);
     if events.len() < TWO_THREADS_FROM {
         return Ok(events.iter().map(check).collect());
     }
@@ -247,12 +255,13 @@ pub async fn record(
     claims: &Claims,
     subject: &str,
     body: bytes::Bytes,
+    proven: Option<Proven>,
 ) -> Result<BatchReply, ErrorReply> {
     // Validate, stamp and encode each event off the runtime; then claim
     // the keys of keyed ones together.
     let checked = {
         let (source, subject) = (source.to_owned(), subject.to_owned());
-        tokio::task::spawn_blocking(move || check_all(&source, &body, &subject))
+        tokio::task::spawn_blocking(move || check_all(&source, &body, &subject, proven.as_ref()))
             .await
             .map_err(|_| ErrorReply::internal("checking the batch failed unexpectedly"))??
     };

@@ -1,12 +1,16 @@
 //! The configuration every recording service binary shares.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
 use prolo_bus::{Shutdown, StreamSettings, connect, init_tracing};
 
-use crate::{ServeSettings, ServiceSpec, serve};
+use crate::{
+    ServeSettings, ServiceSpec,
+    identity::{DEFAULT_LEEWAY, IdentitySettings, Verifier},
+    serve,
+};
 
 /// Settings of a recording service, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -28,19 +32,51 @@ pub struct RecorderArgs {
     /// Stream replicas when the stream is created (1 single node, 3 cluster).
     #[arg(long, env = "PROLO_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// The identity provider's issuer (`iss` of its tokens). With
+    /// `--identity-jwks`, every command must carry a token of a person (or a
+    /// delegate) that proves its `actor` (see docs/identity.md).
+    #[arg(long, env = "PROLO_IDENTITY_ISSUER", requires = "identity_jwks")]
+    pub identity_issuer: Option<String>,
+    /// The audience tokens must be for.
+    #[arg(long, env = "PROLO_IDENTITY_AUDIENCE", default_value = "prolo-audit")]
+    pub identity_audience: String,
+    /// The provider's public keys: a JWKS document (file).
+    #[arg(long, env = "PROLO_IDENTITY_JWKS", requires = "identity_issuer")]
+    pub identity_jwks: Option<std::path::PathBuf>,
+    /// Identities that may record on behalf of others (comma-separated):
+    /// integrations such as the EHR or a back-fill.
+    #[arg(long, env = "PROLO_IDENTITY_DELEGATES", value_delimiter = ',')]
+    pub identity_delegates: Vec<String>,
 }
 
 impl RecorderArgs {
     /// The serve settings these arguments describe.
-    pub fn serve_settings(&self) -> ServeSettings {
-        ServeSettings {
+    pub fn serve_settings(&self) -> anyhow::Result<ServeSettings> {
+        let identity = match (&self.identity_issuer, &self.identity_jwks) {
+            (Some(issuer), Some(jwks)) => {
+                let text = std::fs::read_to_string(jwks).with_context(|| {
+                    format!("reading the identity provider's keys {}", jwks.display())
+                })?;
+                let settings = IdentitySettings {
+                    issuer: issuer.clone(),
+                    audience: self.identity_audience.clone(),
+                    jwks: Verifier::key_set(&text)?,
+                    delegates: self.identity_delegates.clone(),
+                    leeway: DEFAULT_LEEWAY,
+                };
+                Some(Arc::new(Verifier::new(&settings)?))
+            }
+            _ => None,
+        };
+        Ok(ServeSettings {
             publish_deadline: Duration::from_millis(self.publish_deadline_ms),
             max_in_flight: self.max_in_flight,
             stream: StreamSettings {
                 replicas: self.stream_replicas,
                 ..StreamSettings::default()
             },
-        }
+            identity,
+        })
     }
 }
 
@@ -49,13 +85,14 @@ impl RecorderArgs {
 pub async fn main_for(spec: &'static ServiceSpec) -> anyhow::Result<()> {
     let args = RecorderArgs::parse();
     init_tracing("info");
+    let settings = args.serve_settings()?;
     let client = connect(&args.nats_url, spec.name)
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     prolo_bus::durability::check(&client, &args.nats_url, args.nats_monitor_url.as_deref()).await;
     let shutdown = Shutdown::on_signals();
     prolo_bus::metrics::serve_from_env(shutdown.clone());
-    serve(client, spec, args.serve_settings(), shutdown)
+    serve(client, spec, settings, shutdown)
         .await
         .with_context(|| format!("running the {} service", spec.name))?;
     Ok(())

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod idempotency;
+pub mod identity;
 mod prepared;
 pub mod reply;
 pub mod request;

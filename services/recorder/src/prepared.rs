@@ -7,6 +7,7 @@ use prolo_schemas::{Envelope, EventType};
 
 use crate::{
     idempotency::{ClaimError, Claimed, Claims, NewClaim, request_sha256},
+    identity::Proven,
     reply::ErrorReply,
     request,
 };
@@ -30,21 +31,36 @@ pub(crate) enum AfterClaim {
 
 impl Prepared {
     /// Parses `body` as a request for `event_type` sent on `subject`, and
-    /// stamps it (event id, recorded_at, source).
+    /// stamps it (event id, recorded_at, source). When the service verifies
+    /// identities, `proven` is who the request's token proved: the actor
+    /// recorded is theirs (or, for a delegate, the one the body names),
+    /// with its proof.
     pub(crate) fn new(
         source: &str,
         event_type: EventType,
         body: &[u8],
         subject: &str,
+        proven: Option<&Proven>,
     ) -> Result<Self, ErrorReply> {
-        let parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
+        let mut parsed = request::parse(event_type, body).map_err(ErrorReply::invalid)?;
         request::check_clinic(event_type, &parsed, subject).map_err(ErrorReply::invalid)?;
+        let proof = match proven {
+            Some(proven) => {
+                let (actor, proof) = proven
+                    .attest(&parsed.actor)
+                    .map_err(|m| ErrorReply::not_the_actor(event_type.as_str(), &m))?;
+                parsed.actor = actor;
+                Some(proof)
+            }
+            None => None,
+        };
         let key = parsed
             .idempotency_key
             .clone()
             .map(|key| (key, request_sha256(event_type, body)));
-        let envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
+        let mut envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
             .map_err(ErrorReply::invalid)?;
+        envelope.actor_proof = proof;
         Ok(Self {
             event_type,
             envelope,

@@ -19,8 +19,9 @@ pub struct ErrorReply {
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Stable: `invalid_request`, `request_too_large`,
-    /// `idempotency_conflict`, `not_stored_retry`, `unknown_command`, `internal`.
+    /// Stable: `invalid_request`, `request_too_large`, `unauthenticated`,
+    /// `actor_not_proven`, `idempotency_conflict`, `not_stored_retry`,
+    /// `unknown_command`, `internal`.
     pub code: String,
     /// HTTP-like status, also in `Nats-Service-Error-Code`.
     pub status: u16,
@@ -83,6 +84,40 @@ impl ErrorReply {
                 message: message.to_owned(),
                 event_type: None,
                 problems: Vec::new(),
+            },
+        }
+    }
+
+    /// No token, or one that proves no one: 401, naming why.
+    pub fn unauthenticated(event_type: Option<&str>, refused: &crate::identity::Refused) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "unauthenticated".into(),
+                status: 401,
+                message: refused.to_string(),
+                event_type: event_type.map(str::to_owned),
+                problems: vec![Problem {
+                    path: crate::identity::AUTHORIZATION.to_owned(),
+                    code: prolo_schemas::ProblemCode::InvalidValue,
+                    message: format!("{}: {refused}", refused.code()),
+                }],
+            },
+        }
+    }
+
+    /// The body's `actor` is not who the token proves: 403, nothing stored.
+    pub fn not_the_actor(event_type: &str, mismatch: &crate::identity::NotTheActor) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "actor_not_proven".into(),
+                status: 403,
+                message: mismatch.to_string(),
+                event_type: Some(event_type.to_owned()),
+                problems: vec![Problem {
+                    path: "actor".into(),
+                    code: prolo_schemas::ProblemCode::Inconsistent,
+                    message: mismatch.to_string(),
+                }],
             },
         }
     }

@@ -124,6 +124,7 @@ pub fn stamp(
         occurred_at: request.occurred_at,
         recorded_at: now,
         actor: request.actor,
+        actor_proof: None,
         source: source.to_owned(),
         correlation_id: request
             .correlation_id

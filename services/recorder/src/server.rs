@@ -18,6 +18,7 @@ use crate::{
     batch,
     commands::{BATCH_VERB, COMMAND_PREFIX, ServiceSpec},
     idempotency::Claims,
+    identity::{Proven, Verifier},
     prepared::{AfterClaim, Prepared, publish},
     reply::ErrorReply,
 };
@@ -31,6 +32,9 @@ pub struct ServeSettings {
     pub max_in_flight: usize,
     /// The stream to check or create at start.
     pub stream: StreamSettings,
+    /// Whose tokens prove who acts; without it the body's `actor` is
+    /// recorded as claimed, with no proof (development only).
+    pub identity: Option<Arc<Verifier>>,
 }
 
 impl Default for ServeSettings {
@@ -39,6 +43,7 @@ impl Default for ServeSettings {
             publish_deadline: Duration::from_secs(5),
             max_in_flight: 1024,
             stream: StreamSettings::default(),
+            identity: None,
         }
     }
 }
@@ -81,6 +86,12 @@ pub async fn serve(
         }
     });
     let publisher = Publisher::new(js, settings.publish_deadline);
+    if settings.identity.is_none() {
+        tracing::warn!(
+            service = spec.name,
+            "identities are not verified: every event's actor is recorded as the request claims it, without proof"
+        );
+    }
 
     let service = client
         .service_builder()
@@ -147,28 +158,38 @@ pub async fn serve(
         let publisher = publisher.clone();
         let claims = claims.clone();
         let client = client.clone();
+        let identity = settings.identity.clone();
         in_flight.spawn(async move {
             match endpoint {
                 Endpoint::One(event_type) => {
-                    let outcome = record_one(spec.name, &publisher, &claims, event_type, &request)
-                        .await
-                        .map(|recorded| {
-                            tracing::debug!(event_id = %recorded.event_id, seq = recorded.stream_seq, "recorded");
-                            serde_json::to_vec(&recorded).unwrap_or_default()
-                        });
+                    let outcome = match prove(identity.as_deref(), &request, Some(event_type)) {
+                        Ok(proven) => {
+                            record_one(spec.name, &publisher, &claims, event_type, &request, proven.as_ref())
+                                .await
+                                .map(|recorded| {
+                                    tracing::debug!(event_id = %recorded.event_id, seq = recorded.stream_seq, "recorded");
+                                    serde_json::to_vec(&recorded).unwrap_or_default()
+                                })
+                        }
+                        Err(refused) => Err(refused),
+                    };
                     respond(request, Some(event_type), outcome).await;
                 }
                 Endpoint::Batch => {
-                    let outcome = batch::record(
-                        spec.name,
-                        &client,
-                        &publisher,
-                        &claims,
-                        &request.message.subject,
-                        request.message.payload.clone(),
-                    )
-                    .await
-                    .map(|reply| serde_json::to_vec(&reply).unwrap_or_default());
+                    let outcome = match prove(identity.as_deref(), &request, None) {
+                        Ok(proven) => batch::record(
+                            spec.name,
+                            &client,
+                            &publisher,
+                            &claims,
+                            &request.message.subject,
+                            request.message.payload.clone(),
+                            proven,
+                        )
+                        .await
+                        .map(|reply| serde_json::to_vec(&reply).unwrap_or_default()),
+                        Err(refused) => Err(refused),
+                    };
                     respond(request, None, outcome).await;
                 }
             }
@@ -199,6 +220,22 @@ enum Endpoint {
     Batch,
 }
 
+/// Who the request's token proves, when the service verifies identities
+/// (`None` when it does not); 401 when it proves no one.
+fn prove(
+    identity: Option<&Verifier>,
+    request: &async_nats::service::Request,
+    event_type: Option<EventType>,
+) -> Result<Option<Proven>, ErrorReply> {
+    let Some(verifier) = identity else {
+        return Ok(None);
+    };
+    verifier
+        .verify_headers(request.message.headers.as_ref())
+        .map(Some)
+        .map_err(|refused| ErrorReply::unauthenticated(event_type.map(|t| t.as_str()), &refused))
+}
+
 /// One event: parse, stamp, claim its idempotency key (if any), publish,
 /// settle the claim.
 async fn record_one(
@@ -207,12 +244,14 @@ async fn record_one(
     claims: &Claims,
     event_type: EventType,
     request: &async_nats::service::Request,
+    proven: Option<&Proven>,
 ) -> Result<Recorded, ErrorReply> {
     let mut prepared = Prepared::new(
         source,
         event_type,
         &request.message.payload,
         &request.message.subject,
+        proven,
     )?;
     let span = prepared.span();
     let revision = match prepared.claim(claims).instrument(span.clone()).await? {

@@ -541,12 +541,28 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let client = prolo_bus::connect(&with_credentials, "up-test")
         .await
         .unwrap();
+    // The consent's practitioner, proven by the edge's development provider.
+    let data = dir.path().join("data");
+    let mint = ["token", "mint", "--person", "dr-hale", "--data-dir"];
+    let mint = mint
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([data.as_os_str()]);
+    let hale = succeeded(&prolo_audit(&mint.collect::<Vec<_>>(), &[]).await);
+    let consent = prolo_schemas::EventType::ConsentGiven;
     let mut request = prolo_tests::example_request("consent.given");
     request["clinic_id"] = "north".into();
-    prolo_tests::record_ok(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
+    prolo_tests::record_with_token(&client, consent, &request, Some(hale.trim()))
+        .await
+        .unwrap();
+    // Without the token: refused (401).
+    let unproven = prolo_tests::record_with_token(&client, consent, &request, None).await;
+    assert_eq!(unproven.unwrap_err().error.status, 401);
     // Another clinic's event has no stream here: refused, not stored.
     request["clinic_id"] = "south".into();
-    prolo_tests::record_refused(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
+    let elsewhere =
+        prolo_tests::record_with_token(&client, consent, &request, Some(hale.trim())).await;
+    assert!(elsewhere.is_err(), "{elsewhere:?}");
 
     let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     while prolo_tests::stream_messages(&hub_js).await < 1 {
@@ -589,7 +605,9 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     // and its own audit API answers for it.
     drop(hub);
     request["clinic_id"] = "north".into();
-    prolo_tests::record_ok(&client, prolo_schemas::EventType::ConsentGiven, &request).await;
+    prolo_tests::record_with_token(&client, consent, &request, Some(hale.trim()))
+        .await
+        .unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/api-token-compliance")).unwrap();
     let patient = request["patient_id"].as_str().unwrap().to_owned();
     let give_up = tokio::time::Instant::now() + Duration::from_secs(30);

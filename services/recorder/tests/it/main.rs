@@ -3,4 +3,5 @@
 //! module with `cargo test -p <crate> --test it <module>::`.
 
 mod hostile;
+mod identity;
 mod signals;
