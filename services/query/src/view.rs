@@ -89,6 +89,10 @@ pub struct EventView {
     pub stored_at: DateTime<Utc>,
     /// Who recorded it.
     pub actor: Actor,
+    /// How the recording service proved `actor` (its identity provider's
+    /// token); absent when the actor was recorded as claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_proof: Option<prolo_schemas::ActorProof>,
     /// Recording service.
     pub source: String,
     /// Correlation id.
@@ -206,6 +210,7 @@ pub(crate) fn view_of(
         recorded_at: envelope.recorded_at,
         stored_at: DateTime::from_timestamp_millis(record.stored_at_ms).unwrap_or_default(),
         actor: envelope.actor,
+        actor_proof: envelope.actor_proof,
         source: envelope.source,
         correlation_id: envelope.correlation_id,
         causation_id: envelope.causation_id,

@@ -124,7 +124,14 @@ pub(in crate::console) async fn timeline(
                         td { (time(v.occurred_at)) }
                         td { (time(v.stored_at)) }
                         td { (v.event_type.as_str()) }
-                        td { (v.actor.id.to_string()) " (" (prolo_schemas::names::name(&v.actor.role)) ")" }
+                        td {
+                            (v.actor.id.to_string()) " (" (prolo_schemas::names::name(&v.actor.role)) ")"
+                            @if let Some(proof) = &v.actor_proof {
+                                br; small.proof title=(format!("token of {} from {}", proof.subject, proof.issuer)) {
+                                    @if proof.delegated { "recorded by " (proof.subject) } @else { "proven" }
+                                }
+                            }
+                        }
                         td { (v.source) }
                         td {
                             @match v.standing {
