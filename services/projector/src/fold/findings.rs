@@ -126,6 +126,11 @@ impl Folder<'_> {
                     self.resolve(seq, e, id)?;
                 }
             }
+            Payload::RecordEnteredInError(m)
+                if m.target.event_type == EventType::AdverseEventReported =>
+            {
+                self.void_rule(seq, e, m.target.event_id)?;
+            }
             Payload::LotRecalled(p) => {
                 let key = keys::key(keys::LOT_RECALLS, &[p.lot.as_str().as_bytes()]);
                 if let Some(recalls) =
@@ -167,6 +172,87 @@ impl Folder<'_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Counts a void of an adverse event in its lots' and its
+    /// practitioner's groups, and raises `adverse_events_voided_together`
+    /// when one reaches the threshold. A void that changed nothing (outside
+    /// its patient or clinic) is not counted.
+    fn void_rule(&mut self, seq: u64, e: &Envelope, adverse_event: Uuid) -> Result<(), StoreError> {
+        if self.reference_outside(e)?.is_some() {
+            return Ok(());
+        }
+        let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
+        let Some(state) = cached(&mut self.adverse, self.store, key, || None)?.cloned() else {
+            return Ok(());
+        };
+        let mut groups: Vec<(&str, String)> = state
+            .injection_lots
+            .iter()
+            .map(|lot| ("lot", lot.clone()))
+            .collect();
+        groups.extend(
+            state
+                .injection_practitioner
+                .map(|practitioner| ("practitioner", practitioner)),
+        );
+        let void = (ms(e.recorded_at), e.event_id, adverse_event);
+        let clinic = e.clinic_id.as_str().as_bytes();
+        let mut bursts: Vec<(&str, String, Vec<policy::Void>)> = Vec::new();
+        for (dimension, group) in groups {
+            let parts: [&[u8]; 3] = [clinic, dimension.as_bytes(), group.as_bytes()];
+            let key = keys::key(keys::VOIDS, &parts);
+            let Some(recent) = cached(&mut self.voids, self.store, key, || Some(Vec::new()))?
+            else {
+                continue;
+            };
+            if let Some(burst) = policy::voided_together(recent, void, self.settings) {
+                bursts.push((dimension, group, burst));
+            }
+        }
+        if bursts.is_empty() {
+            return Ok(());
+        }
+        // One finding for the void that made the burst, naming every group
+        // it completed; the evidence is this void first, then every void and
+        // adverse event of the bursts.
+        let mut evidence = vec![e.event_id, adverse_event];
+        for (_, _, burst) in &bursts {
+            for (_, void, adverse) in burst {
+                for id in [*void, *adverse] {
+                    if !evidence.contains(&id) {
+                        evidence.push(id);
+                    }
+                }
+            }
+        }
+        let named: Vec<String> = bursts
+            .iter()
+            .map(|(dimension, group, _)| format!("{dimension} {group}"))
+            .collect();
+        let detail = format!(
+            "{} adverse events after {} marked entered in error within {} hours, the last by {}: review each",
+            bursts[0].2.len(),
+            named.join(", "),
+            self.settings.void_window_hours,
+            e.actor.id
+        );
+        let practitioner = bursts
+            .iter()
+            .find(|(dimension, ..)| *dimension == "practitioner")
+            .map(|(_, group, _)| group.clone());
+        let about = About {
+            event: e,
+            practitioner,
+            site_key: None,
+        };
+        self.raise(
+            seq,
+            Rule::AdverseEventsVoidedTogether,
+            &about,
+            evidence,
+            detail,
+        )
     }
 
     fn injection_rules(

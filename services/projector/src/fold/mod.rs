@@ -65,6 +65,8 @@ pub struct Folder<'a> {
     /// Signals raised or cleared in this batch (and loaded to change).
     signals_raised: BTreeMap<Vec<u8>, crate::rules::signals::Signal>,
     lot_recalls: BTreeMap<Vec<u8>, Vec<(i64, Uuid)>>,
+    /// Recent voids of adverse events by lot and practitioner.
+    voids: BTreeMap<Vec<u8>, Vec<crate::rules::adverse_events::Void>>,
     /// The hash chains of the clinic edges this batch sourced from.
     edge_chains: BTreeMap<Vec<u8>, crate::model::EdgeChain>,
     /// Findings raised and resolved per clinic and rule.
@@ -150,6 +152,7 @@ impl<'a> Folder<'a> {
             groups: BTreeMap::new(),
             signals_raised: BTreeMap::new(),
             lot_recalls: BTreeMap::new(),
+            voids: BTreeMap::new(),
             signal_day: store.signal_day()?,
             clinic_live: BTreeMap::new(),
             finding_counts: BTreeMap::new(),
@@ -192,6 +195,7 @@ impl<'a> Folder<'a> {
             .put_all(std::mem::take(&mut self.signals_raised))?;
         self.pending
             .put_all(std::mem::take(&mut self.lot_recalls))?;
+        self.pending.put_all(std::mem::take(&mut self.voids))?;
         self.pending
             .put_all(std::mem::take(&mut self.clinic_live))?;
         self.pending

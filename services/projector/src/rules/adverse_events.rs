@@ -100,3 +100,25 @@ pub fn consent_after_injection(
         site_key: None,
     })
 }
+
+/// One void of an adverse event in a group (a lot, a practitioner): when
+/// (the stream's clock, ms), the `record.entered_in_error`, the adverse event.
+pub type Void = (i64, Uuid, Uuid);
+
+/// Keeps a group's voids within the window ending at `now_ms` and adds
+/// this one; the voids to raise `adverse_events_voided_together` with when
+/// this one makes the group reach `settings.voids_together` (once a burst:
+/// the next void in the same window does not raise it again).
+pub fn voided_together(
+    recent: &mut Vec<Void>,
+    void: Void,
+    settings: &crate::rules::findings::FindingSettings,
+) -> Option<Vec<Void>> {
+    let window = chrono::Duration::hours(settings.void_window_hours).num_milliseconds();
+    recent.retain(|(at, ..)| *at > void.0 - window);
+    if recent.iter().any(|(_, _, adverse)| *adverse == void.2) {
+        return None;
+    }
+    recent.push(void);
+    (recent.len() == settings.voids_together.max(1)).then(|| recent.clone())
+}

@@ -94,6 +94,10 @@ pub enum Rule {
     /// The scheduled verification found a stored event or chain link that
     /// differs from the stream (raised by the verification, not the fold).
     ChainVerificationFailed,
+    /// Several adverse events of one lot or one practitioner marked entered
+    /// in error within a day: how a safety signal would be silenced, so a
+    /// safety reviewer looks at each.
+    AdverseEventsVoidedTogether,
 }
 
 impl Rule {
@@ -125,6 +129,7 @@ impl Rule {
         Rule::LocalAnaestheticAboveMaximum,
         Rule::BackfillAfterGoLive,
         Rule::ChainVerificationFailed,
+        Rule::AdverseEventsVoidedTogether,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -162,7 +167,8 @@ impl Rule {
             | Rule::ConsentAfterInjection
             | Rule::RiskNotDisclosed
             | Rule::LocalAnaestheticAboveMaximum
-            | Rule::ChainVerificationFailed => Severity::High,
+            | Rule::ChainVerificationFailed
+            | Rule::AdverseEventsVoidedTogether => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::AgentOutsideConsent
@@ -224,6 +230,12 @@ pub struct FindingSettings {
     /// sourced later from a clinic edge will be judged against the edge's
     /// stored time, carried with them.)
     pub recorded_at_tolerance_ms: i64,
+    /// Adverse events of one lot or practitioner voided within
+    /// [`FindingSettings::void_window_hours`] that raise
+    /// `adverse_events_voided_together`.
+    pub voids_together: usize,
+    /// The window of `voids_together`, hours of the stream's clock.
+    pub void_window_hours: i64,
 }
 
 impl Default for FindingSettings {
@@ -238,6 +250,8 @@ impl Default for FindingSettings {
             attribution_window_days: 30,
             recorded_at_tolerance_ms: 5_000,
             plan_interval_tolerance_days: 3,
+            voids_together: 3,
+            void_window_hours: 24,
         }
     }
 }

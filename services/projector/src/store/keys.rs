@@ -103,6 +103,10 @@ pub fn parse_awaiting(key: &[u8]) -> Option<(i64, Uuid)> {
     let id = Uuid::from_slice(rest.get(8..24)?).ok()?;
     Some(((u64::from_be_bytes(time) ^ (1 << 63)) as i64, id))
 }
+/// `av\0<clinic>\0<dimension>\0<group>` → the voids of adverse events in
+/// that group (`lot`, `practitioner`) within the void window
+/// ([`crate::rules::adverse_events::Void`]), for `adverse_events_voided_together`.
+pub const VOIDS: &[u8] = b"av\0";
 /// `lr\0<lot>` → `Vec<(occurred ms, event id)>`: recalls of a lot.
 pub const LOT_RECALLS: &[u8] = b"lr\0";
 /// `sg\0<clinic>\0<dimension>\0<group>` → [`crate::rules::signals::GroupCount`];

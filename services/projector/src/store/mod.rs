@@ -67,7 +67,9 @@ pub enum StoreError {
 /// 8: a signal's dimension and the signal groups an injection or adverse
 ///    event is counted in typed ([`crate::rules::signals::Dimension`]).
 /// 9: a clinical entry's tag typed ([`crate::model::ClinicalTag`]).
-pub const READ_MODEL_FORMAT: u32 = 9;
+/// 10: voids of adverse events by lot and practitioner kept
+///     ([`crate::store::keys::VOIDS`]) for `adverse_events_voided_together`.
+pub const READ_MODEL_FORMAT: u32 = 10;
 
 fn printable(key: &[u8]) -> String {
     key.iter()

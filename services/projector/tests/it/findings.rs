@@ -1305,3 +1305,102 @@ async fn a_back_fill_of_care_given_after_go_live_is_raised_and_history_before_it
         "a declared back-fill is judged by its own rule"
     );
 }
+
+/// Three infections after injections of the example's lots by dr-hale.
+async fn three_infections(trail: &mut Trail) -> Vec<Uuid> {
+    trail.prepared().await;
+    let mut infections = Vec::new();
+    for _ in 0..3 {
+        let injection = trail.add(&example("injection.given")).await;
+        let mut infection = example("adverse_event.reported");
+        if let Payload::AdverseEventReported(p) = &mut infection.payload {
+            p.linked_injection.as_mut().unwrap().event_id = injection;
+        }
+        infections.push(trail.add(&infection).await);
+    }
+    infections
+}
+
+/// A clerk's `record.entered_in_error` of `adverse_event`, stored at `at`.
+fn clerk_voids(adverse_event: Uuid, at: &str) -> Envelope {
+    let mut e = void(
+        adverse_event,
+        prolo_schemas::EventType::AdverseEventReported,
+        "riverside",
+        "P-1042",
+    );
+    e.actor = prolo_schemas::Actor {
+        id: "mallory-frontdesk".into(),
+        role: prolo_schemas::ActorRole::Clerk,
+    };
+    e.recorded_at = t(at);
+    e
+}
+
+#[tokio::test]
+async fn voiding_a_lots_adverse_events_together_raises_a_finding_for_the_safety_reviewer() {
+    let mut trail = Trail::new();
+    let infections = three_infections(&mut trail).await;
+    let mut voids = Vec::new();
+    for (id, at) in infections[..2]
+        .iter()
+        .zip(["2026-11-02T09:00:00Z", "2026-11-02T09:05:00Z"])
+    {
+        voids.push(trail.add(&clerk_voids(*id, at)).await);
+    }
+    // The same adverse event voided again counts once.
+    trail
+        .add(&clerk_voids(infections[1], "2026-11-02T09:06:00Z"))
+        .await;
+    assert!(
+        trail.findings(Rule::AdverseEventsVoidedTogether).is_empty(),
+        "two adverse events are below the threshold"
+    );
+    voids.push(
+        trail
+            .add(&clerk_voids(infections[2], "2026-11-02T09:10:00Z"))
+            .await,
+    );
+    let found = trail.findings(Rule::AdverseEventsVoidedTogether);
+    // One finding, naming each lot of the injections and their practitioner.
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let finding = &found[0];
+    for named in [
+        "lot DX50-2026-114",
+        "lot LID1-88A",
+        "practitioner dr-hale",
+        "mallory-frontdesk",
+    ] {
+        assert!(finding.detail.contains(named), "{}", finding.detail);
+    }
+    for id in infections.iter().chain(&voids) {
+        assert!(
+            finding.evidence.contains(id),
+            "{id} missing from {:?}",
+            finding.evidence
+        );
+    }
+    assert_eq!(finding.practitioner_id.as_deref(), Some("dr-hale"));
+    assert_eq!(
+        finding.severity,
+        prolo_projector::rules::findings::Severity::High
+    );
+    // The voids took effect: the trail keeps both, and says so.
+    for id in &infections {
+        assert_eq!(marks(&trail, id), 1 + usize::from(*id == infections[1]));
+    }
+}
+
+#[tokio::test]
+async fn voids_a_day_apart_raise_no_burst() {
+    let mut trail = Trail::new();
+    let infections = three_infections(&mut trail).await;
+    for (id, at) in infections.iter().zip([
+        "2026-11-02T09:00:00Z",
+        "2026-11-03T10:00:00Z",
+        "2026-11-04T11:00:00Z",
+    ]) {
+        trail.add(&clerk_voids(*id, at)).await;
+    }
+    assert!(trail.findings(Rule::AdverseEventsVoidedTogether).is_empty());
+}
