@@ -377,16 +377,11 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
     }
     recorders.stop().await;
 
-    // The same paths with identities verified: the services trust a
-    // provider, every request carries the example actor's token. Measured
-    // against the rows above (same server, same run).
+    // The same paths with identities verified (the services trust a
+    // provider, every request carries the example actor's token) against
+    // them without, alternating in rounds so that the machine's drift falls
+    // on both alike: the services restarted with and without a verifier.
     let provider = Provider::generate().unwrap();
-    let verifier = Verifier::new(&provider.settings(&[]).unwrap()).unwrap();
-    let settings = ServeSettings {
-        identity: Some(std::sync::Arc::new(verifier)),
-        ..ServeSettings::default()
-    };
-    let recorders = Recorders::start_with(&nats.url(), settings).await.unwrap();
     let token = provider
         .mint(
             "dr-hale",
@@ -394,33 +389,71 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             Duration::from_secs(3600),
         )
         .unwrap();
-    service_path(&client, 1_000, 16, false, Some(&token)).await;
-    if let Some(&k) = clients.iter().max() {
-        let (rate, worst) = service_path(&client, n, k, false, Some(&token)).await;
-        rows.push(Row {
-            path: "service path, token verified".into(),
-            concurrency: format!("{k} clients"),
-            rate,
-            slowest: Some(worst),
-            vs_raw_batch: None,
-        });
+    let (k, size) = (
+        clients.iter().copied().max().unwrap_or(64),
+        batch_sizes.iter().copied().max().unwrap_or(1000),
+    );
+    let mut single: [Vec<f64>; 2] = Default::default();
+    let mut batch: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds {
+        for verified in [false, true] {
+            let identity = verified.then(|| {
+                let settings = provider.settings(&[]).unwrap();
+                std::sync::Arc::new(Verifier::new(&settings).unwrap())
+            });
+            let settings = ServeSettings {
+                identity,
+                ..ServeSettings::default()
+            };
+            let recorders = Recorders::start_with(&nats.url(), settings).await.unwrap();
+            let token = verified.then_some(token.as_str());
+            service_path(&client, 1_000, 16, false, token).await;
+            let i = usize::from(verified);
+            single[i].push(service_path(&client, n, k, false, token).await.0);
+            batch[i].push(batch_command(&client, n, size, batches_in_flight, false, token).await);
+            recorders.stop().await;
+        }
     }
-    if let Some(&size) = batch_sizes.iter().max() {
-        let rate = batch_command(&client, n, size, batches_in_flight, false, Some(&token)).await;
-        rows.push(Row {
-            path: format!("batch command of {size}, token verified"),
-            concurrency: format!("{batches_in_flight} requests in flight"),
-            rate,
-            slowest: None,
-            vs_raw_batch: None,
-        });
+    for (path, rates, concurrency) in [
+        (
+            "service path, identities not verified",
+            &single[0],
+            format!("{k} clients"),
+        ),
+        (
+            "service path, token verified",
+            &single[1],
+            format!("{k} clients"),
+        ),
+        (
+            &*format!("batch command of {size}, identities not verified"),
+            &batch[0],
+            format!("{batches_in_flight} requests in flight"),
+        ),
+        (
+            &*format!("batch command of {size}, token verified"),
+            &batch[1],
+            format!("{batches_in_flight} requests in flight"),
+        ),
+    ] {
+        // Each round's ratio to the unverified rate of the same round.
+        let unverified = if path.starts_with("service") {
+            &single[0]
+        } else {
+            &batch[0]
+        };
+        rows.push(Row::rounds(
+            path.to_owned(),
+            concurrency,
+            rates,
+            Some(unverified),
+        ));
     }
     let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
     eprintln!(
         "{fsync:?}: the stream holds {} events",
         stream.info().await.unwrap().state.messages
     );
-    recorders.stop().await;
     rows
 }
 
@@ -486,31 +519,16 @@ async fn main() {
         );
     }
     println!();
-    let find = |rows: &[Row], path: &str| {
-        rows.iter()
-            .find(|r| r.path.starts_with(path))
-            .map(|r| r.rate)
-    };
     for (name, rows) in [("default fsync", &lazy), ("sync_interval: always", &always)] {
-        let single =
-            find(rows, "service path, token verified").zip(find(rows, "service path, metrics on"));
-        if let Some((with, without)) = single {
-            println!(
-                "token verification, {name}: single events {with:.0}/s against {without:.0}/s without ({:.2}); per event {:.1} µs more",
-                with / without,
-                (1.0 / with - 1.0 / without) * 1e6
-            );
-        }
-        let size = batch_sizes_of().into_iter().max().unwrap_or(1000);
-        let batch = find(rows, &format!("batch command of {size}, token verified")).zip(find(
-            rows,
-            &format!("batch command of {size} (request/reply)"),
-        ));
-        if let Some((with, without)) = batch {
-            println!(
-                "token verification, {name}: batches of {size} {with:.0}/s against {without:.0}/s without ({:.2}; one token per request)",
-                with / without
-            );
+        for row in rows.iter().filter(|r| r.path.ends_with("token verified")) {
+            if let Some((median, lo, hi)) = row.vs_raw_batch {
+                println!(
+                    "{}, {name}: {:.0} events/s, {median:.2} of the same path without verification in the same rounds ({lo:.2}–{hi:.2}): {:.1} µs more per event",
+                    row.path,
+                    row.rate,
+                    (1.0 - median) / row.rate * 1e6
+                );
+            }
         }
     }
     println!(
@@ -532,7 +550,7 @@ async fn main() {
             .unwrap_or_default()
     };
     for (l, a) in lazy.iter().zip(&always) {
-        if l.vs_raw_batch.is_some() {
+        if l.vs_raw_batch.is_some() && !l.path.contains("verif") {
             println!("| {} | {} | {} |", l.path, ratio(l), ratio(a));
         }
     }
