@@ -382,13 +382,7 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
     // them without, alternating in rounds so that the machine's drift falls
     // on both alike: the services restarted with and without a verifier.
     let provider = Provider::generate().unwrap();
-    let token = provider
-        .mint(
-            "dr-hale",
-            ActorRole::Practitioner,
-            Duration::from_secs(3600),
-        )
-        .unwrap();
+    let token = example_actors_token(&provider);
     let (k, size) = (
         clients.iter().copied().max().unwrap_or(64),
         batch_sizes.iter().copied().max().unwrap_or(1000),
@@ -457,17 +451,19 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
     rows
 }
 
+/// An hour's token of the examples' actor (dr-hale, practitioner).
+fn example_actors_token(provider: &Provider) -> String {
+    let hour = Duration::from_secs(3600);
+    provider
+        .mint("dr-hale", ActorRole::Practitioner, hour)
+        .unwrap()
+}
+
 /// What verifying one token costs, alone: microseconds per token.
 fn verify_cost(tokens: usize) -> f64 {
     let provider = Provider::generate().unwrap();
     let verifier = Verifier::new(&provider.settings(&[]).unwrap()).unwrap();
-    let token = provider
-        .mint(
-            "dr-hale",
-            ActorRole::Practitioner,
-            Duration::from_secs(3600),
-        )
-        .unwrap();
+    let token = example_actors_token(&provider);
     let start = Instant::now();
     for _ in 0..tokens {
         verifier.verify(&token).unwrap();

@@ -35,6 +35,13 @@ async fn trusting(provider: &Provider, delegates: &[&str]) -> (NatsServer, Recor
     (nats, recorders)
 }
 
+/// A ten-minute token of `person` as a practitioner.
+fn practitioner_token(provider: &Provider, person: &str) -> String {
+    provider
+        .mint(person, ActorRole::Practitioner, Duration::from_secs(600))
+        .unwrap()
+}
+
 /// The example injection, as recorded by `actor` acting as a practitioner.
 fn injection_by(actor: &str) -> serde_json::Value {
     let mut request = example_request("injection.given");
@@ -62,9 +69,7 @@ async fn a_spoofed_actor_is_refused_and_the_proven_one_is_stored_with_its_proof(
     let provider = Provider::generate().unwrap();
     let (nats, recorders) = trusting(&provider, &[]).await;
     let client = nats.client().await.unwrap();
-    let hale = provider
-        .mint("dr-hale", ActorRole::Practitioner, Duration::from_secs(600))
-        .unwrap();
+    let hale = practitioner_token(&provider, "dr-hale");
 
     // dr-hale's token, an injection claimed to be dr-someone-else's.
     let spoofed = injection_by("dr-someone-else");
@@ -173,9 +178,7 @@ async fn a_batch_is_proven_once_and_each_event_must_be_the_proven_actors() {
     let provider = Provider::generate().unwrap();
     let (nats, recorders) = trusting(&provider, &[]).await;
     let client = nats.client().await.unwrap();
-    let hale = provider
-        .mint("dr-hale", ActorRole::Practitioner, Duration::from_secs(600))
-        .unwrap();
+    let hale = practitioner_token(&provider, "dr-hale");
     let body = json!({"events": [
         {"command": "injection.give", "request": injection_by("dr-hale")},
         {"command": "injection.give", "request": injection_by("dr-someone-else")},
@@ -341,9 +344,7 @@ async fn tokens_that_prove_no_one_are_refused_naming_why() {
 fn a_thousand_malformed_tokens_are_refused_without_a_panic() {
     let provider = Provider::generate().unwrap();
     let verifier = Verifier::new(&provider.settings(&[]).unwrap()).unwrap();
-    let good = provider
-        .mint("dr-hale", ActorRole::Practitioner, Duration::from_secs(600))
-        .unwrap();
+    let good = practitioner_token(&provider, "dr-hale");
     let good_parts = parts(&good);
     // Garbage, and the good token cut, spliced and with bytes changed.
     let token = prop_oneof![
