@@ -552,9 +552,16 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let consent = prolo_schemas::EventType::ConsentGiven;
     let mut request = prolo_tests::example_request("consent.given");
     request["clinic_id"] = "north".into();
-    prolo_tests::record_with_token(&client, consent, &request, Some(hale.trim()))
-        .await
-        .unwrap();
+    // Recorded through the CLI, with the minted token.
+    let file = dir.path().join("consent.json");
+    std::fs::write(&file, serde_json::to_vec(&request).unwrap()).unwrap();
+    let record = ["record", "consent.given", "--file", file.to_str().unwrap()];
+    let env = [
+        ("NATS_URL", with_credentials.trim()),
+        ("PROLO_TOKEN", hale.trim()),
+    ];
+    let recorded = succeeded(&prolo_audit(&record, &env).await);
+    assert!(recorded.starts_with("recorded "), "{recorded}");
     // Without the token: refused (401).
     let unproven = prolo_tests::record_with_token(&client, consent, &request, None).await;
     assert_eq!(unproven.unwrap_err().error.status, 401);
