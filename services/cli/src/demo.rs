@@ -425,7 +425,8 @@ pub async fn seed(
     // patients, lots and adverse events stay those of earlier demos.
     let mut care = Dice(0x0b5e_7ca7_10f5);
     let start = Utc::now() - Duration::days(150);
-    let admin = ("records-1", "clerk");
+    // Credentials are recorded by the credentialing office (compliance).
+    let admin = ("credentialing-office", "compliance");
 
     // Practitioners: dr-moreau's credential lapsed at the end of August.
     for p in PRACTITIONERS {

@@ -61,6 +61,9 @@ impl Prepared {
         let mut envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
             .map_err(ErrorReply::invalid)?;
         envelope.actor_proof = proof;
+        if let Some(why) = crate::policy::refusal(envelope.actor.role, &envelope.payload) {
+            return Err(ErrorReply::not_permitted(event_type.as_str(), why));
+        }
         Ok(Self {
             event_type,
             envelope,

@@ -20,7 +20,7 @@ pub struct ErrorReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Stable: `invalid_request`, `request_too_large`, `unauthenticated`,
-    /// `actor_not_proven`, `idempotency_conflict`, `not_stored_retry`,
+    /// `actor_not_proven`, `not_permitted`, `idempotency_conflict`, `not_stored_retry`,
     /// `unknown_command`, `internal`.
     pub code: String,
     /// HTTP-like status, also in `Nats-Service-Error-Code`.
@@ -117,6 +117,23 @@ impl ErrorReply {
                     path: "actor".into(),
                     code: prolo_schemas::ProblemCode::Inconsistent,
                     message: mismatch.to_string(),
+                }],
+            },
+        }
+    }
+
+    /// The actor's role may not record this: 403, nothing stored.
+    pub fn not_permitted(event_type: &str, why: String) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "not_permitted".into(),
+                status: 403,
+                message: why.clone(),
+                event_type: Some(event_type.to_owned()),
+                problems: vec![Problem {
+                    path: "actor.role".into(),
+                    code: prolo_schemas::ProblemCode::Inconsistent,
+                    message: why,
                 }],
             },
         }

@@ -392,3 +392,109 @@ fn a_thousand_malformed_tokens_are_refused_without_a_panic() {
         Err(Refused::Malformed(_))
     ));
 }
+
+#[tokio::test]
+async fn a_clerk_may_not_record_a_credential_nor_void_an_adverse_event() {
+    let provider = Provider::generate().unwrap();
+    let (nats, recorders) = trusting(&provider, &[]).await;
+    let client = nats.client().await.unwrap();
+    let clerk = json!({"id": "frontdesk-mallory", "role": "clerk"});
+    let clerks_token = provider
+        .mint(
+            "frontdesk-mallory",
+            ActorRole::Clerk,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+
+    // A credential, as herself (proven), from a board of her own.
+    let mut credential = example_request("practitioner.credentialed");
+    credential["actor"] = clerk.clone();
+    credential["payload"]["issuer"] = "Totally Real Board".into();
+    let reply = refused(
+        record_with_token(
+            &client,
+            EventType::PractitionerCredentialed,
+            &credential,
+            Some(&clerks_token),
+        )
+        .await,
+    );
+    assert_eq!(
+        (reply.error.status, reply.error.code.as_str()),
+        (403, "not_permitted")
+    );
+    assert!(
+        reply
+            .error
+            .message
+            .contains("clerk may not record practitioner.credentialed"),
+        "{reply:?}"
+    );
+
+    // An infection, reported by dr-hale; the clerk marks it entered in error.
+    let hale = practitioner_token(&provider, "dr-hale");
+    let injection = record_with_token(
+        &client,
+        EventType::InjectionGiven,
+        &injection_by("dr-hale"),
+        Some(&hale),
+    )
+    .await
+    .unwrap();
+    let mut infection = example_request("adverse_event.reported");
+    infection["payload"]["linked_injection"]["event_id"] = injection.event_id.to_string().into();
+    let infection = record_with_token(
+        &client,
+        EventType::AdverseEventReported,
+        &infection,
+        Some(&hale),
+    )
+    .await
+    .unwrap();
+    let mut void = example_request("record.entered_in_error");
+    void["actor"] = clerk;
+    void["payload"]["target"] =
+        json!({"event_id": infection.event_id, "event_type": "adverse_event.reported"});
+    let reply = refused(
+        record_with_token(
+            &client,
+            EventType::RecordEnteredInError,
+            &void,
+            Some(&clerks_token),
+        )
+        .await,
+    );
+    assert_eq!(
+        (reply.error.status, reply.error.code.as_str()),
+        (403, "not_permitted")
+    );
+    let js = async_nats::jetstream::new(client.clone());
+    assert_eq!(
+        stream_messages(&js).await,
+        2,
+        "only the injection and the infection"
+    );
+
+    // The credentialing office may record the credential; the practitioner may void.
+    let office = provider
+        .mint(
+            "credentialing-office",
+            ActorRole::Compliance,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    record_with_token(
+        &client,
+        EventType::PractitionerCredentialed,
+        &example_request("practitioner.credentialed"),
+        Some(&office),
+    )
+    .await
+    .unwrap();
+    void["actor"] = json!({"id": "dr-hale", "role": "practitioner"});
+    record_with_token(&client, EventType::RecordEnteredInError, &void, Some(&hale))
+        .await
+        .unwrap();
+    recorders.stop().await;
+}
