@@ -164,8 +164,13 @@ fn event_csv(v: &EventView) -> Bytes {
                 } else {
                     " (HASH DOES NOT MATCH)"
                 };
+                let unproven = if s.signer_proven {
+                    ""
+                } else {
+                    " (signer not proven)"
+                };
                 format!(
-                    "{} ({}), {}, {}{unmatched}",
+                    "{} ({}), {}, {}{unmatched}{unproven}",
                     s.signer_name,
                     s.signer_id,
                     s.meaning,

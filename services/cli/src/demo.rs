@@ -122,6 +122,9 @@ struct Recorder<'a> {
     client: &'a async_nats::Client,
     /// Sent with every command as `Authorization: Bearer`.
     token: Option<&'a str>,
+    /// Signs each live signature's own token, with a fresh sign-in, for
+    /// its signer (a signature is the signer's own act).
+    signer: Option<&'a prolo_recorder::identity::dev::Provider>,
     clinic: String,
     events: usize,
     /// Events before this are back-filled.
@@ -182,7 +185,16 @@ impl Recorder<'_> {
         self.flush().await?;
         let body = serde_json::to_vec(&request)?;
         let subject = command.subject(&self.clinic);
-        let reply = client_request(self.client, subject, self.token, body).await?;
+        let own = match (event_type, self.signer) {
+            (EventType::RecordSigned, Some(provider)) => Some(provider.mint(
+                actor.0,
+                prolo_schemas::ActorRole::Practitioner,
+                std::time::Duration::from_secs(600),
+            )?),
+            _ => None,
+        };
+        let token = own.as_deref().or(self.token);
+        let reply = client_request(self.client, subject, token, body).await?;
         if reply.headers.is_some() {
             bail!(
                 "{event_type} refused: {}",
@@ -245,6 +257,11 @@ impl Recorder<'_> {
             .partition(|(injection, ..)| self.stored.contains_key(injection));
         self.to_sign = waiting;
         for (injection, at, patient, signer) in ready {
+            // A live signature needs its signer's own token: without a way
+            // to get one (an integration's token only), it is left out.
+            if at >= self.live_from && self.token.is_some() && self.signer.is_none() {
+                continue;
+            }
             let Some(hash) = self.stored_sha256(injection).await else {
                 continue;
             };
@@ -405,10 +422,12 @@ pub async fn seed(
     client: &async_nats::Client,
     args: &DemoArgs,
     token: Option<&str>,
+    signer: Option<&prolo_recorder::identity::dev::Provider>,
 ) -> Result<Seeded> {
     let mut r = Recorder {
         client,
         token,
+        signer,
         clinic: args.clinic().to_owned(),
         events: 0,
         live_from: Utc::now() - Duration::days(3),

@@ -89,7 +89,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Token(args) => identity::run(args),
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
-            let seeded = demo::seed(&client, &args, args.token.as_deref()).await?;
+            let seeded = demo::seed(&client, &args, args.token.as_deref(), None).await?;
             demo::print_examples(
                 &seeded,
                 args.clinic(),

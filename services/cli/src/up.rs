@@ -295,7 +295,13 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 prolo_schemas::ActorRole::Service,
                 Duration::from_secs(3600),
             )?;
-            let seeded = crate::demo::seed(&client, &args.demo_args, Some(&token)).await?;
+            let seeded = crate::demo::seed(
+                &client,
+                &args.demo_args,
+                Some(&token),
+                Some(&identity.provider),
+            )
+            .await?;
             crate::demo::print_examples(
                 &seeded,
                 args.demo_args.clinic(),

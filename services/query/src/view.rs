@@ -55,8 +55,13 @@ pub struct SignatureView {
     pub signer_name: String,
     /// `authorship`, `review`, `approval` or `responsibility`.
     pub meaning: String,
-    /// When it was signed (the signature's clinical time).
+    /// When it was signed: when the trail stored the signature (JetStream's
+    /// time), never a time the signer's system gave.
     pub signed_at: DateTime<Utc>,
+    /// Whether the signer was proven to be the one who signed: the
+    /// recording service verified the signer's own token (not an
+    /// integration's) naming this `signer_id`.
+    pub signer_proven: bool,
     /// Whether the hash it carries is the SHA-256 of this event's stored
     /// bytes: false means the signature is not of this record as stored.
     pub hash_matches: bool,
@@ -250,7 +255,13 @@ fn signatures_of(
                 signer_id: p.signer_id.clone(),
                 signer_name: p.signer_name.clone(),
                 meaning: prolo_schemas::names::name(&p.meaning),
-                signed_at: signed.envelope.occurred_at,
+                signed_at: DateTime::from_timestamp_millis(signed.record.stored_at_ms)
+                    .unwrap_or(signed.envelope.recorded_at),
+                signer_proven: signed.envelope.actor_proof.as_ref().is_some_and(|proof| {
+                    !proof.delegated
+                        && proof.subject == p.signer_id
+                        && signed.envelope.actor.id == p.signer_id
+                }),
                 hash_matches: p.signed_event_sha256 == digest,
             });
         }

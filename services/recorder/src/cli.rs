@@ -47,6 +47,10 @@ pub struct RecorderArgs {
     /// integrations such as the EHR or a back-fill.
     #[arg(long, env = "PROLO_IDENTITY_DELEGATES", value_delimiter = ',')]
     pub identity_delegates: Vec<String>,
+    /// Seconds since a signer's sign-in (`auth_time`) within which a
+    /// `record.signed` is accepted.
+    #[arg(long, env = "PROLO_SIGNATURE_FRESHNESS_SECS", default_value_t = 300)]
+    pub signature_freshness_secs: u64,
 }
 
 impl RecorderArgs {
@@ -63,6 +67,7 @@ impl RecorderArgs {
                     jwks: Verifier::key_set(&text)?,
                     delegates: self.identity_delegates.clone(),
                     leeway: DEFAULT_LEEWAY,
+                    signature_freshness: Duration::from_secs(self.signature_freshness_secs),
                 };
                 Some(Arc::new(Verifier::new(&settings)?))
             }

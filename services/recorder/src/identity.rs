@@ -52,7 +52,14 @@ pub struct IdentitySettings {
     pub delegates: Vec<String>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+    /// How recently a signer must have signed in (`auth_time`) for a
+    /// `record.signed` to be accepted (21 CFR Part 11 §11.200: a signature
+    /// is executed by its owner, here with a fresh authentication).
+    pub signature_freshness: Duration,
 }
+
+/// How recent a signer's sign-in must be unless configured.
+pub const DEFAULT_SIGNATURE_FRESHNESS: Duration = Duration::from_secs(300);
 
 /// Why the provider's key set cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -161,9 +168,60 @@ pub struct Proven {
     /// May state that another actor acted (an integration).
     pub delegate: bool,
     proof: ActorProof,
+    signature_freshness: Duration,
+}
+
+/// Why a `record.signed` is not its signer's own act: a 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotTheSigner {
+    /// Someone else's name on the signature.
+    #[error(
+        "the signature names signer {signer}, but the token proves {proven}: only the signer may sign"
+    )]
+    Someone {
+        /// `signer_id`.
+        signer: String,
+        /// The token's subject.
+        proven: String,
+    },
+    /// An integration signing for a person.
+    #[error("a signature is the signer's own act: {0} may not sign on anyone's behalf")]
+    Delegated(String),
+    /// No recent sign-in.
+    #[error(
+        "the signer last signed in {0}; a signature needs a sign-in within the last {1} seconds"
+    )]
+    Stale(String, u64),
 }
 
 impl Proven {
+    /// Checks that a signature naming `signer_id` is this person's own act,
+    /// with a fresh sign-in, at `now`.
+    pub fn may_sign(&self, signer_id: &str, now: DateTime<Utc>) -> Result<(), NotTheSigner> {
+        if self.delegate {
+            return Err(NotTheSigner::Delegated(self.actor.id.clone()));
+        }
+        if signer_id != self.actor.id {
+            return Err(NotTheSigner::Someone {
+                signer: signer_id.to_owned(),
+                proven: self.actor.id.clone(),
+            });
+        }
+        let freshness = self.signature_freshness.as_secs();
+        let fresh = self.proof.authenticated_at.is_some_and(|at| {
+            let age = now.signed_duration_since(at).num_seconds();
+            (-60..=i64::try_from(freshness).unwrap_or(i64::MAX)).contains(&age)
+        });
+        if !fresh {
+            let when = self.proof.authenticated_at.map_or_else(
+                || "at an unknown time (no auth_time)".to_owned(),
+                |at| format!("at {}", at.to_rfc3339()),
+            );
+            return Err(NotTheSigner::Stale(when, freshness));
+        }
+        Ok(())
+    }
+
     /// The actor to record for a request that names `claimed`, and its
     /// proof: the proven person when they agree, the claimed one when the
     /// proven identity is a delegate.
@@ -201,6 +259,7 @@ pub struct Verifier {
     keys: Vec<Key>,
     delegates: HashSet<String>,
     leeway: Duration,
+    signature_freshness: Duration,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -257,6 +316,7 @@ impl Verifier {
             keys,
             delegates: settings.delegates.iter().cloned().collect(),
             leeway: settings.leeway,
+            signature_freshness: settings.signature_freshness,
         })
     }
 
@@ -317,6 +377,7 @@ impl Verifier {
         };
         Ok(Proven {
             delegate: self.delegates.contains(&claims.sub),
+            signature_freshness: self.signature_freshness,
             proof: ActorProof {
                 issuer: self.issuer.clone(),
                 subject: claims.sub.clone(),
@@ -528,6 +589,7 @@ pub mod dev {
                 jwks: self.jwks()?,
                 delegates: delegates.iter().map(|d| (*d).to_owned()).collect(),
                 leeway: DEFAULT_LEEWAY,
+                signature_freshness: DEFAULT_SIGNATURE_FRESHNESS,
             })
         }
 

@@ -61,6 +61,17 @@ impl Prepared {
         let mut envelope = request::stamp(event_type, source, parsed, chrono::Utc::now())
             .map_err(ErrorReply::invalid)?;
         envelope.actor_proof = proof;
+        // A signature is its signer's own act, freshly authenticated. A
+        // back-fill may bring signatures made in another system as
+        // history: delegated, so the trail shows their signer as unproven.
+        if let (Some(proven), prolo_schemas::Payload::RecordSigned(signed)) =
+            (proven, &envelope.payload)
+            && !(proven.delegate && source == prolo_schemas::BACKFILL_SOURCE)
+        {
+            proven
+                .may_sign(&signed.signer_id, envelope.recorded_at)
+                .map_err(|e| ErrorReply::not_the_signer(event_type.as_str(), &e))?;
+        }
         if let Some(why) = crate::policy::refusal(envelope.actor.role, &envelope.payload) {
             return Err(ErrorReply::not_permitted(event_type.as_str(), why));
         }

@@ -122,6 +122,24 @@ impl ErrorReply {
         }
     }
 
+    /// A signature that is not its signer's own, freshly authenticated act:
+    /// 403, nothing stored.
+    pub fn not_the_signer(event_type: &str, why: &crate::identity::NotTheSigner) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "signature_not_proven".into(),
+                status: 403,
+                message: why.to_string(),
+                event_type: Some(event_type.to_owned()),
+                problems: vec![Problem {
+                    path: "payload.signer_id".into(),
+                    code: prolo_schemas::ProblemCode::Inconsistent,
+                    message: why.to_string(),
+                }],
+            },
+        }
+    }
+
     /// The actor's role may not record this: 403, nothing stored.
     pub fn not_permitted(event_type: &str, why: String) -> Self {
         ErrorReply {

@@ -1487,7 +1487,15 @@ async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection(
     assert_eq!(signatures.len(), 2, "{}", items[2]);
     assert_eq!(signatures[0]["signer_name"], "Dr. Morgan Hale");
     assert_eq!(signatures[0]["meaning"], "authorship");
-    assert_eq!(signatures[0]["signed_at"], "2026-10-08T10:00:00Z");
+    assert_eq!(
+        signatures[0]["signed_at"], items[5]["stored_at"],
+        "signed when the trail stored it, not at the time the caller gave"
+    );
+    assert_ne!(signatures[0]["signed_at"], "2026-10-08T10:00:00Z");
+    assert_eq!(
+        signatures[0]["signer_proven"], false,
+        "recorded by a service that does not verify identities"
+    );
     assert_eq!(signatures[0]["hash_matches"], true);
     assert_eq!(signatures[1]["meaning"], "review");
     assert_eq!(signatures[1]["hash_matches"], false);
@@ -1500,10 +1508,20 @@ async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection(
         )
         .await;
     assert_eq!(status, 200);
-    assert!(
-        csv.contains("Dr. Morgan Hale (dr-hale), authorship, 2026-10-08T10:00:00+00:00; Dr. Morgan Hale (dr-hale), review, 2026-10-08T10:00:00+00:00 (HASH DOES NOT MATCH)"),
-        "{csv}"
+    let at = |s: &Value| {
+        s["signed_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .to_rfc3339()
+    };
+    let shown = format!(
+        "Dr. Morgan Hale (dr-hale), authorship, {} (signer not proven); Dr. Morgan Hale (dr-hale), review, {} (HASH DOES NOT MATCH) (signer not proven)",
+        at(&signatures[0]),
+        at(&signatures[1])
     );
+    assert!(csv.contains(&shown), "{shown}\n{csv}");
     api.stop().await;
     recorders.stop().await;
 }

@@ -498,3 +498,84 @@ async fn a_clerk_may_not_record_a_credential_nor_void_an_adverse_event() {
         .unwrap();
     recorders.stop().await;
 }
+
+#[tokio::test]
+async fn a_signature_is_the_signers_own_freshly_authenticated_act() {
+    let provider = Provider::generate().unwrap();
+    let (nats, recorders) = trusting(&provider, &["ehr-riverside"]).await;
+    let client = nats.client().await.unwrap();
+    let hale = practitioner_token(&provider, "dr-hale");
+    let injection = record_with_token(
+        &client,
+        EventType::InjectionGiven,
+        &injection_by("dr-hale"),
+        Some(&hale),
+    )
+    .await
+    .unwrap();
+    let signature = |signer: &str| {
+        let mut request = example_request("record.signed");
+        request["actor"] = json!({"id": signer, "role": "practitioner"});
+        request["payload"]["signer_id"] = "dr-hale".into();
+        request["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
+        request
+    };
+    let sign = |request: serde_json::Value, token: String| {
+        let client = client.clone();
+        async move { record_with_token(&client, EventType::RecordSigned, &request, Some(&token)).await }
+    };
+
+    // Another practitioner signing as dr-hale; the EHR signing for him;
+    // dr-hale himself, signed in an hour ago.
+    let okafor = practitioner_token(&provider, "dr-okafor");
+    let mut stale = provider.claims("dr-hale", ActorRole::Practitioner, Duration::from_secs(600));
+    stale.auth_time -= 3600;
+    let ehr = provider
+        .mint(
+            "ehr-riverside",
+            ActorRole::Service,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    for (what, request, token, says) in [
+        (
+            "another practitioner",
+            signature("dr-okafor"),
+            okafor,
+            "only the signer may sign",
+        ),
+        (
+            "an integration",
+            signature("dr-hale"),
+            ehr,
+            "may not sign on anyone's behalf",
+        ),
+        (
+            "a stale sign-in",
+            signature("dr-hale"),
+            provider.sign(&stale).unwrap(),
+            "sign-in within the last 300 seconds",
+        ),
+    ] {
+        let reply = refused(sign(request, token).await);
+        assert_eq!(
+            (reply.error.status, reply.error.code.as_str()),
+            (403, "signature_not_proven"),
+            "{what}: {reply:?}"
+        );
+        assert!(
+            reply.error.message.contains(says),
+            "{what}: {}",
+            reply.error.message
+        );
+    }
+    // Signed by dr-hale, signed in just now: recorded, proven.
+    let signed = sign(signature("dr-hale"), hale).await.unwrap();
+    let event = stored(&nats, signed.stream_seq).await;
+    let proof = event.actor_proof.unwrap();
+    assert_eq!(
+        (proof.subject.as_str(), proof.delegated),
+        ("dr-hale", false)
+    );
+    recorders.stop().await;
+}

@@ -152,7 +152,11 @@ pub(in crate::console) async fn timeline(
                                 _ => { (view::summary(v.event_type, &v.payload)) }
                             }
                             @for s in &v.signatures {
-                                div.signature { "Signed by " (s.signer_name) " (" (s.meaning) ")" }
+                                div.signature {
+                                    "Signed by " (s.signer_name) " (" (s.meaning) ") " (time(s.signed_at))
+                                    @if !s.signer_proven { " · signer not proven" }
+                                    @if !s.hash_matches { " · not of this record as stored" }
+                                }
                             }
                         }
                     }
