@@ -56,6 +56,16 @@ fn refused(outcome: Result<prolo_bus::Recorded, ErrorReply>) -> ErrorReply {
     }
 }
 
+/// The refusal of `request` sent with `token`; panics when it is recorded.
+async fn refusal(
+    client: &async_nats::Client,
+    event_type: EventType,
+    request: &serde_json::Value,
+    token: Option<&str>,
+) -> ErrorReply {
+    refused(record_with_token(client, event_type, request, token).await)
+}
+
 /// The stored event at `seq`.
 async fn stored(nats: &NatsServer, seq: u64) -> Envelope {
     let js = async_nats::jetstream::new(nats.client().await.unwrap());
@@ -73,8 +83,7 @@ async fn a_spoofed_actor_is_refused_and_the_proven_one_is_stored_with_its_proof(
 
     // dr-hale's token, an injection claimed to be dr-someone-else's.
     let spoofed = injection_by("dr-someone-else");
-    let reply =
-        refused(record_with_token(&client, EventType::InjectionGiven, &spoofed, Some(&hale)).await);
+    let reply = refusal(&client, EventType::InjectionGiven, &spoofed, Some(&hale)).await;
     assert_eq!(
         (reply.error.status, reply.error.code.as_str()),
         (403, "actor_not_proven")
@@ -93,16 +102,13 @@ async fn a_spoofed_actor_is_refused_and_the_proven_one_is_stored_with_its_proof(
         )
         .unwrap();
     let as_hale = injection_by("dr-hale");
-    let reply = refused(
-        record_with_token(&client, EventType::InjectionGiven, &as_hale, Some(&clerk)).await,
-    );
+    let reply = refusal(&client, EventType::InjectionGiven, &as_hale, Some(&clerk)).await;
     assert_eq!(reply.error.status, 403, "{reply:?}");
     let js = async_nats::jetstream::new(client.clone());
     assert_eq!(stream_messages(&js).await, 0, "nothing stored");
 
     // No token at all: 401, naming the header.
-    let reply =
-        refused(record_with_token(&client, EventType::InjectionGiven, &as_hale, None).await);
+    let reply = refusal(&client, EventType::InjectionGiven, &as_hale, None).await;
     assert_eq!(
         (reply.error.status, reply.error.code.as_str()),
         (401, "unauthenticated")
@@ -160,15 +166,13 @@ async fn a_delegate_records_for_the_actor_it_names_and_others_may_not() {
     let other = provider
         .mint("lab-feed", ActorRole::Service, Duration::from_secs(600))
         .unwrap();
-    let reply = refused(
-        record_with_token(
-            &client,
-            EventType::InjectionGiven,
-            &injection_by("dr-hale"),
-            Some(&other),
-        )
-        .await,
-    );
+    let reply = refusal(
+        &client,
+        EventType::InjectionGiven,
+        &injection_by("dr-hale"),
+        Some(&other),
+    )
+    .await;
     assert_eq!(reply.error.status, 403, "{reply:?}");
     recorders.stop().await;
 }
@@ -313,15 +317,13 @@ async fn tokens_that_prove_no_one_are_refused_naming_why() {
         ("not a JWT", "hello".to_owned(), "token_malformed"),
     ];
     for (what, token, code) in cases {
-        let reply = refused(
-            record_with_token(
-                &client,
-                EventType::InjectionGiven,
-                &injection_by("dr-hale"),
-                Some(&token),
-            )
-            .await,
-        );
+        let reply = refusal(
+            &client,
+            EventType::InjectionGiven,
+            &injection_by("dr-hale"),
+            Some(&token),
+        )
+        .await;
         assert_eq!(reply.error.status, 401, "{what}: {reply:?}");
         assert_eq!(reply.error.code, "unauthenticated", "{what}");
         let problem = &reply.error.problems[0].message;
@@ -411,15 +413,13 @@ async fn a_clerk_may_not_record_a_credential_nor_void_an_adverse_event() {
     let mut credential = example_request("practitioner.credentialed");
     credential["actor"] = clerk.clone();
     credential["payload"]["issuer"] = "Totally Real Board".into();
-    let reply = refused(
-        record_with_token(
-            &client,
-            EventType::PractitionerCredentialed,
-            &credential,
-            Some(&clerks_token),
-        )
-        .await,
-    );
+    let reply = refusal(
+        &client,
+        EventType::PractitionerCredentialed,
+        &credential,
+        Some(&clerks_token),
+    )
+    .await;
     assert_eq!(
         (reply.error.status, reply.error.code.as_str()),
         (403, "not_permitted")
@@ -456,15 +456,13 @@ async fn a_clerk_may_not_record_a_credential_nor_void_an_adverse_event() {
     void["actor"] = clerk;
     void["payload"]["target"] =
         json!({"event_id": infection.event_id, "event_type": "adverse_event.reported"});
-    let reply = refused(
-        record_with_token(
-            &client,
-            EventType::RecordEnteredInError,
-            &void,
-            Some(&clerks_token),
-        )
-        .await,
-    );
+    let reply = refusal(
+        &client,
+        EventType::RecordEnteredInError,
+        &void,
+        Some(&clerks_token),
+    )
+    .await;
     assert_eq!(
         (reply.error.status, reply.error.code.as_str()),
         (403, "not_permitted")
