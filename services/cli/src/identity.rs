@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use prolo_recorder::identity::dev::Provider;
 use prolo_schemas::ActorRole;
 
-use crate::up::{create_private_dir, write_private};
+use crate::private::{create_private_dir, write_private};
 
 /// The identity the demo records with: the demo clinic's EHR integration,
 /// which `up` allows to record on behalf of the clinicians it names.

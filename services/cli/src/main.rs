@@ -6,6 +6,7 @@ mod backup;
 mod demo;
 mod edge;
 mod identity;
+mod private;
 mod query;
 mod record;
 mod table;
