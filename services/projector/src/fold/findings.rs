@@ -176,14 +176,12 @@ impl Folder<'_> {
 
     /// Counts a void of an adverse event in its lots' and its
     /// practitioner's groups, and raises `adverse_events_voided_together`
-    /// when one reaches the threshold. A void that changed nothing (outside
-    /// its patient or clinic) is not counted.
+    /// when one reaches the threshold. (A void that changed nothing, outside
+    /// its patient or clinic, never gets here: [`Folder::fold`] applies the
+    /// rules only to events whose references stay inside.)
     fn void_rule(&mut self, seq: u64, e: &Envelope, adverse_event: Uuid) -> Result<(), StoreError> {
-        if self.reference_outside(e)?.is_some() {
-            return Ok(());
-        }
         let key = keys::by_uuid(keys::ADVERSE_EVENT, &adverse_event);
-        let Some(state) = cached(&mut self.adverse, self.store, key, || None)?.cloned() else {
+        let Some(state) = cached(&mut self.adverse, self.store, key, || None)? else {
             return Ok(());
         };
         let mut groups: Vec<(&str, String)> = state
@@ -194,6 +192,7 @@ impl Folder<'_> {
         groups.extend(
             state
                 .injection_practitioner
+                .clone()
                 .map(|practitioner| ("practitioner", practitioner)),
         );
         let void = (ms(e.recorded_at), e.event_id, adverse_event);
