@@ -245,11 +245,13 @@ impl Proven {
     }
 }
 
-/// One verifying key of the provider.
+/// One verifying key of the provider, with what a token signed by it must
+/// hold (made once: every command is checked against it).
 struct Key {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    validation: Validation,
 }
 
 /// Checks tokens against one identity provider.
@@ -258,7 +260,6 @@ pub struct Verifier {
     audience: String,
     keys: Vec<Key>,
     delegates: HashSet<String>,
-    leeway: Duration,
     signature_freshness: Duration,
 }
 
@@ -301,10 +302,17 @@ impl Verifier {
                 _ => return Err(refuse("only Ed25519, P-256 and RS256 keys are used")),
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| refuse(&e.to_string()))?;
+            let mut validation = Validation::new(algorithm);
+            validation.set_issuer(&[&settings.issuer]);
+            validation.set_audience(&[&settings.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.validate_nbf = true;
+            validation.leeway = settings.leeway.as_secs();
             keys.push(Key {
                 kid,
                 algorithm,
                 key,
+                validation,
             });
         }
         if keys.is_empty() {
@@ -315,7 +323,6 @@ impl Verifier {
             audience: settings.audience.clone(),
             keys,
             delegates: settings.delegates.iter().cloned().collect(),
-            leeway: settings.leeway,
             signature_freshness: settings.signature_freshness,
         })
     }
@@ -356,13 +363,7 @@ impl Verifier {
         if header.alg != algorithm_name(key.algorithm) {
             return Err(Refused::Algorithm(header.alg));
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.leeway.as_secs();
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
             .map_err(|e| self.refusal(e.into_kind()))?;
         let claims = data.claims;
         if claims.sub.trim().is_empty() || claims.sub.chars().count() > 200 {
