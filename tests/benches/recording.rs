@@ -153,6 +153,7 @@ async fn batch_publish(
                 payload: payload.clone(),
                 msg_id: Some(uuid::Uuid::now_v7().to_string()),
                 expect_last_subject_seq: None,
+                seal: None,
             })
             .collect();
         let client = client.clone();

@@ -103,6 +103,19 @@ pub struct Status {
     /// hub is, and the edge's hash chain as recomputed here (to compare
     /// with the edge's own chain head or checkpoints). Empty elsewhere.
     pub edges: Vec<EdgeStatus>,
+    /// Whether the fold checks that a recording service sealed each event.
+    pub seals: SealStatus,
+}
+
+/// Which seals the fold accepts (docs/identity.md).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SealStatus {
+    /// False: every message on the stream is believed, whoever published it.
+    pub checked: bool,
+    /// The ids of the recording services' keys it trusts.
+    pub keys: Vec<String>,
+    /// The first sequence that must be sealed (earlier ones predate sealing).
+    pub sealed_from: Option<u64>,
 }
 
 /// One clinic edge, as the hub sees it.

@@ -268,6 +268,8 @@ query_kinds! {
     AccessRefused => "access_refused",
     /// A patient's record or a lot's reach as a FHIR R4 Bundle.
     FhirExport => "fhir_export",
+    /// The messages quarantined on a clinic's subjects, with their reasons.
+    Quarantine => "quarantine",
 }
 
 impl QueryKind {

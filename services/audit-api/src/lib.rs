@@ -45,6 +45,9 @@ pub struct ApiSettings {
     /// (within the request timeout). Bounds the memory and the blocking
     /// threads a burst can take.
     pub max_in_flight: usize,
+    /// The key that seals the access events the API records, so that the
+    /// fold can tell them from anything else on the stream.
+    pub seal: Option<std::sync::Arc<prolo_bus::SealKey>>,
 }
 
 /// Sequences the read models may be behind the stream and still be ready
@@ -101,12 +104,15 @@ pub async fn run(
     let state = AppState {
         store: store.clone(),
         principals,
-        access: access::AccessLog::new(Publisher::new(js.clone(), Duration::from_secs(5))),
+        access: access::AccessLog::new(
+            Publisher::new(js.clone(), Duration::from_secs(5)).sealed_with(settings.seal.clone()),
+        ),
         js,
         broker: settings.broker.clone(),
         refusals: Default::default(),
         consumer: settings.projector.consumer.clone(),
         ready_lag: READY_LAG,
+        seals: settings.projector.findings.seals.clone(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -51,6 +51,12 @@ struct Args {
     consumer: String,
     #[arg(long, env = "PROLO_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
+    /// The key that seals the access events this service records (base64
+    /// Ed25519 PKCS#8, mode 0600); its public half goes in every fold's keyring.
+    #[arg(long, env = "PROLO_SEAL_KEY")]
+    seal_key: Option<PathBuf>,
+    #[command(flatten)]
+    seals: prolo_projector::seals::SealArgs,
 }
 
 #[tokio::main]
@@ -73,8 +79,19 @@ async fn main() -> anyhow::Result<()> {
             // By default `prolo-projector` publishes findings, signals and
             // checkpoints; exactly one fold of a deployment may.
             publish_derived: args.publish_derived,
+            findings: prolo_projector::rules::findings::FindingSettings {
+                seals: args.seals.keyring().context("reading the seal keyring")?,
+                ..Default::default()
+            },
             ..ProjectorSettings::default()
         },
+        seal: args
+            .seal_key
+            .as_deref()
+            .map(prolo_bus::SealKey::load)
+            .transpose()
+            .context("reading the seal key")?
+            .map(std::sync::Arc::new),
         broker: Some(broker),
         max_in_flight: args.max_in_flight,
     };

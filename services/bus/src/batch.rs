@@ -32,6 +32,8 @@ pub struct BatchMessage {
     /// last message has this sequence (0: the subject is new), else refuse
     /// the whole batch. A key-value create or compare-and-set.
     pub expect_last_subject_seq: Option<u64>,
+    /// Its seal ([`crate::seal`]), for an event of the trail.
+    pub seal: Option<String>,
 }
 
 /// Where a committed batch was stored.
@@ -102,6 +104,9 @@ pub async fn publish_atomic(
         headers.insert("Nats-Batch-Sequence", (position + 1).to_string().as_str());
         if let Some(id) = &message.msg_id {
             headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        if let Some(seal) = &message.seal {
+            headers.insert(crate::seal::SEAL_HEADER, seal.as_str());
         }
         if let Some(seq) = message.expect_last_subject_seq {
             headers.insert(

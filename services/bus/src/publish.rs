@@ -1,9 +1,11 @@
 //! Recording an event in the stream exactly once.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use prolo_schemas::{ContractError, Envelope};
+
+use crate::seal::{SEAL_HEADER, SealKey};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -32,17 +34,33 @@ pub enum PublishError {
     NotStored(String),
 }
 
-/// Publishes events with the dedup header, retrying with the same id.
+/// Publishes events with the dedup header, retrying with the same id, and
+/// sealed when it holds the recording service's key.
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
     deadline: Duration,
+    seal: Option<Arc<SealKey>>,
 }
 
 impl Publisher {
     /// A publisher that gives up after `deadline` without an acknowledgement.
     pub fn new(js: jetstream::Context, deadline: Duration) -> Self {
-        Self { js, deadline }
+        Self {
+            js,
+            deadline,
+            seal: None,
+        }
+    }
+
+    /// Seals every event it publishes with `key` ([`crate::seal`]).
+    pub fn sealed_with(self, key: Option<Arc<SealKey>>) -> Self {
+        Self { seal: key, ..self }
+    }
+
+    /// The seal of `payload` on `subject`, when this publisher seals.
+    pub fn seal_of(&self, subject: &str, payload: &[u8]) -> Option<String> {
+        self.seal.as_ref().map(|key| key.seal(subject, payload))
     }
 
     /// How long a publish may wait for its acknowledgement.
@@ -58,12 +76,16 @@ impl Publisher {
         let subject = envelope.subject()?.to_string();
         let payload = bytes::Bytes::from(envelope.to_json());
         let event_id = envelope.event_id;
+        let seal = self.seal_of(&subject, &payload);
         let give_up = Instant::now() + self.deadline;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(payload.clone())
                 .message_id(event_id.to_string());
+            if let Some(seal) = &seal {
+                message = message.header(SEAL_HEADER, seal.as_str());
+            }
             let attempt = async {
                 let ack = self.js.send_publish(subject.clone(), message).await?;
                 ack.await

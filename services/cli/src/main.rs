@@ -9,6 +9,7 @@ mod identity;
 mod private;
 mod query;
 mod record;
+mod seal;
 mod table;
 mod tail;
 mod up;
@@ -47,6 +48,8 @@ enum Command {
     Up(up::UpArgs),
     /// Tokens of the development identity provider `up` runs (`token mint --person dr-hale`).
     Token(identity::TokenArgs),
+    /// Seal keys of the recording services (`seal-key new --out F`) and their keyring lines.
+    SealKey(seal::SealKeyArgs),
     /// At the hub: source a clinic's edge, print its leaf user, show how far behind each edge the hub is.
     Edge(edge::EdgeArgs),
     /// Seed a realistic demo clinic through the recording services, then print queries to try.
@@ -88,6 +91,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Up(args) => up::run(&cli.nats_url, args).await,
         Command::Edge(args) => edge::run(&cli.nats_url, args).await,
         Command::Token(args) => identity::run(args),
+        Command::SealKey(args) => seal::run(args),
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
             let seeded = demo::seed(&client, &args, args.token.as_deref(), None).await?;

@@ -185,6 +185,8 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         .provider
         .settings(&[crate::identity::DEMO_DELEGATE])?;
     let verifier = std::sync::Arc::new(prolo_recorder::identity::Verifier::new(&trusted)?);
+    // Every stored event is sealed, and the fold quarantines what is not.
+    let seal = crate::seal::load_or_create(&args.data_dir)?;
     let shutdown = Shutdown::on_signals();
     let mut tasks = JoinSet::new();
     for spec in ALL_SERVICES {
@@ -195,6 +197,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         let settings = ServeSettings {
             stream: stream_settings.clone(),
             identity: Some(verifier.clone()),
+            seal: Some(seal.key.clone()),
             ..ServeSettings::default()
         };
         tasks.spawn(async move {
@@ -230,10 +233,15 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             consumer: "audit-api".into(),
             // The only fold `up` runs: it publishes findings, signals and checkpoints.
             publish_derived: true,
+            findings: prolo_projector::rules::findings::FindingSettings {
+                seals: Some(seal.keyring.clone()),
+                ..Default::default()
+            },
             ..ProjectorSettings::default()
         },
         broker: Some(broker),
         max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
+        seal: Some(seal.key.clone()),
     };
     let api_shutdown = shutdown.clone();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -270,6 +278,11 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     println!(
         "identity:           commands carry the actor's token; development provider keys in {}",
         identity.jwks.display()
+    );
+    println!(
+        "seals:              every event sealed with key {}; the fold quarantines what it did not seal (keyring {})",
+        seal.key.id(),
+        seal.keyring_file.display()
     );
     println!(
         "record an event:    PROLO_TOKEN=$(prolo-audit token mint --person dr-hale) prolo-audit record injection.given --file request.json"

@@ -36,11 +36,12 @@ async fn fold_all(
     tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             let mut batches = messages.chunks(batch_size);
-            let mut next = batches.next().map(|b| (b, decode_batch(b)));
+            let seals = settings.seals.as_deref();
+            let mut next = batches.next().map(|b| (b, decode_batch(b, seals)));
             while let Some((batch, decoded)) = next.take() {
                 let decoding = batches
                     .next()
-                    .map(|b| scope.spawn(move || (b, decode_batch(b))));
+                    .map(|b| scope.spawn(move || (b, decode_batch(b, seals))));
                 runtime
                     .block_on(fold_decoded(&store, batch, decoded, settings))
                     .unwrap();
@@ -63,34 +64,45 @@ async fn fold_all(
 async fn main() {
     let n: usize = prolo_tests::env_or("BENCH_EVENTS", 300_000);
     let patients: usize = prolo_tests::env_or("BENCH_PATIENTS", 30_000);
+    // Every message sealed as the recording services seal them.
+    let (key, _) = prolo_bus::SealKey::generate().unwrap();
     let messages: Vec<StreamMessage> = prolo_tests::synthetic_events(n, patients)
         .enumerate()
-        .map(|(i, e)| StreamMessage {
-            seq: i as u64 + 1,
-            subject: e.subject().unwrap().to_string(),
-            payload: e.to_json().into(),
-            stored_at: e.recorded_at,
-            sourced: None,
+        .map(|(i, e)| {
+            let subject = e.subject().unwrap().to_string();
+            let payload = e.to_json();
+            StreamMessage {
+                seq: i as u64 + 1,
+                seal: Some(key.seal(&subject, &payload)),
+                subject,
+                payload: payload.into(),
+                stored_at: e.recorded_at,
+                sourced: None,
+            }
         })
         .collect();
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
-    let settings = FindingSettings::default();
+    let unchecked = FindingSettings::default();
+    let checked = FindingSettings {
+        seals: Some(std::sync::Arc::new(prolo_bus::Keyring::of(&[&key]))),
+        ..FindingSettings::default()
+    };
     let batch_size: usize =
         prolo_tests::env_or("BENCH_BATCH", prolo_projector::project::FOLD_BATCH);
-    // What the metrics cost: counting off and on, twice each, alternating.
+    // What checking seals costs: off and on, twice each, alternating.
     let mut rates = [Vec::new(), Vec::new()];
     let mut disk = 0;
     for round in 0..4 {
         let on = round % 2 == 1;
-        prolo_bus::metrics::set_enabled(on);
-        let (rate, size) = fold_all(&messages, &settings, batch_size).await;
+        let settings = if on { &checked } else { &unchecked };
+        let (rate, size) = fold_all(&messages, settings, batch_size).await;
         rates[usize::from(on)].push(rate);
         disk = size;
     }
     let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
     let (off, on) = (mean(&rates[0]), mean(&rates[1]));
     println!(
-        "fold alone: {n} events over {patients} patients: {on:.0} events/s with metrics, {off:.0} without (on/off {:.3}); {:.0} bytes per event in the stream's payloads, {:.0} on disk",
+        "fold alone: {n} events over {patients} patients: {on:.0} events/s checking every seal, {off:.0} not checking (on/off {:.3}); {:.0} bytes per event in the stream's payloads, {:.0} on disk",
         on / off,
         bytes as f64 / n as f64,
         disk as f64 / n as f64,

@@ -23,6 +23,7 @@ pub mod integrity;
 pub mod model;
 pub mod project;
 pub mod rules;
+pub mod seals;
 pub mod store;
 
 pub use error::ProjectorError;

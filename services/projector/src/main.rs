@@ -34,6 +34,8 @@ struct Args {
     /// sled page cache, MiB: memory stays bounded by it.
     #[arg(long, global = true, env = "PROLO_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
+    #[command(flatten)]
+    seals: prolo_projector::seals::SealArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -86,6 +88,10 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
         .await
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     let js = jetstream::new(client.clone());
+    let findings = FindingSettings {
+        seals: args.seals.keyring().context("reading the seal keyring")?,
+        ..FindingSettings::default()
+    };
     match args.command.unwrap_or(Command::Run {
         batch_size: prolo_projector::project::FOLD_BATCH,
         checkpoint_every: 10_000,
@@ -102,6 +108,7 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
                 batch_size,
                 checkpoint_every,
                 consumer,
+                findings,
                 ..ProjectorSettings::default()
             };
             let shutdown = Shutdown::on_signals();
@@ -126,23 +133,17 @@ async fn dispatch(args: Args) -> Result<ExitCode> {
             }
         }
         Command::Rebuild => {
-            let report = rebuild(
-                &js,
-                &args.db,
-                cache,
-                &FindingSettings::default(),
-                |done, total, rate| {
-                    let eta = if rate > 0.0 {
-                        (total.saturating_sub(done)) as f64 / rate
-                    } else {
-                        0.0
-                    };
-                    eprint!(
-                        "\rrebuilding: {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s   "
-                    );
-                    let _ = std::io::stderr().flush();
-                },
-            )
+            let report = rebuild(&js, &args.db, cache, &findings, |done, total, rate| {
+                let eta = if rate > 0.0 {
+                    (total.saturating_sub(done)) as f64 / rate
+                } else {
+                    0.0
+                };
+                eprint!(
+                    "\rrebuilding: {done}/{total} events, {rate:.0} events/s, ETA {eta:.0} s   "
+                );
+                let _ = std::io::stderr().flush();
+            })
             .await?;
             eprintln!();
             println!(

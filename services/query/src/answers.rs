@@ -226,6 +226,60 @@ pub fn access_refused(store: &Store, clinic: &ClinicId) -> Result<Vec<u64>, Quer
     Ok(kept)
 }
 
+/// A message the fold quarantined: kept, never applied, never dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct QuarantinedMessage {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The subject it was published on (which names the clinic, and the
+    /// patient it claims to be about).
+    pub subject: String,
+    /// When JetStream stored it.
+    pub stored_at: DateTime<Utc>,
+    /// Why it was not applied.
+    pub reason: String,
+    /// Its size in bytes (the bytes themselves stay in the stream and the
+    /// read models, for an investigator with the stream's credentials).
+    pub bytes: usize,
+}
+
+impl QuarantinedMessage {
+    /// The patient its subject names, if any.
+    pub fn patient(&self) -> Option<&str> {
+        let mut tokens = self.subject.split('.');
+        match (tokens.nth(2), tokens.next()) {
+            (Some("patient"), Some(patient)) => Some(patient),
+            _ => None,
+        }
+    }
+}
+
+/// The messages quarantined on `clinic`'s subjects, in stream order.
+pub fn quarantined(
+    store: &Store,
+    clinic: &ClinicId,
+) -> Result<Vec<QuarantinedMessage>, QueryError> {
+    let prefix = format!("clinic.{clinic}.");
+    let mut records = store.record_reader();
+    let mut found = Vec::new();
+    for seq in index(store, Index::Quarantined)? {
+        let Some(record) = records.event(seq)? else {
+            continue;
+        };
+        if !record.subject.starts_with(&prefix) {
+            continue;
+        }
+        found.push(QuarantinedMessage {
+            seq,
+            stored_at: DateTime::from_timestamp_millis(record.stored_at_ms).unwrap_or_default(),
+            reason: record.quarantine.unwrap_or_default(),
+            bytes: record.raw.len(),
+            subject: record.subject,
+        });
+    }
+    Ok(found)
+}
+
 /// The patients of the applied events at `seqs` (for the access log of an
 /// export, before it is streamed).
 pub fn patients_of(

@@ -193,7 +193,7 @@ impl Ready {
     }
 
     /// The message to publish, encoded again if a claim changed the id.
-    fn message(&self) -> BatchMessage {
+    fn message(&self, publisher: &Publisher) -> BatchMessage {
         let envelope = &self.event.envelope;
         let payload = if envelope.event_id == self.encoded_id {
             self.wire.clone()
@@ -201,6 +201,7 @@ impl Ready {
             envelope.to_json().into()
         };
         BatchMessage {
+            seal: publisher.seal_of(&self.subject, &payload),
             subject: self.subject.clone(),
             payload,
             msg_id: Some(envelope.event_id.to_string()),
@@ -405,7 +406,10 @@ async fn store(
     if events.is_empty() {
         return Vec::new();
     }
-    let messages: Vec<BatchMessage> = events.iter().map(|(_, ready, _)| ready.message()).collect();
+    let messages: Vec<BatchMessage> = events
+        .iter()
+        .map(|(_, ready, _)| ready.message(publisher))
+        .collect();
     let atomic = tokio::time::timeout(publisher.deadline(), publish_atomic(client, &messages));
     match atomic.await {
         Ok(Ok(ack)) => {

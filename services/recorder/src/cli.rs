@@ -51,6 +51,11 @@ pub struct RecorderArgs {
     /// `record.signed` is accepted.
     #[arg(long, env = "PROLO_SIGNATURE_FRESHNESS_SECS", default_value_t = 300)]
     pub signature_freshness_secs: u64,
+    /// The key that seals every stored event (base64 Ed25519 PKCS#8, mode
+    /// 0600; `prolo-audit seal-key new` makes one). Folds trust its public
+    /// half (`PROLO_SEAL_KEYRING`) and quarantine what it did not seal.
+    #[arg(long, env = "PROLO_SEAL_KEY")]
+    pub seal_key: Option<std::path::PathBuf>,
 }
 
 impl RecorderArgs {
@@ -73,6 +78,13 @@ impl RecorderArgs {
             }
             _ => None,
         };
+        let seal = match &self.seal_key {
+            Some(path) => Some(Arc::new(
+                prolo_bus::SealKey::load(path)
+                    .with_context(|| format!("reading the seal key {}", path.display()))?,
+            )),
+            None => None,
+        };
         Ok(ServeSettings {
             publish_deadline: Duration::from_millis(self.publish_deadline_ms),
             max_in_flight: self.max_in_flight,
@@ -81,6 +93,7 @@ impl RecorderArgs {
                 ..StreamSettings::default()
             },
             identity,
+            seal,
         })
     }
 }

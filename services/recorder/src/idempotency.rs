@@ -298,6 +298,7 @@ impl Claims {
             payload: serde_json::to_vec(&value).unwrap_or_default().into(),
             msg_id: None,
             expect_last_subject_seq: Some(revision),
+            seal: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct ServeSettings {
     /// Whose tokens prove who acts; without it the body's `actor` is
     /// recorded as claimed, with no proof (development only).
     pub identity: Option<Arc<Verifier>>,
+    /// The key that seals every stored event, so that the fold can tell
+    /// the recorder's events from anything else on the stream; without
+    /// it events are stored unsealed (development only).
+    pub seal: Option<Arc<prolo_bus::SealKey>>,
 }
 
 impl Default for ServeSettings {
@@ -44,6 +48,7 @@ impl Default for ServeSettings {
             max_in_flight: 1024,
             stream: StreamSettings::default(),
             identity: None,
+            seal: None,
         }
     }
 }
@@ -85,7 +90,19 @@ pub async fn serve(
             }
         }
     });
-    let publisher = Publisher::new(js, settings.publish_deadline);
+    let publisher =
+        Publisher::new(js, settings.publish_deadline).sealed_with(settings.seal.clone());
+    match &settings.seal {
+        Some(key) => tracing::info!(
+            service = spec.name,
+            key = key.id(),
+            "sealing every stored event"
+        ),
+        None => tracing::warn!(
+            service = spec.name,
+            "events are stored unsealed: a fold that checks seals quarantines them"
+        ),
+    }
     if settings.identity.is_none() {
         tracing::warn!(
             service = spec.name,

@@ -143,6 +143,7 @@ fn injections(n: usize) -> Vec<prolo_bus::batch::BatchMessage> {
             payload: e.to_json().into(),
             msg_id: Some(e.event_id.to_string()),
             expect_last_subject_seq: None,
+            seal: None,
         })
         .collect()
 }

@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/{clinic}/lots/{lot}", get(pages::lot))
         .route("/console/{clinic}/findings", get(pages::findings))
         .route("/console/{clinic}/signals", get(pages::signals))
+        .route("/console/{clinic}/quarantine", get(pages::quarantine))
         .layer(axum::middleware::map_response(security_headers))
 }
 

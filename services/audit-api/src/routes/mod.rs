@@ -15,6 +15,7 @@ mod middleware;
 pub mod params;
 mod patients;
 mod practitioners;
+mod quarantine;
 mod signals;
 mod status;
 
@@ -28,11 +29,14 @@ pub(crate) use self::{
     findings::findings_page,
     lots::lot_trace_page,
     patients::{access_log_page, history_page},
+    quarantine::quarantine_page,
     signals::signals_answer,
     status::status_answer,
 };
 pub use self::{
-    params::{FindingParams, FindingStatus, InvestigationParams, ListParams, TraceParams},
+    params::{
+        FindingParams, FindingStatus, InvestigationParams, ListParams, PageParams, TraceParams,
+    },
     status::Readiness,
 };
 use crate::{
@@ -61,6 +65,8 @@ pub struct AppState {
     pub consumer: String,
     /// How far behind the stream the read models may be and be ready.
     pub ready_lag: u64,
+    /// The recording services' keys the fold checks seals against.
+    pub seals: Option<std::sync::Arc<prolo_bus::Keyring>>,
 }
 
 const CLINIC: PathParam = PathParam {
@@ -285,6 +291,16 @@ pub fn endpoints() -> Vec<Endpoint<AppState>> {
             path_params: &[CLINIC],
             query_params: None,
             answer: a::<q::SignalReport>,
+            export: None,
+        },
+        Endpoint {
+            path: "/v1/clinics/{clinic}/quarantine",
+            handler: get(quarantine::quarantine),
+            summary: "Messages on the clinic's subjects the fold quarantined instead of applying, with their reasons: malformed ones, and any no recording service sealed (each of those also raised unproven_publisher)",
+            query: Some(QueryKind::Quarantine),
+            path_params: &[CLINIC],
+            query_params: Some(p::<PageParams>),
+            answer: a::<Page<q::QuarantinedMessage>>,
             export: None,
         },
         Endpoint {

@@ -160,6 +160,25 @@ impl QueryParams for TraceParams {
     }
 }
 
+/// Query parameters of a plain paged list (the quarantine).
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// The `next_cursor` of the previous page (a stream sequence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cursor: Option<u64>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    pub(crate) limit: Option<usize>,
+}
+
+impl QueryParams for PageParams {
+    fn check(&self) -> Result<(), ApiError> {
+        bounded_limit(self.limit).map(|_| ())
+    }
+}
+
 /// Whether a finding is still open.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,

@@ -13,7 +13,7 @@ use super::{
     admit::{Allowed, ask},
 };
 use crate::{
-    answer::{EdgeStatus, Status, StreamConsistency},
+    answer::{EdgeStatus, SealStatus, Status, StreamConsistency},
     error::ApiError,
 };
 
@@ -109,6 +109,11 @@ pub(crate) async fn status_answer(state: &AppState) -> Result<Status, ApiError> 
         broker: state.broker.clone(),
         stream_consistency: consistency,
         edges,
+        seals: SealStatus {
+            checked: state.seals.is_some(),
+            keys: state.seals.as_ref().map(|k| k.ids()).unwrap_or_default(),
+            sealed_from: state.seals.as_ref().map(|k| k.sealed_from),
+        },
     })
 }
 

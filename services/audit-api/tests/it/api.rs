@@ -1056,6 +1056,7 @@ async fn the_public_example_tokens_are_refused_off_loopback() {
         projector: ProjectorSettings::default(),
         broker: None,
         max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
+        seal: None,
     };
     let (_trigger, shutdown) = prolo_bus::Shutdown::new();
     let refused = prolo_audit_api::run(

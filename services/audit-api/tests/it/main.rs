@@ -11,4 +11,5 @@ mod fhir;
 mod health;
 mod hostile;
 mod metrics;
+mod sealed;
 mod upgrade;

@@ -664,3 +664,74 @@ impl Folder<'_> {
         }
     }
 }
+
+impl Folder<'_> {
+    /// Raises `unproven_publisher` for the message quarantined at `seq`
+    /// because no recording service sealed it. Its clinic and patient are
+    /// what it claims (else the subject's clinic): that is whose record a
+    /// forgery aimed at. One finding per sequence, even for copies of one
+    /// event id.
+    pub(super) fn unproven_rule(
+        &mut self,
+        seq: u64,
+        subject: &str,
+        raw: &[u8],
+        stored_at_ms: i64,
+        why: &prolo_bus::seal::Unsealed,
+    ) -> Result<(), StoreError> {
+        let rule = Rule::UnprovenPublisher;
+        let at_seq = Uuid::new_v5(&Uuid::NAMESPACE_OID, &seq.to_be_bytes());
+        let id = Finding::id_for(rule, &at_seq);
+        let key = keys::by_uuid(keys::FINDING, &id);
+        if cached(&mut self.findings, self.store, key.clone(), || None)?.is_some() {
+            return Ok(());
+        }
+        let claimed = Envelope::from_json(raw).ok();
+        let clinic = claimed.as_ref().map_or_else(
+            || {
+                subject
+                    .split('.')
+                    .nth(1)
+                    .filter(|c| prolo_schemas::check_token("clinic", c).is_ok())
+                    .unwrap_or("_unscoped")
+                    .to_owned()
+            },
+            |e| e.clinic_id.to_string(),
+        );
+        let patient_id = claimed
+            .as_ref()
+            .and_then(|e| e.patient_id.as_ref().map(ToString::to_string));
+        let shown: String = subject.chars().take(200).collect();
+        let finding = Finding {
+            id,
+            rule,
+            severity: rule.severity(),
+            clinic_id: clinic.clone(),
+            patient_id: patient_id.clone(),
+            practitioner_id: None,
+            evidence: vec![claimed.as_ref().map_or(at_seq, |e| e.event_id)],
+            detail: format!(
+                "sequence {seq} on {shown}: {why}; quarantined, not applied (who can publish on the stream around the recording services?)"
+            ),
+            raised_seq: seq,
+            about_ms: stored_at_ms,
+            resolved_by: None,
+        };
+        self.clinic_index(keys::FINDINGS_BY_RULE, clinic.as_bytes(), &rule.code(), seq)?;
+        if let Some(patient) = &patient_id {
+            self.clinic_index(keys::FINDINGS_BY_PATIENT, clinic.as_bytes(), patient, seq)?;
+        }
+        if let Some(ids) = cached(
+            &mut self.findings_at,
+            self.store,
+            keys::by_seq(keys::FINDINGS_AT, seq),
+            || Some(Vec::new()),
+        )? {
+            ids.push(id);
+        }
+        self.count_finding(&clinic, rule, |c| c.raised += 1)?;
+        self.notify(&finding, "raised");
+        self.findings.insert(key, finding);
+        Ok(())
+    }
+}

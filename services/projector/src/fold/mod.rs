@@ -10,8 +10,7 @@ mod references;
 mod signals;
 
 pub use decode::{
-    Decoded, StreamMessage, decode, decode_all, decode_batch, decode_off_runtime, sourced_from,
-    stream_time,
+    Decoded, Rejected, StreamMessage, check, decode, decode_batch, decode_off_runtime, stream_time,
 };
 
 use std::collections::BTreeMap;
@@ -230,11 +229,11 @@ impl<'a> Folder<'a> {
         raw: &[u8],
         stored_at: chrono::DateTime<chrono::Utc>,
         sourced: Option<&SourcedFrom>,
-        decoded: Result<Envelope, String>,
+        decoded: Result<Envelope, Rejected>,
     ) -> Result<Outcome, StoreError> {
         self.chain_head = chain::link(&self.chain_head, seq, raw);
         let checked = self.check(decoded, sourced)?;
-        let quarantine = checked.as_ref().err().cloned();
+        let quarantine = checked.as_ref().err().map(ToString::to_string);
         let recorded_at = match (sourced, &checked) {
             (Some(_), Ok(envelope))
                 if (envelope.recorded_at - stored_at).num_milliseconds()
@@ -270,7 +269,10 @@ impl<'a> Folder<'a> {
                 tracing::warn!(seq, subject, %reason, "message quarantined");
                 self.quarantined += 1;
                 self.index(keys::QUARANTINED, &[], seq)?;
-                Ok(Outcome::Quarantined(reason))
+                if let Rejected::Unsealed(why) = &reason {
+                    self.unproven_rule(seq, subject, raw, ms(stored_at), why)?;
+                }
+                Ok(Outcome::Quarantined(reason.to_string()))
             }
         }
     }
@@ -315,9 +317,9 @@ impl<'a> Folder<'a> {
     /// a decoded message; the reason when it cannot be applied.
     pub(super) fn check(
         &self,
-        decoded: Result<Envelope, String>,
+        decoded: Result<Envelope, Rejected>,
         sourced: Option<&SourcedFrom>,
-    ) -> Result<Result<Envelope, String>, StoreError> {
+    ) -> Result<Result<Envelope, Rejected>, StoreError> {
         let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(reason) => return Ok(Err(reason)),
@@ -325,16 +327,16 @@ impl<'a> Folder<'a> {
         if let Some(edge_clinic) = sourced.and_then(SourcedFrom::clinic)
             && edge_clinic != envelope.clinic_id.as_str()
         {
-            return Ok(Err(format!(
+            return Ok(Err(Rejected::Invalid(format!(
                 "sourced from clinic {edge_clinic}'s edge, but it is an event of clinic {}: an edge records only its own clinic",
                 envelope.clinic_id
-            )));
+            ))));
         }
         if let Some(at) = self.ids.seq_of(self.store.model(), &envelope.event_id)? {
-            return Ok(Err(format!(
+            return Ok(Err(Rejected::Invalid(format!(
                 "event id {} is already stored at sequence {at} (a retry outside the duplicate window)",
                 envelope.event_id
-            )));
+            ))));
         }
         Ok(Ok(envelope))
     }

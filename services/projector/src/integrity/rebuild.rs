@@ -71,7 +71,7 @@ pub async fn rebuild(
                     m.seq as f64 / started.elapsed().as_secs_f64().max(1e-9),
                 );
             }
-            let previous = decoding.replace(decode_off_runtime(batch));
+            let previous = decoding.replace(decode_off_runtime(batch, settings.seals.clone()));
             async move {
                 // Notifications were sent when the events were first folded.
                 if let Some(previous) = previous {

@@ -19,8 +19,8 @@ use prolo_schemas::Envelope;
 use crate::{
     error::ProjectorError,
     fold::{
-        Folder, Notification, Outcome, StreamMessage, decode_batch, decode_off_runtime,
-        sourced_from, stream_time,
+        Folder, Notification, Outcome, Rejected, StreamMessage, decode_batch, decode_off_runtime,
+        stream_time,
     },
     integrity::chain::{self, CHECKPOINT_SUBJECT, Checkpoint},
     rules::findings::FindingSettings,
@@ -120,7 +120,7 @@ pub async fn fold_batch(
     messages: &[StreamMessage],
     settings: &FindingSettings,
 ) -> Result<BatchReport, StoreError> {
-    let decoded = decode_batch(messages);
+    let decoded = decode_batch(messages, settings.seals.as_deref());
     fold_decoded(store, messages, decoded, settings).await
 }
 
@@ -128,7 +128,7 @@ pub async fn fold_batch(
 pub async fn fold_decoded(
     store: &Store,
     messages: &[StreamMessage],
-    decoded: Vec<Result<Envelope, String>>,
+    decoded: Vec<Result<Envelope, Rejected>>,
     settings: &FindingSettings,
 ) -> Result<BatchReport, StoreError> {
     let mut applied_seq = store.applied_seq()?;
@@ -316,7 +316,7 @@ pub async fn run(
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     batch = fetch => match batch {
-                        Ok(batch) => receive(batch).await,
+                        Ok(batch) => receive(batch, settings.findings.seals.clone()).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "fetch failed; retrying");
                             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -340,7 +340,7 @@ pub async fn run(
                 .messages()
                 .await
                 .ok()
-                .map(|batch| tokio::spawn(receive(batch)));
+                .map(|batch| tokio::spawn(receive(batch, settings.findings.seals.clone())));
         }
         let before = store.applied_seq()?;
         if let Some(first) = messages.iter().find(|m| m.seq > before).map(|m| m.seq)
@@ -358,7 +358,7 @@ pub async fn run(
                 Ok(mut missing) => {
                     missing.extend(messages.into_iter().filter(|m| m.seq > before));
                     messages = missing;
-                    decoded = decode_batch(&messages);
+                    decoded = decode_batch(&messages, settings.findings.seals.as_deref());
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gap not filled; repositioning the consumer");
@@ -427,14 +427,17 @@ pub async fn run(
 /// A batch as received from the consumer, decoded.
 struct Received {
     messages: Vec<StreamMessage>,
-    decoded: Vec<Result<Envelope, String>>,
+    decoded: Vec<Result<Envelope, Rejected>>,
     /// The last message, acknowledged (AckAll) once the batch is committed.
     last: Option<jetstream::Message>,
 }
 
 /// Receives every message of a fetched batch and decodes them off the
 /// async runtime.
-async fn receive(mut batch: pull::Batch) -> Received {
+async fn receive(
+    mut batch: pull::Batch,
+    seals: Option<std::sync::Arc<prolo_bus::Keyring>>,
+) -> Received {
     let mut messages = Vec::new();
     let mut last = None;
     while let Some(message) = batch.next().await {
@@ -446,16 +449,16 @@ async fn receive(mut batch: pull::Batch) -> Received {
             }
         };
         let Ok(info) = message.info() else { continue };
-        messages.push(StreamMessage {
-            seq: info.stream_sequence,
-            subject: message.subject.to_string(),
-            payload: message.payload.clone(),
-            stored_at: stream_time(info.published),
-            sourced: sourced_from(message.headers.as_ref()),
-        });
+        messages.push(StreamMessage::stored(
+            info.stream_sequence,
+            message.subject.to_string(),
+            message.payload.clone(),
+            stream_time(info.published),
+            message.headers.as_ref(),
+        ));
         last = Some(message);
     }
-    let (messages, decoded) = match decode_off_runtime(messages).await {
+    let (messages, decoded) = match decode_off_runtime(messages, seals).await {
         Ok(done) => done,
         // The runtime is stopping: nothing is acknowledged, so the batch
         // comes back to the next run.
@@ -481,13 +484,13 @@ async fn fill_gap(
     let mut out = Vec::with_capacity((to - from) as usize);
     for seq in from..to {
         let message = stream.get_raw_message(seq).await.map_err(js_err)?;
-        out.push(StreamMessage {
+        out.push(StreamMessage::stored(
             seq,
-            subject: message.subject.to_string(),
-            payload: message.payload,
-            stored_at: stream_time(message.time),
-            sourced: sourced_from(Some(&message.headers)),
-        });
+            message.subject.to_string(),
+            message.payload,
+            stream_time(message.time),
+            Some(&message.headers),
+        ));
     }
     Ok(out)
 }

@@ -13,7 +13,7 @@ use prolo_bus::STREAM_NAME;
 
 use super::js_err;
 use crate::error::ProjectorError;
-use crate::fold::{StreamMessage, sourced_from, stream_time};
+use crate::fold::{StreamMessage, stream_time};
 
 /// Reads `from_seq..=to_seq` from an ordered consumer's messages into
 /// batches of `batch`, sent in order; an error ends it.
@@ -42,13 +42,13 @@ async fn read_batches(
         let Some(message) = next else { break };
         let message = match message.map_err(js_err).and_then(|m| {
             let info = m.info().map_err(js_err)?;
-            Ok(StreamMessage {
-                seq: info.stream_sequence,
-                subject: m.subject.to_string(),
-                payload: m.payload.clone(),
-                stored_at: stream_time(info.published),
-                sourced: sourced_from(m.headers.as_ref()),
-            })
+            Ok(StreamMessage::stored(
+                info.stream_sequence,
+                m.subject.to_string(),
+                m.payload.clone(),
+                stream_time(info.published),
+                m.headers.as_ref(),
+            ))
         }) {
             Ok(message) => message,
             Err(e) => {

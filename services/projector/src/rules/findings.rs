@@ -98,6 +98,10 @@ pub enum Rule {
     /// in error within a day: how a safety signal would be silenced, so a
     /// safety reviewer looks at each.
     AdverseEventsVoidedTogether,
+    /// A message on the stream that no recording service sealed (published
+    /// around them, e.g. with the stream's admin credentials, or altered):
+    /// quarantined, never applied.
+    UnprovenPublisher,
 }
 
 impl Rule {
@@ -130,6 +134,7 @@ impl Rule {
         Rule::BackfillAfterGoLive,
         Rule::ChainVerificationFailed,
         Rule::AdverseEventsVoidedTogether,
+        Rule::UnprovenPublisher,
     ];
 
     /// The rule's name on the wire and in subjects.
@@ -168,7 +173,8 @@ impl Rule {
             | Rule::RiskNotDisclosed
             | Rule::LocalAnaestheticAboveMaximum
             | Rule::ChainVerificationFailed
-            | Rule::AdverseEventsVoidedTogether => Severity::High,
+            | Rule::AdverseEventsVoidedTogether
+            | Rule::UnprovenPublisher => Severity::High,
             Rule::RecordedAtMismatch => Severity::Medium,
             Rule::SiteOutsideConsent
             | Rule::AgentOutsideConsent
@@ -236,6 +242,10 @@ pub struct FindingSettings {
     pub voids_together: usize,
     /// The window of `voids_together`, hours of the stream's clock.
     pub void_window_hours: i64,
+    /// The public keys of the recording services: a message they did not
+    /// seal is quarantined and raises `unproven_publisher`. `None`: seals
+    /// are not checked (development, or a stream from before sealing).
+    pub seals: Option<std::sync::Arc<prolo_bus::Keyring>>,
 }
 
 impl Default for FindingSettings {
@@ -252,6 +262,7 @@ impl Default for FindingSettings {
             plan_interval_tolerance_days: 3,
             voids_together: 3,
             void_window_hours: 24,
+            seals: None,
         }
     }
 }

@@ -41,6 +41,7 @@ fn message(seq: u64, e: &Envelope, arrived: DateTime<Utc>, from: SourcedFrom) ->
         payload: e.to_json().into(),
         stored_at: arrived,
         sourced: Some(from),
+        seal: None,
     }
 }
 

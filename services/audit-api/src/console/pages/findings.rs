@@ -128,3 +128,45 @@ pub(in crate::console) async fn signals(
     let body = crate::console::plot::signals_body(c, &report);
     page("Safety signals", &asker.principal, Some(c), body)
 }
+
+#[derive(Deserialize, Default)]
+pub(in crate::console) struct QuarantineForm {
+    cursor: Option<u64>,
+}
+
+/// The messages quarantined on the clinic's subjects, with their reasons
+/// (the read recorded: their subjects name patients).
+pub(in crate::console) async fn quarantine(
+    OnPage(asker): OnPage<Admitted<ask::Quarantine>>,
+    Query(form): Query<QuarantineForm>,
+) -> PageResult {
+    let params = routes::PageParams {
+        cursor: form.cursor,
+        limit: None,
+    };
+    let found = routes::quarantine_page(&asker, &params).await?;
+    let c = asker.clinic.as_str();
+    let body = html! {
+        p { (found.total) " messages on this clinic's subjects were quarantined: kept in the stream and the read models, never applied. "
+            "Those no recording service sealed each raised an "
+            a href=(format!("/console/{c}/findings?rule=unproven_publisher")) { "unproven_publisher" } " finding." }
+        table {
+            thead { tr { th scope="col" { "Sequence" } th scope="col" { "Stored" } th scope="col" { "Subject" } th scope="col" { "Reason" } th scope="col" { "Bytes" } } }
+            tbody {
+                @for m in &found.items {
+                    tr {
+                        td { (m.seq) }
+                        td { (view::time(m.stored_at)) }
+                        td { code { (m.subject) } }
+                        td { (m.reason) }
+                        td { (m.bytes) }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = &found.next_cursor {
+            p { a href=(format!("/console/{c}/quarantine?cursor={next}")) { "Next page" } }
+        }
+    };
+    page("Quarantine", &asker.principal, Some(c), body)
+}

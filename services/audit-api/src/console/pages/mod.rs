@@ -8,7 +8,7 @@ mod patient;
 mod tables;
 
 pub(super) use self::{
-    findings::{findings, signals},
+    findings::{findings, quarantine, signals},
     investigation::investigation,
     lot::lot,
     patient::{access_log, timeline},
@@ -174,6 +174,7 @@ pub(super) async fn clinic(OnPage(asker): OnPage<Admitted<ask::ClinicStart>>) ->
         ul.links {
             li { a href=(format!("/console/{c}/findings")) { "Findings" } }
             li { a href=(format!("/console/{c}/signals")) { "Safety signals" } }
+            li { a href=(format!("/console/{c}/quarantine")) { "Quarantine" } }
         }
     };
     page(&format!("Clinic {c}"), &asker.principal, Some(c), body)
@@ -214,6 +215,9 @@ pub(super) async fn status(
             dt { "Folded" } dd { (s.applied_seq) }
             dt { "Lag" } dd { (s.lag.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into())) }
             dt { "Quarantined" } dd { (s.quarantined) }
+            dt { "Seals" } dd {
+                @if s.seals.checked { "checked against keys " (s.seals.keys.join(", ")) } @else { "not checked: whoever can publish on the stream writes the trail" }
+            }
             dt { "Chain head" } dd { code { (s.chain_head) } }
             dt { "Last verification" } dd {
                 @match &s.last_verification {

@@ -37,6 +37,9 @@ pub struct ApiOptions {
     pub idle_wait: Duration,
     /// Whether `/v1/status` shows the broker's fsync policy (probed).
     pub probe_broker: bool,
+    /// The recording services' key: the API seals its access events with
+    /// it and its fold quarantines what it did not seal (`None`: unchecked).
+    pub seal: Option<std::sync::Arc<prolo_bus::SealKey>>,
 }
 
 impl Default for ApiOptions {
@@ -48,6 +51,7 @@ impl Default for ApiOptions {
             max_in_flight: prolo_audit_api::DEFAULT_MAX_IN_FLIGHT,
             idle_wait: Duration::from_millis(50),
             probe_broker: false,
+            seal: None,
         }
     }
 }
@@ -83,10 +87,18 @@ pub async fn start_api(nats: &NatsServer, options: ApiOptions) -> StartedApi {
         projector: ProjectorSettings {
             consumer: options.consumer,
             idle_wait: options.idle_wait,
+            findings: prolo_projector::rules::findings::FindingSettings {
+                seals: options
+                    .seal
+                    .as_deref()
+                    .map(|key| std::sync::Arc::new(prolo_bus::Keyring::of(&[key]))),
+                ..Default::default()
+            },
             ..ProjectorSettings::default()
         },
         broker,
         max_in_flight: options.max_in_flight,
+        seal: options.seal,
     };
     let store = Store::open(&settings.db, settings.cache_bytes).unwrap();
     let (trigger, shutdown) = prolo_bus::Shutdown::new();

@@ -84,6 +84,7 @@ pub async fn fold_stored(
             payload: e.to_json().into(),
             stored_at: e.recorded_at,
             sourced: None,
+            seal: None,
         })
         .collect();
     for chunk in messages.chunks(batch) {
