@@ -20,6 +20,7 @@ import asyncio
 import json
 import pathlib
 import sys
+from urllib.parse import urlparse
 
 import jsonschema
 import nats
@@ -62,7 +63,10 @@ def check(checks: dict, data: bytes) -> tuple[str, list[str]]:
 
 async def follow(args) -> int:
     checks = validators(pathlib.Path(args.schemas))
-    nc = await nats.connect(args.url, name="outside-subscriber")
+    # A user reads only its own inbox, _INBOX_<user> (deploy/nats/auth.conf).
+    user = urlparse(args.url).username
+    inbox = {"inbox_prefix": f"_INBOX_{user}"} if user else {}
+    nc = await nats.connect(args.url, name="outside-subscriber", **inbox)
     js = nc.jetstream()
     policy = DeliverPolicy.NEW if args.new else DeliverPolicy.ALL
     sub = await js.subscribe(

@@ -282,14 +282,10 @@ impl Recorder<'_> {
         Ok(())
     }
 
-    /// The hash a signature names of a stored event; `None` when this
-    /// connection may not read the stream.
+    /// The hash a signature names of a stored event; `None` when the demo
+    /// may not read the stream.
     async fn stored_sha256(&mut self, event: Uuid) -> Option<String> {
         let seq = *self.stored.get(&event)?;
-        if self.stream.is_none() {
-            let js = async_nats::jetstream::new(self.client.clone());
-            self.stream = js.get_stream(prolo_bus::STREAM_NAME).await.ok();
-        }
         let message = self.stream.as_ref()?.get_raw_message(seq).await.ok()?;
         Some(prolo_projector::integrity::chain::stored_sha256(
             &message.payload,
@@ -423,6 +419,7 @@ pub async fn seed(
     args: &DemoArgs,
     token: Option<&str>,
     signer: Option<&prolo_recorder::identity::dev::Provider>,
+    stream: Option<async_nats::jetstream::stream::Stream>,
 ) -> Result<Seeded> {
     let mut r = Recorder {
         client,
@@ -434,7 +431,7 @@ pub async fn seed(
         batch: Vec::new(),
         stored: std::collections::HashMap::new(),
         to_sign: Vec::new(),
-        stream: None,
+        stream,
         run: Uuid::now_v7(),
         keys: 0,
     };

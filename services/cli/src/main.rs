@@ -6,6 +6,7 @@ mod backup;
 mod demo;
 mod edge;
 mod identity;
+mod local_users;
 mod private;
 mod query;
 mod record;
@@ -94,7 +95,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::SealKey(args) => seal::run(args),
         Command::Demo(args) => {
             let client = prolo_bus::connect(&cli.nats_url, "prolo-audit-demo").await?;
-            let seeded = demo::seed(&client, &args, args.token.as_deref(), None).await?;
+            // The stream, to sign what was stored, when this user may read it.
+            let stream = async_nats::jetstream::new(client.clone())
+                .get_stream(prolo_bus::STREAM_NAME)
+                .await
+                .ok();
+            let seeded = demo::seed(&client, &args, args.token.as_deref(), None, stream).await?;
             demo::print_examples(
                 &seeded,
                 args.clinic(),

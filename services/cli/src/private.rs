@@ -30,3 +30,13 @@ pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// `bytes` random bytes from the kernel, in hex.
+pub fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read;
+    let mut buffer = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buffer))
+        .context("reading /dev/urandom for a generated password")?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}

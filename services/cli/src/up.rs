@@ -4,8 +4,10 @@
 //! uses. When no NATS server is reachable at the URL, a local `nats-server`
 //! with JetStream is started with its store under the data directory, and
 //! stopped on exit; it fsyncs before it acknowledges, listens on loopback
-//! only, and answers only to credentials `up` generates under the data
-//! directory (mode 0600), which its services use. A server found at the URL
+//! only, and answers only to users `up` generates under the data directory
+//! (mode 0600): each of its parts connects as its own least-privilege user
+//! ([`crate::local_users`]), and what it hands out cannot publish on the
+//! stream. A server found at the URL
 //! is checked for fsync before ack, and a loud warning printed when it does
 //! not. One older than [`MIN_VERSION`] (Debian's 2.9.10, say) cannot store
 //! an atomic batch or fsync before it acknowledges: `up` says so and starts
@@ -26,7 +28,10 @@ use prolo_projector::ProjectorSettings;
 use prolo_recorder::{ALL_SERVICES, ServeSettings, serve};
 use tokio::task::JoinSet;
 
-use crate::private::{create_private_dir, write_private};
+use crate::{
+    local_users::{self, LocalUsers},
+    private::{create_private_dir, random_hex, write_private},
+};
 
 /// Arguments of `up`.
 #[derive(Debug, Args)]
@@ -87,6 +92,8 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     let edge = Edge::from_args(&args)?;
     args.init_logging()?;
     let mut local = None;
+    // How the CLI reads the trail of a server `up` started (as its reader).
+    let mut tail_prefix = String::new();
     let reachable = is_reachable(nats_url).await;
     if let Some(edge) = &edge
         && reachable
@@ -120,10 +127,10 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         let store = args.data_dir.join("nats");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = args.data_dir.join("nats-server.log");
-        let credentials = LocalCredentials::load_or_create(&args.data_dir)?;
+        let users = LocalUsers::load_or_create(&args.data_dir)?;
         let include = match &edge {
-            Some(edge) => edge.write_conf(&args.data_dir, &credentials)?,
-            None => credentials.auth_conf.clone(),
+            Some(edge) => edge.write_conf(&args.data_dir, &users)?,
+            None => users.auth_conf.clone(),
         };
         let options = ServerOptions {
             log: Some(log.clone()),
@@ -133,12 +140,12 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         };
         let mut server = LocalNatsServer::spawn(port, &store, &options)
             .context("no NATS server is reachable, and starting a local one failed")?
-            .with_probe_auth(&format!("{}:{}", credentials.user, credentials.password));
+            .with_probe_auth(&users.admin_auth());
         server
             .wait_ready(Duration::from_secs(20))
             .await
             .context("no NATS server is reachable, and starting a local one failed")?;
-        let url_file = credentials.write_url(&args.data_dir, port)?;
+        let urls = users.write_urls(&args.data_dir, port)?;
         println!(
             "started a local nats-server {} on {} (store {}, log {}, monitoring {})",
             server.version(),
@@ -148,16 +155,22 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
             server.monitor_url()
         );
         println!(
-            "it answers only to the credentials in {} (mode 0600); for the CLI: export NATS_URL=$(cat {})",
-            credentials.auth_conf.display(),
-            url_file.display()
+            "it answers only to the users in {} (mode 0600), none of them anonymous; for the CLI: export NATS_URL=$(cat {}) (commands only; reading: {}; the operator's: {})",
+            users.auth_conf.display(),
+            urls.clinic.display(),
+            urls.reader.display(),
+            urls.admin.display()
         );
-        local = Some((server, credentials));
+        tail_prefix = format!("NATS_URL=$(cat {}) ", urls.reader.display());
+        local = Some((server, users));
     }
-    let url = local.as_ref().map_or_else(
-        || nats_url.to_owned(),
-        |(server, credentials)| credentials.url(server.port()),
-    );
+    // Each part connects as its own user of a server `up` started.
+    let url_of = |user: &str| {
+        local.as_ref().map_or_else(
+            || nats_url.to_owned(),
+            |(server, users)| users.url(user, server.port()),
+        )
+    };
     let monitor_url = local
         .as_ref()
         .map(|(server, _)| server.monitor_url())
@@ -169,7 +182,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     };
     if let Some(edge) = &edge {
         // Before the services: they would otherwise create the hub's stream.
-        let client = prolo_bus::connect(&url, "prolo-audit-edge").await?;
+        let client = prolo_bus::connect(&url_of(local_users::ADMIN), "prolo-audit-edge").await?;
         prolo_bus::ensure_stream(&async_nats::jetstream::new(client), &stream_settings)
             .await
             .context("creating the edge's stream")?;
@@ -190,9 +203,9 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     let shutdown = Shutdown::on_signals();
     let mut tasks = JoinSet::new();
     for spec in ALL_SERVICES {
-        let client = prolo_bus::connect(&url, spec.name)
+        let client = prolo_bus::connect(&url_of(spec.name), spec.name)
             .await
-            .with_context(|| format!("connecting the {} service to {url}", spec.name))?;
+            .with_context(|| format!("connecting the {} service", spec.name))?;
         let shutdown = shutdown.clone();
         let settings = ServeSettings {
             stream: stream_settings.clone(),
@@ -214,10 +227,11 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
         None => generated_tokens(&args.data_dir)?,
     };
     let principals = Principals::load(&tokens).map_err(anyhow::Error::msg)?;
-    let api_client = prolo_bus::connect(&url, "audit-api")
+    let api_url = url_of(local_users::AUDIT_API);
+    let api_client = prolo_bus::connect(&api_url, "audit-api")
         .await
-        .with_context(|| format!("connecting the audit API to {url}"))?;
-    let broker = prolo_bus::durability::check(&api_client, &url, monitor_url.as_deref()).await;
+        .context("connecting the audit API")?;
+    let broker = prolo_bus::durability::check(&api_client, &api_url, monitor_url.as_deref()).await;
     match broker.warning() {
         None => println!(
             "durability:         nats-server {} fsyncs before it acknowledges (sync_interval: always)",
@@ -287,15 +301,22 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
     println!(
         "record an event:    PROLO_TOKEN=$(prolo-audit token mint --person dr-hale) prolo-audit record injection.given --file request.json"
     );
-    println!("follow the trail:   prolo-audit tail --from-start");
+    println!("follow the trail:   {tail_prefix}prolo-audit tail --from-start");
     println!("ask:                PROLO_API_TOKEN=… prolo-audit history --clinic C --patient P");
     println!("stop:               ctrl-c");
     if args.demo {
-        let client = prolo_bus::connect(&url, "prolo-audit-demo").await?;
-        let js = async_nats::jetstream::new(client.clone());
-        let held = match js.get_stream(prolo_bus::STREAM_NAME).await {
-            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
-            Err(_) => 0,
+        let client =
+            prolo_bus::connect(&url_of(local_users::CLINIC_SYSTEMS), "prolo-audit-demo").await?;
+        // It reads the stream as a reader: how much it holds, and the bytes
+        // of what it signs.
+        let reader = prolo_bus::connect(&url_of(local_users::READER), "prolo-audit-demo").await?;
+        let mut stream = async_nats::jetstream::new(reader)
+            .get_stream(prolo_bus::STREAM_NAME)
+            .await
+            .ok();
+        let held = match &mut stream {
+            Some(stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+            None => 0,
         };
         if held > 0 {
             println!("the stream already holds {held} events: not seeding the demo again");
@@ -315,6 +336,7 @@ pub async fn run(nats_url: &str, args: UpArgs) -> Result<()> {
                 &args.demo_args,
                 Some(&token),
                 Some(&identity.provider),
+                stream,
             )
             .await?;
             crate::demo::print_examples(
@@ -402,13 +424,9 @@ impl Edge {
 
     /// The edge server's own configuration: the local user and the leaf
     /// remote with the hub's credentials (mode 0600: it holds a password).
-    fn write_conf(
-        &self,
-        data_dir: &std::path::Path,
-        credentials: &LocalCredentials,
-    ) -> Result<PathBuf> {
+    fn write_conf(&self, data_dir: &std::path::Path, users: &LocalUsers) -> Result<PathBuf> {
         let path = data_dir.join("nats-edge.conf");
-        let auth = credentials
+        let auth = users
             .auth_conf
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -425,70 +443,6 @@ impl Edge {
         )?;
         Ok(path.canonicalize().unwrap_or(path))
     }
-}
-
-/// The one user of a nats-server `up` starts: generated once, kept under
-/// the data directory with mode 0600, so that no other local user can
-/// publish forged events or read the trail.
-struct LocalCredentials {
-    user: String,
-    password: String,
-    auth_conf: PathBuf,
-}
-
-impl LocalCredentials {
-    const USER: &'static str = "prolo-up";
-
-    /// Reads `nats-password` under `data_dir`, or makes one, and writes the
-    /// server's `nats-auth.conf` beside it.
-    fn load_or_create(data_dir: &std::path::Path) -> Result<Self> {
-        create_private_dir(data_dir)?;
-        let password_file = data_dir.join("nats-password");
-        let password = match std::fs::read_to_string(&password_file) {
-            Ok(text) if text.trim().len() >= 32 => text.trim().to_owned(),
-            _ => {
-                let password = random_hex(24)?;
-                write_private(&password_file, &password)?;
-                password
-            }
-        };
-        let auth_conf = data_dir.join("nats-auth.conf");
-        write_private(
-            &auth_conf,
-            &format!(
-                "# Written by prolo-audit up: the only user of the nats-server it starts.\n\
-                 authorization {{ users = [ {{ user: \"{}\", password: \"{password}\" }} ] }}\n",
-                Self::USER
-            ),
-        )?;
-        Ok(Self {
-            user: Self::USER.to_owned(),
-            password,
-            auth_conf: auth_conf.canonicalize().unwrap_or(auth_conf),
-        })
-    }
-
-    /// The URL the services connect with.
-    fn url(&self, port: u16) -> String {
-        format!("nats://{}:{}@127.0.0.1:{port}", self.user, self.password)
-    }
-
-    /// Writes [`Self::url`] to `nats-url` under `data_dir` (mode 0600).
-    fn write_url(&self, data_dir: &std::path::Path, port: u16) -> Result<PathBuf> {
-        let path = data_dir.join("nats-url");
-        write_private(&path, &self.url(port))?;
-        Ok(path)
-    }
-}
-
-/// `bytes` random bytes from the kernel, in hex.
-fn random_hex(bytes: usize) -> Result<String> {
-    use std::io::Read;
-    let mut buffer = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buffer))
-        .context("reading /dev/urandom for a generated password")?;
-    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The port of a `nats://host:port` URL (4222 when absent).

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod idempotency;
 pub mod identity;
+pub mod permissions;
 pub mod policy;
 mod prepared;
 pub mod reply;

@@ -103,7 +103,7 @@ fn generated_paths_and_queries_never_get_a_5xx_or_a_dropped_connection() {
                 .join("/")
         })
         .collect();
-    assert_eq!(routes.len(), 18, "{routes:?}");
+    assert_eq!(routes.len(), 19, "{routes:?}");
     let strategy = (
         prop::sample::select(routes),
         text(),

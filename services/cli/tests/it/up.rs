@@ -220,9 +220,11 @@ async fn the_server_up_starts_fsyncs_before_ack_and_answers_only_to_its_credenti
     // …which are the owner's alone…
     use std::os::unix::fs::PermissionsExt;
     for file in [
-        "nats-password",
+        "nats-passwords.json",
         "nats-auth.conf",
         "nats-url",
+        "nats-reader-url",
+        "nats-admin-url",
         "api-tokens.json",
         "api-token-compliance",
     ] {
@@ -659,4 +661,82 @@ async fn up_edge_refuses_a_clinic_or_domain_that_is_not_one_subject_token() {
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
     assert!(!data.path().join("data").exists(), "nothing written");
+}
+
+/// Publishes the example injection, altered, straight onto its stream
+/// subject as `url`'s user; whether JetStream acknowledged it.
+async fn publish_forged(url: &str) -> bool {
+    let client = prolo_bus::connect(url, "forger").await.unwrap();
+    let mut forged = prolo_tests::example_envelope("injection.given");
+    forged.event_id = uuid::Uuid::now_v7();
+    let js = async_nats::jetstream::new(client);
+    let attempt = tokio::time::timeout(Duration::from_secs(3), async {
+        js.publish(
+            forged.subject().unwrap().to_string(),
+            forged.to_json().into(),
+        )
+        .await?
+        .await
+    })
+    .await;
+    matches!(attempt, Ok(Ok(_)))
+}
+
+/// Only the recording services write the trail: neither the URL `up`
+/// hands to clinic systems and the CLI nor its reader's may publish on
+/// the stream (the server refuses), and what the operator's may publish
+/// anyway, unsealed, is quarantined and raises `unproven_publisher`.
+#[tokio::test]
+async fn what_up_hands_out_cannot_write_the_trail_and_the_operators_forgery_is_quarantined() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let mut child = up(&url, None, data.path());
+    let mut lines = BufReader::new(child.stdout()).lines();
+    let api = api_url_of(&mut lines).await;
+    let token = std::fs::read_to_string(data.path().join("data/api-token-compliance")).unwrap();
+    let read = |file: &str| {
+        std::fs::read_to_string(data.path().join("data").join(file))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    for handed_out in ["nats-url", "nats-reader-url"] {
+        assert!(
+            !publish_forged(&read(handed_out)).await,
+            "{handed_out} published on the stream"
+        );
+    }
+    let status = ask(&api, token.trim(), &["status"]).await;
+    assert_eq!(status["stream_last_seq"], 0, "{status}");
+    assert_eq!(status["seals"]["checked"], true, "{status}");
+
+    assert!(publish_forged(&read("nats-admin-url")).await);
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let findings = loop {
+        let findings = ask(
+            &api,
+            token.trim(),
+            &[
+                "findings",
+                "--clinic",
+                "riverside",
+                "--rule",
+                "unproven_publisher",
+            ],
+        )
+        .await;
+        if findings["total"] == 1 {
+            break findings;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{findings}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let detail = findings["items"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not sealed by a recording service"),
+        "{detail}"
+    );
+    let status = ask(&api, token.trim(), &["status"]).await;
+    assert_eq!(status["quarantined"], 1, "{status}");
+    assert!(stop(child).await.success());
 }
