@@ -4,8 +4,10 @@
 //! server's default fsync (every two minutes) and once with fsync before
 //! every acknowledgement (`sync_interval: always`, what the project runs);
 //! then the single and the batch path again with the services verifying a
-//! token on every request (identities proven), against the same paths
-//! without, and one token's verification alone.
+//! token on every request (identities proven), and verifying it and
+//! sealing every event they store, against the same paths with neither, in
+//! alternating rounds; and one token's verification, one seal and one seal
+//! check alone.
 //! Run: `cargo bench -p prolo-tests --bench recording`.
 //!
 //! Settings (environment): `BENCH_EVENTS` per row (default 20000),
@@ -388,60 +390,51 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
         clients.iter().copied().max().unwrap_or(64),
         batch_sizes.iter().copied().max().unwrap_or(1000),
     );
-    let mut single: [Vec<f64>; 2] = Default::default();
-    let mut batch: [Vec<f64>; 2] = Default::default();
+    // Three configurations: before #32 (nothing verified, nothing sealed),
+    // tokens verified, and tokens verified with every event sealed.
+    const CONFIGURATIONS: [&str; 3] = [
+        "identities not verified",
+        "token verified",
+        "token verified, every event sealed",
+    ];
+    let (seal, _) = prolo_bus::SealKey::generate().unwrap();
+    let seal = std::sync::Arc::new(seal);
+    let mut single: [Vec<f64>; 3] = Default::default();
+    let mut batch: [Vec<f64>; 3] = Default::default();
     for _ in 0..rounds {
-        for verified in [false, true] {
-            let identity = verified.then(|| {
+        for (i, _) in CONFIGURATIONS.iter().enumerate() {
+            let identity = (i >= 1).then(|| {
                 let settings = provider.settings(&[]).unwrap();
                 std::sync::Arc::new(Verifier::new(&settings).unwrap())
             });
             let settings = ServeSettings {
                 identity,
+                seal: (i == 2).then(|| seal.clone()),
                 ..ServeSettings::default()
             };
             let recorders = Recorders::start_with(&nats.url(), settings).await.unwrap();
-            let token = verified.then_some(token.as_str());
+            let token = (i >= 1).then_some(token.as_str());
             service_path(&client, 1_000, 16, false, token).await;
-            let i = usize::from(verified);
             single[i].push(service_path(&client, n, k, false, token).await.0);
             batch[i].push(batch_command(&client, n, size, batches_in_flight, false, token).await);
             recorders.stop().await;
         }
     }
-    for (path, rates, concurrency) in [
-        (
-            "service path, identities not verified",
-            &single[0],
-            format!("{k} clients"),
-        ),
-        (
-            "service path, token verified",
-            &single[1],
-            format!("{k} clients"),
-        ),
-        (
-            &*format!("batch command of {size}, identities not verified"),
-            &batch[0],
-            format!("{batches_in_flight} requests in flight"),
-        ),
-        (
-            &*format!("batch command of {size}, token verified"),
-            &batch[1],
-            format!("{batches_in_flight} requests in flight"),
-        ),
-    ] {
-        // Each round's ratio to the unverified rate of the same round.
-        let unverified = if path.starts_with("service") {
-            &single[0]
-        } else {
-            &batch[0]
-        };
+    for (i, configuration) in CONFIGURATIONS.iter().enumerate() {
+        // Each round's ratio to the first configuration's rate of the same round.
         rows.push(Row::rounds(
-            path.to_owned(),
-            concurrency,
-            rates,
-            Some(unverified),
+            format!("service path, {configuration}"),
+            format!("{k} clients"),
+            &single[i],
+            Some(&single[0]),
+        ));
+    }
+    for (i, configuration) in CONFIGURATIONS.iter().enumerate() {
+        rows.push(Row::rounds(
+            format!("batch command of {size}, {configuration}"),
+            format!("{batches_in_flight} requests in flight"),
+            &batch[i],
+            Some(&batch[0]),
         ));
     }
     let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
@@ -470,6 +463,25 @@ fn verify_cost(tokens: usize) -> f64 {
         verifier.verify(&token).unwrap();
     }
     start.elapsed().as_secs_f64() * 1e6 / tokens as f64
+}
+
+/// What sealing one example injection costs, and checking its seal:
+/// microseconds each.
+fn seal_cost(events: usize) -> (f64, f64) {
+    let (key, _) = prolo_bus::SealKey::generate().unwrap();
+    let keyring = prolo_bus::Keyring::of(&[&key]);
+    let (subject, payload) = injection_message();
+    let start = Instant::now();
+    let mut seal = String::new();
+    for _ in 0..events {
+        seal = key.seal(&subject, &payload);
+    }
+    let made = start.elapsed().as_secs_f64() * 1e6 / events as f64;
+    let start = Instant::now();
+    for _ in 0..events {
+        keyring.verify(1, &subject, &payload, Some(&seal)).unwrap();
+    }
+    (made, start.elapsed().as_secs_f64() * 1e6 / events as f64)
 }
 
 #[tokio::main]
@@ -517,10 +529,13 @@ async fn main() {
     }
     println!();
     for (name, rows) in [("default fsync", &lazy), ("sync_interval: always", &always)] {
-        for row in rows.iter().filter(|r| r.path.ends_with("token verified")) {
+        for row in rows
+            .iter()
+            .filter(|r| r.path.ends_with("token verified") || r.path.ends_with("sealed"))
+        {
             if let Some((median, lo, hi)) = row.vs_raw_batch {
                 println!(
-                    "{}, {name}: {:.0} events/s, {median:.2} of the same path without verification in the same rounds ({lo:.2}–{hi:.2}): {:.1} µs more per event",
+                    "{}, {name}: {:.0} events/s, {median:.2} of the same path with nothing verified or sealed in the same rounds ({lo:.2}–{hi:.2}): {:.1} µs more per event",
                     row.path,
                     row.rate,
                     (1.0 - median) / row.rate * 1e6
@@ -531,6 +546,10 @@ async fn main() {
     println!(
         "one token verified alone (Ed25519 JWT, this machine): {:.1} µs",
         verify_cost(10_000)
+    );
+    let (made, checked) = seal_cost(10_000);
+    println!(
+        "one event sealed alone (Ed25519 over subject and bytes): {made:.1} µs; one seal checked alone: {checked:.1} µs"
     );
     println!();
     println!(

@@ -34,7 +34,7 @@ fn users() -> Vec<(&'static str, Option<Permissions>)> {
         .iter()
         .map(|spec| (spec.name, Some(permissions::recording_service(spec))))
         .collect();
-    users.push((AUDIT_API, Some(permissions::audit_api(AUDIT_API))));
+    users.push((AUDIT_API, Some(permissions::audit_api(AUDIT_API, true))));
     users.push((
         CLINIC_SYSTEMS,
         Some(permissions::clinic_system(CLINIC_SYSTEMS, "*")),

@@ -106,20 +106,22 @@ pub fn recording_service(spec: &ServiceSpec) -> Permissions {
 }
 
 /// The audit API: folds the stream, records its own reads (`access.*`)
-/// and, when it is the deployment's one publishing fold, findings, signals
-/// and checkpoints.
-pub fn audit_api(user: &str) -> Permissions {
+/// and, when `publishes_derived` (it is the deployment's one publishing
+/// fold, as in `up`), findings, signals and checkpoints.
+pub fn audit_api(user: &str, publishes_derived: bool) -> Permissions {
     let mut publish = strings(FOLD_JETSTREAM);
     publish.extend(
         [EventType::AccessRecorded, EventType::AccessRefused]
             .into_iter()
             .map(event_subjects),
     );
-    publish.extend(strings(&[
-        "prolo.chain.checkpoint",
-        "prolo.finding.>",
-        "prolo.signal.>",
-    ]));
+    if publishes_derived {
+        publish.extend(strings(&[
+            "prolo.chain.checkpoint",
+            "prolo.finding.>",
+            "prolo.signal.>",
+        ]));
+    }
     Permissions {
         publish,
         subscribe: vec![inbox(user)],
