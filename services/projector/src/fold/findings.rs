@@ -451,7 +451,6 @@ impl Folder<'_> {
         if cached(&mut self.findings, self.store, key.clone(), || None)?.is_some() {
             return Ok(());
         }
-        let clinic = e.clinic_id.as_str().as_bytes();
         let finding = Finding {
             id,
             rule,
@@ -465,27 +464,7 @@ impl Folder<'_> {
             about_ms: ms(e.occurred_at),
             resolved_by: None,
         };
-        self.clinic_index(keys::FINDINGS_BY_RULE, clinic, &rule.code(), seq)?;
-        if let Some(patient) = &e.patient_id {
-            self.clinic_index(keys::FINDINGS_BY_PATIENT, clinic, patient.as_str(), seq)?;
-        }
-        if let Some(practitioner) = &about.practitioner {
-            self.clinic_index(
-                keys::FINDINGS_BY_PRACTITIONER,
-                clinic,
-                practitioner.as_str(),
-                seq,
-            )?;
-        }
-        if let Some(ids) = cached(
-            &mut self.findings_at,
-            self.store,
-            keys::by_seq(keys::FINDINGS_AT, seq),
-            || Some(Vec::new()),
-        )? {
-            ids.push(id);
-        }
-        self.count_finding(e.clinic_id.as_str(), rule, |c| c.raised += 1)?;
+        self.file_finding(&finding)?;
         let open = OpenFinding {
             id,
             rule,
@@ -580,6 +559,28 @@ impl Folder<'_> {
         self.count_finding(&finding.clinic_id, finding.rule, |c| c.resolved += 1)?;
         self.notify(&finding, "resolved");
         Ok(())
+    }
+
+    /// Files a new finding under its rule, patient and practitioner, at the
+    /// sequence that raised it, and counts it.
+    fn file_finding(&mut self, finding: &Finding) -> Result<(), StoreError> {
+        let (seq, clinic) = (finding.raised_seq, finding.clinic_id.as_bytes());
+        self.clinic_index(keys::FINDINGS_BY_RULE, clinic, &finding.rule.code(), seq)?;
+        if let Some(patient) = &finding.patient_id {
+            self.clinic_index(keys::FINDINGS_BY_PATIENT, clinic, patient, seq)?;
+        }
+        if let Some(practitioner) = &finding.practitioner_id {
+            self.clinic_index(keys::FINDINGS_BY_PRACTITIONER, clinic, practitioner, seq)?;
+        }
+        if let Some(ids) = cached(
+            &mut self.findings_at,
+            self.store,
+            keys::by_seq(keys::FINDINGS_AT, seq),
+            || Some(Vec::new()),
+        )? {
+            ids.push(finding.id);
+        }
+        self.count_finding(&finding.clinic_id, finding.rule, |c| c.raised += 1)
     }
 
     fn count_finding(
@@ -706,8 +707,8 @@ impl Folder<'_> {
             id,
             rule,
             severity: rule.severity(),
-            clinic_id: clinic.clone(),
-            patient_id: patient_id.clone(),
+            clinic_id: clinic,
+            patient_id,
             practitioner_id: None,
             evidence: vec![claimed.as_ref().map_or(at_seq, |e| e.event_id)],
             detail: format!(
@@ -717,19 +718,7 @@ impl Folder<'_> {
             about_ms: stored_at_ms,
             resolved_by: None,
         };
-        self.clinic_index(keys::FINDINGS_BY_RULE, clinic.as_bytes(), &rule.code(), seq)?;
-        if let Some(patient) = &patient_id {
-            self.clinic_index(keys::FINDINGS_BY_PATIENT, clinic.as_bytes(), patient, seq)?;
-        }
-        if let Some(ids) = cached(
-            &mut self.findings_at,
-            self.store,
-            keys::by_seq(keys::FINDINGS_AT, seq),
-            || Some(Vec::new()),
-        )? {
-            ids.push(id);
-        }
-        self.count_finding(&clinic, rule, |c| c.raised += 1)?;
+        self.file_finding(&finding)?;
         self.notify(&finding, "raised");
         self.findings.insert(key, finding);
         Ok(())
