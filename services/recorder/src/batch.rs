@@ -225,27 +225,37 @@ fn check_all(
 ) -> Result<Vec<Result<Ready, ErrorReply>>, ErrorReply> {
     let events = events(body)?;
     let check = |raw: &&RawValue| prepare(source, raw, subject, proven);
-    if events.len() < TWO_THREADS_FROM {
-        return Ok(events.iter().map(check).collect());
-    }
-    let (first, second) = events.split_at(events.len() / 2);
-    Ok(std::thread::scope(|scope| {
-        let other = std::thread::Builder::new()
-            .name("batch-check".into())
-            .spawn_scoped(scope, || second.iter().map(check).collect::<Vec<_>>());
-        let mut checked: Vec<_> = first.iter().map(check).collect();
-        match other.map(|thread| thread.join()) {
-            Ok(Ok(rest)) => checked.extend(rest),
-            // No second thread: check the rest here.
-            Err(_) => checked.extend(second.iter().map(check)),
-            Ok(Err(_)) => checked.extend(second.iter().map(|_| {
-                Err(ErrorReply::internal(
-                    "checking this event failed unexpectedly",
-                ))
-            })),
-        }
-        checked
+    Ok(on_two_threads(&events, check, |_| {
+        Err(ErrorReply::internal(
+            "checking this event failed unexpectedly",
+        ))
     }))
+}
+
+/// `work` of each item, in order: split over two threads from
+/// [`TWO_THREADS_FROM`] items. `failed` answers for each item of a half
+/// whose thread panicked (when no second thread starts, this one does it all).
+fn on_two_threads<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+    failed: impl Fn(&T) -> R,
+) -> Vec<R> {
+    if items.len() < TWO_THREADS_FROM {
+        return items.iter().map(&work).collect();
+    }
+    let (first, second) = items.split_at(items.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("batch-work".into())
+            .spawn_scoped(scope, || second.iter().map(&work).collect::<Vec<_>>());
+        let mut done: Vec<_> = first.iter().map(&work).collect();
+        match other.map(|thread| thread.join()) {
+            Ok(Ok(rest)) => done.extend(rest),
+            Err(_) => done.extend(second.iter().map(&work)),
+            Ok(Err(_)) => done.extend(second.iter().map(failed)),
+        }
+        done
+    })
 }
 
 /// Records a batch sent on `subject` (`prolo.cmd.<clinic>.batch`).
@@ -406,10 +416,9 @@ async fn store(
     if events.is_empty() {
         return Vec::new();
     }
-    let messages: Vec<BatchMessage> = events
-        .iter()
-        .map(|(_, ready, _)| ready.message(publisher))
-        .collect();
+    // Sealing is an Ed25519 signature per event: on two threads, as the checks.
+    let message = |(_, ready, _): &(usize, Ready, Option<u64>)| ready.message(publisher);
+    let messages: Vec<BatchMessage> = on_two_threads(events, message, message);
     let atomic = tokio::time::timeout(publisher.deadline(), publish_atomic(client, &messages));
     match atomic.await {
         Ok(Ok(ack)) => {
