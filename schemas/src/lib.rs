@@ -32,7 +32,7 @@ pub use payload::*;
 pub use sites::{Laterality, Region, RiskZone, SiteInfo, SiteKey};
 pub use subject::{Entity, Subject, SubjectError};
 pub use upcast::upcast_payload;
-pub use validate::is_deceptive;
+pub use validate::{clean_text, is_deceptive};
 
 /// The `source` of events recorded through the batch command: a declared
 /// back-fill (an EHR's history, a migration), documented elsewhere at the

@@ -1221,7 +1221,10 @@ pub enum AccessRole {
 
 /// `access.refused`: a request to the query service was refused (401: no
 /// or an unknown token, principal `anonymous`; 403: a role or clinic the
-/// token does not cover). The token itself is never recorded.
+/// token does not cover), or a command to a recording service (`path`: its
+/// subject; 401: no token proves who acts; 403: an actor the token does not
+/// prove, a role the policy does not allow, a signature not the signer's).
+/// The token itself is never recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRefused {
@@ -1230,7 +1233,8 @@ pub struct AccessRefused {
     /// The role of a known principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<AccessRole>,
-    /// The path asked for (without the query string), at most 500 characters.
+    /// The path asked for (without the query string), or the command's
+    /// subject, at most 500 characters.
     #[schemars(length(min = 1, max = 500))]
     pub path: String,
     /// 401 or 403.

@@ -14,6 +14,21 @@ use crate::{
     payload::*,
 };
 
+/// `text` as the contract takes it in free text: at most `max` characters,
+/// control and deceptive characters replaced by `?`.
+pub fn clean_text(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || is_deceptive(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .take(max)
+        .collect()
+}
+
 /// Characters refused in free text because they change how it reads
 /// without being seen ("Trojan Source", CVE-2021-42574): the bidirectional
 /// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), and

@@ -134,7 +134,7 @@ impl AccessLog {
         read.records = cut.rows_sent;
         let incomplete = IncompleteExport {
             records_total: cut.rows_total,
-            reason: clean_text(&cut.reason, SHORT_TEXT_MAX_CHARS),
+            reason: prolo_schemas::clean_text(&cut.reason, SHORT_TEXT_MAX_CHARS),
         };
         self.record_all(principal, clinic, &read, Some((first, incomplete)))
             .await
@@ -180,9 +180,9 @@ impl AccessLog {
         let payload = prolo_schemas::AccessRefused {
             principal_id,
             role,
-            path: clean_text(&refusal.path, 500),
+            path: prolo_schemas::clean_text(&refusal.path, 500),
             status: refusal.status,
-            reason: clean_text(&refusal.reason, SHORT_TEXT_MAX_CHARS),
+            reason: prolo_schemas::clean_text(&refusal.reason, SHORT_TEXT_MAX_CHARS),
             source_address: refusal.source_address.clone(),
         };
         self.publish(&refusal.clinic, actor, payload.into(), None)
@@ -256,21 +256,6 @@ impl AccessLog {
             .map(|recorded| recorded.event_id)
             .map_err(|e| ApiError::NotAudited(e.to_string()))
     }
-}
-
-/// `text` as the contract takes it: at most `max` characters, control and
-/// deceptive characters replaced by `?`.
-fn clean_text(text: &str, max: usize) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() || prolo_schemas::is_deceptive(c) {
-                '?'
-            } else {
-                c
-            }
-        })
-        .take(max)
-        .collect()
 }
 
 /// The actor of an access event: the principal, in its role (a service

@@ -222,6 +222,11 @@ impl Proven {
         Ok(())
     }
 
+    /// The proof of who the token names (for a record of a refusal).
+    pub fn proof(&self) -> &ActorProof {
+        &self.proof
+    }
+
     /// The actor to record for a request that names `claimed`, and its
     /// proof: the proven person when they agree, the claimed one when the
     /// proven identity is a delegate.

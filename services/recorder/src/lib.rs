@@ -20,6 +20,7 @@ pub mod identity;
 pub mod permissions;
 pub mod policy;
 mod prepared;
+pub mod refusals;
 pub mod reply;
 pub mod request;
 pub mod server;

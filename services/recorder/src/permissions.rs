@@ -78,9 +78,10 @@ fn strings(subjects: &[&str]) -> Vec<String> {
 
 /// A recording service: answers its own commands for any clinic and
 /// publishes only its own event types (the batch service: every clinical
-/// type, never `access.*`).
+/// type), and the `access.refused` of the commands it refuses.
 pub fn recording_service(spec: &ServiceSpec) -> Permissions {
     let mut publish = strings(RECORDING_JETSTREAM);
+    publish.push(event_subjects(EventType::AccessRefused));
     let mut subscribe = vec!["$SRV.>".to_owned(), inbox(spec.name)];
     if spec.batch {
         publish.extend(
@@ -190,6 +191,7 @@ mod tests {
         assert_eq!(
             events,
             vec![
+                "clinic.*.principal.*.access.refused",
                 "clinic.*.patient.*.consent.given",
                 "clinic.*.patient.*.consent.withdrawn"
             ]
@@ -205,7 +207,7 @@ mod tests {
                 .publish
                 .contains(&"clinic.*.*.*.record.signed".to_owned())
         );
-        assert!(!batch.publish.iter().any(|s| s.contains("access.")));
+        assert!(!batch.publish.iter().any(|s| s.contains("access.recorded")));
         for spec in ALL_SERVICES {
             assert!(
                 !recording_service(spec)

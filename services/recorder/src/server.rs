@@ -157,6 +157,7 @@ pub async fn serve(
         "recording service ready"
     );
 
+    let refusals = Arc::new(crate::refusals::Refusals::new(publisher.clone(), spec.name));
     let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
     let mut in_flight = JoinSet::new();
     loop {
@@ -176,10 +177,13 @@ pub async fn serve(
         let claims = claims.clone();
         let client = client.clone();
         let identity = settings.identity.clone();
+        let refusals = refusals.clone();
         in_flight.spawn(async move {
+            let subject = request.message.subject.to_string();
             match endpoint {
                 Endpoint::One(event_type) => {
-                    let outcome = match prove(identity.as_deref(), &request, Some(event_type)) {
+                    let proven = prove(identity.as_deref(), &request, Some(event_type));
+                    let outcome = match &proven {
                         Ok(proven) => {
                             record_one(spec.name, &publisher, &claims, event_type, &request, proven.as_ref())
                                 .await
@@ -188,12 +192,17 @@ pub async fn serve(
                                     serde_json::to_vec(&recorded).unwrap_or_default()
                                 })
                         }
-                        Err(refused) => Err(refused),
+                        Err(refused) => Err(refused.clone()),
                     };
+                    if let Err(reply) = &outcome {
+                        let proven = proven.as_ref().ok().and_then(Option::as_ref);
+                        refusals.record(&subject, proven, reply).await;
+                    }
                     respond(request, Some(event_type), outcome).await;
                 }
                 Endpoint::Batch => {
-                    let outcome = match prove(identity.as_deref(), &request, None) {
+                    let proven = prove(identity.as_deref(), &request, None);
+                    let outcome = match proven.clone() {
                         Ok(proven) => batch::record(
                             spec.name,
                             &client,
@@ -203,10 +212,22 @@ pub async fn serve(
                             request.message.payload.clone(),
                             proven,
                         )
-                        .await
-                        .map(|reply| serde_json::to_vec(&reply).unwrap_or_default()),
+                        .await,
                         Err(refused) => Err(refused),
                     };
+                    let proven = proven.as_ref().ok().and_then(Option::as_ref);
+                    match &outcome {
+                        Err(reply) => refusals.record(&subject, proven, reply).await,
+                        // Each refused event of the batch, as its own command would be.
+                        Ok(reply) => {
+                            for (index, error) in reply.results.iter().filter_map(|r| Some((r.index, r.error.as_ref()?))) {
+                                let mut refused = crate::reply::ErrorReply { error: error.clone() };
+                                refused.error.message = format!("event {index}: {}", refused.error.message);
+                                refusals.record(&subject, proven, &refused).await;
+                            }
+                        }
+                    }
+                    let outcome = outcome.map(|reply| serde_json::to_vec(&reply).unwrap_or_default());
                     respond(request, None, outcome).await;
                 }
             }

@@ -573,8 +573,9 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
         prolo_tests::record_with_token(&client, consent, &request, Some(hale.trim())).await;
     assert!(elsewhere.is_err(), "{elsewhere:?}");
 
+    // The consent and the refused command (401, on the trail as access.refused).
     let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-    while prolo_tests::stream_messages(&hub_js).await < 1 {
+    while prolo_tests::stream_messages(&hub_js).await < 2 {
         assert!(
             tokio::time::Instant::now() < give_up,
             "the hub never sourced the edge"
@@ -586,7 +587,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
         lag.contains("clinic north") && lag.contains("behind by        0"),
         "{lag}"
     );
-    assert_eq!(prolo_tests::stream_messages(&hub_js).await, 1);
+    assert_eq!(prolo_tests::stream_messages(&hub_js).await, 2);
 
     // The hub's own audit API (an `up` at the hub) shows the edge in its status.
     let hub_dir = tempfile::tempdir().unwrap();
@@ -598,7 +599,7 @@ async fn up_edge_records_for_its_clinic_and_the_hub_sources_it() {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         let status = ask(&hub_api, hub_token.trim(), &["status"]).await;
-        if status["edges"][0]["chain"]["through"] == 1 {
+        if status["edges"][0]["chain"]["through"] == 2 {
             break status;
         }
         assert!(tokio::time::Instant::now() < give_up, "{status}");

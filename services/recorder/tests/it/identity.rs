@@ -104,9 +104,6 @@ async fn a_spoofed_actor_is_refused_and_the_proven_one_is_stored_with_its_proof(
     let as_hale = injection_by("dr-hale");
     let reply = refusal(&client, EventType::InjectionGiven, &as_hale, Some(&clerk)).await;
     assert_eq!(reply.error.status, 403, "{reply:?}");
-    let js = async_nats::jetstream::new(client.clone());
-    assert_eq!(stream_messages(&js).await, 0, "nothing stored");
-
     // No token at all: 401, naming the header.
     let reply = refusal(&client, EventType::InjectionGiven, &as_hale, None).await;
     assert_eq!(
@@ -116,6 +113,28 @@ async fn a_spoofed_actor_is_refused_and_the_proven_one_is_stored_with_its_proof(
     assert!(
         reply.error.message.contains("Authorization: Bearer"),
         "{reply:?}"
+    );
+    // No injection stored: the three refusals, each by whom the token
+    // proved (no one for the 401), on the trail.
+    let js = async_nats::jetstream::new(client.clone());
+    assert_eq!(stream_messages(&js).await, 3);
+    let mut refused_by = Vec::new();
+    for seq in 1..=3 {
+        let event = stored(&nats, seq).await;
+        let prolo_schemas::Payload::AccessRefused(payload) = &event.payload else {
+            panic!("not a refusal: {event:?}");
+        };
+        refused_by.push((payload.principal_id.to_string(), payload.status));
+        assert_eq!(payload.path, "prolo.cmd.riverside.injection.give");
+        assert_eq!(event.actor_proof.is_some(), payload.status == 403);
+    }
+    assert_eq!(
+        refused_by,
+        [
+            ("dr-hale".to_owned(), 403),
+            ("mallory-frontdesk".to_owned(), 403),
+            ("anonymous".to_owned(), 401)
+        ]
     );
 
     // The proven practitioner's own injection is stored, with its proof.
@@ -467,12 +486,42 @@ async fn a_clerk_may_not_record_a_credential_nor_void_an_adverse_event() {
         (reply.error.status, reply.error.code.as_str()),
         (403, "not_permitted")
     );
+    // Nothing of either was stored; both refusals were, as access.refused
+    // by the proven clerk, naming the command and why.
     let js = async_nats::jetstream::new(client.clone());
+    assert_eq!(stream_messages(&js).await, 4);
+    let stored: Vec<Envelope> =
+        futures::future::join_all((1..=4).map(|seq| stored(&nats, seq))).await;
+    let types: Vec<&str> = stored.iter().map(|e| e.event_type().as_str()).collect();
     assert_eq!(
-        stream_messages(&js).await,
-        2,
-        "only the injection and the infection"
+        types,
+        [
+            "access.refused",
+            "injection.given",
+            "adverse_event.reported",
+            "access.refused"
+        ]
     );
+    for (refused, command) in [
+        (&stored[0], "prolo.cmd.riverside.practitioner.credential"),
+        (
+            &stored[3],
+            "prolo.cmd.riverside.record.mark_entered_in_error",
+        ),
+    ] {
+        let prolo_schemas::Payload::AccessRefused(payload) = &refused.payload else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(payload.principal_id.as_str(), "frontdesk-mallory");
+        assert_eq!((payload.path.as_str(), payload.status), (command, 403));
+        assert!(payload.reason.starts_with("not_permitted: "), "{payload:?}");
+        assert_eq!(refused.clinic_id.as_str(), "riverside");
+        assert_eq!(refused.actor.id, "frontdesk-mallory");
+        assert_eq!(
+            refused.actor_proof.as_ref().unwrap().subject,
+            "frontdesk-mallory"
+        );
+    }
 
     // The credentialing office may record the credential; the practitioner may void.
     let office = provider
