@@ -471,6 +471,32 @@ pub async fn record_example(
     record_ok(client, event_type, &example_request(event_type.as_str())).await
 }
 
+/// The example signature (`record.signed`) of the event stored as
+/// `recorded`, of type `event_type`, naming the SHA-256 of its bytes as
+/// stored: what the recording service accepts (tests only).
+pub async fn signature_of(
+    client: &async_nats::Client,
+    recorded: &prolo_bus::Recorded,
+    event_type: prolo_schemas::EventType,
+) -> serde_json::Value {
+    let js = async_nats::jetstream::new(client.clone());
+    let stored = match js.get_stream(prolo_bus::STREAM_NAME).await {
+        Ok(stream) => stream.get_raw_message(recorded.stream_seq).await,
+        Err(e) => panic!("no stream: {e}"),
+    };
+    let payload = match stored {
+        Ok(message) => message.payload,
+        Err(e) => panic!("sequence {} not stored: {e}", recorded.stream_seq),
+    };
+    let mut signature = example_request("record.signed");
+    signature["payload"]["target"] = serde_json::json!({
+        "event_id": recorded.event_id, "event_type": event_type.as_str()
+    });
+    signature["payload"]["signed_event_sha256"] =
+        prolo_recorder::signed::sha256_hex(&payload).into();
+    signature
+}
+
 /// Sends `request` to the service that records `event_type` and expects a
 /// refusal; the refusal's body (tests only).
 pub async fn record_refused(

@@ -24,6 +24,7 @@ pub mod refusals;
 pub mod reply;
 pub mod request;
 pub mod server;
+pub mod signed;
 
 pub use cli::main_for;
 pub use commands::{ALL_SERVICES, Command, ServiceSpec, command_for};

@@ -67,6 +67,20 @@ const FOLD_JETSTREAM: &[&str] = &[
     "$JS.FC.CLINIC_EVENTS.>",
 ];
 
+/// Reading the stream with ephemeral (ordered) consumers and single
+/// messages only: no way to delete or reposition the folds' durable ones.
+const READ_EPHEMERAL: &[&str] = &[
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.CLINIC_EVENTS",
+    "$JS.API.STREAM.MSG.GET.CLINIC_EVENTS",
+    "$JS.API.DIRECT.GET.CLINIC_EVENTS.>",
+    "$JS.API.CONSUMER.CREATE.CLINIC_EVENTS",
+    "$JS.API.CONSUMER.CREATE.CLINIC_EVENTS.>",
+    "$JS.API.CONSUMER.INFO.CLINIC_EVENTS.>",
+    "$JS.API.CONSUMER.MSG.NEXT.CLINIC_EVENTS.>",
+    "$JS.FC.CLINIC_EVENTS.>",
+];
+
 /// Where `user` reads its replies (`prolo_bus::connect` sets the prefix).
 fn inbox(user: &str) -> String {
     format!("{}.>", prolo_bus::connect::inbox_prefix(user))
@@ -93,6 +107,14 @@ pub fn recording_service(spec: &ServiceSpec) -> Permissions {
         subscribe.push(format!("{COMMAND_PREFIX}.*.{BATCH_VERB}"));
     } else {
         publish.extend(spec.commands.iter().map(|c| event_subjects(c.event_type)));
+        // A signature is checked against the signed event as stored.
+        if spec
+            .commands
+            .iter()
+            .any(|c| c.event_type == EventType::RecordSigned)
+        {
+            publish.extend(strings(READ_EPHEMERAL));
+        }
         subscribe.extend(
             spec.commands
                 .iter()
@@ -149,18 +171,7 @@ pub fn clinic_system(user: &str, clinic: &str) -> Permissions {
 /// reads events live or from the stream, findings and signals; publishes
 /// nothing but its reads of the stream.
 pub fn reader(user: &str) -> Permissions {
-    // Ephemeral (ordered) consumers only: a reader cannot delete or
-    // reposition the folds' durable ones.
-    let publish = strings(&[
-        "$JS.API.INFO",
-        "$JS.API.STREAM.INFO.CLINIC_EVENTS",
-        "$JS.API.STREAM.MSG.GET.CLINIC_EVENTS",
-        "$JS.API.CONSUMER.CREATE.CLINIC_EVENTS",
-        "$JS.API.CONSUMER.CREATE.CLINIC_EVENTS.>",
-        "$JS.API.CONSUMER.INFO.CLINIC_EVENTS.>",
-        "$JS.API.CONSUMER.MSG.NEXT.CLINIC_EVENTS.>",
-        "$JS.FC.CLINIC_EVENTS.>",
-    ]);
+    let publish = strings(READ_EPHEMERAL);
     let mut subscribe = strings(&[
         "clinic.>",
         "prolo.finding.>",

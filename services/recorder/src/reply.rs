@@ -140,6 +140,24 @@ impl ErrorReply {
         }
     }
 
+    /// A signature whose hash is not of the signed event as stored, or of
+    /// an event the stream does not hold: 409, nothing stored.
+    pub fn signature_not_of_record(message: String) -> Self {
+        ErrorReply {
+            error: ErrorBody {
+                code: "signature_not_of_record".into(),
+                status: 409,
+                message: message.clone(),
+                event_type: Some(prolo_schemas::EventType::RecordSigned.as_str().to_owned()),
+                problems: vec![Problem {
+                    path: "payload.signed_event_sha256".into(),
+                    code: prolo_schemas::ProblemCode::Inconsistent,
+                    message,
+                }],
+            },
+        }
+    }
+
     /// The actor's role may not record this: 403, nothing stored.
     pub fn not_permitted(event_type: &str, why: String) -> Self {
         ErrorReply {

@@ -91,7 +91,9 @@ pub async fn serve(
         }
     });
     let publisher =
-        Publisher::new(js, settings.publish_deadline).sealed_with(settings.seal.clone());
+        Publisher::new(js.clone(), settings.publish_deadline).sealed_with(settings.seal.clone());
+    // Reads the stream: the event a signature signs.
+    let reader = js;
     match &settings.seal {
         Some(key) => tracing::info!(
             service = spec.name,
@@ -178,6 +180,7 @@ pub async fn serve(
         let client = client.clone();
         let identity = settings.identity.clone();
         let refusals = refusals.clone();
+        let reader = reader.clone();
         in_flight.spawn(async move {
             let subject = request.message.subject.to_string();
             match endpoint {
@@ -185,7 +188,7 @@ pub async fn serve(
                     let proven = prove(identity.as_deref(), &request, Some(event_type));
                     let outcome = match &proven {
                         Ok(proven) => {
-                            record_one(spec.name, &publisher, &claims, event_type, &request, proven.as_ref())
+                            record_one(spec.name, (&publisher, &reader), &claims, event_type, &request, proven.as_ref())
                                 .await
                                 .map(|recorded| {
                                     tracing::debug!(event_id = %recorded.event_id, seq = recorded.stream_seq, "recorded");
@@ -278,7 +281,7 @@ fn prove(
 /// settle the claim.
 async fn record_one(
     source: &str,
-    publisher: &Publisher,
+    (publisher, reader): (&Publisher, &jetstream::Context),
     claims: &Claims,
     event_type: EventType,
     request: &async_nats::service::Request,
@@ -292,6 +295,11 @@ async fn record_one(
         proven,
     )?;
     let span = prepared.span();
+    if let prolo_schemas::Payload::RecordSigned(signed) = &prepared.envelope.payload {
+        crate::signed::check_stored(reader, &prepared.envelope, signed)
+            .instrument(span.clone())
+            .await?;
+    }
     let revision = match prepared.claim(claims).instrument(span.clone()).await? {
         AfterClaim::Stored(recorded) => return Ok(recorded),
         AfterClaim::Publish(revision) => revision,

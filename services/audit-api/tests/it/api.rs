@@ -1456,11 +1456,24 @@ async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection(
     signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
     signature["payload"]["signed_event_sha256"] = hash.into();
     record_ok(&client, RecordSigned, &signature).await;
-    // A signature whose hash is of other bytes is kept, and shown as not matching.
+    // A signature whose hash is of other bytes is refused as a command
+    // (409); one that arrives in a back-fill batch is kept, and shown as
+    // not matching.
     let mut stray = signature.clone();
     stray["payload"]["meaning"] = "review".into();
     stray["payload"]["signed_event_sha256"] = "0".repeat(64).into();
-    record_ok(&client, RecordSigned, &stray).await;
+    let refused = prolo_tests::record_refused(&client, RecordSigned, &stray).await;
+    assert!(refused.contains("signature_not_of_record"), "{refused}");
+    let batch = serde_json::json!({"events": [{"command": "record.sign", "request": stray}]});
+    let reply = client
+        .request(
+            prolo_recorder::commands::batch_subject("riverside"),
+            serde_json::to_vec(&batch).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let reply: prolo_recorder::batch::BatchReply = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(reply.recorded, 1, "{reply:?}");
 
     let api = Api::start(&nats).await;
     api.caught_up().await;

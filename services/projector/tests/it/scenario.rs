@@ -279,8 +279,7 @@ async fn a_clinic_day_is_folded_into_the_patients_record() {
         }
     }
     let injection = injection.unwrap();
-    let mut signature = example_request("record.signed");
-    signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
+    let signature = prolo_tests::signature_of(&client, &injection, InjectionGiven).await;
     let signed = record_ok(&client, RecordSigned, &signature).await;
 
     let projector = Projector::start(&nats.url(), db.path()).await;

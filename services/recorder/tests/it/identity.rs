@@ -560,11 +560,12 @@ async fn a_signature_is_the_signers_own_freshly_authenticated_act() {
     )
     .await
     .unwrap();
+    let of_the_injection =
+        prolo_tests::signature_of(&client, &injection, EventType::InjectionGiven).await;
     let signature = |signer: &str| {
-        let mut request = example_request("record.signed");
+        let mut request = of_the_injection.clone();
         request["actor"] = json!({"id": signer, "role": "practitioner"});
         request["payload"]["signer_id"] = "dr-hale".into();
-        request["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
         request
     };
     let sign = |request: serde_json::Value, token: String| {
@@ -616,7 +617,30 @@ async fn a_signature_is_the_signers_own_freshly_authenticated_act() {
             reply.error.message
         );
     }
-    // Signed by dr-hale, signed in just now: recorded, proven.
+    // dr-hale's own, but of other bytes than the injection as stored, or
+    // of an event that is not stored: 409, the signature is of a record.
+    let mut other_bytes = signature("dr-hale");
+    other_bytes["payload"]["signed_event_sha256"] = "0".repeat(64).into();
+    let mut nothing_stored = signature("dr-hale");
+    nothing_stored["payload"]["target"]["event_id"] = uuid::Uuid::now_v7().to_string().into();
+    for (request, says) in [
+        (other_bytes, "is not of event"),
+        (nothing_stored, "is stored under this record"),
+    ] {
+        let reply = refused(sign(request, hale.clone()).await);
+        assert_eq!(
+            (reply.error.status, reply.error.code.as_str()),
+            (409, "signature_not_of_record"),
+            "{reply:?}"
+        );
+        assert!(
+            reply.error.message.contains(says),
+            "{}",
+            reply.error.message
+        );
+    }
+    // Signed by dr-hale, signed in just now, of the injection as stored:
+    // recorded, proven.
     let signed = sign(signature("dr-hale"), hale).await.unwrap();
     let event = stored(&nats, signed.stream_seq).await;
     let proof = event.actor_proof.unwrap();
