@@ -468,7 +468,44 @@ pub async fn record_example(
     client: &async_nats::Client,
     event_type: prolo_schemas::EventType,
 ) -> prolo_bus::Recorded {
-    record_ok(client, event_type, &example_request(event_type.as_str())).await
+    let request = example_request_stored(client, event_type).await;
+    record_ok(client, event_type, &request).await
+}
+
+/// [`example_request`] of `event_type`, as the recording service accepts
+/// it on this stream: the example signature signs the example patient's
+/// latest injection as stored (tests only; record one first).
+pub async fn example_request_stored(
+    client: &async_nats::Client,
+    event_type: prolo_schemas::EventType,
+) -> serde_json::Value {
+    if event_type != prolo_schemas::EventType::RecordSigned {
+        return example_request(event_type.as_str());
+    }
+    let injection = example_envelope("injection.given");
+    let subject = match injection.subject() {
+        Ok(subject) => subject.to_string(),
+        Err(e) => panic!("the example injection has no subject: {e}"),
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    let last = match js.get_stream(prolo_bus::STREAM_NAME).await {
+        Ok(stream) => stream.get_last_raw_message_by_subject(&subject).await,
+        Err(e) => panic!("no stream: {e}"),
+    };
+    let Ok(last) = last else {
+        panic!("record an example injection before its signature");
+    };
+    let stored = match prolo_schemas::Envelope::from_json(&last.payload) {
+        Ok(stored) => stored,
+        Err(e) => panic!("the stored injection does not decode: {e}"),
+    };
+    let recorded = prolo_bus::Recorded {
+        event_id: stored.event_id,
+        stream_seq: last.sequence,
+        subject,
+        duplicate: false,
+    };
+    signature_of(client, &recorded, prolo_schemas::EventType::InjectionGiven).await
 }
 
 /// The example signature (`record.signed`) of the event stored as

@@ -72,7 +72,7 @@ async fn each_event_type_lands_once_on_its_subject_with_the_dedup_header() {
         .filter(|t| t.is_clinical())
         .collect();
     for event_type in &clinical {
-        let request = example_request(event_type.as_str());
+        let request = prolo_tests::example_request_stored(&client, *event_type).await;
         let stored = record(&client, *event_type, serde_json::to_vec(&request).unwrap())
             .await
             .unwrap_or_else(|e| panic!("{event_type}: {}", e.error.message));

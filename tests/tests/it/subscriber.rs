@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use prolo_schemas::EventType;
-use prolo_tests::{Stack, example_request, record_ok, repo_root};
+use prolo_tests::{Stack, record_ok, repo_root};
 use serde_json::Value;
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn an_outside_python_subscriber_follows_a_clinic_and_validates_every_event
         if prolo_recorder::command_for(*t).is_none() {
             continue; // access events are written by the audit API only
         }
-        let request = example_request(t.as_str());
+        let request = prolo_tests::example_request_stored(&client, *t).await;
         recorded.push((record_ok(&client, *t, &request).await, t.as_str()));
     }
     // A hostile or broken publisher writes straight to the stream.
