@@ -153,9 +153,32 @@ subject_token_id!(
     "principal_id"
 );
 
+impl ClinicId {
+    /// Where what names no clinic is filed (a refused request whose path or
+    /// subject names none, a message whose subject names none): `_unscoped`.
+    pub fn unscoped() -> Self {
+        Self("_unscoped".to_owned())
+    }
+}
+
+impl PrincipalId {
+    /// Who asked when no token proved anyone: `anonymous`.
+    pub fn anonymous() -> Self {
+        Self("anonymous".to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fixed_ids_are_ids() {
+        let unscoped = ClinicId::unscoped();
+        assert_eq!(unscoped.as_str().parse::<ClinicId>(), Ok(unscoped));
+        let anonymous = PrincipalId::anonymous();
+        assert_eq!(anonymous.as_str().parse::<PrincipalId>(), Ok(anonymous));
+    }
 
     #[test]
     fn accepts_safe_tokens() {

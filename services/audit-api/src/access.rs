@@ -61,15 +61,12 @@ impl RefusalLimiter {
     }
 }
 
-/// Where a refused request is filed when its path names no clinic.
-pub const UNSCOPED: &str = "_unscoped";
-
 /// A refused request, as the access log records it.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     /// Who asked: a known principal, or `None` (recorded as `anonymous`).
     pub principal: Option<Principal>,
-    /// The clinic the path names, or [`UNSCOPED`].
+    /// The clinic the path names, or [`prolo_schemas::ClinicId::unscoped`].
     pub clinic: ClinicId,
     /// The path, without its query string.
     pub path: String,
@@ -169,12 +166,7 @@ impl AccessLog {
     pub async fn refused(&self, refusal: Refusal) -> Result<(), ApiError> {
         let (principal_id, role) = match &refusal.principal {
             Some(p) => (p.id.clone(), Some(p.role)),
-            None => (
-                "anonymous"
-                    .parse()
-                    .map_err(|e: prolo_schemas::IdError| ApiError::Internal(e.to_string()))?,
-                None,
-            ),
+            None => (prolo_schemas::PrincipalId::anonymous(), None),
         };
         let actor = actor(principal_id.as_str(), role);
         let payload = prolo_schemas::AccessRefused {

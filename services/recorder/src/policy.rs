@@ -43,7 +43,8 @@ pub fn roles_for(event_type: EventType) -> &'static [ActorRole] {
         EventType::RecordCorrected | EventType::RecordEnteredInError => {
             &[Practitioner, Nurse, Safety, Compliance]
         }
-        // Written by the audit API itself, never through a command.
+        // Written by the services themselves (the audit API's reads and
+        // refusals, the recording services' refusals), never through a command.
         EventType::AccessRecorded | EventType::AccessRefused => &[],
     }
 }

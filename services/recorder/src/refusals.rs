@@ -81,10 +81,10 @@ impl Refusals {
             .split('.')
             .nth(2)
             .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| unscoped("_unscoped"));
+            .unwrap_or_else(ClinicId::unscoped);
         let principal: PrincipalId = proven
             .and_then(|p| p.actor.id.parse().ok())
-            .unwrap_or_else(|| unscoped("anonymous"));
+            .unwrap_or_else(PrincipalId::anonymous);
         let actor = proven.map_or_else(
             || Actor {
                 id: principal.to_string(),
@@ -118,16 +118,5 @@ impl Refusals {
             causation_id: None,
             payload: payload.into(),
         }
-    }
-}
-
-/// A fixed id that is always valid.
-fn unscoped<T: std::str::FromStr>(id: &str) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    match id.parse() {
-        Ok(id) => id,
-        Err(e) => unreachable!("{id} is a valid id: {e:?}"),
     }
 }

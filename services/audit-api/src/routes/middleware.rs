@@ -67,19 +67,17 @@ pub(super) async fn record_refusals(
             .or_else(|| path.strip_prefix("/console/"))
             .and_then(|rest| rest.split('/').next())
             .and_then(|c| c.parse::<ClinicId>().ok())
-            .or_else(|| crate::access::UNSCOPED.parse().ok());
-        if let Some(clinic) = clinic {
-            let refusal = crate::access::Refusal {
-                principal: state.principals.authenticate(&headers).ok(),
-                clinic,
-                path,
-                status: status.as_u16(),
-                reason,
-                source_address: source.map(|ip| ip.to_string()),
-            };
-            if let Err(e) = state.access.refused(refusal).await {
-                tracing::warn!(error = %e, "a refused request could not be recorded");
-            }
+            .unwrap_or_else(ClinicId::unscoped);
+        let refusal = crate::access::Refusal {
+            principal: state.principals.authenticate(&headers).ok(),
+            clinic,
+            path,
+            status: status.as_u16(),
+            reason,
+            source_address: source.map(|ip| ip.to_string()),
+        };
+        if let Err(e) = state.access.refused(refusal).await {
+            tracing::warn!(error = %e, "a refused request could not be recorded");
         }
     }
     response

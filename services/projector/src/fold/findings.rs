@@ -693,9 +693,9 @@ impl Folder<'_> {
                 subject
                     .split('.')
                     .nth(1)
-                    .filter(|c| prolo_schemas::check_token("clinic", c).is_ok())
-                    .unwrap_or("_unscoped")
-                    .to_owned()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_else(prolo_schemas::ClinicId::unscoped)
+                    .to_string()
             },
             |e| e.clinic_id.to_string(),
         );

@@ -123,9 +123,10 @@ async fn raise(store: &Store, seq: u64, what: &str) -> Result<(), ProjectorError
     let envelope = store
         .event(seq)?
         .and_then(|record| Envelope::decode(&record.raw).ok());
-    let clinic = envelope
-        .as_ref()
-        .map_or_else(|| "_unscoped".to_owned(), |e| e.clinic_id.to_string());
+    let clinic = envelope.as_ref().map_or_else(
+        || prolo_schemas::ClinicId::unscoped().to_string(),
+        |e| e.clinic_id.to_string(),
+    );
     let event = envelope.as_ref().map_or_else(
         || Uuid::new_v5(&Uuid::NAMESPACE_OID, &seq.to_be_bytes()),
         |e| e.event_id,
