@@ -1163,6 +1163,20 @@ pub struct RecordSigned {
     pub signed_event_sha256: String,
 }
 
+impl RecordSigned {
+    /// What `signed_event_sha256` names of the event stored as `stored`:
+    /// the SHA-256 of its bytes as stored, in lower-case hex. One
+    /// definition for whoever signs, the recording service that checks a
+    /// signature and the read side that shows whether it matches.
+    pub fn sha256_of(stored: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(stored)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// Which entity a correction is filed under, when the target is not a patient
 /// event (a patient event's correction carries the envelope's `patient_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

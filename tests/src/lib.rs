@@ -530,7 +530,7 @@ pub async fn signature_of(
         "event_id": recorded.event_id, "event_type": event_type.as_str()
     });
     signature["payload"]["signed_event_sha256"] =
-        prolo_recorder::signed::sha256_hex(&payload).into();
+        prolo_schemas::RecordSigned::sha256_of(&payload).into();
     signature
 }
 

@@ -287,9 +287,7 @@ impl Recorder<'_> {
     async fn stored_sha256(&mut self, event: Uuid) -> Option<String> {
         let seq = *self.stored.get(&event)?;
         let message = self.stream.as_ref()?.get_raw_message(seq).await.ok()?;
-        Some(prolo_projector::integrity::chain::stored_sha256(
-            &message.payload,
-        ))
+        Some(prolo_schemas::RecordSigned::sha256_of(&message.payload))
     }
 }
 

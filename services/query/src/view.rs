@@ -238,7 +238,7 @@ fn signatures_of(
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
-    let digest = prolo_projector::integrity::chain::stored_sha256(raw);
+    let digest = prolo_schemas::RecordSigned::sha256_of(raw);
     let mut shown = Vec::new();
     let mut records = store.record_reader();
     for seq in seqs {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
 use prolo_schemas::{Envelope, RecordSigned};
-use sha2::{Digest, Sha256};
 
 use crate::reply::ErrorReply;
 
@@ -79,7 +78,7 @@ async fn stored_sha256(
         Err(e) => return Err(unavailable(e.to_string())),
     };
     if is_target(&last.payload, signed) {
-        return Ok(Some(sha256_hex(&last.payload)));
+        return Ok(Some(RecordSigned::sha256_of(&last.payload)));
     }
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
@@ -96,7 +95,7 @@ async fn stored_sha256(
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| unavailable(e.to_string()))?;
         if is_target(&message.payload, signed) {
-            return Ok(Some(sha256_hex(&message.payload)));
+            return Ok(Some(RecordSigned::sha256_of(&message.payload)));
         }
         if message
             .info()
@@ -115,13 +114,4 @@ fn is_target(stored: &[u8], signed: &RecordSigned) -> bool {
         event_id: uuid::Uuid,
     }
     serde_json::from_slice::<Id>(stored).is_ok_and(|id| id.event_id == signed.target.event_id)
-}
-
-/// The SHA-256 of `bytes` in lower-case hex: what `signed_event_sha256`
-/// names of the stored event.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

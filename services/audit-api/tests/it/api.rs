@@ -1451,7 +1451,7 @@ async fn a_clinic_day_is_on_the_history_with_the_signature_beside_the_injection(
         .get_raw_message(injection.stream_seq)
         .await
         .unwrap();
-    let hash = prolo_projector::integrity::chain::stored_sha256(&stored.payload);
+    let hash = prolo_schemas::RecordSigned::sha256_of(&stored.payload);
     let mut signature = example_request("record.signed");
     signature["payload"]["target"]["event_id"] = injection.event_id.to_string().into();
     signature["payload"]["signed_event_sha256"] = hash.into();

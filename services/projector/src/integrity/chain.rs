@@ -51,12 +51,6 @@ pub mod hex_serde {
     }
 }
 
-/// What an electronic signature names of the event it signs: the SHA-256
-/// of the event's bytes as stored, in lower-case hex.
-pub fn stored_sha256(stored: &[u8]) -> String {
-    hex(&Sha256::digest(stored).into())
-}
-
 /// A checkpoint other systems can keep: the chain head at a sequence.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
