@@ -420,22 +420,23 @@ async fn measure(fsync: FsyncPolicy, n: usize, inflight: usize, clients: &[usize
             recorders.stop().await;
         }
     }
-    for (i, configuration) in CONFIGURATIONS.iter().enumerate() {
-        // Each round's ratio to the first configuration's rate of the same round.
-        rows.push(Row::rounds(
-            format!("service path, {configuration}"),
-            format!("{k} clients"),
-            &single[i],
-            Some(&single[0]),
-        ));
-    }
-    for (i, configuration) in CONFIGURATIONS.iter().enumerate() {
-        rows.push(Row::rounds(
-            format!("batch command of {size}, {configuration}"),
+    // Each round's ratio to the first configuration's rate of the same round.
+    for (path, concurrency, rates) in [
+        ("service path".to_owned(), format!("{k} clients"), &single),
+        (
+            format!("batch command of {size}"),
             format!("{batches_in_flight} requests in flight"),
-            &batch[i],
-            Some(&batch[0]),
-        ));
+            &batch,
+        ),
+    ] {
+        for (configuration, measured) in CONFIGURATIONS.iter().zip(rates) {
+            rows.push(Row::rounds(
+                format!("{path}, {configuration}"),
+                concurrency.clone(),
+                measured,
+                Some(&rates[0]),
+            ));
+        }
     }
     let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
     eprintln!(
