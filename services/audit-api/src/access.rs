@@ -30,34 +30,20 @@ pub const REFUSALS_PER_MINUTE: u32 = 30;
 /// Counts refusals per client address in one-minute windows.
 #[derive(Debug, Default)]
 pub struct RefusalLimiter {
-    windows: std::sync::Mutex<
-        std::collections::HashMap<Option<std::net::IpAddr>, (std::time::Instant, u32)>,
-    >,
+    counts: prolo_bus::per_minute::PerMinute<Option<std::net::IpAddr>>,
 }
 
 impl RefusalLimiter {
     /// Whether one more refusal from `source` is recorded now.
     pub fn allow(&self, source: Option<std::net::IpAddr>) -> bool {
-        let now = std::time::Instant::now();
-        let Ok(mut windows) = self.windows.lock() else {
-            return false;
-        };
-        if windows.len() > 10_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 60);
-        }
-        let (start, count) = windows.entry(source).or_insert((now, 0));
-        if now.duration_since(*start).as_secs() >= 60 {
-            *start = now;
-            *count = 0;
-        }
-        *count += 1;
-        if *count == REFUSALS_PER_MINUTE + 1 {
+        let count = self.counts.count(source);
+        if count == REFUSALS_PER_MINUTE + 1 {
             tracing::warn!(
                 ?source,
                 "refused requests beyond {REFUSALS_PER_MINUTE} a minute from one address are not recorded until the minute ends"
             );
         }
-        *count <= REFUSALS_PER_MINUTE
+        count <= REFUSALS_PER_MINUTE
     }
 }
 

@@ -18,6 +18,7 @@ pub mod durability;
 pub mod edge;
 pub mod local_server;
 pub mod metrics;
+pub mod per_minute;
 pub mod publish;
 pub mod seal;
 pub mod shutdown;

@@ -9,9 +9,7 @@
 //! [`PER_MINUTE`] refusals are recorded per service and minute; the rest are
 //! counted in the log.
 
-use std::{sync::Mutex, time::Instant};
-
-use prolo_bus::Publisher;
+use prolo_bus::{Publisher, per_minute::PerMinute};
 use prolo_schemas::{
     AccessRefused, Actor, ActorRole, ClinicId, Envelope, PrincipalId, bounds::SHORT_TEXT_MAX_CHARS,
     clean_text,
@@ -26,8 +24,8 @@ pub const PER_MINUTE: u32 = 600;
 pub struct Refusals {
     publisher: Publisher,
     source: &'static str,
-    /// The minute's start and the refusals recorded in it.
-    budget: Mutex<(Instant, u32)>,
+    /// Refusals counted this minute.
+    counted: PerMinute<()>,
 }
 
 impl Refusals {
@@ -36,7 +34,7 @@ impl Refusals {
         Self {
             publisher,
             source,
-            budget: Mutex::new((Instant::now(), 0)),
+            counted: PerMinute::default(),
         }
     }
 
@@ -55,23 +53,14 @@ impl Refusals {
     }
 
     fn within_budget(&self) -> bool {
-        let Ok(mut budget) = self.budget.lock() else {
-            return false;
-        };
-        if budget.0.elapsed().as_secs() >= 60 {
-            *budget = (Instant::now(), 0);
+        let count = self.counted.count(());
+        if count == PER_MINUTE + 1 {
+            tracing::warn!(
+                service = self.source,
+                "more than {PER_MINUTE} refused commands this minute: the rest are not recorded"
+            );
         }
-        budget.1 += 1;
-        if budget.1 > PER_MINUTE {
-            if budget.1 == PER_MINUTE + 1 {
-                tracing::warn!(
-                    service = self.source,
-                    "more than {PER_MINUTE} refused commands this minute: the rest are not recorded"
-                );
-            }
-            return false;
-        }
-        true
+        count <= PER_MINUTE
     }
 
     /// The `access.refused` event of a refusal.
