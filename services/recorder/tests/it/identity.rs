@@ -650,3 +650,52 @@ async fn a_signature_is_the_signers_own_freshly_authenticated_act() {
     );
     recorders.stop().await;
 }
+
+/// A refused command's subject is the caller's text: a clinic token that
+/// is no clinic id (bidi, zero-width, encoded traversal,
+/// a very long one) files the refusal under `_unscoped`, and its `path` is
+/// kept clean (no control or deceptive characters, at most 500 characters).
+#[tokio::test]
+async fn a_refused_command_on_a_hostile_subject_is_recorded_unscoped_and_clean() {
+    let provider = Provider::generate().unwrap();
+    let (nats, recorders) = trusting(&provider, &[]).await;
+    let client = nats.client().await.unwrap();
+    let hostile = [
+        "river\u{202e}side".to_owned(),
+        "ri\u{200b}verside".to_owned(),
+        "%2e%2e%2f%2e%2e".to_owned(),
+        "x".repeat(600),
+    ];
+    for clinic in &hostile {
+        let subject = format!("prolo.cmd.{clinic}.injection.give");
+        let reply = client
+            .request(
+                subject,
+                serde_json::to_vec(&injection_by("dr-hale")).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let refused: ErrorReply = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(refused.error.status, 401, "{clinic:?}: {refused:?}");
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    assert_eq!(stream_messages(&js).await, hostile.len() as u64);
+    for seq in 1..=hostile.len() as u64 {
+        let event = stored(&nats, seq).await;
+        assert_eq!(event.clinic_id.as_str(), "_unscoped", "{event:?}");
+        let prolo_schemas::Payload::AccessRefused(payload) = &event.payload else {
+            panic!("not a refusal: {event:?}");
+        };
+        assert_eq!(payload.principal_id.as_str(), "anonymous");
+        assert!(payload.path.chars().count() <= 500, "{}", payload.path);
+        assert!(
+            !payload
+                .path
+                .chars()
+                .any(|c| c.is_control() || prolo_schemas::is_deceptive(c)),
+            "{:?}",
+            payload.path
+        );
+    }
+    recorders.stop().await;
+}
